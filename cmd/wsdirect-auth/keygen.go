@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
+	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+)
+
+// errFlagParse means the flag package already printed the problem.
+var errFlagParse = errors.New("invalid flags")
+
+// Files written by keygen.
+const (
+	signingKeyFile = "signing.key"
+	signingPubFile = "signing.pub"
+	gossipKeyFile  = "gossip.key"
+)
+
+// runKeygen writes a fresh Ed25519 signing pair and a gossip key into -out,
+// refusing to overwrite existing files.
+func runKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "directory to write signing.key (0600), signing.pub and gossip.key into (created if missing)")
+	if err := fs.Parse(args); err != nil {
+		return errFlagParse
+	}
+	if *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: wsdirect-auth keygen -out <dir>")
+		return errFlagParse
+	}
+	paths := []string{filepath.Join(*out, signingKeyFile), filepath.Join(*out, signingPubFile), filepath.Join(*out, gossipKeyFile)}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("keygen: %s already exists; refusing to overwrite (move it away first)", p)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("keygen: %w", err)
+		}
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	_, priv, err := token.GenerateKey()
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if err := token.WriteKeyPair(paths[0], paths[1], priv); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	gk := make([]byte, cluster.KeySize)
+	if _, err := rand.Read(gk); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	f, err := os.OpenFile(paths[2], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if _, err := fmt.Fprintln(f, cluster.EncodeKey(gk)); err != nil {
+		f.Close()
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s (keep secret, auth only), %s (kid %s, copy to every node's -auth-keys) and %s (every member's -gossip-key-file)\n",
+		paths[0], paths[1], token.KeyID(priv.Public().(ed25519.PublicKey)), paths[2])
+	return nil
+}
+
+// runHashPassword reads one password line from stdin and prints a
+// users-file line for -user.
+func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	user := fs.String("user", "", "user name (required)")
+	cost := fs.Int("cost", 10, "bcrypt cost (4..31); each step doubles the work")
+	if err := fs.Parse(args); err != nil {
+		return errFlagParse
+	}
+	if *user == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: echo -n <password> | wsdirect-auth hash-password -user <name> [-cost 10]")
+		return errFlagParse
+	}
+	// The first line is the password, so `echo pw |` and `echo -n pw |`
+	// both work; a password cannot contain a newline.
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("hash-password: read stdin: %w", err)
+	}
+	password := strings.TrimRight(line, "\r\n")
+	out, err := authsvc.HashPassword(*user, password, *cost)
+	if err != nil {
+		return fmt.Errorf("hash-password: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, out)
+	return err
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
+	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+)
+
+// options are the flags of the serve command.
+type options struct {
+	bind, gossipBind, gossipAdvertise, gossipKeyFile string
+	dev                                              bool
+	join, joinEC2Tag, ec2Endpoint                    string
+	signingKey                                       string
+	users, authCallback                              string
+	jwksURL, jwtIssuer, jwtAudience                  string
+	adminTokenFile                                   string
+	tokenTTL                                         time.Duration
+	loginRate                                        float64
+	loginBurst                                       int
+	trustForwardedFor                                bool
+	name, logLevel                                   string
+	callbackTimeout, shutdownTimeout                 time.Duration
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("wsdirect-auth", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.bind, "bind", "127.0.0.1:8443", "HTTP address for /v1/connect, /v1/nodes, /healthz and /metrics")
+	fs.StringVar(&o.gossipBind, "gossip-bind", "0.0.0.0:7946", "serf gossip address (UDP and TCP)")
+	fs.StringVar(&o.gossipAdvertise, "gossip-advertise", "", "gossip address other members reach this one at (host or host:port; default derived from -gossip-bind)")
+	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "base64 32-byte gossip encryption key (from keygen); required unless -dev")
+	fs.BoolVar(&o.dev, "dev", false, "allow unencrypted gossip (developer machines only)")
+	fs.StringVar(&o.join, "join", "", "comma-separated gossip addresses (host or host:port) of members to join")
+	fs.StringVar(&o.joinEC2Tag, "join-ec2-tag", "", "join the running EC2 instances with this tag, Key=Value (DescribeInstances)")
+	fs.StringVar(&o.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint override for -join-ec2-tag (tests)")
+	fs.StringVar(&o.signingKey, "signing-key", "", "Ed25519 private key PEM file (from keygen) for minting connection tokens; required")
+	fs.StringVar(&o.users, "users", "", "bcrypt users file (user:$2y$... lines, htpasswd -B compatible); the default backend")
+	fs.StringVar(&o.authCallback, "auth-callback", "", "URL of an existing auth endpoint to POST credentials to instead of -users")
+	fs.StringVar(&o.jwksURL, "jwks-url", "", "JWKS URL to verify 'Authorization: Bearer <jwt>' against instead of -users")
+	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required iss of bearer JWTs (with -jwks-url)")
+	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "required aud of bearer JWTs (with -jwks-url)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the bearer token for GET /v1/nodes (endpoint disabled without it)")
+	fs.DurationVar(&o.tokenTTL, "token-ttl", token.DefaultTTL, "lifetime of connection tokens")
+	fs.Float64Var(&o.loginRate, "login-rate", 1, "failed logins allowed per second per client IP, after the burst")
+	fs.IntVar(&o.loginBurst, "login-burst", 10, "failed logins allowed in a row per client IP")
+	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
+	fs.DurationVar(&o.callbackTimeout, "auth-callback-timeout", authsvc.DefaultCallbackTimeout, "timeout of one -auth-callback request")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to let in-flight requests finish on SIGTERM")
+	fs.StringVar(&o.name, "name", "", "unique cluster member name (default auth-<hostname>)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, errFlagParse
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (subcommands: keygen, hash-password)", fs.Args())
+	}
+	if o.signingKey == "" {
+		return nil, errors.New("-signing-key is required (create one with `wsdirect-auth keygen -out <dir>`)")
+	}
+	backends := 0
+	for _, s := range []string{o.users, o.authCallback, o.jwksURL} {
+		if s != "" {
+			backends++
+		}
+	}
+	if backends != 1 {
+		return nil, errors.New("give exactly one credential backend: -users <file>, -auth-callback <url> or -jwks-url <url>")
+	}
+	if o.jwksURL != "" && (o.jwtIssuer == "" || o.jwtAudience == "") {
+		return nil, errors.New("-jwks-url needs -jwt-issuer and -jwt-audience")
+	}
+	if o.tokenTTL < time.Second {
+		return nil, fmt.Errorf("-token-ttl %v is too short (at least 1s)", o.tokenTTL)
+	}
+	if o.loginRate <= 0 || o.loginBurst <= 0 {
+		return nil, errors.New("-login-rate and -login-burst must be positive")
+	}
+	if !o.dev && o.gossipKeyFile == "" {
+		return nil, errors.New("-gossip-key-file is required (or -dev for unencrypted gossip on a developer machine)")
+	}
+	if o.name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("-name not given and no hostname: %w", err)
+		}
+		o.name = "auth-" + h
+	}
+	return o, nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// splitHostPort parses "host", "host:port" or ":port" with a default port.
+func splitHostPort(s string, defPort int) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port.
+		return strings.Trim(s, "[]"), defPort, nil
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", s)
+	}
+	return host, port, nil
+}
+
+func loadSigner(path string, ttl time.Duration) (*token.Signer, error) {
+	priv, err := token.LoadPrivateKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return token.NewSigner(priv).WithTTL(ttl), nil
+}
+
+// runServe runs the auth service until SIGTERM/SIGINT.
+func runServe(args []string, stderr io.Writer) error {
+	o, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return serve(ctx, o, stderr, nil)
+}
+
+// serve runs the auth service until ctx ends. ready, when set, is called
+// with the HTTP and gossip addresses once both are listening (tests).
+func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAddr, gossipAddr string)) error {
+	log, err := newLogger(o.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+
+	signer, err := loadSigner(o.signingKey, o.tokenTTL)
+	if err != nil {
+		return err
+	}
+	var creds authsvc.Authenticator
+	var users *authsvc.UsersFile
+	switch {
+	case o.users != "":
+		if users, err = authsvc.NewUsersFile(o.users); err != nil {
+			return err
+		}
+		creds = users
+		log.Info("credentials: users file", "path", o.users, "users", users.Len())
+	case o.authCallback != "":
+		creds = authsvc.NewHTTPCallback(o.authCallback, &http.Client{Timeout: o.callbackTimeout})
+		log.Info("credentials: HTTP callback", "url", o.authCallback)
+	case o.jwksURL != "":
+		j, err := authsvc.NewJWKS(ctx, o.jwksURL, o.jwtIssuer, o.jwtAudience)
+		if err != nil {
+			return err
+		}
+		creds = j
+		log.Info("credentials: bearer JWT", "jwks", o.jwksURL, "iss", o.jwtIssuer, "aud", o.jwtAudience)
+	}
+	var adminToken string
+	if o.adminTokenFile != "" {
+		b, err := os.ReadFile(o.adminTokenFile)
+		if err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
+		if adminToken = strings.TrimSpace(string(b)); adminToken == "" {
+			return fmt.Errorf("admin token file %s is empty", o.adminTokenFile)
+		}
+	}
+
+	cc := cluster.DefaultConfig()
+	cc.Name, cc.Role, cc.Dev, cc.Logger = o.name, cluster.RoleAuth, o.dev, log
+	if cc.BindAddr, cc.BindPort, err = splitHostPort(o.gossipBind, 7946); err != nil {
+		return fmt.Errorf("-gossip-bind: %w", err)
+	}
+	if o.gossipAdvertise != "" {
+		if cc.AdvertiseAddr, cc.AdvertisePort, err = splitHostPort(o.gossipAdvertise, cc.BindPort); err != nil {
+			return fmt.Errorf("-gossip-advertise: %w", err)
+		}
+	}
+	if o.gossipKeyFile != "" {
+		if cc.SecretKey, err = cluster.LoadKeyFile(o.gossipKeyFile); err != nil {
+			return err
+		}
+	}
+	cl, err := cluster.Create(cc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := cl.Leave(); err != nil {
+			log.Warn("leave cluster", "err", err)
+		}
+	}()
+	if err := joinCluster(ctx, cl, o, cc.BindPort, log); err != nil {
+		return err
+	}
+
+	conf := authsvc.DefaultConfig()
+	conf.Signer, conf.Credentials, conf.View = signer, creds, cl
+	conf.AdminToken = adminToken
+	conf.LoginRate, conf.LoginBurst = rate.Limit(o.loginRate), o.loginBurst
+	conf.TrustForwardedFor = o.trustForwardedFor
+	conf.Logger = log
+	srv, err := authsvc.New(conf)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.bind)
+	if err != nil {
+		return fmt.Errorf("-bind: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info("auth listening", "addr", ln.Addr().String(), "gossip", cl.GossipAddr(), "name", o.name, "kid", signer.KeyID())
+	if ready != nil {
+		ready(ln.Addr().String(), cl.GossipAddr())
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			reload(srv, users, o, log)
+		case err := <-serveErr:
+			return fmt.Errorf("http: %w", err)
+		case <-ctx.Done():
+			log.Info("shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+			err := hs.Shutdown(sctx)
+			cancel()
+			if err != nil {
+				log.Warn("http shutdown", "err", err)
+			}
+			return nil
+		}
+	}
+}
+
+// reload re-reads the signing key and the users file (SIGHUP). A broken
+// file leaves the previous one in force.
+func reload(srv *authsvc.Server, users *authsvc.UsersFile, o *options, log *slog.Logger) {
+	if s, err := loadSigner(o.signingKey, o.tokenTTL); err != nil {
+		log.Error("reload signing key; keeping the old one", "err", err)
+	} else {
+		srv.SetSigner(s)
+		log.Info("signing key reloaded", "kid", s.KeyID())
+	}
+	if users != nil {
+		if err := users.Reload(); err != nil {
+			log.Error("reload users file; keeping the old one", "err", err)
+		} else {
+			log.Info("users file reloaded", "users", users.Len())
+		}
+	}
+}

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type harness struct {
+	t      *testing.T
+	dir    string
+	signer *token.Signer
+	addr   string
+	sigs   chan os.Signal
+	exit   chan int
+	logs   *lockedBuffer
+	toks   []string
+}
+
+// start runs the node binary's run() in-process with a fresh key pair in a
+// key directory, an admin token file and extra flags.
+func start(t *testing.T, extra ...string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}}
+	_, priv, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(h.dir, "keys")
+	if err := os.Mkdir(keys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := token.WriteKeyPair(filepath.Join(h.dir, "signing.key"), filepath.Join(keys, "signing.pub"), priv); err != nil {
+		t.Fatal(err)
+	}
+	h.signer = token.NewSigner(priv)
+	if err := os.WriteFile(filepath.Join(h.dir, "admin"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	args := append([]string{
+		"-name", "n1", "-bind", h.addr, "-gossip-bind", "127.0.0.1:0", "-dev",
+		"-auth-keys", keys, "-admin-token-file", filepath.Join(h.dir, "admin"),
+		"-drain-deadline", "3s", "-log-level", "debug",
+	}, extra...)
+	go func() { h.exit <- run(context.Background(), args, h.sigs, h.logs) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + h.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case code := <-h.exit:
+			t.Fatalf("exited with %d: %s", code, h.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready: %v\n%s", err, h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		select {
+		case h.sigs <- syscall.SIGTERM:
+		default:
+		}
+		select {
+		case <-h.exit:
+		case <-time.After(15 * time.Second):
+			t.Error("node did not exit")
+		}
+		logs := h.logs.String()
+		for _, tok := range h.toks {
+			if strings.Contains(logs, tok) {
+				t.Error("a token was logged")
+			}
+		}
+	})
+	return h
+}
+
+func (h *harness) dial(s *token.Signer) (*websocket.Conn, error) {
+	tok, _, err := s.Mint("alice", "n1")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.toks = append(h.toks, tok)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+h.addr+wire.WSPath+"?token="+tok, nil)
+	return ws, err
+}
+
+func (h *harness) waitExit(within time.Duration) int {
+	h.t.Helper()
+	select {
+	case code := <-h.exit:
+		h.exit <- code // for Cleanup
+		return code
+	case <-time.After(within):
+		h.t.Fatalf("node did not exit within %s\n%s", within, h.logs.String())
+		return -1
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, priv, _ := token.GenerateKey()
+	pub := filepath.Join(dir, "s.pub")
+	if err := token.WriteKeyPair(filepath.Join(dir, "s.key"), pub, priv); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		args []string
+		code int
+		msg  string
+	}{
+		"no auth keys":        {[]string{"-dev"}, 2, "-auth-keys is required"},
+		"no gossip key":       {[]string{"-auth-keys", pub}, 2, "-gossip-key-file is required"},
+		"bad level":           {[]string{"-dev", "-auth-keys", pub, "-log-level", "loud"}, 2, "-log-level"},
+		"bad cap":             {[]string{"-dev", "-auth-keys", pub, "-max-conns", "0"}, 2, "-max-conns"},
+		"missing key file":    {[]string{"-dev", "-auth-keys", filepath.Join(dir, "nope.pub")}, 1, "-auth-keys"},
+		"wildcard, no advert": {[]string{"-dev", "-auth-keys", pub, "-bind", "0.0.0.0:0", "-gossip-bind", "127.0.0.1:0"}, 1, "-advertise is required"},
+		"bad ec2 tag":         {[]string{"-dev", "-auth-keys", pub, "-bind", "127.0.0.1:0", "-join-ec2-tag", "novalue"}, 1, "-join-ec2-tag"},
+		"bad gossip key":      {[]string{"-auth-keys", pub, "-gossip-key-file", pub}, 1, "gossip key"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out lockedBuffer
+			code := run(context.Background(), tc.args, make(chan os.Signal), &out)
+			if code != tc.code || !strings.Contains(out.String(), tc.msg) {
+				t.Fatalf("exit %d, output %q; want %d containing %q", code, out.String(), tc.code, tc.msg)
+			}
+		})
+	}
+}
+
+// TestSignalDrainAndReload: echo works, SIGHUP picks up a new key, SIGTERM
+// closes clients with 4000 and exits 0 within the drain deadline.
+func TestSignalDrainAndReload(t *testing.T) {
+	h := start(t)
+	ws, err := h.dial(h.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := ws.ReadMessage(); err != nil || string(m) != "ping" {
+		t.Fatalf("echo %q %v", m, err)
+	}
+
+	// Rotation: a new key is trusted only after SIGHUP.
+	_, priv2, _ := token.GenerateKey()
+	next := token.NewSigner(priv2)
+	if _, err := h.dial(next); err == nil {
+		t.Fatal("untrusted key accepted")
+	}
+	if err := token.WriteKeyPair(filepath.Join(h.dir, "next.key"), filepath.Join(h.dir, "keys", "next.pub"), priv2); err != nil {
+		t.Fatal(err)
+	}
+	h.sigs <- syscall.SIGHUP
+	var ws2 *websocket.Conn
+	deadline := time.Now().Add(5 * time.Second)
+	for ws2 == nil {
+		if ws2, err = h.dial(next); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("new key not accepted after SIGHUP: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	defer ws2.Close()
+
+	start := time.Now()
+	h.sigs <- syscall.SIGTERM
+	for _, c := range []*websocket.Conn{ws, ws2} {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := c.ReadMessage()
+		ce, ok := err.(*websocket.CloseError)
+		if !ok || ce.Code != wire.CloseDraining {
+			t.Fatalf("client got %v, want close %d", err, wire.CloseDraining)
+		}
+	}
+	if code := h.waitExit(3*time.Second + 8*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.logs.String())
+	}
+	t.Logf("drained and exited in %s", time.Since(start))
+}
+
+func TestAdminDrainExits(t *testing.T) {
+	h := start(t)
+	ws, err := h.dial(h.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	req, _ := http.NewRequest("POST", "http://"+h.addr+"/admin/drain", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated drain: %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("POST", "http://"+h.addr+"/admin/drain", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("drain: %d", resp.StatusCode)
+	}
+	if code := h.waitExit(12 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestPublishesToCluster: a node started with -join shows up in another
+// member's view with its address, cap and live count, turns draining on
+// SIGTERM and then leaves.
+func TestPublishesToCluster(t *testing.T) {
+	cc := cluster.LocalConfig()
+	cc.Name = "observer"
+	cc.Role = cluster.RoleAuth
+	cc.Dev = true
+	obs, err := cluster.Create(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Shutdown()
+	h := start(t, "-join", obs.GossipAddr(), "-max-conns", "77", "-zone", "z1")
+
+	find := func() (cluster.Member, bool) {
+		for _, m := range obs.Members() {
+			if m.Name == "n1" {
+				return m, true
+			}
+		}
+		return cluster.Member{}, false
+	}
+	waitFor := func(what string, cond func(cluster.Member) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if m, ok := find(); ok && cond(m) {
+				return
+			}
+			if time.Now().After(deadline) {
+				m, _ := find()
+				t.Fatalf("observer never saw %s; last %+v", what, m)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("the node", func(m cluster.Member) bool {
+		return m.Alive && m.Role == cluster.RoleNode && m.Cap == 77 && m.Zone == "z1" && m.URL() == "ws://"+h.addr+"/ws"
+	})
+	ws, err := h.dial(h.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	waitFor("conns=1", func(m cluster.Member) bool { return m.Conns == 1 })
+
+	h.sigs <- syscall.SIGTERM
+	if code := h.waitExit(12 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	waitFor("the node gone", func(m cluster.Member) bool { return !m.Alive })
+}

@@ -1,0 +1,101 @@
+// Package ec2sim is an in-process emulator of the Amazon EC2 Query API (version 2016-11-15),
+// plus the two STS calls the provider needs, so that the Terraform provider and the runtime's
+// EC2 tag discovery can be tested offline through the real aws-sdk-go-v2 clients.
+//
+// A test starts it with NewServer(DefaultConfig()), points an SDK client at URL() (as
+// BaseEndpoint; EC2Client and STSClient do this), and inspects the result with Instances,
+// Addresses, CallCount and Calls. The SDK's own ec2query/awsquery serializers and
+// deserializers talk to it, so every test that passes also checks the wire format: form-encoded
+// requests (Action=...&Version=...&Filter.1.Name=...), XML answers in the
+// http://ec2.amazonaws.com/doc/2016-11-15/ namespace, and error envelopes
+// <Response><Errors><Error><Code>...</Code>... with AWS's HTTP statuses (400 client errors,
+// 503 RequestLimitExceeded, 500 InternalError).
+//
+// # What it models
+//
+//   - Instances: RunInstances (ImageId, InstanceType, MinCount/MaxCount, SubnetId,
+//     SecurityGroupId.N, SecurityGroup.N, KeyName, IamInstanceProfile, UserData,
+//     PrivateIpAddress, TagSpecification for instance/network-interface/volume, ClientToken,
+//     NetworkInterface.N with DeviceIndex, SubnetId, SecurityGroupId.N,
+//     SecondaryPrivateIpAddressCount, PrivateIpAddresses.N, AssociatePublicIpAddress,
+//     DeleteOnTermination, Description), DescribeInstances (InstanceId.N, Filter.N, MaxResults/
+//     NextToken), TerminateInstances, DescribeInstanceTypes, DescribeInstanceAttribute,
+//     ModifyInstanceAttribute (GroupId.N, SourceDestCheck, DisableApiTermination).
+//   - Network: DescribeVpcs, DescribeSubnets, DescribeSecurityGroups,
+//     DescribeNetworkInterfaces, ModifyNetworkInterfaceAttribute, AssignPrivateIpAddresses,
+//     UnassignPrivateIpAddresses.
+//   - Elastic IPs: AllocateAddress, AssociateAddress, DisassociateAddress, ReleaseAddress,
+//     DescribeAddresses.
+//   - Tags: CreateTags, DeleteTags, DescribeTags on instances, volumes, interfaces, Elastic
+//     IPs, subnets, VPCs and security groups.
+//   - STS (Version 2011-06-15, same endpoint): GetCallerIdentity and AssumeRole, which returns
+//     fresh fake credentials; AssumedRoles and Calls (with the SigV4 access key ID of each
+//     request) let a test check that assume_role took effect.
+//
+// Behaviour follows EC2 where tests depend on it:
+//
+//   - Private IPs come from the subnet CIDR, skipping the network address, the three addresses
+//     AWS reserves after it and the broadcast address. They are unique, picked pseudo-randomly
+//     from the seeded generator. Explicit addresses must be usable and free
+//     (InvalidParameterValue, InvalidIPAddress.InUse).
+//   - Per-instance-type limits: more IPv4 addresses on an interface than the type allows is
+//     PrivateIpAddressLimitExceeded, at launch and on AssignPrivateIpAddresses; more interfaces
+//     than the type allows is AttachmentLimitExceeded. The built-in types carry AWS's real
+//     limits; AddInstanceType adds more.
+//   - Lifecycle: pending (code 0), then running (16) after Config.PendingDescribes
+//     DescribeInstances calls; TerminateInstances answers shutting-down (32), and the next
+//     describe shows terminated (48). Terminated instances stay visible for
+//     Config.TerminatedVisibleFor, without network details, as in EC2.
+//   - Termination frees the private IPs of interfaces marked DeleteOnTermination and
+//     disassociates their Elastic IPs; other interfaces stay, detached and "available".
+//   - ClientToken idempotency: the same token with the same parameters answers the original
+//     reservation; with other parameters, IdempotentParameterMismatch.
+//   - Public IPs come from the documentation ranges 198.51.100.0/24 and 203.0.113.0/24, with
+//     ec2-a-b-c-d.compute-1.amazonaws.com style DNS names. An Elastic IP on the primary address
+//     replaces the auto-assigned public IP; disassociating it gives the interface a fresh one,
+//     as EC2 does for single-interface instances launched with a public IP.
+//   - AssociateAddress on a pending, shutting-down or terminated instance is IncorrectInstanceState; on an
+//     instance with several interfaces without NetworkInterfaceId it is InvalidInstanceID; on an
+//     associated Elastic IP without AllowReassociation it is Resource.AlreadyAssociated.
+//     ReleaseAddress of an associated address is InvalidIPAddress.InUse.
+//   - Filters accept EC2's '*' and '?' wildcards; an unknown filter name is
+//     InvalidParameterValue, as in EC2. Malformed IDs answer *.Malformed, unknown ones
+//     *.NotFound with the code EC2 uses for that resource type.
+//
+// Faults for tests: FailNext(action, code, n) queues errors; Config.ThrottleRate answers
+// RequestLimitExceeded (HTTP 503) at random from the seeded generator, which the SDK's
+// standard retryer retries; Config.NotFoundAfterCreate models eventual consistency right after
+// RunInstances. All randomness comes from Config.Seed, so a given seed and call sequence gives
+// the same IDs and addresses every run.
+//
+// # Simplifications compared with real EC2
+//
+//   - Time does not drive state: instances leave pending after a number of DescribeInstances
+//     calls, not seconds, and every DescribeInstances call ages every pending instance, even
+//     ones its filters hide. Nothing but TerminateInstances changes state (no stop, start,
+//     reboot, hibernate, spot interruption or instance failure), so changing userData or
+//     instanceType, which EC2 allows only on stopped instances, answers IncorrectInstanceState.
+//   - Shutting-down interfaces are released at once, not when the instance reaches
+//     terminated; terminated instances expire after a fixed time rather than EC2's "about an
+//     hour".
+//   - Only one account and region; no IAM: every request is authorised and signatures are
+//     not checked (the access key ID is only recorded). Any ami-* image exists and is an
+//     x86_64 HVM EBS image; key pairs and instance profiles are not checked.
+//   - There are no capacity limits beyond the subnet size, the 508 addresses of the two
+//     documentation ranges and the optional Config.ElasticIPLimit (AWS's default quota is 5);
+//     MaxCount is capped at 1000. RunInstances launches MaxCount instances or fails as a whole.
+//   - There is no CreateNetworkInterface, AttachNetworkInterface or
+//     DetachNetworkInterface, so only interfaces created by RunInstances exist;
+//     NetworkInterface.N.NetworkInterfaceId is therefore always NotFound (or InUse).
+//   - No IPv6, prefix delegation, placement groups, block-device settings (one root volume
+//     per instance is reported), launch templates, metadata options, security group rules,
+//     route tables or internet gateways; subnets do not map public IPs on launch unless
+//     AssociatePublicIpAddress is set. Security groups are only IDs, names and VPCs.
+//   - DescribeInstances pages (MaxResults 5..1000, opaque NextToken); the other Describe
+//     calls answer everything in one page. DescribeInstanceTypes knows only the network,
+//     vCPU and memory figures of the built-in types.
+//   - Error codes and HTTP statuses match EC2's; messages are close to EC2's but not
+//     byte-identical, so test code should match on codes.
+//   - STS knows only GetCallerIdentity and AssumeRole; AssumeRole checks the role ARN,
+//     session name, duration and external ID format, not any trust policy.
+package ec2sim

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestCapBurst fires 3× the cap at once, several rounds. Exactly cap
+// upgrades succeed, the rest get 503 + Retry-After + node_full, and the
+// slot count never exceeds the cap.
+func TestCapBurst(t *testing.T) {
+	const limit = 8
+	f := newFixture(t, func(c *Config) { c.MaxConns = limit })
+	for round := 0; round < 3; round++ {
+		toks := make([]string, 3*limit)
+		for i := range toks {
+			toks[i] = f.mint("burst")
+		}
+		var (
+			mu      sync.Mutex
+			ok      []*websocket.Conn
+			refused int
+			wrong   []string
+		)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, tok := range toks {
+			wg.Add(1)
+			go func(tok string) {
+				defer wg.Done()
+				<-start
+				ws, resp, we, err := f.dial(tok, false)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ok = append(ok, ws)
+				case resp != nil && resp.StatusCode == http.StatusServiceUnavailable &&
+					resp.Header.Get("Retry-After") != "" && we != nil && we.Code == CodeNodeFull:
+					refused++
+				default:
+					wrong = append(wrong, err.Error())
+				}
+			}(tok)
+		}
+		close(start)
+		wg.Wait()
+		if len(wrong) > 0 {
+			t.Fatalf("round %d: unexpected outcomes: %v", round, wrong)
+		}
+		if len(ok) != limit || refused != 2*limit {
+			t.Fatalf("round %d: %d accepted, %d refused; want %d and %d", round, len(ok), refused, limit, 2*limit)
+		}
+		if hw := f.node.HighWater(); hw > limit {
+			t.Fatalf("high-water mark %d exceeds the cap %d", hw, limit)
+		}
+		eventually(t, 2*time.Second, "server-side count at the cap", func() bool { return f.node.Conns() == limit })
+		for _, ws := range ok {
+			ws.Close()
+		}
+		eventually(t, 5*time.Second, "all connections gone", func() bool { return f.node.slots.Load() == 0 })
+	}
+	if got := f.metric("wsdirect_node_rejects_total", ReasonFull); got != 3*2*limit {
+		t.Fatalf("rejects{full} = %v", got)
+	}
+	if got := f.metric("wsdirect_node_accepts_total", ""); got != 3*limit {
+		t.Fatalf("accepts = %v", got)
+	}
+	if hw := f.node.HighWater(); hw != limit {
+		t.Fatalf("high-water mark %d, want exactly %d", hw, limit)
+	}
+}
+
+// TestPublisherCounts: every connect and disconnect is published, and the
+// last published value always matches the live count.
+func TestPublisherCounts(t *testing.T) {
+	f := newFixture(t, nil)
+	var conns []*websocket.Conn
+	for i := 0; i < 5; i++ {
+		conns = append(conns, f.mustDial("p"))
+	}
+	eventually(t, 2*time.Second, "published 5", func() bool { v, ok := f.pub.last(); return ok && v == 5 })
+	conns[0].Close()
+	conns[1].Close()
+	eventually(t, 3*time.Second, "published 3", func() bool { v, _ := f.pub.last(); return v == 3 })
+	if f.node.Conns() != 3 || f.metric("wsdirect_node_connections", "") != 3 {
+		t.Fatalf("Conns %d", f.node.Conns())
+	}
+	// Concurrent churn must still end on the true value.
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ws, _, _, err := f.dial(f.mint("churn"), false)
+			if err == nil {
+				ws.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, 5*time.Second, "churn settled", func() bool { v, _ := f.pub.last(); return v == 3 && f.node.Conns() == 3 })
+	f.pub.mu.Lock()
+	n := len(f.pub.conns)
+	for _, v := range f.pub.conns {
+		if v < 0 || v > 100 {
+			t.Errorf("published impossible count %d", v)
+		}
+	}
+	f.pub.mu.Unlock()
+	if n < 5+2+2*20 {
+		t.Fatalf("only %d SetConns calls; want one per connect and disconnect", n)
+	}
+}

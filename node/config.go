@@ -1,0 +1,161 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Node. Start from DefaultConfig and change what you
+// need; New validates the result.
+type Config struct {
+	// Name is this node's id in the cluster and the audience its tokens are
+	// minted for. It only labels logs here; the Verifier enforces the
+	// audience. Required.
+	Name string
+
+	// MaxConns is the connection cap. Upgrades beyond it are refused with
+	// 503 and Retry-After. Must be > 0.
+	MaxConns int
+
+	// ReadLimit is the largest message a client may send, in bytes. A larger
+	// one closes the connection with 1009 (message too big).
+	ReadLimit int64
+
+	// HandshakeTimeout bounds the whole opening handshake: reading the
+	// request headers (http.Server.ReadHeaderTimeout in HTTPServer) and
+	// writing the 101 response (Upgrader.HandshakeTimeout), plus dialing the
+	// upstream when one is configured.
+	HandshakeTimeout time.Duration
+
+	// PingInterval is how often the shared pinger pings every connection.
+	// Must be smaller than PongWait.
+	PingInterval time.Duration
+
+	// PongWait is how long a connection may stay silent (no pong, no
+	// message) before it is considered dead and dropped.
+	PongWait time.Duration
+
+	// WriteWait bounds each write, including pings and close frames, so a
+	// peer that stopped reading cannot block a writer forever.
+	WriteWait time.Duration
+
+	// CloseGrace is how long the node waits for the peer's answering close
+	// frame after sending its own, before it drops the TCP connection.
+	CloseGrace time.Duration
+
+	// ReadBufferSize is each connection's read buffer. Small, because it is
+	// held for the connection's whole life; messages larger than the buffer
+	// are still read correctly, in several chunks.
+	ReadBufferSize int
+
+	// WriteBufferSize is the size of the pooled write buffers. A connection
+	// holds one only while it writes a message.
+	WriteBufferSize int
+
+	// Upstream, when set, is a ws:// URL every client connection is relayed
+	// to, frame for frame, with the user in the wire.UserHeader header. Empty
+	// means the built-in echo application.
+	Upstream string
+
+	// DrainBatch is how many clients a drain closes per step, so that they
+	// do not all come back to auth in the same instant.
+	DrainBatch int
+
+	// DrainInterval is the pause between drain steps.
+	DrainInterval time.Duration
+
+	// DrainDeadline bounds a whole drain; clients still connected then are
+	// closed at once.
+	DrainDeadline time.Duration
+
+	// AdminToken authorizes POST /admin/drain (Authorization: Bearer ...).
+	// Empty disables the admin endpoint (every call gets 401).
+	AdminToken string
+
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+
+	// Registry receives the node's metrics and is served on /metrics. Nil
+	// means a fresh registry per Node (never the global one), so several
+	// nodes can live in one process.
+	Registry *prometheus.Registry
+}
+
+// DefaultConfig returns a Config with production defaults; Name is left empty.
+func DefaultConfig() *Config {
+	return &Config{
+		// 10,000 leaves headroom under a typical 20,000 open-files limit
+		// for the node's other sockets and for upstream relays.
+		MaxConns: 10000,
+		// 64 KiB is plenty for chat-like traffic and bounds what one client
+		// can make the node buffer.
+		ReadLimit: 64 << 10,
+		// Long enough for a slow mobile client, short enough that
+		// half-open handshakes do not pile up.
+		HandshakeTimeout: 10 * time.Second,
+		// Pings every 30 s keep NAT and load-balancer idle timers (often
+		// 60 s) from expiring; 75 s of silence allows one lost ping.
+		PingInterval: 30 * time.Second,
+		PongWait:     75 * time.Second,
+		// 10 s for one write is generous on any working network.
+		WriteWait: 10 * time.Second,
+		// A client that got our close frame answers within a round trip.
+		CloseGrace: 2 * time.Second,
+		// 512 B read buffers keep idle connections small; the read limit,
+		// not the buffer, bounds message size.
+		ReadBufferSize: 512,
+		// Pooled, so the size costs memory only while writing.
+		WriteBufferSize: 4096,
+		// 500 clients every 100 ms is 5,000/s back to auth: a 10,000-client
+		// node drains in about 2 s without a thundering herd.
+		DrainBatch:    500,
+		DrainInterval: 100 * time.Millisecond,
+		// Must fit in the instance's termination grace period.
+		DrainDeadline: 30 * time.Second,
+	}
+}
+
+// validate reports the first problem with c.
+func (c *Config) validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("node: Name is required")
+	case c.MaxConns <= 0:
+		return fmt.Errorf("node: MaxConns must be > 0, got %d", c.MaxConns)
+	case c.ReadLimit <= 0:
+		return fmt.Errorf("node: ReadLimit must be > 0, got %d", c.ReadLimit)
+	case c.HandshakeTimeout <= 0:
+		return errors.New("node: HandshakeTimeout must be > 0")
+	case c.PingInterval <= 0 || c.PongWait <= 0:
+		return errors.New("node: PingInterval and PongWait must be > 0")
+	case c.PingInterval >= c.PongWait:
+		return fmt.Errorf("node: PingInterval (%s) must be smaller than PongWait (%s)", c.PingInterval, c.PongWait)
+	case c.WriteWait <= 0:
+		return errors.New("node: WriteWait must be > 0")
+	case c.CloseGrace <= 0:
+		return errors.New("node: CloseGrace must be > 0")
+	case c.ReadBufferSize < 128:
+		return fmt.Errorf("node: ReadBufferSize must be >= 128, got %d", c.ReadBufferSize)
+	case c.WriteBufferSize < 256:
+		return fmt.Errorf("node: WriteBufferSize must be >= 256, got %d", c.WriteBufferSize)
+	case c.DrainBatch <= 0:
+		return fmt.Errorf("node: DrainBatch must be > 0, got %d", c.DrainBatch)
+	case c.DrainInterval < 0 || c.DrainDeadline <= 0:
+		return errors.New("node: DrainInterval must be >= 0 and DrainDeadline > 0")
+	}
+	if c.Upstream != "" {
+		u, err := url.Parse(c.Upstream)
+		if err != nil {
+			return fmt.Errorf("node: Upstream: %w", err)
+		}
+		if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return fmt.Errorf("node: Upstream must be a ws:// or wss:// URL, got %q", c.Upstream)
+		}
+	}
+	return nil
+}

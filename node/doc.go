@@ -1,0 +1,28 @@
+// Package node is the WebSocket side of wsdirect: it serves clients that the
+// auth service assigned to this node.
+//
+// A Node checks each client's connection token before the upgrade (offline,
+// with the auth service's public keys), enforces the connection cap with an
+// atomic reservation so a burst can never overshoot it, and then either echoes
+// messages or relays them frame for frame to an upstream WebSocket app. It
+// publishes its live count to the cluster through a Publisher, drains in
+// batches with a "reconnect elsewhere" close code, and exposes /healthz,
+// /readyz and Prometheus /metrics.
+//
+// With Config.Upstream set, the node dials the upstream for each client
+// before it upgrades the client's connection, sending the user in
+// wire.UserHeader. A failed dial is refused like any other: 502 with
+// {"error":"upstream_unavailable"} and Retry-After, so the client retries
+// through auth instead of seeing a socket open and close at once. An
+// upstream lost later closes the client with wire.CloseUpstreamUnavailable
+// (4002); a close frame from either side is passed on with its code and
+// reason.
+//
+// Idle connections are kept cheap, because a node is meant to hold tens of
+// thousands of them: the read loop runs in a fresh goroutine after the
+// hijack (so net/http's per-request buffers and the handler's stack are
+// released), read buffers are small, write buffers come from a shared pool
+// and are held only while a message is being written, there is no writer
+// goroutine per connection, and one shared pinger sends keepalive pings to
+// every connection.
+package node

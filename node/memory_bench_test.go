@@ -1,0 +1,378 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// The memory benchmark needs the node in its own process: 18,000
+// connections are 18,000 fds on each side, and one process may hold at most
+// 20,000. The test binary re-executes itself as the node when this variable
+// is set.
+const (
+	envChild   = "WSDIRECT_MEMBENCH_CHILD"
+	envPubKey  = "WSDIRECT_MEMBENCH_PUBKEY"
+	envMemConn = "WSDIRECT_MEM_CONNS"
+	// envReadBuf overrides the child's ReadBufferSize, to measure what the
+	// small read buffer saves.
+	envReadBuf = "WSDIRECT_MEM_READBUF"
+	// envHeapProfile, when set, is a file the child writes a heap profile
+	// to after each GC request (the last one is taken with all connections
+	// open): go tool pprof -sample_index=inuse_space <file>.
+	envHeapProfile = "WSDIRECT_MEM_HEAPPROFILE"
+	benchNode      = "membench"
+)
+
+// memBenchPing is the child's PingInterval.
+const memBenchPing = 3 * time.Second
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envChild) == "1" {
+		os.Exit(runMemChild())
+	}
+	os.Exit(m.Run())
+}
+
+// runMemChild serves a node with DefaultConfig on 127.0.0.1 and speaks a
+// line protocol with the parent: it prints "ADDR host:port"; on SIGUSR1 it
+// runs the GC, returns freed memory to the OS and prints "FREED <stats>";
+// it exits when stdin closes.
+func runMemChild() int {
+	if os.Getenv(envHeapProfile) != "" {
+		// Fine sampling for a useful profile; it costs memory itself, so
+		// figures from a profiled run are a little high.
+		runtime.MemProfileRate = 256
+	}
+	raw, err := base64.StdEncoding.DecodeString(os.Getenv(envPubKey))
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		fmt.Fprintln(os.Stderr, "bad", envPubKey)
+		return 2
+	}
+	ks := token.KeySet{}
+	ks.Add(ed25519.PublicKey(raw))
+	conf := DefaultConfig()
+	conf.Name = benchNode
+	conf.MaxConns = 19500
+	// Keepalive is part of an idle connection's cost: ping often enough
+	// that every connection has been pinged (and has answered) before the
+	// parent measures. The interval changes how often, not how much memory.
+	conf.PingInterval = memBenchPing
+	conf.PongWait = 10 * memBenchPing
+	if v := os.Getenv(envReadBuf); v != "" {
+		if conf.ReadBufferSize, err = strconv.Atoi(v); err != nil {
+			fmt.Fprintln(os.Stderr, "bad", envReadBuf)
+			return 2
+		}
+	}
+	conf.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := New(conf, token.NewVerifier(benchNode, ks), nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	srv := n.HTTPServer(ln.Addr().String())
+	go func() { _ = srv.Serve(ln) }()
+	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintf(out, "ADDR %s\n", ln.Addr())
+	out.Flush()
+
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	stdinClosed := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+	for {
+		select {
+		case <-stdinClosed:
+			return 0
+		case <-usr1:
+			runtime.GC()
+			debug.FreeOSMemory()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if path := os.Getenv(envHeapProfile); path != "" {
+				if f, err := os.Create(path); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+			fmt.Fprintf(out, "FREED conns=%d goroutines=%d heap_inuse=%d stack_inuse=%d sys=%d\n",
+				n.Conns(), runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse, ms.Sys)
+			out.Flush()
+		}
+	}
+}
+
+// BenchmarkIdleConnMemory measures the node's RSS per idle WebSocket
+// (DESIGN.md section 7: at most 8 KiB at 18,000 connections). The node runs
+// in a child process; this process opens WSDIRECT_MEM_CONNS connections
+// (default 2,000; set 18000 for the real figure; WSDIRECT_MEM_READBUF
+// overrides the node's ReadBufferSize) from 127.0.0.2–127.0.0.9
+// and reads the child's VmRSS before and after. It reports:
+//   - B/conn-rss: RSS growth per connection as it stands after the
+//     connections opened (handshake garbage not yet returned to the OS);
+//   - B/conn-scavenged: the same after a GC and debug.FreeOSMemory, i.e. the
+//     steady state of an idle node once the background scavenger caught up.
+//
+// Run: go test -run '^$' -bench IdleConnMemory -benchtime 1x ./node
+func BenchmarkIdleConnMemory(b *testing.B) {
+	conns := 2000
+	if v := os.Getenv(envMemConn); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want a positive integer", envMemConn, v)
+		}
+		conns = n
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		if lim.Cur < lim.Max {
+			lim.Cur = lim.Max
+			_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		}
+		if uint64(conns)+200 > lim.Cur {
+			b.Skipf("%d connections need more than the open-files limit %d", conns, lim.Cur)
+		}
+	}
+
+	_, priv, err := token.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer := token.NewSigner(priv).WithTTL(5 * time.Minute)
+	child := startMemChild(b, signer.PublicKey())
+
+	dialers := make([]*websocket.Dialer, 8)
+	for i := range dialers {
+		nd := &net.Dialer{Timeout: 10 * time.Second,
+			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}}
+		dialers[i] = &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 10 * time.Second,
+			ReadBufferSize: 256, WriteBufferSize: 256}
+	}
+	var (
+		mu   sync.Mutex
+		open []*websocket.Conn
+	)
+	b.Cleanup(func() {
+		for _, ws := range open {
+			ws.Close()
+		}
+	})
+	// dialN opens n connections with 32 dialers in flight.
+	dialN := func(n int) []*websocket.Conn {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		var firstErr atomic.Value
+		got := make([]*websocket.Conn, 0, n)
+		for w := 0; w < 32; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(n) || firstErr.Load() != nil {
+						return
+					}
+					tok, _, err := signer.Mint(fmt.Sprintf("user-%d", i), benchNode)
+					if err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+					u := "ws://" + child.addr + wire.WSPath + "?" + wire.TokenQueryParam + "=" + url.QueryEscape(tok)
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					ws, _, err := dialers[i%8].DialContext(ctx, u, nil)
+					cancel()
+					if err != nil {
+						firstErr.CompareAndSwap(nil, fmt.Errorf("conn %d: %w", i, err))
+						return
+					}
+					// Reading answers the node's pings, like a live client.
+					go func() {
+						for {
+							if _, _, err := ws.NextReader(); err != nil {
+								return
+							}
+						}
+					}()
+					mu.Lock()
+					got = append(got, ws)
+					open = append(open, ws)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if err, ok := firstErr.Load().(error); ok {
+			b.Fatal(err)
+		}
+		return got
+	}
+
+	// Warm up, so one-time runtime and pool growth is not charged to the
+	// measured connections.
+	warm := dialN(max(50, conns/20))
+	for _, ws := range warm {
+		ws.Close()
+	}
+	waitChildConns(b, child, 0)
+	child.free(b)
+	before := child.rss(b)
+
+	b.ResetTimer()
+	start := time.Now()
+	dialN(conns)
+	b.StopTimer()
+	rate := float64(conns) / time.Since(start).Seconds()
+	waitChildConns(b, child, conns)
+	// Let handshake goroutines exit and at least one ping round pass.
+	time.Sleep(memBenchPing + 2*time.Second)
+	raw := child.rss(b)
+	stats := child.free(b)
+	scav := child.rss(b)
+
+	b.ReportMetric(float64(raw-before)/float64(conns), "B/conn-rss")
+	b.ReportMetric(float64(scav-before)/float64(conns), "B/conn-scavenged")
+	b.ReportMetric(float64(conns), "conns")
+	b.ReportMetric(rate, "conns/s")
+	b.Logf("conns=%d rss before=%d KiB, after=%d KiB, after scavenge=%d KiB; child %s",
+		conns, before>>10, raw>>10, scav>>10, stats)
+}
+
+type memChild struct {
+	cmd  *exec.Cmd
+	addr string
+	out  *bufio.Scanner
+}
+
+func startMemChild(b *testing.B, pub ed25519.PublicKey) *memChild {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"=1", envPubKey+"="+base64.StdEncoding.EncodeToString(pub))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &memChild{cmd: cmd, out: bufio.NewScanner(stdout)}
+	b.Cleanup(func() {
+		stdin.Close() // the child exits when stdin closes
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	line := c.line(b)
+	addr, ok := strings.CutPrefix(line, "ADDR ")
+	if !ok {
+		b.Fatalf("child said %q", line)
+	}
+	c.addr = addr
+	return c
+}
+
+func (c *memChild) line(b *testing.B) string {
+	b.Helper()
+	got := make(chan bool, 1)
+	go func() { got <- c.out.Scan() }()
+	select {
+	case ok := <-got:
+		if !ok {
+			b.Fatalf("child exited: %v", c.out.Err())
+		}
+		return c.out.Text()
+	case <-time.After(60 * time.Second):
+		b.Fatal("child did not answer")
+		return ""
+	}
+}
+
+// free asks the child to GC and return memory to the OS; it returns the
+// child's runtime stats line.
+func (c *memChild) free(b *testing.B) string {
+	b.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		b.Fatal(err)
+	}
+	line := c.line(b)
+	stats, ok := strings.CutPrefix(line, "FREED ")
+	if !ok {
+		b.Fatalf("child said %q", line)
+	}
+	return stats
+}
+
+// rss reads the child's resident set size in bytes from /proc.
+func (c *memChild) rss(b *testing.B) int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS in /proc status")
+	return 0
+}
+
+// waitChildConns waits until the child reports want open connections.
+func waitChildConns(b *testing.B, c *memChild, want int) {
+	b.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stats := c.free(b)
+		if strings.HasPrefix(stats, fmt.Sprintf("conns=%d ", want)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("child never reached %d connections: %s", want, stats)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,0 +1,91 @@
+package node
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+)
+
+// Reject reasons besides the token's own (token.Reasons).
+const (
+	// ReasonFull: the node is at MaxConns.
+	ReasonFull = "full"
+	// ReasonDraining: the node is draining or shut down.
+	ReasonDraining = "draining"
+	// ReasonBadRequest: not a valid WebSocket handshake.
+	ReasonBadRequest = "bad_request"
+	// ReasonUpstream: the upstream app could not be dialed.
+	ReasonUpstream = "upstream_unavailable"
+)
+
+// Error codes in the JSON body of refusals that are not token rejections
+// (those use the token.Reason string).
+const (
+	CodeNodeFull            = "node_full"
+	CodeDraining            = "draining"
+	CodeBadRequest          = "bad_request"
+	CodeUpstreamUnavailable = "upstream_unavailable"
+	CodeUnauthorized        = "unauthorized"
+)
+
+type metrics struct {
+	conns     prometheus.GaugeFunc
+	accepts   prometheus.Counter
+	rejects   *prometheus.CounterVec
+	drains    prometheus.Counter
+	handshake prometheus.Histogram
+}
+
+func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error) {
+	m := &metrics{
+		conns: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wsdirect_node_connections",
+			Help: "Open WebSocket connections.",
+		}, conns),
+		accepts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsdirect_node_accepts_total",
+			Help: "WebSocket upgrades accepted.",
+		}),
+		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsdirect_node_rejects_total",
+			Help: "WebSocket upgrades refused, by reason.",
+		}, []string{"reason"}),
+		drains: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsdirect_node_drains_total",
+			Help: "Drains started.",
+		}),
+		handshake: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wsdirect_node_handshake_seconds",
+			Help:    "Time from request to completed upgrade, token check included.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12), // 100µs .. ~2.4s
+		}),
+	}
+	// Pre-register every label so dashboards see zeros, not gaps.
+	for _, r := range token.Reasons {
+		m.rejects.WithLabelValues(string(r))
+	}
+	for _, r := range []string{ReasonFull, ReasonDraining, ReasonBadRequest, ReasonUpstream} {
+		m.rejects.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.conns, m.accepts, m.rejects, m.drains, m.handshake} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// A caller-supplied registry may already carry the runtime collectors.
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

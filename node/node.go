@@ -1,0 +1,367 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// Publisher receives the node's live state for the cluster. A
+// *cluster.Cluster satisfies it.
+type Publisher interface {
+	// SetConns is called on every connect and disconnect; it must be cheap
+	// (the cluster coalesces what it gossips).
+	SetConns(n int)
+	// SetDraining marks the node as taking no new assignments.
+	SetDraining(bool) error
+}
+
+// retryAfterSeconds is what refused clients are told to wait. It is short:
+// the client goes back to auth, which will usually pick another node.
+const retryAfterSeconds = "1"
+
+// pollInterval paces the bounded waits in Drain and Close.
+const pollInterval = 10 * time.Millisecond
+
+// Node serves WebSocket clients. Create it with New.
+type Node struct {
+	conf     Config
+	verifier *token.Verifier
+	pub      Publisher
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *metrics
+	upgrader websocket.Upgrader
+	dialer   *websocket.Dialer
+
+	// slots counts reserved connections: handshakes in progress plus open
+	// connections. It is what the cap is enforced on.
+	slots atomic.Int64
+	// highWater is the largest value slots ever reached (for tests and the
+	// cap guarantee: it must never exceed MaxConns).
+	highWater atomic.Int64
+	// active counts open (upgraded, not yet finished) connections.
+	active atomic.Int64
+
+	shards  [connShards]connShard
+	nextIdx atomic.Uint32
+
+	// pubMu orders SetConns calls so the last published value is the
+	// current one, even when connects and disconnects race.
+	pubMu sync.Mutex
+
+	draining  atomic.Bool
+	closed    atomic.Bool
+	done      chan struct{} // closed by Close; stops the pinger
+	closeOnce sync.Once
+	drained   chan struct{} // closed when a drain has finished
+	drainOnce sync.Once
+}
+
+// New returns a Node that verifies tokens with v and publishes its state to
+// pub (which may be nil). It starts the shared pinger; call Close to stop it.
+func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
+	if conf == nil {
+		return nil, errors.New("node: nil Config")
+	}
+	if v == nil {
+		return nil, errors.New("node: nil token.Verifier")
+	}
+	c := *conf
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	n := &Node{
+		conf:     c,
+		verifier: v,
+		pub:      pub,
+		log:      c.Logger.With("node", c.Name),
+		reg:      c.Registry,
+		done:     make(chan struct{}),
+		drained:  make(chan struct{}),
+	}
+	for i := range n.shards {
+		n.shards[i].m = make(map[*conn]struct{})
+	}
+	m, err := newMetrics(c.Registry, func() float64 { return float64(n.active.Load()) })
+	if err != nil {
+		return nil, err
+	}
+	n.metrics = m
+	pool := &sync.Pool{}
+	n.upgrader = websocket.Upgrader{
+		HandshakeTimeout: c.HandshakeTimeout,
+		ReadBufferSize:   c.ReadBufferSize,
+		WriteBufferSize:  c.WriteBufferSize,
+		// One pool for all connections: an idle connection holds no write
+		// buffer at all.
+		WriteBufferPool: pool,
+		Subprotocols:    []string{wire.Subprotocol},
+		// Cross-origin is the normal case (a page on the app's origin
+		// connects to a node's IP). The single-use token, not an ambient
+		// cookie, is the credential, so cross-site hijacking gains nothing.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error:       n.upgradeError,
+	}
+	if c.Upstream != "" {
+		n.dialer = &websocket.Dialer{
+			HandshakeTimeout: c.HandshakeTimeout,
+			ReadBufferSize:   c.ReadBufferSize,
+			WriteBufferSize:  c.WriteBufferSize,
+			WriteBufferPool:  pool,
+		}
+	}
+	go n.pinger()
+	return n, nil
+}
+
+// Handler serves /ws, /healthz, /readyz, /metrics and POST /admin/drain.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(wire.WSPath, n.handleWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !n.Ready() {
+			writeText(w, http.StatusServiceUnavailable, "draining\n")
+			return
+		}
+		writeText(w, http.StatusOK, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	mux.HandleFunc("/admin/drain", n.handleAdminDrain)
+	return mux
+}
+
+// Conns is the number of open WebSocket connections.
+func (n *Node) Conns() int { return int(n.active.Load()) }
+
+// HighWater is the largest number of connection slots (open connections
+// plus handshakes in progress) ever held at once. It never exceeds MaxConns.
+func (n *Node) HighWater() int { return int(n.highWater.Load()) }
+
+// Ready reports whether the node accepts new connections.
+func (n *Node) Ready() bool { return !n.draining.Load() && !n.closed.Load() }
+
+// Draining reports whether a drain has started.
+func (n *Node) Draining() bool { return n.draining.Load() }
+
+// Drained is closed once a drain has finished (all clients gone or the
+// deadline passed), whether it was started by Drain or by the admin
+// endpoint. The binary exits on it.
+func (n *Node) Drained() <-chan struct{} { return n.drained }
+
+// Registry is the registry the node's metrics live in.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// handleWS admits or refuses one upgrade. The order is: cheap checks, slot
+// reservation, token (which burns its jti), upstream dial, upgrade. Every
+// refusal before the upgrade is a JSON HTTP error and a counted reason.
+func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if !websocket.IsWebSocketUpgrade(r) {
+		// Checked before the token so a stray GET does not burn it.
+		n.refuse(w, r, http.StatusBadRequest, ReasonBadRequest, CodeBadRequest, "not a WebSocket upgrade request", false)
+		return
+	}
+	if !n.Ready() {
+		n.refuse(w, r, http.StatusServiceUnavailable, ReasonDraining, CodeDraining, "node is draining; reconnect through auth", true)
+		return
+	}
+	if !n.reserve() {
+		n.refuse(w, r, http.StatusServiceUnavailable, ReasonFull, CodeNodeFull, "node is at its connection cap; reconnect through auth", true)
+		return
+	}
+	reserved := true
+	defer func() {
+		if reserved {
+			n.release()
+		}
+	}()
+
+	raw := r.URL.Query().Get(wire.TokenQueryParam)
+	if raw == "" {
+		raw = wire.TokenFromProtocols(websocket.Subprotocols(r))
+	}
+	claims, err := n.verifier.Verify(raw)
+	if err != nil {
+		status, reason := http.StatusUnauthorized, token.ReasonMalformed
+		var te *token.Error
+		if errors.As(err, &te) {
+			status, reason = te.HTTPStatus(), te.Reason
+		}
+		n.refuse(w, r, status, string(reason), string(reason), "connection token rejected: "+string(reason), false)
+		return
+	}
+
+	var up *websocket.Conn
+	if n.dialer != nil {
+		// Dialed before the upgrade, so a dead upstream is a plain 502 the
+		// client retries through auth, not an open-then-closed socket.
+		up, err = n.dialUpstream(r, claims.Subject)
+		if err != nil {
+			n.log.Warn("upstream dial failed", "remote", r.RemoteAddr, "err", err)
+			n.refuse(w, r, http.StatusBadGateway, ReasonUpstream, CodeUpstreamUnavailable, "upstream application unavailable", true)
+			return
+		}
+	}
+
+	ws, err := n.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrader.Error has answered and counted it, when it could.
+		if up != nil {
+			up.Close()
+		}
+		n.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	reserved = false // the slot now belongs to the connection
+	n.metrics.accepts.Inc()
+	n.metrics.handshake.Observe(time.Since(start).Seconds())
+	c := n.newConn(ws, claims.Subject)
+	n.log.Debug("connected", "remote", r.RemoteAddr, "user", claims.Subject)
+
+	// A fresh goroutine, and this handler returns: net/http's request
+	// state and this goroutine's grown stack are freed, and the long-lived
+	// goroutine starts with a small stack.
+	if up != nil {
+		go c.serveRelay(up)
+	} else {
+		go c.serveEcho()
+	}
+	if n.draining.Load() || n.closed.Load() {
+		// A drain or close started while we were handshaking and may have
+		// missed this connection.
+		code := wire.CloseDraining
+		if n.closed.Load() {
+			code = wire.CloseShutdown
+		}
+		c.closeWith(code, closeText(code))
+	}
+}
+
+// reserve takes a connection slot, or reports false when the node is full.
+// The add happens first, so concurrent callers can never all see room.
+func (n *Node) reserve() bool {
+	s := n.slots.Add(1)
+	if s > int64(n.conf.MaxConns) {
+		n.slots.Add(-1)
+		return false
+	}
+	for {
+		hw := n.highWater.Load()
+		if s <= hw || n.highWater.CompareAndSwap(hw, s) {
+			return true
+		}
+	}
+}
+
+func (n *Node) release() { n.slots.Add(-1) }
+
+// publish sends the current count. The lock keeps a slow caller from
+// publishing a stale count after a newer one.
+func (n *Node) publish() {
+	if n.pub == nil {
+		return
+	}
+	n.pubMu.Lock()
+	n.pub.SetConns(int(n.active.Load()))
+	n.pubMu.Unlock()
+}
+
+// refuse answers a pre-upgrade refusal with a JSON wire.Error and counts it.
+// Only the path and remote address are logged: the query holds the token.
+func (n *Node) refuse(w http.ResponseWriter, r *http.Request, status int, reason, code, msg string, retry bool) {
+	n.metrics.rejects.WithLabelValues(reason).Inc()
+	n.log.Debug("upgrade refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", status, "reason", reason)
+	if retry {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
+	writeJSONError(w, status, code, msg)
+}
+
+// upgradeError is gorilla's error callback for malformed handshakes.
+func (n *Node) upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {
+	w.Header().Set("Sec-Websocket-Version", "13")
+	n.refuse(w, r, status, ReasonBadRequest, CodeBadRequest, reason.Error(), false)
+}
+
+func (n *Node) handleAdminDrain(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		return
+	}
+	if !n.adminAuthorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="wsdirect-node"`)
+		writeJSONError(w, http.StatusUnauthorized, CodeUnauthorized, "admin token required")
+		return
+	}
+	n.log.Info("drain requested via admin endpoint", "remote", r.RemoteAddr)
+	go func() {
+		if err := n.Drain(context.Background()); err != nil {
+			n.log.Warn("drain finished with error", "err", err)
+		}
+	}()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "draining", "connections": n.Conns()})
+}
+
+func (n *Node) adminAuthorized(r *http.Request) bool {
+	if n.conf.AdminToken == "" {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(n.conf.AdminToken)) == 1
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	body, _ := json.Marshal(wire.Error{Code: code, Message: msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func writeText(w http.ResponseWriter, status int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(s))
+}
+
+// clientIP is the remote IP without port, for the upstream's X-Forwarded-For.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
