@@ -1,0 +1,224 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// Credentials are what the client presents to the auth service. Username and
+// Password go in the JSON body; BearerToken, when set, goes in the
+// Authorization header (for the JWKS and callback backends).
+type Credentials struct {
+	Username    string
+	Password    string
+	BearerToken string
+}
+
+// maxAuthBody bounds how much of an auth answer the client reads; a real one
+// is well under 1 KiB.
+const maxAuthBody = 64 << 10
+
+// Option changes how Dial, Authorize and DialNode talk to the servers.
+type Option func(*options)
+
+type options struct {
+	httpClient    *http.Client
+	dialer        *websocket.Dialer
+	tokenProtocol bool
+	header        http.Header
+	now           func() time.Time
+}
+
+func buildOptions(opts []Option) *options {
+	o := &options{
+		httpClient: http.DefaultClient,
+		dialer:     websocket.DefaultDialer,
+		now:        time.Now,
+	}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
+
+// WithHTTPClient makes the auth request with c instead of
+// http.DefaultClient. Load generators want one with a large idle pool.
+func WithHTTPClient(c *http.Client) Option {
+	return func(o *options) {
+		if c != nil {
+			o.httpClient = c
+		}
+	}
+}
+
+// WithDialer opens the WebSocket with d instead of websocket.DefaultDialer,
+// e.g. one whose NetDialContext binds a chosen source IP, or with small
+// buffers.
+func WithDialer(d *websocket.Dialer) Option {
+	return func(o *options) {
+		if d != nil {
+			o.dialer = d
+		}
+	}
+}
+
+// WithTokenInSubprotocol sends the token as a Sec-WebSocket-Protocol entry
+// ("wsdirect.token.<jwt>") instead of the ?token= query parameter, so it
+// stays out of URLs that proxies and servers might log.
+func WithTokenInSubprotocol() Option {
+	return func(o *options) { o.tokenProtocol = true }
+}
+
+// WithHeader adds h to the WebSocket upgrade request (not to the auth
+// request).
+func WithHeader(h http.Header) Option {
+	return func(o *options) { o.header = h.Clone() }
+}
+
+// Dial asks the auth service at authURL (e.g. "http://127.0.0.1:8443") for a
+// node, then opens the WebSocket to it. The returned ConnectResponse says
+// which node serves the connection. Errors are *AuthError when auth refused,
+// *NodeError when the node refused the upgrade, or transport errors.
+func Dial(ctx context.Context, authURL string, creds Credentials, opts ...Option) (*websocket.Conn, *wire.ConnectResponse, error) {
+	resp, err := Authorize(ctx, authURL, creds, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := DialNode(ctx, resp, opts...)
+	if err != nil {
+		return nil, resp, err
+	}
+	return conn, resp, nil
+}
+
+// Authorize performs the first step of Dial alone: POST /v1/connect.
+func Authorize(ctx context.Context, authURL string, creds Credentials, opts ...Option) (*wire.ConnectResponse, error) {
+	o := buildOptions(opts)
+	endpoint, err := connectEndpoint(authURL)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(wire.ConnectRequest{Username: creds.Username, Password: creds.Password})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if creds.BearerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+creds.BearerToken)
+	}
+	res, err := o.httpClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("wsdirect auth: %w", err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, maxAuthBody))
+	if err != nil {
+		return nil, fmt.Errorf("wsdirect auth: read answer: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		ae := &AuthError{Status: res.StatusCode, RetryAfter: parseRetryAfter(res.Header.Get("Retry-After"), o.now())}
+		decodeError(data, &ae.Code, &ae.Message, res.Status)
+		return nil, ae
+	}
+	var cr wire.ConnectResponse
+	if err := json.Unmarshal(data, &cr); err != nil {
+		return nil, fmt.Errorf("wsdirect auth: decode answer: %w", err)
+	}
+	if cr.URL == "" || cr.Token == "" {
+		return nil, errors.New("wsdirect auth: answer has no url or token")
+	}
+	return &cr, nil
+}
+
+// DialNode performs the second step of Dial alone: it opens the WebSocket to
+// the node named in resp and presents resp.Token. A token is single use, so
+// a resp must not be dialed twice.
+func DialNode(ctx context.Context, resp *wire.ConnectResponse, opts ...Option) (*websocket.Conn, error) {
+	o := buildOptions(opts)
+	u, err := url.Parse(resp.URL)
+	if err != nil {
+		return nil, fmt.Errorf("wsdirect: node url %q: %w", resp.URL, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return nil, fmt.Errorf("wsdirect: node url %q: scheme must be ws or wss", resp.URL)
+	}
+	header := http.Header{}
+	for k, v := range o.header {
+		header[k] = v
+	}
+	protocols := []string{wire.Subprotocol}
+	if o.tokenProtocol {
+		protocols = append(protocols, wire.SubprotocolTokenPrefix+resp.Token)
+	} else {
+		q := u.Query()
+		q.Set(wire.TokenQueryParam, resp.Token)
+		u.RawQuery = q.Encode()
+	}
+	header["Sec-WebSocket-Protocol"] = []string{strings.Join(protocols, ", ")}
+	conn, res, err := o.dialer.DialContext(ctx, u.String(), header)
+	if err != nil {
+		if res != nil && res.StatusCode != http.StatusSwitchingProtocols {
+			// gorilla keeps up to 1 KiB of the refused answer's body.
+			data, _ := io.ReadAll(io.LimitReader(res.Body, maxAuthBody))
+			res.Body.Close()
+			ne := &NodeError{Status: res.StatusCode, RetryAfter: parseRetryAfter(res.Header.Get("Retry-After"), o.now())}
+			decodeError(data, &ne.Code, &ne.Message, res.Status)
+			return nil, ne
+		}
+		// Never echo the URL: it carries the token.
+		return nil, fmt.Errorf("wsdirect: dial node %s: %w", resp.NodeID, stripURL(err))
+	}
+	return conn, nil
+}
+
+func connectEndpoint(authURL string) (string, error) {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return "", fmt.Errorf("wsdirect: auth url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("wsdirect: auth url %q: scheme must be http or https", authURL)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("wsdirect: auth url %q has no host", authURL)
+	}
+	return strings.TrimSuffix(u.String(), "/") + wire.ConnectPath, nil
+}
+
+// decodeError fills code and message from a wire.Error body, or from the
+// status line when the body is not one (e.g. a proxy's HTML page).
+func decodeError(data []byte, code, message *string, status string) {
+	var we wire.Error
+	if err := json.Unmarshal(data, &we); err == nil && we.Code != "" {
+		*code, *message = we.Code, we.Message
+		return
+	}
+	*message = status
+}
+
+// stripURL drops a *url.Error's URL (which would leak the token) and keeps
+// the operation and cause.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}

@@ -1,0 +1,175 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/client/clienttest"
+)
+
+var alice = Credentials{Username: clienttest.Username, Password: clienttest.Password}
+
+func TestDialHappyPath(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	for _, tc := range []struct {
+		name      string
+		opts      []Option
+		viaHeader bool
+	}{
+		{name: "query"},
+		{name: "subprotocol", opts: []Option{WithTokenInSubprotocol()}, viaHeader: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, resp, err := Dial(ctx, fc.AuthURL(), alice, tc.opts...)
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			defer conn.Close()
+			if resp.NodeID != "node-1" || resp.Token == "" || resp.ExpiresAt.IsZero() {
+				t.Fatalf("unexpected response %+v", resp)
+			}
+			if got := conn.Subprotocol(); got != "wsdirect" {
+				t.Errorf("subprotocol = %q, want wsdirect", got)
+			}
+			if got := fc.Nodes[0].ProtocolToken.Load(); got != tc.viaHeader {
+				t.Errorf("token in Sec-WebSocket-Protocol = %v, want %v", got, tc.viaHeader)
+			}
+			if err := conn.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			_, data, err := conn.ReadMessage()
+			if err != nil || string(data) != "ping" {
+				t.Fatalf("echo = %q, %v", data, err)
+			}
+		})
+	}
+}
+
+func TestDialSendsBearerToken(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	_, err := Authorize(context.Background(), fc.AuthURL(), Credentials{BearerToken: "jwt-abc"})
+	// The fake only knows alice's password, so this is a 401, but the
+	// header must have been sent.
+	var ae *AuthError
+	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		t.Fatalf("err = %v, want 401 AuthError", err)
+	}
+	if got := fc.LastBearer.Load(); got != "Bearer jwt-abc" {
+		t.Fatalf("Authorization = %q", got)
+	}
+}
+
+func TestDialAuthErrorsAreTyped(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	ctx := context.Background()
+
+	_, _, err := Dial(ctx, fc.AuthURL(), Credentials{Username: "alice", Password: "wrong"})
+	var ae *AuthError
+	if !errors.As(err, &ae) {
+		t.Fatalf("err = %T %v, want *AuthError", err, err)
+	}
+	if ae.Status != 401 || ae.Code != "invalid_credentials" || ae.Message == "" || ae.Temporary() {
+		t.Fatalf("AuthError = %+v", ae)
+	}
+
+	fc.AuthStatus.Store(429)
+	fc.AuthRetryAfter.Store("3")
+	_, _, err = Dial(ctx, fc.AuthURL(), alice)
+	if !errors.As(err, &ae) || ae.Status != 429 || ae.RetryAfter != 3*time.Second || !ae.Temporary() {
+		t.Fatalf("err = %v (%+v), want 429 with Retry-After 3s", err, ae)
+	}
+
+	fc.AuthStatus.Store(503)
+	fc.AuthRetryAfter.Store("")
+	_, _, err = Dial(ctx, fc.AuthURL(), alice)
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.RetryAfter != 0 || ae.Code != "refused" {
+		t.Fatalf("err = %v (%+v), want 503", err, ae)
+	}
+}
+
+func TestDialBadAuthURL(t *testing.T) {
+	for _, u := range []string{"ftp://x", "127.0.0.1:8443", "http://", "::"} {
+		if _, _, err := Dial(context.Background(), u, alice); err == nil {
+			t.Errorf("Dial(%q) succeeded", u)
+		}
+	}
+}
+
+func TestDialNodeRefusalIsTyped(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	fc.Nodes[0].Status.Store(503)
+	fc.Nodes[0].RetryAfter.Store("2")
+	_, resp, err := Dial(context.Background(), fc.AuthURL(), alice)
+	var ne *NodeError
+	if !errors.As(err, &ne) {
+		t.Fatalf("err = %T %v, want *NodeError", err, err)
+	}
+	if ne.Status != 503 || ne.Code != "node_full" || ne.RetryAfter != 2*time.Second {
+		t.Fatalf("NodeError = %+v", ne)
+	}
+	if resp == nil || resp.NodeID != "node-1" {
+		t.Fatalf("resp = %+v, want the assignment that was refused", resp)
+	}
+}
+
+func TestDialNodeTokenIsSingleUse(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	ctx := context.Background()
+	resp, err := Authorize(ctx, fc.AuthURL(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := DialNode(ctx, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	_, err = DialNode(ctx, resp)
+	var ne *NodeError
+	if !errors.As(err, &ne) || ne.Status != 403 || ne.Code != "replayed" {
+		t.Fatalf("second DialNode: %v, want 403 replayed", err)
+	}
+}
+
+func TestDialNodeUnreachable(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	resp, err := Authorize(context.Background(), fc.AuthURL(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.Nodes[0].Server.Close()
+	_, err = DialNode(context.Background(), resp)
+	var ne *NodeError
+	if err == nil || errors.As(err, &ne) {
+		t.Fatalf("err = %v, want a transport error", err)
+	}
+	if tok := resp.Token; len(tok) > 20 && strings.Contains(err.Error(), tok) {
+		t.Fatalf("error leaks the token: %v", err)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := map[string]time.Duration{
+		"":                              0,
+		"5":                             5 * time.Second,
+		"-1":                            0,
+		"soon":                          0,
+		"Thu, 01 Jan 2026 00:00:10 GMT": 10 * time.Second,
+		"Wed, 31 Dec 2025 00:00:10 GMT": 0,
+	}
+	for in, want := range cases {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

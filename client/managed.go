@@ -1,0 +1,279 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// ManagedConfig tunes a Managed connection. The zero value of every field
+// means its default.
+type ManagedConfig struct {
+	// Options are passed to every Dial (HTTP client, WebSocket dialer, ...).
+	Options []Option
+
+	// BackoffBase is the first retry window. Default 100ms.
+	BackoffBase time.Duration
+	// BackoffMax caps the retry window. Default 30s.
+	BackoffMax time.Duration
+	// ResetAfter: a connection that stayed up this long resets the backoff,
+	// so a client that lost a node after an hour starts again at
+	// BackoffBase. Default 10s.
+	ResetAfter time.Duration
+	// ReadLimit caps an incoming message. Default 1 MiB.
+	ReadLimit int64
+	// WriteTimeout bounds a Send without a context deadline. Default 10s.
+	WriteTimeout time.Duration
+
+	// OnConnect runs after each successful connect, in the Run goroutine.
+	OnConnect func(resp *wire.ConnectResponse)
+	// OnTiming, when set, gets the duration of the auth request and of the
+	// WebSocket upgrade of each successful connect.
+	OnTiming func(auth, upgrade time.Duration)
+	// OnMessage runs for every message received, in the Run goroutine; it
+	// must not block for long. data is only valid during the call.
+	OnMessage func(messageType int, data []byte)
+	// OnDisconnect runs after a connection ends (code is the close code,
+	// 1006 when the connection just broke) and after each failed connect
+	// attempt (code 0, err says why).
+	OnDisconnect func(code int, err error)
+
+	// Rand and Sleep replace the jitter source and the sleep between
+	// attempts (for tests). Sleep must return early with ctx.Err() when ctx
+	// ends.
+	Rand  func(n int64) int64
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now replaces the clock (for tests).
+	Now func() time.Time
+}
+
+func (c *ManagedConfig) withDefaults() {
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 100 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.BackoffMax < c.BackoffBase {
+		c.BackoffMax = c.BackoffBase
+	}
+	if c.ResetAfter <= 0 {
+		c.ResetAfter = 10 * time.Second
+	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = 1 << 20
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleepCtx
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Managed keeps one logical connection alive. Whenever the node goes away
+// (a close code for which wire.ShouldReconnect is true, or a broken
+// connection), drains, refuses the upgrade, or cannot be reached, it goes
+// back to auth for a new node and a fresh token, after a full-jitter
+// exponential backoff. It stops on a close code that says not to reconnect,
+// on bad credentials, or when Run's context ends.
+type Managed struct {
+	authURL string
+	creds   Credentials
+	cfg     ManagedConfig
+	backoff Backoff
+
+	mu     sync.Mutex // guards conn and node
+	conn   *websocket.Conn
+	node   string
+	sendMu sync.Mutex // gorilla allows one concurrent writer
+}
+
+// NewManaged returns a Managed connection; call Run to start it.
+func NewManaged(authURL string, creds Credentials, cfg ManagedConfig) *Managed {
+	cfg.withDefaults()
+	return &Managed{
+		authURL: authURL,
+		creds:   creds,
+		cfg:     cfg,
+		backoff: Backoff{Base: cfg.BackoffBase, Max: cfg.BackoffMax, Rand: cfg.Rand},
+	}
+}
+
+// Current reports the node serving the connection right now.
+func (m *Managed) Current() (nodeID string, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.node, m.conn != nil
+}
+
+// Send writes one message on the current connection. It is safe to call
+// from several goroutines. Without a live connection it returns
+// ErrNotConnected; the message is not queued.
+func (m *Managed) Send(ctx context.Context, messageType int, data []byte) error {
+	m.mu.Lock()
+	conn := m.conn
+	m.mu.Unlock()
+	if conn == nil {
+		return ErrNotConnected
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = m.cfg.Now().Add(m.cfg.WriteTimeout)
+	}
+	m.sendMu.Lock()
+	defer m.sendMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_ = conn.SetWriteDeadline(deadline)
+	return conn.WriteMessage(messageType, data)
+}
+
+// Run connects and keeps reconnecting until ctx ends (it then closes the
+// connection with 1000 and returns ctx.Err()), the server closes with a
+// code that says not to reconnect (*CloseError), or auth rejects the
+// credentials (*AuthError). It reads messages in its own goroutine, so a
+// Managed costs one goroutine.
+func (m *Managed) Run(ctx context.Context) error {
+	attempt := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		floor, connectedFor, err := m.once(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ce *CloseError
+		if errors.As(err, &ce) {
+			return err
+		}
+		var ae *AuthError
+		if errors.As(err, &ae) && !ae.Temporary() {
+			return err
+		}
+		if connectedFor >= m.cfg.ResetAfter {
+			attempt = 0
+		}
+		d := m.backoff.Delay(attempt, floor)
+		attempt++
+		if err := m.cfg.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// once makes one connect attempt and, when it succeeds, serves the
+// connection until it ends. It returns the Retry-After floor for the next
+// delay, how long the connection was up, and why it ended.
+func (m *Managed) once(ctx context.Context) (floor, up time.Duration, err error) {
+	start := m.cfg.Now()
+	resp, err := Authorize(ctx, m.authURL, m.creds, m.cfg.Options...)
+	if err != nil {
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			floor = ae.RetryAfter
+		}
+		m.disconnected(0, err)
+		return floor, 0, err
+	}
+	authDone := m.cfg.Now()
+	conn, err := DialNode(ctx, resp, m.cfg.Options...)
+	if err != nil {
+		var ne *NodeError
+		if errors.As(err, &ne) {
+			floor = ne.RetryAfter
+		}
+		m.disconnected(0, err)
+		return floor, 0, err
+	}
+	connected := m.cfg.Now()
+	if m.cfg.OnTiming != nil {
+		m.cfg.OnTiming(authDone.Sub(start), connected.Sub(authDone))
+	}
+	conn.SetReadLimit(m.cfg.ReadLimit)
+	m.mu.Lock()
+	m.conn, m.node = conn, resp.NodeID
+	m.mu.Unlock()
+	if m.cfg.OnConnect != nil {
+		m.cfg.OnConnect(resp)
+	}
+
+	// Unblock the read below when ctx ends; AfterFunc costs no goroutine
+	// while it waits.
+	stop := context.AfterFunc(ctx, func() {
+		m.sendMu.Lock()
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		m.sendMu.Unlock()
+		_ = conn.Close()
+	})
+	code, readErr := m.serve(conn)
+	stop()
+
+	m.mu.Lock()
+	m.conn, m.node = nil, ""
+	m.mu.Unlock()
+	_ = conn.Close()
+	up = m.cfg.Now().Sub(connected)
+	m.disconnected(code, readErr)
+	if ctx.Err() != nil {
+		return 0, up, ctx.Err()
+	}
+	if !wire.ShouldReconnect(code) {
+		var ce *websocket.CloseError
+		text := ""
+		if errors.As(readErr, &ce) {
+			text = ce.Text
+		}
+		return 0, up, &CloseError{Code: code, Text: text}
+	}
+	return 0, up, readErr
+}
+
+// serve reads until the connection ends and returns its close code: the
+// server's, or 1006 when the connection broke without a close frame.
+func (m *Managed) serve(conn *websocket.Conn) (int, error) {
+	for {
+		mt, data, err := conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code, err
+			}
+			return websocket.CloseAbnormalClosure, err
+		}
+		if m.cfg.OnMessage != nil {
+			m.cfg.OnMessage(mt, data)
+		}
+	}
+}
+
+func (m *Managed) disconnected(code int, err error) {
+	if m.cfg.OnDisconnect != nil {
+		m.cfg.OnDisconnect(code, err)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,281 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/client/clienttest"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+func TestManagedReconnectsThroughAuthAfterDrain(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	// The first connection is drained (4000); the second stays.
+	fc.Nodes[0].CloseWith(wire.CloseDraining)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var connects atomic.Int32
+	var sawDrain atomic.Bool
+	second := make(chan struct{})
+	echoed := make(chan string, 1)
+	m := NewManaged(fc.AuthURL(), alice, ManagedConfig{
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		OnConnect: func(resp *wire.ConnectResponse) {
+			if connects.Add(1) == 2 {
+				close(second)
+			}
+		},
+		OnMessage: func(_ int, data []byte) { echoed <- string(data) },
+		OnDisconnect: func(code int, err error) {
+			if code == wire.CloseDraining {
+				sawDrain.Store(true)
+			}
+		},
+	})
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+
+	select {
+	case <-second:
+	case err := <-done:
+		t.Fatalf("Run returned early: %v", err)
+	case <-ctx.Done():
+		t.Fatal("no reconnect within 10s")
+	}
+	if !sawDrain.Load() {
+		t.Error("OnDisconnect never saw code 4000")
+	}
+	if got := fc.AuthCalls.Load(); got != 2 {
+		t.Errorf("auth called %d times, want 2 (every reconnect goes through auth)", got)
+	}
+	toks := fc.Tokens()
+	if len(toks) != 2 || toks[0] == toks[1] {
+		t.Errorf("tokens issued = %d, distinct = %v; want 2 distinct", len(toks), len(toks) == 2 && toks[0] != toks[1])
+	}
+	if node, ok := m.Current(); !ok || node != "node-1" {
+		t.Errorf("Current() = %q, %v", node, ok)
+	}
+	// The second connection works end to end.
+	if err := m.Send(ctx, websocket.TextMessage, []byte("hi")); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	select {
+	case msg := <-echoed:
+		if msg != "hi" {
+			t.Errorf("echo = %q", msg)
+		}
+	case <-ctx.Done():
+		t.Fatal("no echo")
+	}
+
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if _, ok := m.Current(); ok {
+		t.Error("still connected after Run returned")
+	}
+	if err := m.Send(context.Background(), websocket.TextMessage, []byte("x")); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Send after Run = %v, want ErrNotConnected", err)
+	}
+}
+
+func TestManagedStopsOnFinalCloseCodes(t *testing.T) {
+	for _, code := range []int{websocket.CloseNormalClosure, wire.ClosePolicy} {
+		fc := clienttest.New(t, 1)
+		fc.Nodes[0].CloseWith(code)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m := NewManaged(fc.AuthURL(), alice, ManagedConfig{BackoffBase: time.Millisecond})
+		err := m.Run(ctx)
+		cancel()
+		var ce *CloseError
+		if !errors.As(err, &ce) || ce.Code != code {
+			t.Fatalf("code %d: Run = %v, want CloseError with that code", code, err)
+		}
+		if got := fc.AuthCalls.Load(); got != 1 {
+			t.Errorf("code %d: auth called %d times, want 1", code, got)
+		}
+	}
+}
+
+func TestManagedStopsOnBadCredentials(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	m := NewManaged(fc.AuthURL(), Credentials{Username: "alice", Password: "nope"}, ManagedConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := m.Run(ctx)
+	var ae *AuthError
+	if !errors.As(err, &ae) || ae.Status != 401 {
+		t.Fatalf("Run = %v, want 401 AuthError", err)
+	}
+}
+
+// TestManagedBackoff drives a node that always refuses with 503 and checks
+// every delay against the full-jitter window, with the jitter source pinned
+// to the top of the window, and Retry-After as a floor.
+func TestManagedBackoff(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	fc.Nodes[0].Status.Store(503)
+	base, max := 10*time.Millisecond, 80*time.Millisecond
+
+	for _, tc := range []struct {
+		name       string
+		retryAfter string
+		rand       func(n int64) int64
+		want       []time.Duration
+	}{
+		{name: "top of window", rand: func(n int64) int64 { return n - 1 },
+			want: []time.Duration{base - 1, 2*base - 1, 4*base - 1, 8*base - 1, max - 1, max - 1}},
+		{name: "bottom of window", rand: func(n int64) int64 { return 0 },
+			want: []time.Duration{0, 0, 0, 0, 0, 0}},
+		{name: "retry-after floor", retryAfter: "1", rand: func(n int64) int64 { return n - 1 },
+			want: []time.Duration{time.Second, time.Second, time.Second, time.Second, time.Second, time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc.Nodes[0].RetryAfter.Store(tc.retryAfter)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var sleeps []time.Duration
+			var windows []int64
+			m := NewManaged(fc.AuthURL(), alice, ManagedConfig{
+				BackoffBase: base, BackoffMax: max,
+				Rand: func(n int64) int64 { windows = append(windows, n); return tc.rand(n) },
+				Sleep: func(ctx context.Context, d time.Duration) error {
+					sleeps = append(sleeps, d)
+					if len(sleeps) == len(tc.want) {
+						cancel()
+						return ctx.Err()
+					}
+					return nil
+				},
+			})
+			before := fc.AuthCalls.Load()
+			if err := m.Run(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run = %v", err)
+			}
+			if len(sleeps) != len(tc.want) {
+				t.Fatalf("sleeps = %v", sleeps)
+			}
+			for i := range sleeps {
+				if sleeps[i] != tc.want[i] {
+					t.Errorf("sleep %d = %v, want %v (all: %v)", i, sleeps[i], tc.want[i], sleeps)
+				}
+			}
+			if calls := fc.AuthCalls.Load() - before; int(calls) != len(tc.want) {
+				t.Errorf("auth calls = %d, want one per attempt (%d)", calls, len(tc.want))
+			}
+		})
+	}
+}
+
+func TestBackoffWindowAndRandomBounds(t *testing.T) {
+	b := Backoff{Base: 100 * time.Millisecond, Max: time.Second}
+	wantWin := []time.Duration{100, 200, 400, 800, 1000, 1000, 1000}
+	for i, w := range wantWin {
+		if got := b.Window(i); got != w*time.Millisecond {
+			t.Errorf("Window(%d) = %v, want %v", i, got, w*time.Millisecond)
+		}
+	}
+	if got := b.Window(1000); got != time.Second {
+		t.Errorf("Window(1000) = %v (overflow?)", got)
+	}
+	if got := (Backoff{Base: time.Second}).Window(200); got <= 0 {
+		t.Errorf("uncapped Window(200) = %v, overflowed", got)
+	}
+	// With the real jitter source, delays stay in [0, window) and are not
+	// all equal (full jitter, not a fixed step).
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 200; i++ {
+		d := b.Delay(3, 0)
+		if d < 0 || d >= 800*time.Millisecond {
+			t.Fatalf("Delay(3) = %v outside [0, 800ms)", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("only %d distinct delays in 200 draws", len(seen))
+	}
+}
+
+func TestManagedResetsBackoffAfterStableConnection(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	fc.Nodes[0].CloseWith(wire.CloseShutdown, wire.CloseShutdown, wire.CloseShutdown)
+	var clock atomic.Int64 // fake clock: every reading advances one minute
+	now := func() time.Time { return time.Unix(0, clock.Add(int64(time.Minute))) }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var windows []int64
+	m := NewManaged(fc.AuthURL(), alice, ManagedConfig{
+		BackoffBase: time.Millisecond, BackoffMax: time.Second, ResetAfter: 30 * time.Second, Now: now,
+		Rand: func(n int64) int64 { windows = append(windows, n); return 0 },
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			if len(windows) == 3 {
+				cancel()
+			}
+			return ctx.Err()
+		},
+	})
+	_ = m.Run(ctx)
+	// Each connection "lasted" minutes, so every retry starts at Base.
+	for i, w := range windows {
+		if time.Duration(w) != time.Millisecond {
+			t.Errorf("window %d = %v, want reset to 1ms", i, time.Duration(w))
+		}
+	}
+	if len(windows) != 3 {
+		t.Errorf("windows = %v, want 3", windows)
+	}
+}
+
+func TestManagedConcurrentSend(t *testing.T) {
+	fc := clienttest.New(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const senders, each = 8, 25
+	var got atomic.Int32
+	all := make(chan struct{})
+	connected := make(chan struct{})
+	m := NewManaged(fc.AuthURL(), alice, ManagedConfig{
+		OnConnect: func(*wire.ConnectResponse) { close(connected) },
+		OnMessage: func(mt int, data []byte) {
+			if got.Add(1) == senders*each {
+				close(all)
+			}
+		},
+	})
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatal("never connected")
+	}
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := m.Send(ctx, websocket.BinaryMessage, []byte("payload")); err != nil {
+					t.Errorf("Send: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		t.Fatalf("echoed %d of %d", got.Load(), senders*each)
+	}
+	cancel()
+	<-done
+}

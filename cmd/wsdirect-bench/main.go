@@ -1,0 +1,213 @@
+// Command wsdirect-bench load-tests wsdirect through its real client flow
+// (auth request, then WebSocket upgrade to the assigned node) and runs the
+// `make demo` story on a local cluster.
+//
+//	wsdirect-bench run -auth http://127.0.0.1:8443 -user bench -conns 10000 -rate 2000 ...
+//	wsdirect-bench demo -bin-dir ./bin
+//	wsdirect-bench cluster -bin-dir ./bin -nodes 3
+//	wsdirect-bench worker   (internal: one worker process of `run -workers N`)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/localcluster"
+)
+
+const usage = `usage: wsdirect-bench <command> [flags]
+
+commands:
+  run     open connections through auth at a target rate and report
+  demo    local cluster, 10,000 clients, kill a node, watch them move (make demo)
+  cluster start a local cluster (auth + nodes on loopback) and keep it up until interrupted
+  worker  one worker process of "run -workers N" (config on stdin, report on stdout)
+
+"wsdirect-bench <command> -h" lists a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := realMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "wsdirect-bench:", err)
+		}
+		stop()
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("missing command")
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		return clusterCmd(ctx, args[1:], stdout, stderr)
+	case loadtest.WorkerCommand:
+		return loadtest.RunWorker(ctx, stdin, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg       loadtest.Config
+		sourceIPs string
+		workers   int
+		asJSON    bool
+	)
+	fs.StringVar(&cfg.AuthURL, "auth", "http://127.0.0.1:8443", "auth service base URL")
+	fs.StringVar(&cfg.Username, "user", "bench", "user name")
+	fs.StringVar(&cfg.Password, "password", "", "password (default: $WSDIRECT_PASSWORD, which stays out of ps)")
+	fs.StringVar(&cfg.BearerToken, "bearer-token", "", "bearer token for JWKS/callback auth backends (default: $WSDIRECT_BEARER_TOKEN)")
+	fs.IntVar(&cfg.Conns, "conns", 1000, "connections to open")
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "target connect rate per second (0 = as fast as -concurrency allows)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "handshakes in flight at most")
+	fs.StringVar(&sourceIPs, "source-ips", "", "local source addresses bound round-robin, e.g. 127.0.0.2-127.0.0.9,127.0.0.20")
+	fs.Float64Var(&cfg.MsgRate, "msg-rate", 0, "messages per second per connection (0 = idle); round trips are measured")
+	fs.IntVar(&cfg.MsgSize, "msg-size", 64, "message size in bytes (>= 8)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send messages, with -msg-rate")
+	fs.DurationVar(&cfg.Hold, "hold", 0, "keep connections open this long after connecting")
+	fs.DurationVar(&cfg.HandshakeTimeout, "timeout", 10*time.Second, "timeout of one auth request + upgrade")
+	fs.BoolVar(&cfg.TokenInSubprotocol, "token-in-subprotocol", false, "send the token in Sec-WebSocket-Protocol instead of ?token=")
+	fs.IntVar(&cfg.BufferSize, "buffer-size", 1024, "client read/write buffer size per connection")
+	fs.IntVar(&workers, "workers", 1, "worker processes (each holds conns/workers; one process may open at most 20,000 files)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run: unexpected arguments %v", fs.Args())
+	}
+	if cfg.Password == "" {
+		cfg.Password = os.Getenv("WSDIRECT_PASSWORD")
+	}
+	if cfg.BearerToken == "" {
+		cfg.BearerToken = os.Getenv("WSDIRECT_BEARER_TOKEN")
+	}
+	if cfg.MsgRate == 0 {
+		cfg.Duration = 0
+	}
+	ips, err := loadtest.ParseSourceIPs(sourceIPs)
+	if err != nil {
+		return err
+	}
+	cfg.SourceIPs = ips
+
+	var rep *loadtest.Report
+	if workers > 1 {
+		exe, eerr := os.Executable()
+		if eerr != nil {
+			return eerr
+		}
+		rep, err = loadtest.RunWorkers(ctx, cfg, workers, exe, stderr)
+	} else {
+		rep, err = loadtest.Run(ctx, cfg, stderr)
+	}
+	if rep != nil {
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if eerr := enc.Encode(rep); eerr != nil {
+				return eerr
+			}
+		} else {
+			rep.WriteTable(stdout)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Connected < rep.Target {
+		return fmt.Errorf("%d of %d connections failed", rep.Target-rep.Connected, rep.Target)
+	}
+	return nil
+}
+
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg      loadtest.DemoConfig
+		keepLogs bool
+	)
+	fs.StringVar(&cfg.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
+	fs.IntVar(&cfg.Nodes, "nodes", 3, "node processes")
+	fs.IntVar(&cfg.Clients, "clients", 10_000, "clients to connect (one process: keep under 19,000)")
+	fs.Float64Var(&cfg.Rate, "rate", 2000, "target connect rate per second")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 60*time.Second, "deadline for all clients to connect")
+	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", 30*time.Second, "deadline for the killed node's clients to reconnect elsewhere")
+	fs.BoolVar(&keepLogs, "keep-logs", false, "keep the cluster's keys and logs directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("demo: unexpected arguments %v", fs.Args())
+	}
+	cfg.Out = stdout
+	cfg.Cluster.KeepDir = keepLogs
+	if keepLogs {
+		cfg.Cluster.Logf = func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
+	}
+	_, err := loadtest.Demo(ctx, cfg)
+	return err
+}
+
+func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg localcluster.Config
+	fs.StringVar(&cfg.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
+	fs.IntVar(&cfg.Nodes, "nodes", 3, "node processes")
+	fs.IntVar(&cfg.Auths, "auths", 1, "auth processes")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 19000, "per-node connection cap")
+	fs.StringVar(&cfg.Password, "password", "", "bench user's password (default: random, printed)")
+	fs.StringVar(&cfg.Dir, "dir", "", "directory for keys and logs (default: a temporary one, removed on exit)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of every process")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("cluster: unexpected arguments %v", fs.Args())
+	}
+	cfg.KeepDir = cfg.Dir != ""
+	cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	c, err := localcluster.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	for _, p := range c.Auths {
+		fmt.Fprintf(stdout, "%s\thttp://%s\tpid %d\n", p.Name, p.HTTPAddr, p.PID())
+	}
+	for _, p := range c.Nodes {
+		fmt.Fprintf(stdout, "%s\tws://%s/ws\tpid %d\n", p.Name, p.HTTPAddr, p.PID())
+	}
+	fmt.Fprintf(stdout, "user %s, password %s, admin token %s, dir %s\n", c.Username(), c.Password(), c.AdminToken(), c.Dir())
+	fmt.Fprintf(stdout, "try: WSDIRECT_PASSWORD=%s wsdirect-bench run -auth %s -conns 1000\n", c.Password(), c.AuthURL())
+	fmt.Fprintln(stdout, "interrupt (Ctrl-C) to stop")
+	<-ctx.Done()
+	return nil
+}

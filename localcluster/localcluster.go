@@ -1,0 +1,757 @@
+package localcluster
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// Binary names looked up in Config.BinDir.
+const (
+	NodeBinary = "wsdirect-node"
+	AuthBinary = "wsdirect-auth"
+)
+
+// Config describes a local cluster. Zero fields take the defaults noted.
+type Config struct {
+	// BinDir holds wsdirect-node and wsdirect-auth (`make build` puts them
+	// in ./bin). Required.
+	BinDir string
+	// Nodes is the number of node processes. Default 3.
+	Nodes int
+	// Auths is the number of auth processes. Default 1.
+	Auths int
+	// NodeIPBase is the address of node 0; node i takes the i-th next
+	// address. Default 127.0.0.11 (nodes on .11, .12, .13, ...).
+	NodeIPBase netip.Addr
+	// AuthIPBase is the address of auth 0. Default 127.0.1.10, away from
+	// the 127.0.0.x source addresses benchmarks bind.
+	AuthIPBase netip.Addr
+	// Dir holds keys, the users file and logs. Default: a new temporary
+	// directory, removed by Stop unless KeepDir.
+	Dir     string
+	KeepDir bool
+	// MaxConns is every node's -max-conns; 0 leaves the binary's default.
+	MaxConns int
+	// Username and Password of the bench user in the users file. Defaults
+	// "bench" and a random password.
+	Username string
+	Password string
+	// BcryptCost of the bench user's hash. Default bcrypt.MinCost: every
+	// connect checks the password, and at the default cost (10) 10,000
+	// connects would cost the auth process minutes of CPU.
+	BcryptCost int
+	// LoginRate and LoginBurst are passed to auth as -login-rate and
+	// -login-burst. Defaults 1e6 and 1e6: every local client shares one IP,
+	// so the per-IP brute-force limit must not apply to the bench user.
+	LoginRate  float64
+	LoginBurst int
+	// LogLevel for every process. Default "info".
+	LogLevel string
+	// NodeArgs and AuthArgs are appended to every node's / auth's flags.
+	NodeArgs []string
+	AuthArgs []string
+	// ReadyTimeout bounds Start's wait for readiness. Default 30s.
+	ReadyTimeout time.Duration
+	// Logf, when set, receives progress lines.
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) withDefaults() error {
+	if c.BinDir == "" {
+		return errors.New("localcluster: BinDir is required")
+	}
+	for _, b := range []string{NodeBinary, AuthBinary} {
+		if _, err := os.Stat(filepath.Join(c.BinDir, b)); err != nil {
+			return fmt.Errorf("localcluster: %s not found in %s (run `make build`): %w", b, c.BinDir, err)
+		}
+	}
+	if c.Nodes <= 0 {
+		c.Nodes = 3
+	}
+	if c.Auths <= 0 {
+		c.Auths = 1
+	}
+	if !c.NodeIPBase.IsValid() {
+		c.NodeIPBase = netip.MustParseAddr("127.0.0.11")
+	}
+	if !c.AuthIPBase.IsValid() {
+		c.AuthIPBase = netip.MustParseAddr("127.0.1.10")
+	}
+	if !c.NodeIPBase.IsLoopback() || !c.AuthIPBase.IsLoopback() {
+		return errors.New("localcluster: addresses must be loopback")
+	}
+	if c.Username == "" {
+		c.Username = "bench"
+	}
+	if c.Password == "" {
+		c.Password = randomHex(12)
+	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = bcrypt.MinCost
+	}
+	if c.LoginRate <= 0 {
+		c.LoginRate = 1e6
+	}
+	if c.LoginBurst <= 0 {
+		c.LoginBurst = 1_000_000
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 30 * time.Second
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	return nil
+}
+
+// Process is one running (or stopped) cluster process.
+type Process struct {
+	// Name is the member name (node-1, auth-1, ...); for nodes it is the
+	// node id clients see.
+	Name string
+	// HTTPAddr is host:port of its HTTP server (WebSockets for a node, the
+	// auth API for auth).
+	HTTPAddr string
+	// GossipAddr is host:port of its serf agent.
+	GossipAddr string
+	// LogPath has its stdout and stderr.
+	LogPath string
+
+	binary string
+	args   []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// PID of the running process, or 0.
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Running reports whether the process has not exited.
+func (p *Process) Running() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// RSS is the process's resident memory in bytes.
+func (p *Process) RSS() (int64, error) {
+	pid := p.PID()
+	if pid == 0 {
+		return 0, errors.New("localcluster: process not running")
+	}
+	return ProcRSS(pid)
+}
+
+// PeakRSS is the process's peak resident memory (VmHWM) in bytes.
+func (p *Process) PeakRSS() (int64, error) {
+	pid := p.PID()
+	if pid == 0 {
+		return 0, errors.New("localcluster: process not running")
+	}
+	return ProcStatusBytes(pid, "VmHWM")
+}
+
+// Wait waits until the process exits or ctx ends, and returns its exit
+// error.
+func (p *Process) Wait(ctx context.Context) error {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Process) start() error {
+	f, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f, "==> %s %s\n", p.binary, strings.Join(p.args, " "))
+	cmd := exec.Command(p.binary, p.args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	// Own process group, so Stop can kill whatever the process spawned,
+	// and SIGKILL if the test binary dies first, so nothing outlives it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("localcluster: start %s: %w", p.Name, err)
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.done, p.err = cmd, done, nil
+	p.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+func (p *Process) signal(sig syscall.Signal) error {
+	pid := p.PID()
+	if pid == 0 || !p.Running() {
+		return nil
+	}
+	// Negative pid: the whole process group.
+	if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	cfg        Config
+	dir        string
+	ownDir     bool
+	adminToken string
+	Nodes      []*Process
+	Auths      []*Process
+	http       *http.Client
+}
+
+// Start generates keys and starts cfg.Auths auth and cfg.Nodes node
+// processes, then waits until every node answers /readyz and auth lists all
+// of them. On error everything started is stopped.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, dir: cfg.Dir, http: &http.Client{Timeout: 5 * time.Second}}
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "wsdirect-localcluster-")
+		if err != nil {
+			return nil, err
+		}
+		c.dir, c.ownDir = d, true
+	}
+	if err := c.writeFiles(); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	if err := c.startAll(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) path(name string) string { return filepath.Join(c.dir, name) }
+
+func (c *Cluster) writeFiles() error {
+	if err := os.MkdirAll(c.path("logs"), 0o755); err != nil {
+		return err
+	}
+	_, priv, err := token.GenerateKey()
+	if err != nil {
+		return err
+	}
+	if err := token.WriteKeyPair(c.path("signing.key"), c.path("signing.pub"), priv); err != nil {
+		return fmt.Errorf("localcluster: write signing key: %w", err)
+	}
+	var gossip [32]byte
+	if _, err := rand.Read(gossip[:]); err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.path("gossip.key"), []byte(base64.StdEncoding.EncodeToString(gossip[:])+"\n"), 0o600); err != nil {
+		return err
+	}
+	c.adminToken = randomHex(16)
+	if err := os.WriteFile(c.path("admin.token"), []byte(c.adminToken+"\n"), 0o600); err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(c.cfg.Password), c.cfg.BcryptCost)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(c.path("users"), []byte(c.cfg.Username+":"+string(hash)+"\n"), 0o600)
+}
+
+func (c *Cluster) startAll(ctx context.Context) error {
+	ip := c.cfg.AuthIPBase
+	for i := 0; i < c.cfg.Auths; i++ {
+		p, err := c.newProcess(fmt.Sprintf("auth-%d", i+1), AuthBinary, ip)
+		if err != nil {
+			return err
+		}
+		c.Auths = append(c.Auths, p)
+		ip = ip.Next()
+	}
+	ip = c.cfg.NodeIPBase
+	for i := 0; i < c.cfg.Nodes; i++ {
+		p, err := c.newProcess(fmt.Sprintf("node-%d", i+1), NodeBinary, ip)
+		if err != nil {
+			return err
+		}
+		c.Nodes = append(c.Nodes, p)
+		ip = ip.Next()
+	}
+	// Auth 1 first: everyone else joins its gossip address.
+	seed := c.Auths[0].GossipAddr
+	for i, p := range c.Auths {
+		var join []string
+		if i > 0 {
+			join = []string{seed}
+		}
+		p.args = c.authArgs(p, join)
+		if err := p.start(); err != nil {
+			return err
+		}
+		// Nodes join auth 1's gossip: let it bind first, or their first
+		// join fails and they retry a second later.
+		if i == 0 {
+			hctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+			err := c.waitHTTP(hctx, p, "/healthz")
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range c.Nodes {
+		p.args = c.nodeArgs(p, []string{seed})
+		if err := p.start(); err != nil {
+			return err
+		}
+	}
+	c.cfg.Logf("started %d auth and %d node processes; logs in %s", len(c.Auths), len(c.Nodes), c.path("logs"))
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	defer cancel()
+	return c.WaitReady(ctx)
+}
+
+func (c *Cluster) newProcess(name, binary string, ip netip.Addr) (*Process, error) {
+	httpPort, err := freePort(ip)
+	if err != nil {
+		return nil, err
+	}
+	gossipPort, err := freePort(ip)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{
+		Name:       name,
+		HTTPAddr:   net.JoinHostPort(ip.String(), strconv.Itoa(httpPort)),
+		GossipAddr: net.JoinHostPort(ip.String(), strconv.Itoa(gossipPort)),
+		LogPath:    c.path(filepath.Join("logs", name+".log")),
+		binary:     filepath.Join(c.cfg.BinDir, binary),
+	}, nil
+}
+
+func (c *Cluster) authArgs(p *Process, join []string) []string {
+	args := []string{
+		"-name", p.Name,
+		"-bind", p.HTTPAddr,
+		"-gossip-bind", p.GossipAddr,
+		"-gossip-key-file", c.path("gossip.key"),
+		"-signing-key", c.path("signing.key"),
+		"-users", c.path("users"),
+		"-admin-token-file", c.path("admin.token"),
+		"-login-rate", strconv.FormatFloat(c.cfg.LoginRate, 'f', -1, 64),
+		"-login-burst", strconv.Itoa(c.cfg.LoginBurst),
+		"-log-level", c.cfg.LogLevel,
+	}
+	if len(join) > 0 {
+		args = append(args, "-join", strings.Join(join, ","))
+	}
+	return append(args, c.cfg.AuthArgs...)
+}
+
+func (c *Cluster) nodeArgs(p *Process, join []string) []string {
+	host, port, _ := net.SplitHostPort(p.HTTPAddr)
+	args := []string{
+		"-name", p.Name,
+		"-bind", p.HTTPAddr,
+		"-advertise", host,
+		"-advertise-port", port,
+		"-gossip-bind", p.GossipAddr,
+		"-gossip-key-file", c.path("gossip.key"),
+		"-auth-keys", c.path("signing.pub"),
+		"-admin-token-file", c.path("admin.token"),
+		"-log-level", c.cfg.LogLevel,
+	}
+	if c.cfg.MaxConns > 0 {
+		args = append(args, "-max-conns", strconv.Itoa(c.cfg.MaxConns))
+	}
+	if len(join) > 0 {
+		args = append(args, "-join", strings.Join(join, ","))
+	}
+	return append(args, c.cfg.NodeArgs...)
+}
+
+// AuthURL is the base URL of auth 1, e.g. "http://127.0.1.10:41234".
+func (c *Cluster) AuthURL() string { return "http://" + c.Auths[0].HTTPAddr }
+
+// AuthURLs lists every auth instance's base URL.
+func (c *Cluster) AuthURLs() []string {
+	out := make([]string, len(c.Auths))
+	for i, p := range c.Auths {
+		out[i] = "http://" + p.HTTPAddr
+	}
+	return out
+}
+
+// Username and Password of the bench user.
+func (c *Cluster) Username() string { return c.cfg.Username }
+func (c *Cluster) Password() string { return c.cfg.Password }
+
+// AdminToken guards GET /v1/nodes and the node admin endpoints.
+func (c *Cluster) AdminToken() string { return c.adminToken }
+
+// Dir holds keys and logs.
+func (c *Cluster) Dir() string { return c.dir }
+
+// NodeIndex returns the index of the node named name, or -1.
+func (c *Cluster) NodeIndex(name string) int {
+	for i, p := range c.Nodes {
+		if p.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// NodeStatuses asks auth instance a for its view of the nodes.
+func (c *Cluster) NodeStatuses(ctx context.Context, a int) ([]wire.NodeStatus, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Auths[a].HTTPAddr+wire.NodesPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.adminToken)
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", wire.NodesPath, res.Status, strings.TrimSpace(string(data)))
+	}
+	return decodeNodes(data)
+}
+
+// decodeNodes accepts a bare list or an object with a "nodes" list.
+func decodeNodes(data []byte) ([]wire.NodeStatus, error) {
+	var list []wire.NodeStatus
+	if err := json.Unmarshal(data, &list); err == nil {
+		return list, nil
+	}
+	var obj struct {
+		Nodes []wire.NodeStatus `json:"nodes"`
+	}
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", wire.NodesPath, err)
+	}
+	return obj.Nodes, nil
+}
+
+// WaitNodes polls auth instance a until cond holds for its node list.
+func (c *Cluster) WaitNodes(ctx context.Context, a int, cond func([]wire.NodeStatus) bool) error {
+	var last error
+	for {
+		nodes, err := c.NodeStatuses(ctx, a)
+		if err == nil && cond(nodes) {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+			}
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// WaitReady waits until every running node answers /readyz with 200 and
+// every running auth instance lists all of them alive and not draining.
+func (c *Cluster) WaitReady(ctx context.Context) error {
+	for _, p := range append(append([]*Process(nil), c.Auths...), c.Nodes...) {
+		if !p.Running() {
+			continue
+		}
+		path := "/readyz"
+		if strings.HasPrefix(p.Name, "auth") {
+			path = "/healthz"
+		}
+		if err := c.waitHTTP(ctx, p, path); err != nil {
+			return err
+		}
+	}
+	var want []string
+	for _, p := range c.Nodes {
+		if p.Running() {
+			want = append(want, p.Name)
+		}
+	}
+	for a, p := range c.Auths {
+		if !p.Running() {
+			continue
+		}
+		err := c.WaitNodes(ctx, a, func(nodes []wire.NodeStatus) bool {
+			alive := map[string]bool{}
+			for _, n := range nodes {
+				if n.Alive && !n.Draining {
+					alive[n.ID] = true
+				}
+			}
+			for _, w := range want {
+				if !alive[w] {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("localcluster: %s does not list all %d nodes: %w", p.Name, len(want), err)
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) waitHTTP(ctx context.Context, p *Process, path string) error {
+	url := "http://" + p.HTTPAddr + path
+	for {
+		if !p.Running() {
+			return fmt.Errorf("localcluster: %s exited: %v; log %s:\n%s", p.Name, p.Wait(ctx), p.LogPath, tail(p.LogPath, 20))
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if res, err := c.http.Do(req); err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localcluster: %s not ready at %s: %w; log %s:\n%s", p.Name, url, ctx.Err(), p.LogPath, tail(p.LogPath, 20))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Kill sends SIGKILL to node i: no drain, no graceful leave, its clients see
+// their connections break.
+func (c *Cluster) Kill(i int) error {
+	if err := c.Nodes[i].signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Nodes[i].Wait(ctx); errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("localcluster: %s survived SIGKILL", c.Nodes[i].Name)
+	}
+	return nil
+}
+
+// Drain sends SIGTERM to node i, which drains its clients and exits; use
+// Nodes[i].Wait to wait for the exit.
+func (c *Cluster) Drain(i int) error { return c.Nodes[i].signal(syscall.SIGTERM) }
+
+// RestartAuth stops auth instance a gracefully, starts it again on the same
+// addresses, joining a running node's gossip, and waits until it lists all
+// running nodes.
+func (c *Cluster) RestartAuth(ctx context.Context, a int) error {
+	p := c.Auths[a]
+	if err := p.signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := p.Wait(stopCtx)
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = p.signal(syscall.SIGKILL)
+		_ = p.Wait(ctx)
+	}
+	var join []string
+	for _, n := range c.Nodes {
+		if n.Running() {
+			join = append(join, n.GossipAddr)
+			break
+		}
+	}
+	for j, o := range c.Auths {
+		if j != a && o.Running() {
+			join = append(join, o.GossipAddr)
+		}
+	}
+	p.args = c.authArgs(p, join)
+	if err := p.start(); err != nil {
+		return err
+	}
+	ctx, cancel = context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	defer cancel()
+	return c.WaitReady(ctx)
+}
+
+// Stop terminates every process (SIGTERM, then SIGKILL after 5s) and
+// removes the directory if Start created it and KeepDir is false. It is
+// safe to call more than once.
+func (c *Cluster) Stop() {
+	all := append(append([]*Process(nil), c.Nodes...), c.Auths...)
+	for _, p := range all {
+		_ = p.signal(syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range all {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if err := p.Wait(ctx); errors.Is(err, context.DeadlineExceeded) {
+			_ = p.signal(syscall.SIGKILL)
+			kctx, kcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = p.Wait(kctx)
+			kcancel()
+		}
+		cancel()
+	}
+	if c.ownDir && !c.cfg.KeepDir {
+		os.RemoveAll(c.dir)
+	}
+}
+
+// freePort asks the kernel for a free TCP port on ip. Another process could
+// take it before ours binds it; on loopback with fresh addresses that race
+// is rare, and Start fails loudly if it happens.
+func freePort(ip netip.Addr) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		return 0, fmt.Errorf("localcluster: no free port on %s: %w", ip, err)
+	}
+	defer l.Close()
+	// Gossip also binds UDP on the same port; check it is free too.
+	port := l.Addr().(*net.TCPAddr).Port
+	u, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
+	if err != nil {
+		return 0, fmt.Errorf("localcluster: udp port %d on %s busy: %w", port, ip, err)
+	}
+	u.Close()
+	return port, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func tail(path string, lines int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var buf []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		buf = append(buf, sc.Text())
+		if len(buf) > lines {
+			buf = buf[1:]
+		}
+	}
+	return strings.Join(buf, "\n")
+}
+
+// ProcRSS is the resident set size (VmRSS) of process pid in bytes.
+func ProcRSS(pid int) (int64, error) { return ProcStatusBytes(pid, "VmRSS") }
+
+// ProcStatusBytes reads a "kB" field of /proc/<pid>/status (VmRSS, VmHWM,
+// ...) in bytes. pid 0 means this process.
+func ProcStatusBytes(pid int, field string) (int64, error) {
+	path := "/proc/self/status"
+	if pid != 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/status"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		fs := strings.Fields(rest)
+		if len(fs) != 2 || fs[1] != "kB" {
+			return 0, fmt.Errorf("%s: unexpected %s line %q", path, field, sc.Text())
+		}
+		kb, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", path, err)
+		}
+		return kb * 1024, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: no %s line", path, field)
+}
