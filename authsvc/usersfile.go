@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -35,15 +36,25 @@ type UsersFile struct {
 	// costs the same bcrypt work as a known one and user names cannot be
 	// enumerated by timing.
 	dummy []byte
+
+	// cache remembers recent successful checks; see credCache.
+	cache *credCache
 }
 
 // NewUsersFile loads path. A malformed file is an error naming the line.
 func NewUsersFile(path string) (*UsersFile, error) {
-	u := &UsersFile{path: path}
+	u := &UsersFile{path: path, cache: newCredCache(DefaultCredentialCacheTTL, DefaultCredentialCacheSize)}
 	if err := u.Reload(); err != nil {
 		return nil, err
 	}
 	return u, nil
+}
+
+// SetCacheTTL sets how long a successful password check is remembered
+// (DefaultCredentialCacheTTL by default); 0 turns the cache off, so that every
+// login runs bcrypt. Call before use.
+func (u *UsersFile) SetCacheTTL(ttl time.Duration) {
+	u.cache = newCredCache(ttl, DefaultCredentialCacheSize)
 }
 
 // Path is the file the table is loaded from.
@@ -140,6 +151,8 @@ func (u *UsersFile) Authenticate(_ context.Context, _ *http.Request, req wire.Co
 	u.mu.RUnlock()
 	if !known {
 		hash = dummy
+	} else if req.Username != "" && u.cache.hit(req.Username, req.Password, hash) {
+		return req.Username, nil
 	}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(req.Password))
 	if !known || req.Username == "" {
@@ -153,6 +166,7 @@ func (u *UsersFile) Authenticate(_ context.Context, _ *http.Request, req wire.Co
 		// failed login from the client's point of view.
 		return "", fmt.Errorf("%w: %v", ErrInvalidCredentials, err)
 	}
+	u.cache.store(req.Username, req.Password, hash)
 	return req.Username, nil
 }
 
