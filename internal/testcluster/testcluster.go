@@ -1,0 +1,685 @@
+package testcluster
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
+	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/node"
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+)
+
+// The test user every cluster's users file holds.
+const (
+	User     = "tester"
+	Password = "correct horse battery staple"
+)
+
+// AdminToken guards the nodes' and auth instances' admin endpoints.
+const AdminToken = "testcluster-admin-token"
+
+// Options shape a test cluster. Zero values mean the defaults in brackets.
+type Options struct {
+	// Nodes is the number of WebSocket nodes [3], at most 100.
+	Nodes int
+	// Auths is the number of auth instances [1], at most 9.
+	Auths int
+	// Cap is every node's -max-conns [10000].
+	Cap int
+	// Upstream is the app every node relays to; "" means the built-in echo.
+	Upstream string
+	// UpstreamFor, when set, overrides Upstream per node (index from 0).
+	UpstreamFor func(i int, name string) string
+	// Credentials replaces the bcrypt users-file backend when set.
+	Credentials authsvc.Authenticator
+	// TokenTTL is the connection token lifetime [token.DefaultTTL].
+	TokenTTL time.Duration
+	// ClusterConfig, when set, adjusts every member's gossip configuration
+	// after the harness filled it in (e.g. to slow gossip down).
+	ClusterConfig func(c *cluster.Config)
+	// NodeConfig and AuthConfig, when set, adjust each node's and auth
+	// instance's configuration after the harness filled it in.
+	NodeConfig func(i int, c *node.Config)
+	AuthConfig func(i int, c *authsvc.Config)
+	// ReadyTimeout bounds the wait for every auth instance to see every node
+	// [20s].
+	ReadyTimeout time.Duration
+}
+
+// Cluster is a running in-process cluster. It is torn down by tb.Cleanup.
+type Cluster struct {
+	tb   testing.TB
+	opts Options
+
+	// SigningKey is the auth instances' Ed25519 key; Signer mints with it,
+	// Keys is the set every node trusts.
+	SigningKey ed25519.PrivateKey
+	Signer     *token.Signer
+	Keys       token.KeySet
+	// GossipKey is the shared serf encryption key.
+	GossipKey []byte
+	// UsersFile is the path of the bcrypt users file holding User.
+	UsersFile string
+
+	mu    sync.Mutex
+	nodes []*Node
+	auths []*Auth
+}
+
+// Node is one WebSocket node of the cluster.
+type Node struct {
+	Index int
+	Name  string
+	// Addr is the host:port of the node's WebSocket/HTTP server.
+	Addr string
+	// Server is the node itself; Cluster is its gossip membership;
+	// Verifier checks its connection tokens.
+	Server   *node.Node
+	Cluster  *cluster.Cluster
+	Verifier *token.Verifier
+	// Registry holds the node's metrics.
+	Registry *prometheus.Registry
+
+	srv    *http.Server
+	ln     *trackingListener
+	mu     sync.Mutex
+	killed bool
+	closed bool
+}
+
+// Conns is the number of WebSockets the node holds right now.
+func (n *Node) Conns() int { return n.Server.Conns() }
+
+// URL is the WebSocket endpoint of the node.
+func (n *Node) URL() string { return "ws://" + n.Addr + "/ws" }
+
+// Auth is one auth instance of the cluster.
+type Auth struct {
+	Index int
+	Name  string
+	// Addr is the host:port of its HTTP server; it survives RestartAuth.
+	Addr    string
+	Server  *authsvc.Server
+	Cluster *cluster.Cluster
+
+	gossipPort int
+	srv        *http.Server
+	done       chan struct{}
+}
+
+// URL is the base URL clients pass to client.Dial.
+func (a *Auth) URL() string { return "http://" + a.Addr }
+
+// Start brings up a cluster and waits until every auth instance sees every
+// node. It fails tb on any error.
+func Start(tb testing.TB, opts Options) *Cluster {
+	tb.Helper()
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.Auths == 0 {
+		opts.Auths = 1
+	}
+	if opts.Cap == 0 {
+		opts.Cap = 10000
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 20 * time.Second
+	}
+	if opts.Nodes < 1 || opts.Nodes > 100 || opts.Auths < 1 || opts.Auths > 9 {
+		tb.Fatalf("testcluster: need 1-100 nodes and 1-9 auth instances, got %d and %d", opts.Nodes, opts.Auths)
+	}
+
+	c := &Cluster{tb: tb, opts: opts}
+	tb.Cleanup(c.Close)
+
+	_, priv, err := token.GenerateKey()
+	if err != nil {
+		tb.Fatalf("testcluster: signing key: %v", err)
+	}
+	c.SigningKey = priv
+	c.Signer = token.NewSigner(priv)
+	if opts.TokenTTL > 0 {
+		c.Signer = c.Signer.WithTTL(opts.TokenTTL)
+	}
+	c.Keys = token.KeySet{}
+	c.Keys.Add(c.Signer.PublicKey())
+	c.GossipKey = make([]byte, 32)
+	if _, err := rand.Read(c.GossipKey); err != nil {
+		tb.Fatalf("testcluster: gossip key: %v", err)
+	}
+	if opts.Credentials == nil {
+		// The lowest bcrypt cost keeps logins cheap; the backend's cost is a
+		// deployment choice, not what these tests measure.
+		hash, err := bcrypt.GenerateFromPassword([]byte(Password), bcrypt.MinCost)
+		if err != nil {
+			tb.Fatalf("testcluster: bcrypt: %v", err)
+		}
+		c.UsersFile = filepath.Join(tb.TempDir(), "users")
+		if err := os.WriteFile(c.UsersFile, []byte(User+":"+string(hash)+"\n"), 0o600); err != nil {
+			tb.Fatalf("testcluster: users file: %v", err)
+		}
+	}
+
+	for i := 0; i < opts.Nodes; i++ {
+		n, err := c.startNode(i)
+		if err != nil {
+			tb.Fatalf("testcluster: node %d: %v", i, err)
+		}
+		c.mu.Lock()
+		c.nodes = append(c.nodes, n)
+		c.mu.Unlock()
+	}
+	for i := 0; i < opts.Auths; i++ {
+		a, err := c.startAuth(i, "", 0)
+		if err != nil {
+			tb.Fatalf("testcluster: auth %d: %v", i, err)
+		}
+		c.mu.Lock()
+		c.auths = append(c.auths, a)
+		c.mu.Unlock()
+	}
+	c.WaitAuthViews(opts.ReadyTimeout, "every auth instance sees every node", func(view []cluster.Member) bool {
+		return len(view) == opts.Nodes
+	})
+	return c
+}
+
+// Logger is what every member logs to: nothing, unless WSDIRECT_TEST_LOG is
+// set (then text to stderr at that level: debug, info, warn, error).
+func Logger() *slog.Logger {
+	lvl := os.Getenv("WSDIRECT_TEST_LOG")
+	if lvl == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(lvl)); err != nil {
+		l = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func (c *Cluster) clusterConfig(name string, role cluster.Role, ip string, gossipPort int) *cluster.Config {
+	conf := cluster.LocalConfig()
+	conf.Name = name
+	conf.Role = role
+	conf.BindAddr = ip
+	conf.BindPort = gossipPort
+	conf.AdvertiseAddr = ip
+	conf.SecretKey = c.GossipKey
+	conf.Logger = Logger().With("member", name)
+	return conf
+}
+
+// gossipSeeds are the addresses a new member joins through: every live
+// member's gossip address.
+func (c *Cluster) gossipSeeds() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var seeds []string
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		if !n.killed && !n.closed {
+			seeds = append(seeds, n.Cluster.GossipAddr())
+		}
+		n.mu.Unlock()
+	}
+	for _, a := range c.auths {
+		if a.Cluster != nil {
+			seeds = append(seeds, a.Cluster.GossipAddr())
+		}
+	}
+	return seeds
+}
+
+func (c *Cluster) startNode(i int) (*Node, error) {
+	ip := "127.0.0." + strconv.Itoa(11+i)
+	name := "node-" + strconv.Itoa(i+1)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return nil, err
+	}
+	tl := newTrackingListener(ln.(*net.TCPListener))
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	conf := c.clusterConfig(name, cluster.RoleNode, ip, 0)
+	conf.PublicAddr = ip
+	conf.WSPort = port
+	conf.Cap = c.opts.Cap
+	if c.opts.ClusterConfig != nil {
+		c.opts.ClusterConfig(conf)
+	}
+	cl, err := cluster.Create(conf)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if seeds := c.gossipSeeds(); len(seeds) > 0 {
+		if _, err := cl.Join(seeds); err != nil {
+			cl.Shutdown()
+			ln.Close()
+			return nil, fmt.Errorf("join %v: %w", seeds, err)
+		}
+	}
+
+	nconf := node.DefaultConfig()
+	nconf.Name = name
+	nconf.MaxConns = c.opts.Cap
+	nconf.Upstream = c.opts.Upstream
+	if c.opts.UpstreamFor != nil {
+		nconf.Upstream = c.opts.UpstreamFor(i, name)
+	}
+	nconf.AdminToken = AdminToken
+	nconf.Logger = Logger().With("node", name)
+	nconf.Registry = prometheus.NewRegistry()
+	if c.opts.NodeConfig != nil {
+		c.opts.NodeConfig(i, nconf)
+	}
+	v := token.NewVerifier(name, c.Keys)
+	srv, err := node.New(nconf, v, cl)
+	if err != nil {
+		cl.Shutdown()
+		ln.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n := &Node{
+		Index: i, Name: name, Addr: ln.Addr().String(),
+		Server: srv, Cluster: cl, Verifier: v, Registry: nconf.Registry,
+		ln: tl,
+		srv: &http.Server{
+			Handler:           srv.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(Logger().Handler(), slog.LevelWarn),
+		},
+	}
+	go n.srv.Serve(tl)
+	return n, nil
+}
+
+// startAuth starts auth instance i. addr and gossipPort are reused by
+// RestartAuth so the restarted instance has the same identity.
+func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
+	ip := "127.0.0." + strconv.Itoa(2+i)
+	name := "auth-" + strconv.Itoa(i+1)
+	if addr == "" {
+		addr = net.JoinHostPort(ip, "0")
+	}
+	ln, err := listenRetry(addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	conf := c.clusterConfig(name, cluster.RoleAuth, ip, gossipPort)
+	if c.opts.ClusterConfig != nil {
+		c.opts.ClusterConfig(conf)
+	}
+	cl, err := cluster.Create(conf)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if seeds := c.gossipSeeds(); len(seeds) > 0 {
+		if _, err := cl.Join(seeds); err != nil {
+			cl.Shutdown()
+			ln.Close()
+			return nil, fmt.Errorf("join %v: %w", seeds, err)
+		}
+	}
+
+	var creds authsvc.Authenticator = c.opts.Credentials
+	if creds == nil {
+		uf, err := authsvc.NewUsersFile(c.UsersFile)
+		if err != nil {
+			cl.Shutdown()
+			ln.Close()
+			return nil, fmt.Errorf("users file: %w", err)
+		}
+		creds = uf
+	}
+	aconf := authsvc.DefaultConfig()
+	aconf.Signer = c.Signer
+	aconf.Credentials = creds
+	aconf.View = cl
+	aconf.AdminToken = AdminToken
+	// Every test client comes from loopback: per-IP login limiting would
+	// throttle the whole test, and it has its own unit tests.
+	aconf.LoginRate = rate.Inf
+	aconf.LoginBurst = 1 << 20
+	aconf.Logger = Logger().With("auth", name)
+	aconf.Registry = prometheus.NewRegistry()
+	if c.opts.AuthConfig != nil {
+		c.opts.AuthConfig(i, aconf)
+	}
+	s, err := authsvc.New(aconf)
+	if err != nil {
+		cl.Shutdown()
+		ln.Close()
+		return nil, fmt.Errorf("authsvc: %w", err)
+	}
+	_, gp, _ := net.SplitHostPort(cl.GossipAddr())
+	gport, _ := strconv.Atoi(gp)
+	a := &Auth{
+		Index: i, Name: name, Addr: ln.Addr().String(),
+		Server: s, Cluster: cl, gossipPort: gport,
+		srv: &http.Server{
+			Handler:           s.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(Logger().Handler(), slog.LevelWarn),
+		},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(a.done)
+		a.srv.Serve(ln)
+	}()
+	return a, nil
+}
+
+// listenRetry binds addr, retrying briefly: a restarted server may race the
+// kernel releasing its old port.
+func listenRetry(addr string, timeout time.Duration) (net.Listener, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// AuthURL is the base URL of auth instance i.
+func (c *Cluster) AuthURL(i int) string { return c.Auth(i).URL() }
+
+// Auth returns auth instance i (as of the last RestartAuth).
+func (c *Cluster) Auth(i int) *Auth {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.auths[i]
+}
+
+// Node returns node i.
+func (c *Cluster) Node(i int) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// Nodes returns every node, killed ones included.
+func (c *Cluster) Nodes() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Node(nil), c.nodes...)
+}
+
+// NodeByName returns the node called name, or nil.
+func (c *Cluster) NodeByName(name string) *Node {
+	for _, n := range c.Nodes() {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// ConnsByNode maps each node's name to its live WebSocket count.
+func (c *Cluster) ConnsByNode() map[string]int {
+	out := map[string]int{}
+	for _, n := range c.Nodes() {
+		out[n.Name] = n.Conns()
+	}
+	return out
+}
+
+// KillNode crashes node i: its listener and every TCP connection to it are
+// closed abruptly (RST, no close frame), and its gossip stops without a
+// leave message, so the rest of the cluster must detect the failure.
+func (c *Cluster) KillNode(i int) {
+	c.tb.Helper()
+	n := c.Node(i)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.killed || n.closed {
+		return
+	}
+	n.killed = true
+	n.ln.kill()
+	if err := n.Cluster.Shutdown(); err != nil {
+		c.tb.Errorf("testcluster: kill %s: serf shutdown: %v", n.Name, err)
+	}
+}
+
+// DrainNode runs node i's drain (mark draining, publish it, close clients
+// with wire.CloseDraining in batches) and returns when the node is empty or
+// timeout passed.
+func (c *Cluster) DrainNode(i int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return c.Node(i).Server.Drain(ctx)
+}
+
+// RestartAuth stops auth instance i (HTTP server shut down, gossip left
+// gracefully) and starts a fresh one on the same HTTP address and gossip
+// port, then waits until it sees every live node again.
+func (c *Cluster) RestartAuth(i int) {
+	c.tb.Helper()
+	old := c.Auth(i)
+	c.stopAuth(old)
+	c.mu.Lock()
+	c.auths[i] = &Auth{Index: i, Name: old.Name, Addr: old.Addr} // not serving meanwhile
+	c.mu.Unlock()
+	a, err := c.startAuth(i, old.Addr, old.gossipPort)
+	if err != nil {
+		c.tb.Fatalf("testcluster: restart %s: %v", old.Name, err)
+	}
+	c.mu.Lock()
+	c.auths[i] = a
+	c.mu.Unlock()
+	live := c.liveNodes()
+	WaitFor(c.tb, c.opts.ReadyTimeout, func() bool {
+		return len(a.Cluster.Nodes()) == live
+	}, "restarted %s sees all %d live nodes", a.Name, live)
+}
+
+func (c *Cluster) liveNodes() int {
+	k := 0
+	for _, n := range c.Nodes() {
+		n.mu.Lock()
+		if !n.killed && !n.closed {
+			k++
+		}
+		n.mu.Unlock()
+	}
+	return k
+}
+
+func (c *Cluster) stopAuth(a *Auth) {
+	if a.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		a.srv.Close()
+	}
+	<-a.done
+	if err := a.Cluster.Leave(); err != nil {
+		c.tb.Logf("testcluster: %s leave: %v", a.Name, err)
+	}
+	if err := a.Cluster.Shutdown(); err != nil {
+		c.tb.Logf("testcluster: %s shutdown: %v", a.Name, err)
+	}
+	a.srv = nil
+}
+
+// WaitAuthViews waits until cond holds for the node list of every auth
+// instance, failing tb with msg after timeout.
+func (c *Cluster) WaitAuthViews(timeout time.Duration, msg string, cond func(view []cluster.Member) bool) {
+	c.tb.Helper()
+	WaitFor(c.tb, timeout, func() bool {
+		c.mu.Lock()
+		auths := append([]*Auth(nil), c.auths...)
+		c.mu.Unlock()
+		for _, a := range auths {
+			if a.Cluster == nil || !cond(a.Cluster.Nodes()) {
+				return false
+			}
+		}
+		return true
+	}, "%s", msg)
+}
+
+// Close tears everything down; tb.Cleanup calls it.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	auths := append([]*Auth(nil), c.auths...)
+	nodes := append([]*Node(nil), c.nodes...)
+	c.mu.Unlock()
+	for _, a := range auths {
+		c.stopAuthQuiet(a)
+	}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func(n *Node) {
+			defer wg.Done()
+			n.close()
+		}(n)
+	}
+	wg.Wait()
+}
+
+func (c *Cluster) stopAuthQuiet(a *Auth) {
+	if a.srv == nil {
+		return
+	}
+	a.srv.Close()
+	<-a.done
+	a.Cluster.Shutdown()
+	a.srv = nil
+}
+
+func (n *Node) close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	n.closed = true
+	n.srv.Close()
+	n.Server.Close()
+	n.ln.kill()
+	if !n.killed {
+		n.Cluster.Shutdown()
+	}
+}
+
+// WaitFor polls cond every 10ms until it holds, and fails tb with the
+// formatted message when timeout passes first.
+func WaitFor(tb testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	tb.Helper()
+	if err := Poll(timeout, cond); err != nil {
+		tb.Fatalf("testcluster: timed out after %v waiting for: %s", timeout, fmt.Sprintf(format, args...))
+	}
+}
+
+// ErrTimeout is what Poll returns when its condition never held.
+var ErrTimeout = errors.New("testcluster: timeout")
+
+// Poll polls cond every 10ms until it holds (nil) or timeout passes
+// (ErrTimeout). It is WaitFor for goroutines other than the test's.
+func Poll(timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return ErrTimeout
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// trackingListener remembers every accepted connection so KillNode can
+// reset them all, the way a crashed process's sockets go away. net/http
+// forgets hijacked (WebSocket) connections, so the server cannot do it.
+type trackingListener struct {
+	*net.TCPListener
+	mu     sync.Mutex
+	conns  map[*net.TCPConn]struct{}
+	killed bool
+}
+
+func newTrackingListener(l *net.TCPListener) *trackingListener {
+	return &trackingListener{TCPListener: l, conns: map[*net.TCPConn]struct{}{}}
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.TCPListener.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed {
+		c.SetLinger(0)
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	l.conns[c] = struct{}{}
+	// Forget connections the peer closed long ago, so a benchmark that
+	// opens and closes many does not grow the map without bound.
+	if len(l.conns) > 4096 && len(l.conns)%4096 == 0 {
+		l.prune()
+	}
+	return c, nil
+}
+
+// prune drops connections that are already closed on our side. Closing is
+// not observable on a *net.TCPConn, so it probes with a no-op Control on the
+// raw socket, which fails only once the conn is closed.
+func (l *trackingListener) prune() {
+	for c := range l.conns {
+		rc, err := c.SyscallConn()
+		if err == nil {
+			err = rc.Control(func(uintptr) {})
+		}
+		if err != nil {
+			delete(l.conns, c)
+		}
+	}
+}
+
+// kill closes the listener and resets every connection it accepted.
+func (l *trackingListener) kill() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed {
+		return
+	}
+	l.killed = true
+	l.TCPListener.Close()
+	for c := range l.conns {
+		c.SetLinger(0) // RST, not FIN: the peer sees a crash
+		c.Close()
+	}
+	l.conns = nil
+}

@@ -1,0 +1,75 @@
+package testcluster
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A killed listener resets every connection it accepted (the peer sees
+// ECONNRESET, not a clean EOF) and accepts no more: what a crash looks like
+// from the client side.
+func TestTrackingListenerKillResets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := newTrackingListener(ln.(*net.TCPListener))
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var clients []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+		select {
+		case <-accepted:
+		case <-time.After(5 * time.Second):
+			t.Fatal("not accepted")
+		}
+	}
+	tl.kill()
+	for i, c := range clients {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("client %d read after kill: %v, want ECONNRESET", i, err)
+		}
+		if errors.Is(err, io.EOF) {
+			t.Errorf("client %d saw a clean close", i)
+		}
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Error("killed listener still accepts")
+	}
+	tl.kill() // idempotent
+}
+
+func TestPoll(t *testing.T) {
+	n := 0
+	if err := Poll(5*time.Second, func() bool { n++; return n == 3 }); err != nil || n != 3 {
+		t.Fatalf("Poll = %v after %d calls", err, n)
+	}
+	start := time.Now()
+	if err := Poll(50*time.Millisecond, func() bool { return false }); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Poll of a false condition = %v, want ErrTimeout", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("Poll overran its timeout")
+	}
+}
