@@ -6,13 +6,27 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 )
 
-// Prefix is where wsdirect-auth mounts Handler:
-//
-//	mux.Handle(jsclient.Prefix, http.StripPrefix(strings.TrimSuffix(jsclient.Prefix, "/"), jsclient.Handler()))
+// Prefix is where WithDemo mounts Handler: the page is at /demo/, the
+// module at /demo/wsdirect.js.
 const Prefix = "/demo/"
+
+// WithDemo serves the demo page and the module under Prefix, and passes
+// every other request to next (the auth service's API):
+//
+//	hs := &http.Server{Handler: jsclient.WithDemo(authServer.Handler())}
+//
+// Served from the auth service's own origin, the page's POST /v1/connect
+// is same-origin and needs no CORS.
+func WithDemo(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(Prefix, http.StripPrefix(strings.TrimSuffix(Prefix, "/"), Handler()))
+	mux.Handle("/", next)
+	return mux
+}
 
 //go:embed wsdirect.js demo.html demo.js
 var files embed.FS

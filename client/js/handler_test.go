@@ -9,9 +9,11 @@ import (
 )
 
 func TestHandlerServesPageAndModule(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.Handle(Prefix, http.StripPrefix(strings.TrimSuffix(Prefix, "/"), Handler()))
-	srv := httptest.NewServer(mux)
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"api":"`+r.URL.Path+`"}`)
+	})
+	srv := httptest.NewServer(WithDemo(api))
 	defer srv.Close()
 
 	cases := []struct {
@@ -25,9 +27,13 @@ func TestHandlerServesPageAndModule(t *testing.T) {
 		{"GET", "/demo/demo.js", 200, "text/javascript; charset=utf-8", "from './wsdirect.js'"},
 		{"HEAD", "/demo/wsdirect.js", 200, "text/javascript; charset=utf-8", ""},
 		{"GET", "/demo/handler.go", 404, "", ""},
-		{"GET", "/demo/../go.mod", 404, "", ""},
+		// Cleaned to /go.mod by the mux: the API answers, no file leaks.
+		{"GET", "/demo/../go.mod", 200, "application/json", `{"api":"/go.mod"}`},
+		{"GET", "/demo/%2e%2e/handler.go", 404, "", ""},
 		{"GET", "/demo/nope.js", 404, "", ""},
 		{"POST", "/demo/", 405, "", ""},
+		{"POST", "/v1/connect", 200, "application/json", `{"api":"/v1/connect"}`},
+		{"GET", "/healthz", 200, "application/json", `{"api":"/healthz"}`},
 	}
 	for _, c := range cases {
 		req, err := http.NewRequest(c.method, srv.URL+c.path, nil)
@@ -50,7 +56,7 @@ func TestHandlerServesPageAndModule(t *testing.T) {
 		if got := res.Header.Get("Content-Type"); got != c.ctype {
 			t.Errorf("%s %s: Content-Type %q, want %q", c.method, c.path, got, c.ctype)
 		}
-		if res.Header.Get("Content-Security-Policy") == "" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+		if strings.HasPrefix(c.ctype, "text/") && (res.Header.Get("Content-Security-Policy") == "" || res.Header.Get("X-Content-Type-Options") != "nosniff") {
 			t.Errorf("%s %s: security headers missing: %v", c.method, c.path, res.Header)
 		}
 		if !strings.Contains(string(body), c.body) {

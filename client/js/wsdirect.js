@@ -489,9 +489,9 @@ class Client {
     const floor = Math.min(floorMs, this._o.maxRetryAfterMs ?? DEFAULTS.maxRetryAfterMs);
     const delayMs = backoffDelay(this._attempt, this._backoff, floor, this._random);
     this._attempt++;
-    this._setState(State.WAITING);
     this._emit('onClose', { ...info, willReconnect: true, delayMs });
     if (this._stopped) return; // the callback called close()
+    this._setState(State.WAITING);
     this._timer = setTimeout(() => this._cycle(), delayMs);
   }
 }

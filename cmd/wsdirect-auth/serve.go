@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
+	jsclient "github.com/wsdirect/terraform-provider-wsdirect/client/js"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -36,6 +37,7 @@ type options struct {
 	loginRate                                        float64
 	loginBurst                                       int
 	trustForwardedFor                                bool
+	demo                                             bool
 	name, logLevel                                   string
 	callbackTimeout, shutdownTimeout                 time.Duration
 }
@@ -62,6 +64,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.tokenTTL, "token-ttl", token.DefaultTTL, "lifetime of connection tokens")
 	fs.Float64Var(&o.loginRate, "login-rate", 1, "failed logins allowed per second per client IP, after the burst")
 	fs.IntVar(&o.loginBurst, "login-burst", 10, "failed logins allowed in a row per client IP")
+	fs.BoolVar(&o.demo, "demo", false, "serve the browser demo page and JS client under /demo/ (same origin as /v1/connect)")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
 	fs.DurationVar(&o.callbackTimeout, "auth-callback-timeout", authsvc.DefaultCallbackTimeout, "timeout of one -auth-callback request")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to let in-flight requests finish on SIGTERM")
@@ -230,12 +233,18 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		return err
 	}
 
+	handler := srv.Handler()
+	if o.demo {
+		// Off by default: the page is a demonstration with a pre-filled login.
+		handler = jsclient.WithDemo(handler)
+	}
+
 	ln, err := net.Listen("tcp", o.bind)
 	if err != nil {
 		return fmt.Errorf("-bind: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

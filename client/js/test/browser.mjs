@@ -82,7 +82,7 @@ try {
     executablePath,
     headless: true,
     args: ARGS,
-    timeout: 30000,
+    timeout: 60000,
     viewport: { width: 900, height: 900 },
   });
   page = context.pages()[0] ?? (await context.newPage());

@@ -417,3 +417,33 @@ test('connect: a node that never answers the handshake is given up on', async ()
   assert.equal(c.nodeId, 'node-2');
   c.close();
 });
+
+test('connect: credentials() runs per attempt, and close() inside onClose stops the loop', async () => {
+  FakeWebSocket.all = [];
+  const f = scriptedFetch([assignment(1), assignment(2)]);
+  let calls = 0;
+  let closes = 0;
+  let c;
+  c = connect({
+    authURL: 'http://auth.test',
+    credentials: async () => ({ bearerToken: `jwt-${++calls}` }),
+    fetch: f,
+    WebSocket: FakeWebSocket,
+    random: () => 0,
+    onClose: (info) => {
+      closes++;
+      if (info.willReconnect && closes === 2) c.close();
+    },
+  });
+  await until(() => sockets().length === 1);
+  lastSocket().open();
+  lastSocket().drop(1006); // first onClose: reconnect
+  await until(() => sockets().length === 2);
+  assert.equal(f.calls[1].init.headers.Authorization, 'Bearer jwt-2', 'fresh credentials for the second attempt');
+  lastSocket().open();
+  lastSocket().drop(1012); // second onClose: the callback closes the client
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(c.state, State.CLOSED);
+  assert.equal(f.calls.length, 2, 'no third auth request after close()');
+  assert.equal(calls, 2);
+});
