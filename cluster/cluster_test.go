@@ -1,0 +1,368 @@
+package cluster
+
+import (
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/serf/serf"
+)
+
+func TestThreeNodeCluster(t *testing.T) {
+	ms := startCluster(t, 3, func(c *Config) {
+		switch c.Name {
+		case "n2":
+			c.Zone = "us-east-1b"
+		case "n3":
+			c.Role = RoleAuth
+		}
+	})
+	n1, n2, n3 := ms[0], ms[1], ms[2]
+
+	// Readers hammer the view while gossip writes it (run with -race).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Add(1)
+		go func(m *Cluster) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_ = m.Members()
+					_ = m.Nodes()
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}(m)
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	t.Run("tags", func(t *testing.T) {
+		got, ok := findMember(n3.Members(), "n2")
+		if !ok {
+			t.Fatal("n3 does not know n2")
+		}
+		want := Member{Name: "n2", Role: RoleNode, Addr: "127.0.0.2", Port: 8002, Cap: 100, Zone: "us-east-1b", Alive: true}
+		got.UpdatedAt, got.Conns = time.Time{}, 0
+		if got != want {
+			t.Fatalf("n3 sees n2 as %+v, want %+v", got, want)
+		}
+		if u := got.URL(); u != "ws://127.0.0.2:8002/ws" {
+			t.Fatalf("URL() = %q", u)
+		}
+		auth, _ := findMember(n1.Members(), "n3")
+		if auth.Role != RoleAuth || auth.Addr != "" || auth.Cap != 0 {
+			t.Fatalf("auth member seen as %+v", auth)
+		}
+		nodes := n1.Nodes()
+		if len(nodes) != 2 || nodes[0].Name != "n1" || nodes[1].Name != "n2" {
+			t.Fatalf("Nodes() = %+v, want n1 and n2 only", nodes)
+		}
+	})
+
+	t.Run("counts", func(t *testing.T) {
+		n1.SetConns(42)
+		if got, _ := findMember(n1.Members(), "n1"); got.Conns != 42 {
+			t.Fatalf("local view of own count = %d, want 42 at once", got.Conns)
+		}
+		for _, obs := range []*Cluster{n2, n3} {
+			waitFor(t, 10*time.Second, obs.LocalName()+" sees n1 conns=42", func() bool {
+				m, ok := obs.member("n1")
+				return ok && m.Conns == 42 && !m.UpdatedAt.IsZero()
+			})
+		}
+		// A burst of changes coalesces; the last value wins everywhere.
+		for i := 0; i <= 100; i++ {
+			n2.SetConns(i)
+		}
+		for _, obs := range []*Cluster{n1, n3} {
+			waitFor(t, 10*time.Second, obs.LocalName()+" sees n2 conns=100", func() bool {
+				m, ok := obs.member("n2")
+				return ok && m.Conns == 100
+			})
+		}
+	})
+
+	t.Run("draining", func(t *testing.T) {
+		if err := n2.SetDraining(true); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "n1 sees n2 draining", func() bool {
+			m, ok := n1.member("n2")
+			return ok && m.Draining
+		})
+		// Draining does not lose the count.
+		if m, _ := n1.member("n2"); m.Conns != 100 {
+			t.Fatalf("n2 conns after draining = %d, want 100", m.Conns)
+		}
+		if err := n2.SetDraining(false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "n3 sees n2 not draining", func() bool {
+			m, ok := n3.member("n2")
+			return ok && !m.Draining
+		})
+	})
+
+	t.Run("killed member fails", func(t *testing.T) {
+		if err := n2.Shutdown(); err != nil { // no Leave: looks like a crash
+			t.Fatal(err)
+		}
+		waitFor(t, 15*time.Second, "n1 drops failed n2 from Nodes()", func() bool {
+			_, ok := findMember(n1.Nodes(), "n2")
+			return !ok
+		})
+		m, ok := findMember(n1.Members(), "n2")
+		if ok && m.Alive {
+			t.Fatalf("failed n2 still alive in Members(): %+v", m)
+		}
+	})
+
+	t.Run("graceful leave", func(t *testing.T) {
+		if err := n3.Leave(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "n1 sees n3 not alive", func() bool {
+			m, ok := n1.member("n3")
+			return !ok || !m.Alive
+		})
+		// Left and failed members are reaped after TombstoneTimeout /
+		// ReconnectTimeout (5 s in LocalConfig).
+		waitFor(t, 20*time.Second, "n1 reaps n2 and n3", func() bool {
+			return len(n1.Members()) == 1
+		})
+	})
+}
+
+func TestCountsTagsMode(t *testing.T) {
+	ms := startCluster(t, 2, func(c *Config) { c.CountMode = CountsTags })
+	ms[0].SetConns(7)
+	waitFor(t, 10*time.Second, "n2 sees n1 conns=7 via tags", func() bool {
+		m, ok := ms[1].member("n1")
+		return ok && m.Conns == 7
+	})
+	if err := ms[0].SetDraining(true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n2 sees n1 draining with conns=7", func() bool {
+		m, ok := ms[1].member("n1")
+		return ok && m.Draining && m.Conns == 7
+	})
+}
+
+func TestJoinNeedsTheKey(t *testing.T) {
+	ms := startCluster(t, 2, nil)
+	for _, tc := range []struct {
+		name string
+		conf func(*Config)
+	}{
+		{"different key", func(c *Config) { c.SecretKey = otherKey }},
+		{"no key (dev)", func(c *Config) { c.SecretKey = nil; c.Dev = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig(9)
+			c.Name = "intruder"
+			c.TCPTimeout = 500 * time.Millisecond
+			tc.conf(c)
+			in := mustCreate(t, c)
+			if n, err := in.Join([]string{ms[0].GossipAddr(), ms[1].GossipAddr()}); err == nil {
+				t.Fatalf("join without the cluster key succeeded (contacted %d)", n)
+			}
+			time.Sleep(500 * time.Millisecond)
+			for _, m := range ms {
+				if _, ok := m.member("intruder"); ok {
+					t.Fatalf("%s lists the intruder", m.LocalName())
+				}
+			}
+			if got := len(in.Members()); got != 1 {
+				t.Fatalf("intruder sees %d members, want only itself", got)
+			}
+			_ = in.Shutdown()
+		})
+	}
+}
+
+// rawUserEvent is serf's messageUserEvent, encoded the way serf does.
+type rawUserEvent struct {
+	LTime   serf.LamportTime
+	Name    string
+	Payload []byte
+	CC      bool
+}
+
+// injectCount sends one plaintext UDP gossip packet carrying a serf count
+// event straight to addr, as a keyless process would.
+func injectCount(t *testing.T, addr string, msg countMsg) {
+	t.Helper()
+	var buf []byte
+	buf = append(buf, 8) // memberlist userMsg
+	buf = append(buf, 3) // serf messageUserEventType
+	ev := rawUserEvent{LTime: 1 << 20, Name: countEventName, Payload: msg.encode()}
+	var enc []byte
+	if err := codec.NewEncoderBytes(&enc, &codec.MsgpackHandle{}).Encode(&ev); err != nil {
+		t.Fatal(err)
+	}
+	buf = append(buf, enc...)
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPlaintextCountInjection(t *testing.T) {
+	// The forged count has the highest seq, so if it were ever accepted
+	// no genuine count could replace it.
+	forged := countMsg{name: "n1", seq: math.MaxUint64 >> 1, conns: 999}
+
+	t.Run("control: unencrypted dev cluster accepts it", func(t *testing.T) {
+		ms := startCluster(t, 2, func(c *Config) { c.SecretKey = nil; c.Dev = true })
+		injectCount(t, ms[1].GossipAddr(), forged)
+		waitFor(t, 5*time.Second, "dev n2 takes the forged count", func() bool {
+			m, _ := ms[1].member("n1")
+			return m.Conns == 999
+		})
+	})
+
+	t.Run("encrypted cluster ignores it", func(t *testing.T) {
+		ms := startCluster(t, 2, nil)
+		for i := 0; i < 3; i++ {
+			injectCount(t, ms[1].GossipAddr(), forged)
+		}
+		time.Sleep(300 * time.Millisecond)
+		ms[0].SetConns(5)
+		waitFor(t, 10*time.Second, "n2 sees the genuine count 5", func() bool {
+			m, _ := ms[1].member("n1")
+			return m.Conns == 5
+		})
+		time.Sleep(300 * time.Millisecond)
+		if m, _ := ms[1].member("n1"); m.Conns != 5 {
+			t.Fatalf("n2 sees n1 conns=%d after injection, want 5", m.Conns)
+		}
+	})
+}
+
+func TestDevModeWithoutKey(t *testing.T) {
+	ms := startCluster(t, 2, func(c *Config) { c.SecretKey = nil; c.Dev = true })
+	ms[1].SetConns(3)
+	waitFor(t, 10*time.Second, "n1 sees n2 conns=3", func() bool {
+		m, _ := ms[0].member("n2")
+		return m.Conns == 3
+	})
+}
+
+func TestCreateValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*Config)
+		wantErr string // "" = must succeed
+	}{
+		{"no key outside dev", func(c *Config) { c.SecretKey = nil }, "gossip key is required"},
+		{"short key outside dev", func(c *Config) { c.SecretKey = testKey[:16] }, "must be 32 bytes"},
+		{"bad key length", func(c *Config) { c.SecretKey = testKey[:20]; c.Dev = true }, "16, 24 or 32"},
+		{"16-byte key in dev", func(c *Config) { c.SecretKey = testKey[:16]; c.Dev = true }, ""},
+		{"no name", func(c *Config) { c.Name = "" }, "Name is required"},
+		{"name with space", func(c *Config) { c.Name = "a b" }, "whitespace"},
+		{"long name", func(c *Config) { c.Name = strings.Repeat("x", MaxNameLen+1) }, "limit is 128"},
+		{"node without public addr", func(c *Config) { c.PublicAddr = " " }, "PublicAddr is required"},
+		{"node without cap", func(c *Config) { c.Cap = 0 }, "Cap must be > 0"},
+		{"bad ws port", func(c *Config) { c.WSPort = 70000 }, "WSPort"},
+		{"unknown role", func(c *Config) { c.Role = "proxy" }, "unknown role"},
+		{"auth needs no public addr", func(c *Config) { c.Role = RoleAuth; c.PublicAddr = ""; c.Cap = 0 }, ""},
+		{"tags too large (addr)", func(c *Config) { c.PublicAddr = strings.Repeat("h", 480) + ".example.com" }, "limit is 512"},
+		{"tags too large (zone)", func(c *Config) { c.Zone = strings.Repeat("z", 500) }, "limit is 512"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig(1)
+			tc.mutate(c)
+			cl, err := Create(c)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Create: %v", err)
+				}
+				_ = cl.Shutdown()
+				return
+			}
+			if err == nil {
+				_ = cl.Shutdown()
+				t.Fatalf("Create succeeded, want error containing %q", tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Create error %q, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestTagSizeBoundary(t *testing.T) {
+	f := staticFacts{role: RoleNode, addr: "a", port: 65535, cap: 1 << 30, zone: "z", draining: true}
+	for _, mode := range []CountMode{CountsUserEvents, CountsTags} {
+		// Grow the address until the check trips; it must trip exactly
+		// when serf's own encoding exceeds MaxTagBytes.
+		g := f
+		for len(g.addr) < 600 {
+			err := checkTags(g, mode)
+			n, _ := encodedTagSize(g.tags(mode, -1<<31))
+			if (err != nil) != (n > MaxTagBytes) {
+				t.Fatalf("mode %v addr len %d: encoded %d bytes, err=%v", mode, len(g.addr), n, err)
+			}
+			g.addr += "a"
+		}
+	}
+}
+
+func TestJoinErrors(t *testing.T) {
+	c := mustCreate(t, testConfig(1))
+	if _, err := c.Join(nil); err == nil || !strings.Contains(err.Error(), "no addresses") {
+		t.Fatalf("Join(nil) = %v", err)
+	}
+	// Nothing listens there (a port we just released on another loopback).
+	l, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	if _, err := c.Join([]string{addr}); err == nil {
+		t.Fatal("Join to a closed port succeeded")
+	}
+}
+
+func TestShutdownTwice(t *testing.T) {
+	c := mustCreate(t, testConfig(1))
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLateJoinerLearnsCounts(t *testing.T) {
+	ms := startCluster(t, 2, nil)
+	ms[0].SetConns(11)
+	waitFor(t, 10*time.Second, "n2 sees n1 conns=11", func() bool {
+		m, _ := ms[1].member("n1")
+		return m.Conns == 11
+	})
+	late := mustCreate(t, testConfig(3))
+	if _, err := late.Join([]string{ms[1].GossipAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	// From the join's event replay or, at the latest, the periodic refresh
+	// (CountRefresh, 1 s in LocalConfig).
+	waitFor(t, 10*time.Second, "late joiner sees n1 conns=11", func() bool {
+		m, ok := late.member("n1")
+		return ok && m.Conns == 11 && m.Alive
+	})
+}

@@ -1,0 +1,144 @@
+package cluster
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/memberlist"
+)
+
+// Tag keys are one letter: serf tags share memberlist's 512-byte node
+// metadata with nothing else, but every byte is gossiped in every alive
+// message.
+const (
+	tagVersion  = "v" // tag schema version, so later versions can change meaning
+	tagRole     = "r"
+	tagAddr     = "a"
+	tagPort     = "p"
+	tagCap      = "c"
+	tagZone     = "z"
+	tagDraining = "d" // "1" when draining, absent otherwise
+	tagConns    = "n" // only in CountsTags mode
+
+	tagSchema = "1"
+)
+
+// MaxTagBytes is serf's limit on the encoded tags of one member.
+const MaxTagBytes = memberlist.MetaMaxSize
+
+// MaxNameLen bounds member names (serf's own validation limit).
+const MaxNameLen = 128
+
+// staticFacts are the tag-borne facts of the local member.
+type staticFacts struct {
+	role     Role
+	addr     string
+	port     int
+	cap      int
+	zone     string
+	draining bool
+}
+
+func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
+	t := map[string]string{
+		tagVersion: tagSchema,
+		tagRole:    string(f.role),
+	}
+	if f.role == RoleNode {
+		t[tagAddr] = f.addr
+		t[tagPort] = strconv.Itoa(f.port)
+		t[tagCap] = strconv.Itoa(f.cap)
+	}
+	if f.zone != "" {
+		t[tagZone] = f.zone
+	}
+	if f.draining {
+		t[tagDraining] = "1"
+	}
+	if mode == CountsTags {
+		t[tagConns] = strconv.Itoa(conns)
+	}
+	return t
+}
+
+// encodedTagSize is the size serf will gossip for tags: a magic byte plus
+// the msgpack-encoded map (the same encoding serf uses).
+func encodedTagSize(tags map[string]string) (int, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(0xff) // serf's tagMagicByte
+	if err := codec.NewEncoder(&buf, &codec.MsgpackHandle{}).Encode(tags); err != nil {
+		return 0, err
+	}
+	return buf.Len(), nil
+}
+
+// checkTags errors when tags exceed MaxTagBytes. The count tag of
+// CountsTags mode is sized at its widest so it can never overflow later.
+func checkTags(f staticFacts, mode CountMode) error {
+	n, err := encodedTagSize(f.tags(mode, -1<<31))
+	if err != nil {
+		return fmt.Errorf("encode tags: %w", err)
+	}
+	if n > MaxTagBytes {
+		return fmt.Errorf("cluster tags are %d bytes encoded, limit is %d: shorten the public address or zone", n, MaxTagBytes)
+	}
+	return nil
+}
+
+// memberFromTags fills the tag-borne fields of m.
+func memberFromTags(m *Member, tags map[string]string) {
+	m.Role = Role(tags[tagRole])
+	m.Addr = tags[tagAddr]
+	m.Port, _ = strconv.Atoi(tags[tagPort])
+	m.Cap, _ = strconv.Atoi(tags[tagCap])
+	m.Zone = tags[tagZone]
+	m.Draining = tags[tagDraining] == "1"
+}
+
+// countFromTags returns the CountsTags-mode count, if present.
+func countFromTags(tags map[string]string) (int, bool) {
+	v, ok := tags[tagConns]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// normalizeFacts trims and validates the identity part of a Config.
+func normalizeFacts(c *Config) (staticFacts, error) {
+	f := staticFacts{
+		role:     c.Role,
+		addr:     strings.TrimSpace(c.PublicAddr),
+		port:     c.WSPort,
+		cap:      c.Cap,
+		zone:     strings.TrimSpace(c.Zone),
+		draining: c.Draining,
+	}
+	if f.role == "" {
+		f.role = RoleNode
+	}
+	switch f.role {
+	case RoleNode:
+		if f.addr == "" {
+			return f, fmt.Errorf("cluster: PublicAddr is required for role %q (the address clients dial)", f.role)
+		}
+		if f.port <= 0 || f.port > 65535 {
+			return f, fmt.Errorf("cluster: WSPort %d out of range 1-65535", f.port)
+		}
+		if f.cap <= 0 {
+			return f, fmt.Errorf("cluster: Cap must be > 0 for role %q, got %d", f.role, f.cap)
+		}
+	case RoleAuth:
+		f.addr, f.port, f.cap = "", 0, 0
+	default:
+		return f, fmt.Errorf("cluster: unknown role %q (want %q or %q)", f.role, RoleNode, RoleAuth)
+	}
+	return f, checkTags(f, c.CountMode)
+}
