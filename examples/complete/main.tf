@@ -1,0 +1,45 @@
+terraform {
+  required_version = ">= 1.3.0"
+
+  required_providers {
+    wsdirect = {
+      source = "wsdirect/wsdirect"
+    }
+  }
+}
+
+provider "wsdirect" {
+  region = var.region
+}
+
+# Direct assignment: clients ask an auth host for a node, then open their
+# WebSocket straight to that node's public IP. No balancer in the data path.
+module "cluster" {
+  source = "../../modules/cluster"
+
+  cluster_name       = var.cluster_name
+  subnet_ids         = var.subnet_ids
+  security_group_ids = var.security_group_ids
+  ami                = var.ami
+  node_instance_type = "c6i.large"
+  auth_instance_type = "t3.small"
+  node_count         = var.node_count
+  auth_count         = 2
+  node_public_ip     = "elastic"
+  max_conns_per_node = 50000
+
+  gossip_key       = var.gossip_key
+  auth_public_keys = file("${path.module}/keys/auth-public.pem")
+  auth_signing_key = var.auth_signing_key
+  admin_token      = var.admin_token
+
+  release_url     = var.release_url
+  release_version = var.release_version
+
+  key_name             = var.key_name
+  iam_instance_profile = var.iam_instance_profile
+
+  tags = {
+    project = "chat"
+  }
+}

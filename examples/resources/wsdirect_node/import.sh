@@ -1,0 +1,2 @@
+# Import an existing instance by its ID.
+terraform import wsdirect_node.node i-0123456789abcdef0

@@ -1,0 +1,114 @@
+package provider
+
+import (
+	"fmt"
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/hashicorp/terraform-plugin-testing/tfversion"
+)
+
+func TestCloudInitDataSource(t *testing.T) {
+	setupRenderingTest(t)
+	pub, priv := testKeyPEMs(t)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: renderingProviderFactories,
+		// Error steps first: the post-test destroy runs the last step's
+		// config, which must be valid.
+		Steps: []resource.TestStep{
+			{
+				Config: renderingProviderConfig + fmt.Sprintf(`
+data "wsdirect_cloudinit" "node" {
+  role             = "node"
+  release_url      = "https://example.com/wsdirect-node"
+  gossip_key       = %q
+  join_tag         = "wsdirect:cluster=ds"
+  auth_public_keys = %q
+  signing_key      = %q
+}
+`, testCloudInitGossipKey, pub, priv),
+				ExpectError: regexp.MustCompile(`apply to the auth role only`),
+			},
+			{
+				Config: renderingProviderConfig + `
+data "wsdirect_cloudinit" "x" {
+  role        = "bastion"
+  release_url = "https://example.com/x"
+  gossip_key  = "k"
+  join_tag    = "k=v"
+}
+`,
+				ExpectError: regexp.MustCompile(`value must be one of`),
+			},
+			{
+				Config: renderingProviderConfig + fmt.Sprintf(`
+data "wsdirect_cloudinit" "node" {
+  role             = "node"
+  release_url      = "https://example.com/wsdirect-node"
+  gossip_key       = %q
+  join_tag         = "wsdirect:cluster=ds"
+  max_conns        = 1000
+  name             = "node-a"
+  auth_public_keys = %q
+}
+data "wsdirect_cloudinit" "auth" {
+  role        = "auth"
+  release_url = "https://example.com/wsdirect-auth"
+  gossip_key  = %q
+  join_tag    = "wsdirect:cluster=ds"
+  signing_key = %q
+  users       = "alice:$2a$10$abc\n"
+}
+`, testCloudInitGossipKey, pub, testCloudInitGossipKey, priv),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.node", tfjsonpath.New("rendered"), cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
+						"-name node-a ", "-join-ec2-tag wsdirect:cluster=ds ", "-max-conns 1000\n")),
+					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.auth", tfjsonpath.New("rendered"), cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
+						"-signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users\n")),
+					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.node", tfjsonpath.New("id"), knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f]{64}$`))),
+				},
+			},
+		},
+	})
+}
+
+func TestCloudInitDataSourceMatchesFunction(t *testing.T) {
+	setupRenderingTest(t)
+	pub, _ := testKeyPEMs(t)
+	resource.UnitTest(t, resource.TestCase{
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_8_0)},
+		ProtoV6ProviderFactories: renderingProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: renderingProviderConfig + fmt.Sprintf(`
+locals {
+  s = {
+    release_url      = "https://example.com/wsdirect-node"
+    gossip_key       = %q
+    join_tag         = "wsdirect:cluster=eq"
+    auth_public_keys = %q
+    max_conns        = 777
+  }
+}
+data "wsdirect_cloudinit" "node" {
+  role             = "node"
+  release_url      = local.s.release_url
+  gossip_key       = local.s.gossip_key
+  join_tag         = local.s.join_tag
+  auth_public_keys = local.s.auth_public_keys
+  max_conns        = local.s.max_conns
+}
+output "same" {
+  sensitive = true
+  value     = data.wsdirect_cloudinit.node.rendered == provider::wsdirect::cloudinit("node", local.s)
+}
+`, testCloudInitGossipKey, pub),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownOutputValue("same", knownvalue.Bool(true)),
+			},
+		}},
+	})
+}

@@ -1,0 +1,462 @@
+// Package userdata renders cloud-init user data (#cloud-config) that turns a
+// fresh EC2 instance into a wsdirect node or auth host: it installs the
+// wsdirect-node or wsdirect-auth binary from a release URL (optionally
+// checking its SHA-256), writes the secrets and key files the binary reads,
+// writes a systemd unit with the right flags and starts it.
+//
+// The provider function provider::wsdirect::cloudinit and the
+// wsdirect_cloudinit data source both call Render, so the modules and users
+// of the function get byte-identical user data.
+package userdata
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+)
+
+// Roles accepted in Config.Role.
+const (
+	RoleNode = "node"
+	RoleAuth = "auth"
+)
+
+// Defaults applied to zero-valued fields.
+const (
+	DefaultNodeBind   = "0.0.0.0:8080"
+	DefaultAuthBind   = "0.0.0.0:8443"
+	DefaultGossipBind = "0.0.0.0:7946"
+	DefaultAdvertise  = "auto"
+	// DefaultName is systemd's %H specifier: the instance's host name,
+	// unique within a VPC, so one user data serves every node.
+	DefaultName = "%H"
+	// MaxUserData is EC2's limit on raw user data.
+	MaxUserData = 16 * 1024
+)
+
+// Where the rendered user data puts things on the instance.
+const (
+	ConfigDir      = "/etc/wsdirect"
+	BinDir         = "/usr/local/bin"
+	LibDir         = "/usr/local/lib/wsdirect"
+	UnitDir        = "/etc/systemd/system"
+	ServiceUser    = "wsdirect"
+	GossipKeyFile  = ConfigDir + "/gossip.key"
+	AuthKeysFile   = ConfigDir + "/auth-keys.pem"
+	SigningKeyFile = ConfigDir + "/signing-key.pem"
+	UsersFile      = ConfigDir + "/users"
+	AdminTokenFile = ConfigDir + "/admin-token"
+)
+
+// Config describes the user data for one role. Secrets (GossipKey,
+// SigningKey, AdminToken, Users) end up in the output, so treat the
+// rendered text as a secret.
+type Config struct {
+	// Role is RoleNode or RoleAuth.
+	Role string
+	// ReleaseURL is an http(s) URL of the wsdirect-node/wsdirect-auth
+	// binary, or of a .tar.gz/.tgz release archive holding it at its root
+	// (as goreleaser builds them).
+	ReleaseURL string
+	// SHA256 is the hex SHA-256 of the file at ReleaseURL; when set the
+	// download is verified before it is installed.
+	SHA256 string
+	// GossipKey is the base64 of the 32-byte serf keyring key. Required.
+	GossipKey string
+	// JoinTag is "Key=Value": members find each other by listing running
+	// instances with this tag (-join-ec2-tag). Required.
+	JoinTag string
+	// GossipBind is the serf listen address; default DefaultGossipBind.
+	GossipBind string
+	// Bind is the service's listen address; default DefaultNodeBind or
+	// DefaultAuthBind.
+	Bind string
+
+	// Node only.
+
+	// Name is the node's member name; default DefaultName (the host name).
+	Name string
+	// Advertise is the public address clients are sent to, or "auto" for
+	// the instance's public IPv4 from IMDSv2. Default "auto".
+	Advertise string
+	// MaxConns caps WebSocket connections on the node; 0 keeps the
+	// binary's default.
+	MaxConns int
+	// AuthPublicKeys holds one or more Ed25519 "PUBLIC KEY" PEM blocks the
+	// node accepts connection tokens from. Required for nodes.
+	AuthPublicKeys string
+	// Upstream, when set, is a ws:// or wss:// URL the node relays every
+	// client connection to.
+	Upstream string
+
+	// Auth only.
+
+	// SigningKey is the Ed25519 PKCS#8 "PRIVATE KEY" PEM that signs
+	// connection tokens. Required for auth hosts.
+	SigningKey string
+	// Users is the content of the users file (bcrypt users), optional.
+	Users string
+	// AdminToken protects the admin API (GET /v1/nodes), optional.
+	AdminToken string
+}
+
+var (
+	tagKeyPattern = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+@-]{1,128}$`)
+	tagValPattern = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+@-]{0,256}$`)
+	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	hexPattern    = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+)
+
+func (c Config) binary() string { return "wsdirect-" + c.Role }
+
+// withDefaults fills zero-valued fields.
+func (c Config) withDefaults() Config {
+	if c.GossipBind == "" {
+		c.GossipBind = DefaultGossipBind
+	}
+	switch c.Role {
+	case RoleNode:
+		if c.Bind == "" {
+			c.Bind = DefaultNodeBind
+		}
+		if c.Advertise == "" {
+			c.Advertise = DefaultAdvertise
+		}
+		if c.Name == "" {
+			c.Name = DefaultName
+		}
+	case RoleAuth:
+		if c.Bind == "" {
+			c.Bind = DefaultAuthBind
+		}
+	}
+	c.SHA256 = strings.ToLower(c.SHA256)
+	return c
+}
+
+// Validate reports every problem with c, joined into one error.
+func (c Config) Validate() error {
+	_, err := c.normalize()
+	return err
+}
+
+func (c Config) normalize() (Config, error) {
+	n := c.withDefaults()
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if n.Role != RoleNode && n.Role != RoleAuth {
+		add("role %q is not supported; use %q or %q", n.Role, RoleNode, RoleAuth)
+	}
+	if err := checkURL(n.ReleaseURL, "http", "https"); err != nil {
+		add("release URL: %v", err)
+	}
+	if n.SHA256 != "" && !hexPattern.MatchString(n.SHA256) {
+		add("sha256 must be 64 hex digits")
+	}
+	if key, err := base64.StdEncoding.DecodeString(n.GossipKey); n.GossipKey == "" {
+		add("gossip key is required (base64 of 32 random bytes, e.g. from `openssl rand -base64 32`)")
+	} else if err != nil || len(key) != 32 {
+		// Never echo the key itself.
+		add("gossip key must be the base64 encoding of exactly 32 bytes")
+	}
+	if k, v, ok := strings.Cut(n.JoinTag, "="); !ok || !tagKeyPattern.MatchString(k) || !tagValPattern.MatchString(v) {
+		add("join tag %q must be \"Key=Value\" with an EC2 tag key (1-128 characters) and value (0-256 characters)", n.JoinTag)
+	} else if strings.HasPrefix(strings.ToLower(k), "aws:") {
+		add("join tag key %q uses the reserved aws: prefix", k)
+	}
+	checkHostPort := func(what, s string) {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || (host != "" && net.ParseIP(host) == nil) {
+			add("%s %q must be \"ip:port\", e.g. \"0.0.0.0:8080\"", what, s)
+			return
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			add("%s %q: port must be in 1-65535", what, s)
+		}
+	}
+	checkHostPort("bind", n.Bind)
+	checkHostPort("gossip bind", n.GossipBind)
+
+	switch n.Role {
+	case RoleNode:
+		if n.Name != DefaultName && !namePattern.MatchString(n.Name) {
+			add("name %q must start with a letter or digit and contain only letters, digits, '_', '-' or '.'", n.Name)
+		}
+		if n.Advertise != "auto" && net.ParseIP(n.Advertise) == nil {
+			add("advertise %q must be \"auto\" or an IP address", n.Advertise)
+		}
+		if n.MaxConns < 0 {
+			add("max_conns must not be negative, got %d", n.MaxConns)
+		}
+		if n.AuthPublicKeys == "" {
+			add("auth public keys are required for a node (PEM \"PUBLIC KEY\" blocks from the auth signing keys)")
+		} else if _, err := token.ParsePublicKeys([]byte(n.AuthPublicKeys)); err != nil {
+			add("auth public keys: %v", err)
+		}
+		if n.Upstream != "" {
+			if err := checkURL(n.Upstream, "ws", "wss"); err != nil {
+				add("upstream: %v", err)
+			}
+		}
+		if n.SigningKey != "" || n.Users != "" || n.AdminToken != "" {
+			add("signing key, users and admin token apply to the auth role only")
+		}
+	case RoleAuth:
+		if n.SigningKey == "" {
+			add("signing key is required for an auth host (Ed25519 PKCS#8 \"PRIVATE KEY\" PEM)")
+		} else if _, err := token.ParsePrivateKey([]byte(n.SigningKey)); err != nil {
+			add("signing key: %v", err)
+		}
+		if strings.ContainsAny(n.AdminToken, " \t\r\n") {
+			add("admin token must not contain whitespace")
+		}
+		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.Upstream != "" {
+			add("name, advertise, max_conns, auth public keys and upstream apply to the node role only")
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return n, nil
+}
+
+func checkURL(s string, schemes ...string) error {
+	if s == "" {
+		return errors.New("is required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", s, err)
+	}
+	ok := false
+	for _, sc := range schemes {
+		ok = ok || u.Scheme == sc
+	}
+	if !ok {
+		return fmt.Errorf("%q must use scheme %s", s, strings.Join(schemes, " or "))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	if strings.ContainsAny(s, " \t\r\n'\"\\`$") {
+		return fmt.Errorf("%q must not contain whitespace, quotes, backslashes, '`' or '$'", s)
+	}
+	return nil
+}
+
+// cloudConfig is the subset of cloud-init's schema we emit; field order
+// fixes the output order.
+type cloudConfig struct {
+	WriteFiles []writeFile `yaml:"write_files"`
+	RunCmd     [][]string  `yaml:"runcmd"`
+}
+
+type writeFile struct {
+	Path        string `yaml:"path"`
+	Owner       string `yaml:"owner"`
+	Permissions string `yaml:"permissions"`
+	Content     string `yaml:"content"`
+}
+
+// Render validates c and returns #cloud-config user data. The output is
+// deterministic and at most MaxUserData bytes.
+func Render(c Config) (string, error) {
+	n, err := c.normalize()
+	if err != nil {
+		return "", err
+	}
+	bin := n.binary()
+	unit := bin + ".service"
+	installer := LibDir + "/install-" + bin + ".sh"
+
+	var files []writeFile
+	secret := func(path, content string) {
+		files = append(files, writeFile{Path: path, Owner: "root:root", Permissions: "0640", Content: ensureNewline(content)})
+	}
+	secret(GossipKeyFile, n.GossipKey)
+	args := []string{BinDir + "/" + bin}
+	switch n.Role {
+	case RoleNode:
+		files = append(files, writeFile{Path: AuthKeysFile, Owner: "root:root", Permissions: "0644", Content: ensureNewline(n.AuthPublicKeys)})
+		args = append(args,
+			"-name", n.Name,
+			"-bind", n.Bind,
+			"-advertise", n.Advertise,
+			"-gossip-bind", n.GossipBind,
+			"-gossip-key-file", GossipKeyFile,
+			"-join-ec2-tag", n.JoinTag,
+			"-auth-keys", AuthKeysFile,
+		)
+		if n.MaxConns > 0 {
+			args = append(args, "-max-conns", strconv.Itoa(n.MaxConns))
+		}
+		if n.Upstream != "" {
+			args = append(args, "-upstream", n.Upstream)
+		}
+	case RoleAuth:
+		secret(SigningKeyFile, n.SigningKey)
+		args = append(args,
+			"-bind", n.Bind,
+			"-gossip-bind", n.GossipBind,
+			"-gossip-key-file", GossipKeyFile,
+			"-join-ec2-tag", n.JoinTag,
+			"-signing-key", SigningKeyFile,
+		)
+		if n.Users != "" {
+			secret(UsersFile, n.Users)
+			args = append(args, "-users", UsersFile)
+		}
+		if n.AdminToken != "" {
+			secret(AdminTokenFile, n.AdminToken)
+			args = append(args, "-admin-token-file", AdminTokenFile)
+		}
+	}
+	files = append(files,
+		writeFile{Path: UnitDir + "/" + unit, Owner: "root:root", Permissions: "0644", Content: systemdUnit(n, args)},
+		writeFile{Path: installer, Owner: "root:root", Permissions: "0755", Content: installScript(n)},
+	)
+
+	doc := cloudConfig{
+		WriteFiles: files,
+		RunCmd: [][]string{
+			{installer},
+			{"systemctl", "daemon-reload"},
+			{"systemctl", "enable", "--now", unit},
+		},
+	}
+	var buf bytes.Buffer
+	buf.WriteString("#cloud-config\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return "", fmt.Errorf("encoding cloud-config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	if buf.Len() > MaxUserData {
+		return "", fmt.Errorf("rendered user data is %d bytes; EC2 accepts at most %d (shrink the users file)", buf.Len(), MaxUserData)
+	}
+	return buf.String(), nil
+}
+
+func ensureNewline(s string) string {
+	if strings.HasSuffix(s, "\n") {
+		return s
+	}
+	return s + "\n"
+}
+
+// systemdUnit renders the service. It runs as an unprivileged system user
+// that the install script creates; the secrets are group-readable by it.
+func systemdUnit(c Config, args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = systemdArg(a, c.Role == RoleNode && i > 0 && args[i-1] == "-name" && a == DefaultName)
+	}
+	desc := "wsdirect node (WebSocket server)"
+	if c.Role == RoleAuth {
+		desc = "wsdirect auth service"
+	}
+	return fmt.Sprintf(`[Unit]
+Description=%s
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+User=%s
+Group=%s
+# Written by the install script (AWS_REGION from IMDS for -join-ec2-tag).
+EnvironmentFile=-%s/%s.env
+ExecStart=%s
+Restart=on-failure
+RestartSec=2s
+# Every WebSocket holds a file descriptor.
+LimitNOFILE=1048576
+NoNewPrivileges=true
+ProtectSystem=full
+ProtectHome=true
+PrivateTmp=true
+
+[Install]
+WantedBy=multi-user.target
+`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "))
+}
+
+// systemdArg quotes one ExecStart argument. Specifiers ('%') are escaped
+// unless the argument is meant as one (the default node name %H), and so
+// are '$' references.
+func systemdArg(a string, specifier bool) string {
+	if !specifier {
+		a = strings.ReplaceAll(a, "%", "%%")
+	}
+	a = strings.ReplaceAll(a, "$", "$$")
+	if a != "" && !strings.ContainsAny(a, " \t\"'\\;") {
+		return a
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return `"` + r.Replace(a) + `"`
+}
+
+// shellQuote single-quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// installScript downloads, verifies and installs the binary, creates the
+// service user and hands it the secrets, and records the region. DESTDIR
+// lets tests run it against a scratch root; with DESTDIR set it skips the
+// steps that need root or EC2 (user, ownership, IMDS).
+func installScript(c Config) string {
+	bin := c.binary()
+	return fmt.Sprintf(`#!/bin/sh
+# Installs %[1]s. Written by wsdirect user data; safe to re-run.
+set -eu
+DESTDIR="${DESTDIR:-}"
+name=%[1]s
+url=%[2]s
+sha256=%[3]s
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+curl -fsSL --retry 10 --retry-delay 3 --retry-connrefused -o "$tmp/download" "$url"
+if [ -n "$sha256" ]; then
+  if ! echo "$sha256  $tmp/download" | sha256sum -c - >/dev/null 2>&1; then
+    echo "$name: SHA-256 of $url does not match $sha256" >&2
+    exit 1
+  fi
+fi
+case "$url" in
+  *.tar.gz|*.tgz)
+    tar -xzf "$tmp/download" -C "$tmp" "$name"
+    src="$tmp/$name" ;;
+  *)
+    src="$tmp/download" ;;
+esac
+mkdir -p "$DESTDIR%[4]s"
+install -m 0755 "$src" "$DESTDIR%[4]s/$name"
+
+if [ -z "$DESTDIR" ]; then
+  id -u %[5]s >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin %[5]s
+  chgrp -R %[5]s %[6]s
+  chmod 0750 %[6]s
+  # -join-ec2-tag calls DescribeInstances, which needs the region.
+  if itok=$(curl -fsS -m 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" http://169.254.169.254/latest/api/token) &&
+     region=$(curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $itok" http://169.254.169.254/latest/meta-data/placement/region); then
+    echo "AWS_REGION=$region" > %[6]s/$name.env
+  fi
+fi
+`, bin, shellQuote(c.ReleaseURL), shellQuote(c.SHA256), BinDir, ServiceUser, ConfigDir)
+}
