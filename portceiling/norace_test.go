@@ -1,0 +1,5 @@
+//go:build !race
+
+package portceiling
+
+const raceEnabled = false
