@@ -54,7 +54,7 @@ func TestClusterServesAssignments(t *testing.T) {
 			}
 			results[i] = result{conn: conn, node: resp.NodeID}
 			msg := fmt.Sprintf("hello-%d", i)
-			got, err := roundTrip(conn, msg, 5*time.Second)
+			got, err := roundTrip(conn, msg, roundTripTimeout)
 			if err != nil {
 				errs <- fmt.Errorf("client %d: round trip: %w", i, err)
 				return
@@ -159,7 +159,7 @@ func TestEchoThroughAuth(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		if got, err := roundTrip(conn, "ping", 5*time.Second); err != nil || got != "ping" {
+		if got, err := roundTrip(conn, "ping", roundTripTimeout); err != nil || got != "ping" {
 			t.Errorf("echo = %q, %v; want ping", got, err)
 		}
 		if n := c.NodeByName(resp.NodeID); n == nil || n.Conns() != 1 {

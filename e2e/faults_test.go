@@ -205,7 +205,7 @@ func TestAuthRestartKeepsConnections(t *testing.T) {
 		t.Fatalf("new connect after auth restart: %v", err)
 	}
 	defer conn.Close()
-	if got, err := roundTrip(conn, "after-restart", 5*time.Second); err != nil || got != "after-restart" {
+	if got, err := roundTrip(conn, "after-restart", roundTripTimeout); err != nil || got != "after-restart" {
 		t.Fatalf("echo on new connection via %s: %q, %v", resp.NodeID, got, err)
 	}
 }

@@ -75,6 +75,11 @@ func taggingUpstream(t testing.TB, nodeName string) string {
 	return "ws://" + ln.Addr().String() + "/"
 }
 
+// roundTripTimeout bounds one echo. It is generous because the suite runs
+// under -race beside other packages on two shared cores; a lost message still
+// fails the test.
+const roundTripTimeout = 15 * time.Second
+
 // roundTrip sends msg and returns the answer, bounded by timeout.
 func roundTrip(c *websocket.Conn, msg string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
