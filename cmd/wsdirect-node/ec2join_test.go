@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"math/rand/v2"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -39,6 +41,10 @@ func TestJoinViaEC2Tag(t *testing.T) {
 	cc.Role = cluster.RoleAuth
 	cc.Dev = true
 	cc.BindAddr = "127.0.0.5"
+	// Both members need the same port number, so take one below Linux's
+	// ephemeral range (32768–60999): an ephemeral port can be taken on
+	// 127.0.0.1 by any outgoing connection of a concurrently running test.
+	cc.BindPort = sharedGossipPort(t, "127.0.0.5", "127.0.0.1")
 	obs, err := cluster.Create(cc)
 	if err != nil {
 		t.Fatal(err)
@@ -67,4 +73,35 @@ func TestJoinViaEC2Tag(t *testing.T) {
 	if sim.CallCount("DescribeInstances") == 0 {
 		t.Fatal("no DescribeInstances call")
 	}
+}
+
+// sharedGossipPort finds a port below the ephemeral range that is free for
+// TCP and UDP on every host in hosts.
+func sharedGossipPort(t *testing.T, hosts ...string) int {
+	t.Helper()
+	for try := 0; try < 200; try++ {
+		port := 20000 + rand.IntN(12000)
+		if portFree(hosts, port) {
+			return port
+		}
+	}
+	t.Fatal("no free gossip port below the ephemeral range after 200 tries")
+	return 0
+}
+
+func portFree(hosts []string, port int) bool {
+	for _, h := range hosts {
+		addr := net.JoinHostPort(h, strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		ln.Close()
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		pc.Close()
+	}
+	return true
 }
