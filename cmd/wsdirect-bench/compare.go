@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/benchcompare"
+)
+
+// compareCmd is "wsdirect-bench compare" (make bench-compare): the same
+// workload against direct assignment, HAProxy mode http and HAProxy mode
+// tcp, with ratios to direct.
+func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg       benchcompare.CompareConfig
+		paths     string
+		sourceIPs string
+		asJSON    bool
+		quiet     bool
+		fromJSON  string
+	)
+	fs.StringVar(&cfg.Env.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
+	fs.StringVar(&cfg.Env.HAProxyBinary, "haproxy", "", "haproxy binary (default $WSDIRECT_HAPROXY, /usr/sbin/haproxy or PATH)")
+	fs.IntVar(&cfg.Env.Nodes, "nodes", 3, "node processes behind every path")
+	fs.StringVar(&sourceIPs, "source-ips", strings.Join(benchcompare.DefaultSourceIPs, ","), "HAProxy mode http \"source\" addresses (comma list)")
+	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", 9000, "HAProxy maxconn (2 descriptors per connection; the hard limit is 20,000 files)")
+	fs.StringVar(&paths, "paths", strings.Join(benchcompare.Paths, ","), "paths to run, direct included (comma list)")
+	fs.IntVar(&cfg.Conns, "conns", 8000, "connections per path")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "target connect rate per second (0 = as fast as -concurrency allows: the path's full-flow rate)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "handshakes in flight at most")
+	fs.Float64Var(&cfg.MsgRate, "msg-rate", 1, "echoed messages per second per connection")
+	fs.IntVar(&cfg.MsgSize, "msg-size", 64, "message size in bytes (>= 8)")
+	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "length of the message phase")
+	fs.IntVar(&cfg.Workers, "workers", 0, "client worker processes (default one per 8,000 connections)")
+	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	fs.BoolVar(&quiet, "q", false, "no progress on stderr")
+	fs.StringVar(&fromJSON, "from-json", "", "print the table of a saved -json result instead of running")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("compare: unexpected arguments %v", fs.Args())
+	}
+	if fromJSON != "" {
+		data, err := os.ReadFile(fromJSON)
+		if err != nil {
+			return err
+		}
+		var res benchcompare.CompareResult
+		if err := json.Unmarshal(data, &res); err != nil {
+			return fmt.Errorf("compare: %s: %w", fromJSON, err)
+		}
+		if res.Direct() == nil {
+			return fmt.Errorf("compare: %s has no direct path", fromJSON)
+		}
+		res.WriteTable(stdout)
+		return nil
+	}
+	cfg.Paths = splitList(paths)
+	cfg.Env.SourceIPs = splitList(sourceIPs)
+	if cfg.Conns <= 0 {
+		return fmt.Errorf("compare: -conns must be positive, got %d", cfg.Conns)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.WorkerExe = exe
+	if !quiet {
+		cfg.Progress = stderr
+		cfg.Env.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	}
+	res, err := benchcompare.Compare(ctx, cfg)
+	if res != nil && len(res.Paths) > 0 {
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if eerr := enc.Encode(res); eerr != nil {
+				return eerr
+			}
+		} else {
+			res.WriteTable(stdout)
+		}
+	}
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
