@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/srcbind"
 	"github.com/wsdirect/terraform-provider-wsdirect/loadtest"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -167,7 +168,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	f := &Fleet{cancel: cancel, failed: map[string]int64{}}
 	pool := &sync.Pool{} // shared write buffers: idle clients hold none
 	mkOpts := func(local net.Addr) []client.Option {
-		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: local}
+		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: local, Control: srcbind.Control}
 		tr := &http.Transport{
 			DialContext:         nd.DialContext,
 			MaxIdleConns:        cfg.Concurrency * 2,

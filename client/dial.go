@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -185,7 +186,27 @@ func DialNode(ctx context.Context, resp *wire.ConnectResponse, opts ...Option) (
 		// Never echo the URL: it carries the token.
 		return nil, fmt.Errorf("wsdirect: dial node %s: %w", resp.NodeID, stripURL(err))
 	}
+	conn.SetPingHandler(pongHandler(conn))
 	return conn, nil
+}
+
+// PongWriteWait bounds the pong a connection sends for each node ping.
+// gorilla's default handler allows 1 s, and a write that misses its deadline
+// breaks the connection for good, so a client descheduled for a second
+// (a busy phone, a starved load generator) lost every later pong and was
+// dropped by the node's pong deadline. The node waits PongWait (75 s by
+// default) anyway, so a longer bound costs nothing.
+const PongWriteWait = 10 * time.Second
+
+func pongHandler(conn *websocket.Conn) func(string) error {
+	return func(data string) error {
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(PongWriteWait))
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || (errors.As(err, &ne) && ne.Timeout()) {
+			return nil // as gorilla's default: not a read error
+		}
+		return err
+	}
 }
 
 func connectEndpoint(authURL string) (string, error) {

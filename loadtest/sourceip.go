@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/srcbind"
 )
 
 // maxSourceIPs bounds a source range so a typo cannot allocate millions.
@@ -61,10 +63,10 @@ func v4(a netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// dialFrom returns a NetDialContext that binds src as the local address, so
-// each source IP gets its own 5-tuple space (its own ~28k ephemeral ports per
-// destination).
+// dialFrom returns a NetDialContext that binds src as the local address.
+// The port is chosen at connect time (srcbind), so each source IP gets its
+// own ephemeral range per destination node, and picking a port stays fast
+// while tens of thousands are in use.
 func dialFrom(src netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
-	return d.DialContext
+	return srcbind.Dialer(src.AsSlice(), 0).DialContext
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,14 +93,20 @@ func TestPublisherCounts(t *testing.T) {
 	}
 	// Concurrent churn must still end on the true value.
 	var wg sync.WaitGroup
+	var churned atomic.Int64
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ws, _, _, err := f.dial(f.mint("churn"), false)
-			if err == nil {
-				ws.Close()
+			if err != nil {
+				// A 2 s handshake timeout can pass on a loaded machine;
+				// this test is about what gets published.
+				t.Logf("churn dial: %v", err)
+				return
 			}
+			churned.Add(1)
+			ws.Close()
 		}()
 	}
 	wg.Wait()
@@ -112,7 +119,10 @@ func TestPublisherCounts(t *testing.T) {
 		}
 	}
 	f.pub.mu.Unlock()
-	if n < 5+2+2*20 {
+	if churned.Load() == 0 {
+		t.Fatal("no churn connection succeeded")
+	}
+	if n < 5+2+2*int(churned.Load()) {
 		t.Fatalf("only %d SetConns calls; want one per connect and disconnect", n)
 	}
 }

@@ -87,7 +87,9 @@ func (c *conn) serveEcho() {
 			if errors.Is(err, websocket.ErrCloseSent) {
 				continue // closing: keep reading until the peer's close arrives
 			}
+			// A fragmented message can cross the read limit mid-copy.
 			c.logReadEnd(err)
+			c.linger(err)
 			return
 		}
 	}

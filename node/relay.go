@@ -47,8 +47,12 @@ func (c *conn) serveRelay(up *websocket.Conn) {
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(c.n.conf.PongWait))
 		if err := c.copyMessage(up, mt, r); err != nil {
-			// The upstream broke mid-write; its reader will see it too.
-			c.closeWith(wire.CloseUpstreamUnavailable, closeText(wire.CloseUpstreamUnavailable))
+			// A fragmented client message can cross the read limit
+			// mid-copy; gorilla has already sent 1009 then. Otherwise the
+			// upstream broke mid-write, and its reader will see it too.
+			if !errors.Is(err, websocket.ErrReadLimit) {
+				c.closeWith(wire.CloseUpstreamUnavailable, closeText(wire.CloseUpstreamUnavailable))
+			}
 			readErr = err
 			break
 		}

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/sys/unix"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/srcbind"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -262,7 +262,7 @@ func (h *holder) dial(ctx context.Context, src string, i int) (*websocket.Conn, 
 	if err != nil {
 		return nil, FailOther, err
 	}
-	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second, Control: bindAddressNoPort}
+	nd := srcbind.Dialer(net.ParseIP(src), 10*time.Second)
 	d := websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 10 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512}
 	u := url.URL{Scheme: "ws", Host: h.spec.Target, Path: wire.WSPath, RawQuery: wire.TokenQueryParam + "=" + url.QueryEscape(tok)}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)
@@ -287,22 +287,6 @@ func (h *holder) dial(ctx context.Context, src string, i int) (*websocket.Conn, 
 	}
 	_ = ws.SetReadDeadline(time.Time{})
 	return ws, "", nil
-}
-
-// bindAddressNoPort sets IP_BIND_ADDRESS_NO_PORT, so that binding the
-// source IP leaves the port to connect(). Without it, bind() reserves a
-// port number outright, and Linux then keeps every connect()-time port
-// choice in the namespace off that number, on any address: the clients'
-// ports would eat into HAProxy's (it binds its "source" the same way, with
-// this option), and the run would show a ceiling of the clients' making.
-func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
 }
 
 func classify(err error) string {

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/benchcompare"
 	"github.com/wsdirect/terraform-provider-wsdirect/loadtest"
 	"github.com/wsdirect/terraform-provider-wsdirect/localcluster"
 )
@@ -30,6 +31,9 @@ commands:
   run     open connections through auth at a target rate and report
   demo    local cluster, 10,000 clients, kill a node, watch them move (make demo)
   cluster start a local cluster (auth + nodes on loopback) and keep it up until interrupted
+  scale   hold many connections over a local cluster; per-node counts, memory, limits set and hit
+  compare same workload via direct, HAProxy mode http and mode tcp; ratios to direct (make bench-compare)
+  drill   kill|drain|auth-restart|haproxy-kill: scripted failure drills with managed clients
   worker  one worker process of "run -workers N" (config on stdin, report on stdout)
 
 "wsdirect-bench <command> -h" lists a command's flags.
@@ -59,6 +63,14 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "cluster":
 		return clusterCmd(ctx, args[1:], stdout, stderr)
+	case "scale":
+		return scaleCmd(ctx, args[1:], stdout, stderr)
+	case "compare":
+		return compareCmd(ctx, args[1:], stdout, stderr)
+	case "drill":
+		return drillCmd(ctx, args[1:], stdout, stderr)
+	case benchcompare.FleetWorkerCommand:
+		return benchcompare.RunFleetWorker(ctx, stdin, stdout)
 	case loadtest.WorkerCommand:
 		return loadtest.RunWorker(ctx, stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":

@@ -157,6 +157,8 @@ func run(ctx context.Context, args []string, sigs <-chan os.Signal, stderr io.Wr
 }
 
 func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Logger) error {
+	limit, known := openFileLimit()
+	checkFileLimit(log, o.maxConns, limit, known)
 	keys, err := token.LoadKeySet(o.authKeys...)
 	if err != nil {
 		return fmt.Errorf("-auth-keys: %w", err)

@@ -320,3 +320,20 @@ func TestPublishesToCluster(t *testing.T) {
 	}
 	waitFor("the node gone", func(m cluster.Member) bool { return !m.Alive })
 }
+
+// TestFileLimitWarning: a cap the open-file limit cannot reach is logged at
+// start-up, and a reachable one is not.
+func TestFileLimitWarning(t *testing.T) {
+	limit, known := openFileLimit()
+	if !known {
+		t.Skip("no RLIMIT_NOFILE here")
+	}
+	over := start(t, "-max-conns", strconv.FormatUint(limit, 10))
+	if !strings.Contains(over.logs.String(), "open-file limit") {
+		t.Errorf("no warning for -max-conns %d with nofile %d:\n%s", limit, limit, over.logs.String())
+	}
+	under := start(t, "-max-conns", strconv.FormatUint(limit-fileReserve, 10))
+	if strings.Contains(under.logs.String(), "open-file limit") {
+		t.Errorf("warning for -max-conns %d with nofile %d", limit-fileReserve, limit)
+	}
+}
