@@ -80,14 +80,8 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	res, err := benchcompare.Compare(ctx, cfg)
 	if res != nil && len(res.Paths) > 0 {
-		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			if eerr := enc.Encode(res); eerr != nil {
-				return eerr
-			}
-		} else {
-			res.WriteTable(stdout)
+		if eerr := printResult(stdout, asJSON, res); eerr != nil {
+			return eerr
 		}
 	}
 	return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -67,14 +66,8 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	res, err := benchcompare.Drill(ctx, cfg)
 	if res != nil {
-		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			if eerr := enc.Encode(res); eerr != nil {
-				return eerr
-			}
-		} else {
-			res.WriteTable(stdout)
+		if eerr := printResult(stdout, asJSON, res); eerr != nil {
+			return eerr
 		}
 	}
 	return err

@@ -139,14 +139,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		rep, err = loadtest.Run(ctx, cfg, stderr)
 	}
 	if rep != nil {
-		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			if eerr := enc.Encode(rep); eerr != nil {
-				return eerr
-			}
-		} else {
-			rep.WriteTable(stdout)
+		if eerr := printResult(stdout, asJSON, rep); eerr != nil {
+			return eerr
 		}
 	}
 	if err != nil {
@@ -222,4 +216,15 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintln(stdout, "interrupt (Ctrl-C) to stop")
 	<-ctx.Done()
 	return nil
+}
+
+// printResult prints r as indented JSON, or as its table for people.
+func printResult(w io.Writer, asJSON bool, r interface{ WriteTable(io.Writer) }) error {
+	if !asJSON {
+		r.WriteTable(w)
+		return nil
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }

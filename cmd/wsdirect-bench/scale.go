@@ -66,14 +66,8 @@ func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rep, err := scalerun.Run(ctx, cfg)
 	if rep != nil {
-		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			if eerr := enc.Encode(rep); eerr != nil {
-				return eerr
-			}
-		} else {
-			rep.WriteTable(stdout)
+		if eerr := printResult(stdout, asJSON, rep); eerr != nil {
+			return eerr
 		}
 		if jsonOut != "" {
 			data, eerr := json.MarshalIndent(rep, "", "  ")
