@@ -45,8 +45,11 @@ func TestCompareSmoke(t *testing.T) {
 		if p.Messages < 1500 || p.RTTP50 <= 0 || p.RTTP99 < p.RTTP50 {
 			t.Errorf("%s: %d messages, rtt p50 %v p99 %v", p.Path, p.Messages, p.RTTP50, p.RTTP99)
 		}
-		if p.CPUSeconds <= 0 || p.CPUPer100k <= 0 || p.ServerCPUSeconds <= 0 || p.ServerCPUSeconds > p.CPUSeconds {
-			t.Errorf("%s: cpu %v s (servers %v s), %v s per 100k", p.Path, p.CPUSeconds, p.ServerCPUSeconds, p.CPUPer100k)
+		// The client runs in this process (one worker).
+		want := (p.ServerCPUSeconds + p.ClientCPUSeconds) / float64(p.Messages) * 100_000
+		if p.CPUSeconds <= 0 || p.ServerCPUSeconds <= 0 || p.ClientCPUSeconds <= 0 ||
+			p.ProcCPUPer100k < want*0.999 || p.ProcCPUPer100k > want*1.001 {
+			t.Errorf("%s: cpu %v s (servers %v s, client %v s), %v s per 100k", p.Path, p.CPUSeconds, p.ServerCPUSeconds, p.ClientCPUSeconds, p.CPUPer100k)
 		}
 		total := 0
 		for _, n := range p.NodeConns {
@@ -96,8 +99,8 @@ func TestCompareConfigErrors(t *testing.T) {
 func TestWriteTableRatios(t *testing.T) {
 	rep := func(n int) *loadtest.Report { r := loadtest.NewReport(); r.Connected = n; return r }
 	res := &CompareResult{Conns: 10, MsgRate: 1, Duration: time.Second, Workers: 1, CPUs: 2, Paths: []PathResult{
-		{Path: PathDirect, Report: rep(10), ConnectRate: 1000, HandshakeP50: 2, CPUPer100k: 4},
-		{Path: PathHAProxyHTTP, Report: rep(10), ConnectRate: 500, HandshakeP50: 3, CPUPer100k: 10},
+		{Path: PathDirect, Report: rep(10), ConnectRate: 1000, HandshakeP50: 2, ProcCPUPer100k: 4},
+		{Path: PathHAProxyHTTP, Report: rep(10), ConnectRate: 500, HandshakeP50: 3, ProcCPUPer100k: 10},
 	}}
 	var buf bytes.Buffer
 	res.WriteTable(&buf)
@@ -166,5 +169,25 @@ func TestCPUSampler(t *testing.T) {
 	after, _ := ReadSystemCPU()
 	if after < before+cpu {
 		t.Errorf("system cpu went from %v to %v, window alone had %v", before, after, cpu)
+	}
+}
+
+// TestCPUBetweenSkipsUnreadEnds: a process that could not be read at one end
+// of the window adds nothing, instead of all its CPU since it started.
+func TestCPUBetweenSkipsUnreadEnds(t *testing.T) {
+	t0 := time.Now()
+	s := &cpuSampler{pids: []int{1, 2}, samples: []cpuSample{
+		{at: t0, busy: 10 * time.Second, procs: []time.Duration{-1, 3 * time.Second}},
+		{at: t0.Add(time.Second), busy: 11 * time.Second, procs: []time.Duration{50 * time.Second, 3500 * time.Millisecond}},
+	}}
+	cpu, each, wall, err := s.BetweenEach(t0, t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cpu != time.Second || wall != time.Second || each[0] != 0 || each[1] != 500*time.Millisecond {
+		t.Fatalf("cpu %v wall %v each %v; want 1s 1s [0 500ms]", cpu, wall, each)
+	}
+	if _, procs, _, _ := s.Between(t0, t0.Add(time.Second)); procs != 500*time.Millisecond {
+		t.Fatalf("procs %v, want 500ms", procs)
 	}
 }

@@ -80,8 +80,9 @@ func ReadProcessCPU(pid int) (time.Duration, error) {
 type cpuSample struct {
 	at   time.Time
 	busy time.Duration
-	// procs is the summed CPU time of the watched processes.
-	procs time.Duration
+	// procs[k] is the CPU time of the k-th watched process, or -1 if it
+	// could not be read then (exited, or not there yet).
+	procs []time.Duration
 }
 
 // cpuSampler records system CPU every interval, so that the CPU spent in a
@@ -127,12 +128,11 @@ func (s *cpuSampler) sample() error {
 	if err != nil {
 		return err
 	}
-	var procs time.Duration
-	for _, pid := range s.pids {
-		// A process that exited adds nothing from then on; its earlier
-		// samples still count.
+	procs := make([]time.Duration, len(s.pids))
+	for k, pid := range s.pids {
+		procs[k] = -1
 		if c, err := ReadProcessCPU(pid); err == nil {
-			procs += c
+			procs[k] = c
 		}
 	}
 	s.mu.Lock()
@@ -148,17 +148,35 @@ func (s *cpuSampler) Stop() {
 }
 
 // Between returns the machine's busy CPU time and the watched processes'
-// CPU time between the samples nearest to from and to (the first sample at
-// or after from, the last at or before to), and the wall time those samples
-// span.
+// summed CPU time between the samples nearest to from and to (the first
+// sample at or after from, the last at or before to), and the wall time
+// those samples span.
 func (s *cpuSampler) Between(from, to time.Time) (cpu, procs, wall time.Duration, err error) {
+	cpu, each, wall, err := s.BetweenEach(from, to)
+	for _, d := range each {
+		procs += d
+	}
+	return cpu, procs, wall, err
+}
+
+// BetweenEach is Between with each watched process's CPU time apart, in the
+// order of the pids given to startCPUSampler.
+func (s *cpuSampler) BetweenEach(from, to time.Time) (cpu time.Duration, each []time.Duration, wall time.Duration, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := sort.Search(len(s.samples), func(i int) bool { return !s.samples[i].at.Before(from) })
 	j := sort.Search(len(s.samples), func(i int) bool { return s.samples[i].at.After(to) }) - 1
 	if i >= len(s.samples) || j < 0 || j <= i {
-		return 0, 0, 0, fmt.Errorf("benchcompare: no CPU samples inside %s..%s", from.Format(time.StampMilli), to.Format(time.StampMilli))
+		return 0, nil, 0, fmt.Errorf("benchcompare: no CPU samples inside %s..%s", from.Format(time.StampMilli), to.Format(time.StampMilli))
 	}
 	a, b := s.samples[i], s.samples[j]
-	return b.busy - a.busy, b.procs - a.procs, b.at.Sub(a.at), nil
+	// Per process, and only where both ends were read: a process missing
+	// from the first sample would otherwise add all its CPU since start.
+	each = make([]time.Duration, len(s.pids))
+	for k := range s.pids {
+		if a.procs[k] >= 0 && b.procs[k] >= 0 {
+			each[k] = b.procs[k] - a.procs[k]
+		}
+	}
+	return b.busy - a.busy, each, b.at.Sub(a.at), nil
 }
