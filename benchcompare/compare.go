@@ -245,7 +245,7 @@ func comparePath(ctx context.Context, path string, cfg CompareConfig) (*PathResu
 		// last connect is when all of them are messaging.
 		from := rep.ConnectEnd
 		to := from.Add(time.Duration(rep.MessageSeconds * float64(time.Second)))
-		cpu, each, _, err := sampler.BetweenEach(from, to)
+		cpu, each, _, err := sampler.Between(from, to)
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/localcluster"
 )
 
 // userHZ is the unit of /proc/stat: USER_HZ is 100 on every Linux ABI Go
@@ -56,12 +58,10 @@ func ReadProcessCPU(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	fs, err := localcluster.ProcStatFields(string(data))
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/%w", pid, err)
 	}
-	fs := strings.Fields(string(data[i+1:]))
 	// fs[0] is field 3 (state), so utime (14) and stime (15) are fs[11], fs[12].
 	if len(fs) < 13 {
 		return 0, fmt.Errorf("/proc/%d/stat: short line", pid)
@@ -147,21 +147,11 @@ func (s *cpuSampler) Stop() {
 	<-s.done
 }
 
-// Between returns the machine's busy CPU time and the watched processes'
-// summed CPU time between the samples nearest to from and to (the first
-// sample at or after from, the last at or before to), and the wall time
-// those samples span.
-func (s *cpuSampler) Between(from, to time.Time) (cpu, procs, wall time.Duration, err error) {
-	cpu, each, wall, err := s.BetweenEach(from, to)
-	for _, d := range each {
-		procs += d
-	}
-	return cpu, procs, wall, err
-}
-
-// BetweenEach is Between with each watched process's CPU time apart, in the
-// order of the pids given to startCPUSampler.
-func (s *cpuSampler) BetweenEach(from, to time.Time) (cpu time.Duration, each []time.Duration, wall time.Duration, err error) {
+// Between returns the machine's busy CPU time and each watched process's
+// CPU time (in the order of the pids given to startCPUSampler) between the
+// samples nearest to from and to (the first sample at or after from, the
+// last at or before to), and the wall time those samples span.
+func (s *cpuSampler) Between(from, to time.Time) (cpu time.Duration, each []time.Duration, wall time.Duration, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := sort.Search(len(s.samples), func(i int) bool { return !s.samples[i].at.Before(from) })

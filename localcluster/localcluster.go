@@ -719,6 +719,18 @@ func tail(path string, lines int) string {
 	return strings.Join(buf, "\n")
 }
 
+// ProcStatFields splits the text of /proc/<pid>/stat after the command
+// name, so the first field returned is field 3 (state). The command name
+// (field 2) is in parentheses and may hold spaces and parentheses, so the
+// fields are counted from the last ')'.
+func ProcStatFields(stat string) ([]string, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil, errors.New("stat: no command name")
+	}
+	return strings.Fields(stat[i+1:]), nil
+}
+
 // ProcRSS is the resident set size (VmRSS) of process pid in bytes.
 func ProcRSS(pid int) (int64, error) { return ProcStatusBytes(pid, "VmRSS") }
 

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/localcluster"
 )
 
 // procRoot is where the proc file system is mounted; tests point it at a
@@ -219,15 +221,6 @@ func procFDs(pid int) (int, error) {
 	return n, nil
 }
 
-// procRSS is the resident memory (VmRSS) of process pid in bytes.
-func procRSS(pid int) (int64, error) {
-	m, err := readKeyValueKB(filepath.Join(procDir(pid), "status"), "VmRSS")
-	if err != nil {
-		return 0, err
-	}
-	return m["VmRSS"], nil
-}
-
 func procDir(pid int) string {
 	if pid == 0 {
 		return filepath.Join(procRoot, "self")
@@ -260,15 +253,12 @@ func childPIDs(ppid int) ([]int, error) {
 	return out, nil
 }
 
-// parseStatPPID reads the parent pid from /proc/<pid>/stat. The command name
-// (field 2) is in parentheses and may hold spaces, so fields are counted
-// from the last ')'.
+// parseStatPPID reads the parent pid (field 4) from /proc/<pid>/stat.
 func parseStatPPID(stat string) (int, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("stat: no command name")
+	fs, err := localcluster.ProcStatFields(stat)
+	if err != nil {
+		return 0, err
 	}
-	fs := strings.Fields(stat[i+1:])
 	if len(fs) < 2 {
 		return 0, errors.New("stat: too few fields")
 	}

@@ -222,7 +222,7 @@ func TestHostAndProcReaders(t *testing.T) {
 	if err != nil || after != before+1 {
 		t.Errorf("fds %d then %d (err %v) after opening one file", before, after, err)
 	}
-	if rss, err := procRSS(0); err != nil || rss <= 0 {
+	if rss, err := localcluster.ProcRSS(0); err != nil || rss <= 0 {
 		t.Errorf("rss %d %v", rss, err)
 	}
 	if _, err := ReadNetCounters(); err != nil {

@@ -196,7 +196,7 @@ func (s *sampler) baseline() error {
 		if err != nil {
 			return fmt.Errorf("scalerun: %s fds: %w", p.fig.Name, err)
 		}
-		rss, err := procRSS(pid)
+		rss, err := localcluster.ProcRSS(pid)
 		if err != nil {
 			return fmt.Errorf("scalerun: %s rss: %w", p.fig.Name, err)
 		}
@@ -267,7 +267,7 @@ func parseGauge(text, name string) (int, error) {
 func (s *sampler) read(p *proc, pid int) (fds int, rss int64, ok bool) {
 	var err1, err2 error
 	fds, err1 = procFDs(pid)
-	rss, err2 = procRSS(pid)
+	rss, err2 = localcluster.ProcRSS(pid)
 	if err1 != nil || err2 != nil {
 		return 0, 0, false
 	}
@@ -306,8 +306,14 @@ func (s *sampler) sample(ctx context.Context, start time.Time) Sample {
 		smp.Held += n
 		smp.NodeRSS += rss
 	}
-	for _, p := range s.auths {
-		s.read(p, p.fig.PID)
+	type procSample struct {
+		fds int
+		rss int64
+		ok  bool
+	}
+	auths := make([]procSample, len(s.auths))
+	for i, p := range s.auths {
+		auths[i].fds, auths[i].rss, auths[i].ok = s.read(p, p.fig.PID)
 	}
 	s.read(s.self, 0)
 	pids, _ := childPIDs(os.Getpid())
@@ -355,9 +361,9 @@ func (s *sampler) sample(ctx context.Context, start time.Time) Sample {
 				p.fig.FDs, p.fig.RSS = ns.fds, ns.rss
 			}
 		}
-		for _, p := range s.auths {
-			if fds, rss, ok := s.read(p, p.fig.PID); ok {
-				p.fig.FDs, p.fig.RSS = fds, rss
+		for i, p := range s.auths {
+			if a := auths[i]; a.ok {
+				p.fig.FDs, p.fig.RSS = a.fds, a.rss
 			}
 		}
 	}
