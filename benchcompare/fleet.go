@@ -415,10 +415,7 @@ func startFleets(ctx context.Context, cfg FleetConfig, workers int, workerArgv [
 	var fs fleets
 	for w := 0; w < workers; w++ {
 		wc := cfg
-		wc.Clients = cfg.Clients / workers
-		if w < cfg.Clients%workers {
-			wc.Clients++
-		}
+		wc.Clients = loadtest.WorkerShare(cfg.Clients, workers, w)
 		wc.Rate = cfg.Rate / float64(workers)
 		wc.Concurrency = max(1, cfg.Concurrency/workers)
 		wc.SourceOffset = cfg.SourceOffset + w

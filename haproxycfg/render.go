@@ -98,13 +98,13 @@ func Render(c Config) (string, error) {
 		w.line(1, "option %slog", n.Mode)
 		w.line(1, "option dontlognull")
 	}
-	w.line(1, "timeout connect %s", duration(n.TimeoutConnect))
-	w.line(1, "timeout client %s", duration(n.TimeoutClient))
-	w.line(1, "timeout server %s", duration(n.TimeoutServer))
+	w.line(1, "timeout connect %s", FormatDuration(n.TimeoutConnect))
+	w.line(1, "timeout client %s", FormatDuration(n.TimeoutClient))
+	w.line(1, "timeout server %s", FormatDuration(n.TimeoutServer))
 	// After the WebSocket upgrade HAProxy treats the connection as a tunnel
 	// and only "timeout tunnel" applies.
-	w.line(1, "timeout tunnel %s", duration(n.TimeoutTunnel))
-	w.line(1, "timeout client-fin %s", duration(n.TimeoutClientFin))
+	w.line(1, "timeout tunnel %s", FormatDuration(n.TimeoutTunnel))
+	w.line(1, "timeout client-fin %s", FormatDuration(n.TimeoutClientFin))
 	w.blank()
 
 	w.line(0, "frontend %s", FrontendName)
@@ -121,7 +121,7 @@ func Render(c Config) (string, error) {
 		w.line(1, "option httpchk GET %s", n.HealthCheckPath)
 		w.line(1, "http-check expect status 200")
 	}
-	check := fmt.Sprintf("check inter %s fall %d rise %d", duration(n.HealthCheckInterval), n.HealthCheckFall, n.HealthCheckRise)
+	check := fmt.Sprintf("check inter %s fall %d rise %d", FormatDuration(n.HealthCheckInterval), n.HealthCheckFall, n.HealthCheckRise)
 	if n.ServerMaxConn > 0 {
 		check += " maxconn " + strconv.Itoa(n.ServerMaxConn)
 	}
@@ -158,9 +158,11 @@ func (w *cfgWriter) line(indent int, format string, args ...any) {
 
 func (w *cfgWriter) blank() { w.WriteByte('\n') }
 
-// duration renders d in the largest HAProxy unit that represents it
-// exactly. normalize has checked it is a whole number of milliseconds.
-func duration(d time.Duration) string {
+// FormatDuration renders d in the largest unit that represents it exactly,
+// as HAProxy reads it ("1h", "30s", "250ms"); it is also a valid Go
+// duration, as the provider's docs write defaults. A config's durations are
+// whole milliseconds (normalize checks).
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d%time.Hour == 0:
 		return fmt.Sprintf("%dh", d/time.Hour)

@@ -275,8 +275,8 @@ func TestDuration(t *testing.T) {
 		1500 * time.Millisecond: "1500ms",
 		time.Millisecond:        "1ms",
 	} {
-		if got := duration(d); got != want {
-			t.Errorf("duration(%s) = %q, want %q", d, got, want)
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -200,3 +200,19 @@ func TestErrorKind(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkerShare(t *testing.T) {
+	for _, c := range []struct{ total, workers int }{{10, 3}, {9, 3}, {2, 5}, {150000, 10}, {7, 1}} {
+		sum := 0
+		for w := 0; w < c.workers; w++ {
+			n := WorkerShare(c.total, c.workers, w)
+			if n < c.total/c.workers || n > c.total/c.workers+1 {
+				t.Errorf("WorkerShare(%d, %d, %d) = %d", c.total, c.workers, w, n)
+			}
+			sum += n
+		}
+		if sum != c.total {
+			t.Errorf("shares of %d over %d sum to %d", c.total, c.workers, sum)
+		}
+	}
+}

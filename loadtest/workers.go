@@ -47,10 +47,7 @@ func RunWorkers(ctx context.Context, cfg Config, workers int, exe string, progre
 	var progressMu sync.Mutex
 	for w := 0; w < workers; w++ {
 		wc := cfg
-		wc.Conns = cfg.Conns / workers
-		if w < cfg.Conns%workers {
-			wc.Conns++
-		}
+		wc.Conns = WorkerShare(cfg.Conns, workers, w)
 		wc.Rate = cfg.Rate / float64(workers)
 		wc.Concurrency = max(1, cfg.Concurrency/workers)
 		wc.SourceOffset = cfg.SourceOffset + w
@@ -96,6 +93,16 @@ func RunWorkers(ctx context.Context, cfg Config, workers int, exe string, progre
 		}
 	}
 	return merged, errors.Join(errs...)
+}
+
+// WorkerShare is worker w's part of total split over workers: the first
+// total%workers workers take one more, so the parts add up to total.
+func WorkerShare(total, workers, w int) int {
+	n := total / workers
+	if w < total%workers {
+		n++
+	}
+	return n
 }
 
 // RunWorker is the body of the worker subcommand: Config from in, Report to

@@ -45,31 +45,17 @@ var haproxyOptionDocs = map[string]string{
 	"maxconn":               fmt.Sprintf("Connection cap for the process and frontend. Default `%d`. HAProxy needs about two file descriptors per connection.", haproxycfg.DefaultMaxConn),
 	"server_maxconn":        "Connection cap per server line, i.e. per (backend, source IP) pair. Default: none.",
 	"health_check_path":     fmt.Sprintf("Path of the HTTP health check in `http` mode (`option httpchk GET <path>`, expecting 200). Default `%s`.", haproxycfg.DefaultHealthCheckPath),
-	"health_check_interval": fmt.Sprintf("Time between health checks (`inter`), a Go duration such as `2s`. Default `%s`.", docDuration(haproxycfg.DefaultHealthCheckInterval)),
+	"health_check_interval": fmt.Sprintf("Time between health checks (`inter`), a Go duration such as `2s`. Default `%s`.", haproxycfg.FormatDuration(haproxycfg.DefaultHealthCheckInterval)),
 	"health_check_fall":     fmt.Sprintf("Failed checks before a server is marked down. Default `%d`.", haproxycfg.DefaultHealthCheckFall),
 	"health_check_rise":     fmt.Sprintf("Passed checks before a server is marked up. Default `%d`.", haproxycfg.DefaultHealthCheckRise),
-	"timeout_connect":       fmt.Sprintf("`timeout connect`, a Go duration. Default `%s`.", docDuration(haproxycfg.DefaultTimeoutConnect)),
-	"timeout_client":        fmt.Sprintf("`timeout client`: client inactivity before the WebSocket upgrade. Default `%s`.", docDuration(haproxycfg.DefaultTimeoutClient)),
-	"timeout_server":        fmt.Sprintf("`timeout server`: node inactivity before the WebSocket upgrade. Default `%s`.", docDuration(haproxycfg.DefaultTimeoutServer)),
-	"timeout_tunnel":        fmt.Sprintf("`timeout tunnel`: inactivity limit of an upgraded WebSocket; must exceed the ping interval. Default `%s`.", docDuration(haproxycfg.DefaultTimeoutTunnel)),
-	"timeout_client_fin":    fmt.Sprintf("`timeout client-fin`: how long a half-closed client connection is kept. Default `%s`.", docDuration(haproxycfg.DefaultTimeoutClientFin)),
+	"timeout_connect":       fmt.Sprintf("`timeout connect`, a Go duration. Default `%s`.", haproxycfg.FormatDuration(haproxycfg.DefaultTimeoutConnect)),
+	"timeout_client":        fmt.Sprintf("`timeout client`: client inactivity before the WebSocket upgrade. Default `%s`.", haproxycfg.FormatDuration(haproxycfg.DefaultTimeoutClient)),
+	"timeout_server":        fmt.Sprintf("`timeout server`: node inactivity before the WebSocket upgrade. Default `%s`.", haproxycfg.FormatDuration(haproxycfg.DefaultTimeoutServer)),
+	"timeout_tunnel":        fmt.Sprintf("`timeout tunnel`: inactivity limit of an upgraded WebSocket; must exceed the ping interval. Default `%s`.", haproxycfg.FormatDuration(haproxycfg.DefaultTimeoutTunnel)),
+	"timeout_client_fin":    fmt.Sprintf("`timeout client-fin`: how long a half-closed client connection is kept. Default `%s`.", haproxycfg.FormatDuration(haproxycfg.DefaultTimeoutClientFin)),
 	"stats_socket":          "Path of an admin-level stats socket in the global section, e.g. `/run/haproxy/admin.sock`. Default: none.",
 	"stats_bind":            "`host:port` of a stats listener serving `/stats`, e.g. `127.0.0.1:8404`. Default: none.",
 	"log":                   "Global log target, e.g. `/dev/log local0`; proxies then log through `log global`. Default: no logging.",
-}
-
-// docDuration writes d the way users write it ("1h", not "1h0m0s").
-func docDuration(d time.Duration) string {
-	switch {
-	case d%time.Hour == 0:
-		return fmt.Sprintf("%dh", d/time.Hour)
-	case d%time.Minute == 0:
-		return fmt.Sprintf("%dm", d/time.Minute)
-	case d%time.Second == 0:
-		return fmt.Sprintf("%ds", d/time.Second)
-	default:
-		return d.String()
-	}
 }
 
 func sortedOptionKeys() []string {

@@ -264,20 +264,10 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	conf.PublicAddr = ip
 	conf.WSPort = port
 	conf.Cap = c.opts.Cap
-	if c.opts.ClusterConfig != nil {
-		c.opts.ClusterConfig(conf)
-	}
-	cl, err := cluster.Create(conf)
+	cl, err := c.joinMember(conf)
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	if seeds := c.gossipSeeds(); len(seeds) > 0 {
-		if _, err := cl.Join(seeds); err != nil {
-			cl.Shutdown()
-			ln.Close()
-			return nil, fmt.Errorf("join %v: %w", seeds, err)
-		}
+		return nil, err
 	}
 
 	nconf := node.DefaultConfig()
@@ -314,6 +304,25 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	return n, nil
 }
 
+// joinMember applies the ClusterConfig hook to conf, creates the member and
+// joins it to the members already up.
+func (c *Cluster) joinMember(conf *cluster.Config) (*cluster.Cluster, error) {
+	if c.opts.ClusterConfig != nil {
+		c.opts.ClusterConfig(conf)
+	}
+	cl, err := cluster.Create(conf)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if seeds := c.gossipSeeds(); len(seeds) > 0 {
+		if _, err := cl.Join(seeds); err != nil {
+			cl.Shutdown()
+			return nil, fmt.Errorf("join %v: %w", seeds, err)
+		}
+	}
+	return cl, nil
+}
+
 // startAuth starts auth instance i. addr and gossipPort are reused by
 // RestartAuth so the restarted instance has the same identity.
 func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
@@ -327,20 +336,10 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 		return nil, err
 	}
 	conf := c.clusterConfig(name, cluster.RoleAuth, ip, gossipPort)
-	if c.opts.ClusterConfig != nil {
-		c.opts.ClusterConfig(conf)
-	}
-	cl, err := cluster.Create(conf)
+	cl, err := c.joinMember(conf)
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	if seeds := c.gossipSeeds(); len(seeds) > 0 {
-		if _, err := cl.Join(seeds); err != nil {
-			cl.Shutdown()
-			ln.Close()
-			return nil, fmt.Errorf("join %v: %w", seeds, err)
-		}
+		return nil, err
 	}
 
 	var creds authsvc.Authenticator = c.opts.Credentials
