@@ -262,6 +262,11 @@ type RoundRobin struct {
 	next uint64
 }
 
+// NewRoundRobin returns a RoundRobin that starts at candidate start (mod the
+// number of candidates), so independent instances need not all begin with
+// the first node.
+func NewRoundRobin(start uint64) *RoundRobin { return &RoundRobin{next: start} }
+
 // Pick implements NodePicker.
 func (r *RoundRobin) Pick(nodes []cluster.Member, _ time.Time) (cluster.Member, bool) {
 	var cands []cluster.Member

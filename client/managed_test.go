@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/client/clienttest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/clienttest"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 

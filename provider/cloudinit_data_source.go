@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/userdata"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 )
 
 var _ datasource.DataSource = (*cloudInitDataSource)(nil)

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/userdata"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 )
 
 var _ function.Function = (*cloudInitFunction)(nil)

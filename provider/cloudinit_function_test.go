@@ -15,7 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
-	"github.com/wsdirect/terraform-provider-wsdirect/userdata"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 )
 
 const testCloudInitGossipKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="

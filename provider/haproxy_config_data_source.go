@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/haproxycfg"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 )
 
 var _ datasource.DataSource = (*haproxyConfigDataSource)(nil)

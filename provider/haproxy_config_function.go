@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/haproxycfg"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 )
 
 var _ function.Function = (*haproxyConfigFunction)(nil)

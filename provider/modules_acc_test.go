@@ -20,7 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/haproxycfg"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
 )
 

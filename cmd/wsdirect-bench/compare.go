@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/benchcompare"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
 )
 
 // compareCmd is "wsdirect-bench compare" (make bench-compare): the same
@@ -20,7 +20,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		cfg       benchcompare.CompareConfig
+		cfg       compare.CompareConfig
 		paths     string
 		sourceIPs string
 		asJSON    bool
@@ -30,9 +30,9 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.Env.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
 	fs.StringVar(&cfg.Env.HAProxyBinary, "haproxy", "", "haproxy binary (default $WSDIRECT_HAPROXY, /usr/sbin/haproxy or PATH)")
 	fs.IntVar(&cfg.Env.Nodes, "nodes", 3, "node processes behind every path")
-	fs.StringVar(&sourceIPs, "source-ips", strings.Join(benchcompare.DefaultSourceIPs, ","), "HAProxy mode http \"source\" addresses (comma list)")
+	fs.StringVar(&sourceIPs, "source-ips", strings.Join(compare.DefaultSourceIPs, ","), "HAProxy mode http \"source\" addresses (comma list)")
 	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", 9000, "HAProxy maxconn (2 descriptors per connection; the hard limit is 20,000 files)")
-	fs.StringVar(&paths, "paths", strings.Join(benchcompare.Paths, ","), "paths to run, direct included (comma list)")
+	fs.StringVar(&paths, "paths", strings.Join(compare.Paths, ","), "paths to run, direct included (comma list)")
 	fs.IntVar(&cfg.Conns, "conns", 8000, "connections per path")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "target connect rate per second (0 = as fast as -concurrency allows: the path's full-flow rate)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "handshakes in flight at most")
@@ -54,7 +54,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		var res benchcompare.CompareResult
+		var res compare.CompareResult
 		if err := json.Unmarshal(data, &res); err != nil {
 			return fmt.Errorf("compare: %s: %w", fromJSON, err)
 		}
@@ -78,7 +78,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cfg.Progress = stderr
 		cfg.Env.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 	}
-	res, err := benchcompare.Compare(ctx, cfg)
+	res, err := compare.Compare(ctx, cfg)
 	if res != nil && len(res.Paths) > 0 {
 		if eerr := printResult(stdout, asJSON, res); eerr != nil {
 			return eerr

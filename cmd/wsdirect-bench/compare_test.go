@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/benchcompare"
-	"github.com/wsdirect/terraform-provider-wsdirect/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
 )
 
 func TestCompareAndDrillBadArguments(t *testing.T) {
@@ -39,9 +39,9 @@ func TestCompareAndDrillBadArguments(t *testing.T) {
 func TestCompareFromJSON(t *testing.T) {
 	rep := loadtest.NewReport()
 	rep.Connected = 5
-	res := benchcompare.CompareResult{Conns: 5, MsgRate: 1, Workers: 1, CPUs: 2, Paths: []benchcompare.PathResult{
-		{Path: benchcompare.PathDirect, Report: rep, ConnectRate: 100},
-		{Path: benchcompare.PathHAProxyTCP, Report: rep, ConnectRate: 50},
+	res := compare.CompareResult{Conns: 5, MsgRate: 1, Workers: 1, CPUs: 2, Paths: []compare.PathResult{
+		{Path: compare.PathDirect, Report: rep, ConnectRate: 100},
+		{Path: compare.PathHAProxyTCP, Report: rep, ConnectRate: 50},
 	}}
 	data, err := json.Marshal(res)
 	if err != nil {

@@ -9,18 +9,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/benchcompare"
-	"github.com/wsdirect/terraform-provider-wsdirect/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
 )
 
 // drillCmd is "wsdirect-bench drill <kill|drain|auth-restart|haproxy-kill>".
 func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("drill: name one of %s first, e.g. \"wsdirect-bench drill kill -clients 30000\"", strings.Join(benchcompare.Drills, ", "))
+		return fmt.Errorf("drill: name one of %s first, e.g. \"wsdirect-bench drill kill -clients 30000\"", strings.Join(compare.Drills, ", "))
 	}
 	fs := flag.NewFlagSet("drill "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := benchcompare.DrillConfig{Drill: args[0]}
+	cfg := compare.DrillConfig{Drill: args[0]}
 	var (
 		asJSON    bool
 		inProcess bool
@@ -32,7 +32,7 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Env.HAProxyBinary, "haproxy", "", "haproxy binary for haproxy-kill (default $WSDIRECT_HAPROXY, /usr/sbin/haproxy or PATH)")
 	fs.IntVar(&cfg.Env.Nodes, "nodes", 3, "node processes")
 	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", 9000, "HAProxy maxconn for haproxy-kill")
-	fs.StringVar(&sourceIPs, "source-ips", strings.Join(benchcompare.DefaultSourceIPs, ","), "HAProxy \"source\" addresses for haproxy-kill (comma list)")
+	fs.StringVar(&sourceIPs, "source-ips", strings.Join(compare.DefaultSourceIPs, ","), "HAProxy \"source\" addresses for haproxy-kill (comma list)")
 	fs.StringVar(&clientIPs, "client-ips", "127.0.3.1-127.0.3.8", "loopback addresses the clients bind, round-robin (each has its own ephemeral ports)")
 	fs.IntVar(&cfg.Clients, "clients", 0, "managed clients (default 30,000; 8,000 for haproxy-kill)")
 	fs.Float64Var(&cfg.Rate, "rate", 2000, "first-connect rate per second")
@@ -59,12 +59,12 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		cfg.WorkerArgv = []string{exe, benchcompare.FleetWorkerCommand}
+		cfg.WorkerArgv = []string{exe, compare.FleetWorkerCommand}
 	}
 	if !quiet {
 		cfg.Progress = stderr
 	}
-	res, err := benchcompare.Drill(ctx, cfg)
+	res, err := compare.Drill(ctx, cfg)
 	if res != nil {
 		if eerr := printResult(stdout, asJSON, res); eerr != nil {
 			return eerr

@@ -20,9 +20,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/benchcompare"
-	"github.com/wsdirect/terraform-provider-wsdirect/loadtest"
-	"github.com/wsdirect/terraform-provider-wsdirect/localcluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 )
 
 const usage = `usage: wsdirect-bench <command> [flags]
@@ -69,8 +69,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return compareCmd(ctx, args[1:], stdout, stderr)
 	case "drill":
 		return drillCmd(ctx, args[1:], stdout, stderr)
-	case benchcompare.FleetWorkerCommand:
-		return benchcompare.RunFleetWorker(ctx, stdin, stdout)
+	case compare.FleetWorkerCommand:
+		return compare.RunFleetWorker(ctx, stdin, stdout)
 	case loadtest.WorkerCommand:
 		return loadtest.RunWorker(ctx, stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":

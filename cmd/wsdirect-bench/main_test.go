@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/client/clienttest"
-	"github.com/wsdirect/terraform-provider-wsdirect/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/clienttest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
 )
 
 func TestRunCommandJSON(t *testing.T) {

@@ -9,8 +9,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/loadtest"
-	"github.com/wsdirect/terraform-provider-wsdirect/scalerun"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/scalerun"
 )
 
 // scaleCmd is "wsdirect-bench scale": a local cluster, many connections

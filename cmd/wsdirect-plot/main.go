@@ -3,8 +3,8 @@
 //	go run ./cmd/wsdirect-plot balance -out docs/img/balance.png
 //
 // "balance" simulates a burst of assignments under stale gossip for every
-// assignment strategy (package internal/balanceplot, driving
-// authsvc.SimulateBurst), writes the PNG and prints the Markdown table that
+// assignment strategy (package internal/bench/balance, driving
+// balance.SimulateBurst), writes the PNG and prints the Markdown table that
 // goes with it.
 package main
 
@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/balanceplot"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/balance"
 )
 
 func main() {
@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "balance":
-		if err := balance(args[1:], stdout, stderr); err != nil {
+		if err := balanceCmd(args[1:], stdout, stderr); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
 			}
@@ -56,8 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func balance(args []string, stdout, stderr io.Writer) error {
-	def := balanceplot.DefaultConfig()
+func balanceCmd(args []string, stdout, stderr io.Writer) error {
+	def := balance.DefaultConfig()
 	fs := flag.NewFlagSet("balance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "docs/img/balance.png", "PNG file to write")
@@ -87,7 +87,7 @@ func balance(args []string, stdout, stderr io.Writer) error {
 	cfg.Rates, cfg.CourseRate, cfg.Checkpoints = rs, *courseRate, *checkpoints
 
 	start := time.Now()
-	rep, err := balanceplot.Run(cfg)
+	rep, err := balance.Run(cfg)
 	if err != nil {
 		return err
 	}

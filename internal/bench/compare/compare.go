@@ -1,0 +1,437 @@
+package compare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
+)
+
+// CompareConfig describes a side-by-side run. Zero fields take the defaults
+// noted.
+type CompareConfig struct {
+	// Env describes the servers; Env.BinDir is required.
+	Env EnvConfig
+	// Paths to run, in order. Default Paths (direct, haproxy-http,
+	// haproxy-tcp). Ratios are to direct, which must then be included.
+	Paths []string
+	// Conns is the number of connections per path. Default 8,000 (one
+	// HAProxy process holds at most about 9,500 under the 20,000-file limit).
+	Conns int
+	// Rate is the target connect rate; 0 (default) connects as fast as
+	// Concurrency allows, which measures the path's full-flow connect rate.
+	Rate float64
+	// Concurrency bounds handshakes in flight. Default 256.
+	Concurrency int
+	// MsgRate is echoed messages per second per connection. Default 1.
+	MsgRate float64
+	// MsgSize in bytes. Default 64.
+	MsgSize int
+	// Duration of the message phase. Default 20s.
+	Duration time.Duration
+	// Workers is the number of client processes; 1 runs the clients in this
+	// process. Default: one per 8,000 connections.
+	Workers int
+	// WorkerExe is a binary with loadtest's "worker" subcommand
+	// (wsdirect-bench); required when Workers > 1.
+	WorkerExe string
+	// Progress receives progress lines. Default: discarded.
+	Progress io.Writer
+}
+
+func (c *CompareConfig) withDefaults() error {
+	if len(c.Paths) == 0 {
+		c.Paths = Paths
+	}
+	seenDirect := false
+	for _, p := range c.Paths {
+		switch p {
+		case PathDirect:
+			seenDirect = true
+		case PathHAProxyHTTP, PathHAProxyTCP:
+		default:
+			return fmt.Errorf("benchcompare: unknown path %q (want %v)", p, Paths)
+		}
+	}
+	if !seenDirect {
+		return errors.New("benchcompare: the direct path is the baseline of every ratio; include it")
+	}
+	if c.Conns == 0 {
+		c.Conns = 8_000
+	}
+	if c.Conns < 0 {
+		return errors.New("benchcompare: conns must be positive")
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
+	}
+	if c.MsgRate == 0 {
+		c.MsgRate = 1
+	}
+	if c.MsgRate < 0 || c.Rate < 0 {
+		return errors.New("benchcompare: rates must not be negative")
+	}
+	if c.MsgSize == 0 {
+		c.MsgSize = 64
+	}
+	if c.Duration <= 0 {
+		c.Duration = 20 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = (c.Conns + 7_999) / 8_000
+	}
+	if c.Workers > 1 && c.WorkerExe == "" {
+		return errors.New("benchcompare: more than one worker needs WorkerExe (the wsdirect-bench binary)")
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return nil
+}
+
+// PathResult is what one path measured.
+type PathResult struct {
+	Path   string           `json:"path"`
+	Report *loadtest.Report `json:"report"`
+	// ConnectRate is full-flow connections per second.
+	ConnectRate float64 `json:"connect_rate"`
+	// Handshake is token request plus WebSocket upgrade; RTT is one
+	// echoed message, both in milliseconds.
+	HandshakeP50 float64 `json:"handshake_p50_ms"`
+	HandshakeP99 float64 `json:"handshake_p99_ms"`
+	RTTP50       float64 `json:"rtt_p50_ms"`
+	RTTP99       float64 `json:"rtt_p99_ms"`
+	// Messages is the number of echoed messages received in the message
+	// phase; CPUSeconds the whole machine's busy CPU over that phase, from
+	// /proc/stat. That figure is tick-sampled, and for a workload of short
+	// wake-ups like an echo it reads low (here below the processes' own
+	// times, which the kernel keeps precisely), so the table leads with
+	// ProcCPUPer100k.
+	Messages   int64   `json:"messages"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// CPUPer100k is CPUSeconds scaled to 100,000 round trips.
+	CPUPer100k float64 `json:"cpu_seconds_per_100k_msgs"`
+	// ProcCPUPer100k is servers plus client per 100,000 round trips, or
+	// servers alone when the client ran in worker processes.
+	ProcCPUPer100k float64 `json:"proc_cpu_seconds_per_100k_msgs"`
+	// ServerCPUSeconds is the CPU time of the server processes alone
+	// (nodes, auth, haproxy) over the same phase, and ServerCPUPer100k
+	// that per 100,000 round trips: on a shared machine the whole-system
+	// figure also counts everything else running.
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	ServerCPUPer100k float64 `json:"server_cpu_seconds_per_100k_msgs"`
+	// ClientCPUSeconds is the client's CPU time over the phase when the
+	// client runs in this process (one worker), else 0.
+	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
+	ClientCPUPer100k float64 `json:"client_cpu_seconds_per_100k_msgs,omitempty"`
+	// NodeConns is the per-node connection count auth saw at the busiest
+	// moment (the only view of the spread when HAProxy picks the nodes).
+	NodeConns map[string]int `json:"node_conns"`
+	// Procs is every server process's peak RSS (VmHWM).
+	Procs []ProcMem `json:"procs"`
+	// NodesPeakRSS, AuthPeakRSS and HAProxyPeakRSS sum Procs by role.
+	NodesPeakRSS   int64 `json:"nodes_peak_rss_bytes"`
+	AuthPeakRSS    int64 `json:"auth_peak_rss_bytes"`
+	HAProxyPeakRSS int64 `json:"haproxy_peak_rss_bytes"`
+}
+
+// CompareResult is a whole side-by-side run.
+type CompareResult struct {
+	Conns    int           `json:"conns"`
+	MsgRate  float64       `json:"msg_rate_per_conn"`
+	Duration time.Duration `json:"message_phase_ns"`
+	Workers  int           `json:"workers"`
+	CPUs     int           `json:"cpus"`
+	Paths    []PathResult  `json:"paths"`
+}
+
+// Compare runs the workload against each path in turn, each on a fresh set
+// of processes.
+func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Env.withDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Env.MaxConns < cfg.Conns {
+		// Any node may end up with every connection (HAProxy leastconn
+		// ties, a skewed pick); the cap must not be what is measured.
+		cfg.Env.MaxConns = min(cfg.Conns, 19_000)
+	}
+	res := &CompareResult{Conns: cfg.Conns, MsgRate: cfg.MsgRate, Duration: cfg.Duration, Workers: cfg.Workers, CPUs: runtime.NumCPU()}
+	for _, path := range cfg.Paths {
+		fmt.Fprintf(cfg.Progress, "== %s: %d connections, then %.3g msg/s each for %v\n", path, cfg.Conns, cfg.MsgRate, cfg.Duration)
+		pr, err := comparePath(ctx, path, cfg)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", path, err)
+		}
+		res.Paths = append(res.Paths, *pr)
+	}
+	return res, nil
+}
+
+func comparePath(ctx context.Context, path string, cfg CompareConfig) (*PathResult, error) {
+	env, err := StartEnv(ctx, path, cfg.Env)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Stop()
+
+	lc := loadtest.Config{
+		AuthURL:     env.AuthURL(),
+		Username:    env.Cluster.Username(),
+		Password:    env.Cluster.Password(),
+		Conns:       cfg.Conns,
+		Rate:        cfg.Rate,
+		Concurrency: cfg.Concurrency,
+		MsgRate:     cfg.MsgRate,
+		MsgSize:     cfg.MsgSize,
+		Duration:    cfg.Duration,
+	}
+	var pids []int
+	for _, p := range env.PeakRSS() {
+		pids = append(pids, p.PID)
+	}
+	// With one client process, it is this one: watch it last.
+	clientInProcess := cfg.Workers <= 1
+	if clientInProcess {
+		pids = append(pids, os.Getpid())
+	}
+	sampler, err := startCPUSampler(100*time.Millisecond, pids...)
+	if err != nil {
+		return nil, err
+	}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	peak := pollNodeConns(pollCtx, env.Cluster)
+
+	var rep *loadtest.Report
+	if cfg.Workers > 1 {
+		rep, err = loadtest.RunWorkers(ctx, lc, cfg.Workers, cfg.WorkerExe, cfg.Progress)
+	} else {
+		rep, err = loadtest.Run(ctx, lc, cfg.Progress)
+	}
+	sampler.Stop()
+	stopPoll()
+	nodeConns := peak()
+	if err != nil {
+		return nil, err
+	}
+	if rep.Connected == 0 {
+		return nil, fmt.Errorf("no connection succeeded (errors: %v)", rep.Errors)
+	}
+	pr := &PathResult{
+		Path:         path,
+		Report:       rep,
+		ConnectRate:  rep.ConnectRate,
+		HandshakeP50: msf(rep.Handshake.Quantile(0.50)),
+		HandshakeP99: msf(rep.Handshake.Quantile(0.99)),
+		RTTP50:       msf(rep.RTT.Quantile(0.50)),
+		RTTP99:       msf(rep.RTT.Quantile(0.99)),
+		Messages:     rep.MsgsReceived,
+		NodeConns:    nodeConns,
+		Procs:        env.PeakRSS(),
+	}
+	if rep.MessageSeconds > 0 {
+		// Workers start messaging when their own connections are up; the
+		// last connect is when all of them are messaging.
+		from := rep.ConnectEnd
+		to := from.Add(time.Duration(rep.MessageSeconds * float64(time.Second)))
+		cpu, each, _, err := sampler.Between(from, to)
+		if err != nil {
+			return nil, err
+		}
+		if clientInProcess {
+			pr.ClientCPUSeconds = each[len(each)-1].Seconds()
+			each = each[:len(each)-1]
+		}
+		var servers time.Duration
+		for _, d := range each {
+			servers += d
+		}
+		pr.CPUSeconds = cpu.Seconds()
+		pr.ServerCPUSeconds = servers.Seconds()
+		if pr.Messages > 0 {
+			per100k := func(sec float64) float64 { return sec / float64(pr.Messages) * 100_000 }
+			pr.CPUPer100k = per100k(pr.CPUSeconds)
+			pr.ServerCPUPer100k = per100k(pr.ServerCPUSeconds)
+			pr.ClientCPUPer100k = per100k(pr.ClientCPUSeconds)
+			pr.ProcCPUPer100k = per100k(pr.ServerCPUSeconds + pr.ClientCPUSeconds)
+		}
+	}
+	for _, p := range pr.Procs {
+		switch {
+		case p.Name == "haproxy":
+			pr.HAProxyPeakRSS += p.PeakRSS
+		case len(p.Name) > 4 && p.Name[:4] == "auth":
+			pr.AuthPeakRSS += p.PeakRSS
+		default:
+			pr.NodesPeakRSS += p.PeakRSS
+		}
+	}
+	fmt.Fprintf(cfg.Progress, "   %d/%d connected at %.0f/s, %d messages echoed, %d dropped, errors %v\n",
+		rep.Connected, rep.Target, rep.ConnectRate, rep.MsgsReceived, rep.Dropped, rep.Errors)
+	return pr, nil
+}
+
+// pollNodeConns asks auth for the per-node counts every 250ms until ctx
+// ends; the returned func gives the snapshot with the most connections.
+func pollNodeConns(ctx context.Context, cl *localcluster.Cluster) func() map[string]int {
+	var mu sync.Mutex
+	best, bestTotal := map[string]int{}, -1
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			nodes, err := cl.NodeStatuses(qctx, 0)
+			cancel()
+			if err == nil {
+				snap, total := map[string]int{}, 0
+				for _, n := range nodes {
+					snap[n.ID] = n.Connections
+					total += n.Connections
+				}
+				mu.Lock()
+				if total > bestTotal {
+					best, bestTotal = snap, total
+				}
+				mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+	return func() map[string]int {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return best
+	}
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Direct returns the direct path's result, or nil.
+func (r *CompareResult) Direct() *PathResult {
+	for i := range r.Paths {
+		if r.Paths[i].Path == PathDirect {
+			return &r.Paths[i]
+		}
+	}
+	return nil
+}
+
+// WriteTable prints one row per figure and, for each path, its value and
+// its ratio to the direct path (value / direct: above 1 means more
+// connections per second, more latency, more CPU or more memory).
+func (r *CompareResult) WriteTable(w io.Writer) {
+	base := r.Direct()
+	fmt.Fprintf(w, "%d connections per path, %.3g msg/s per connection for %v, %d client process(es), %d CPUs\n\n",
+		r.Conns, r.MsgRate, r.Duration, r.Workers, r.CPUs)
+	type row struct {
+		name string
+		get  func(*PathResult) float64
+		unit string
+	}
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+	rows := []row{
+		{"connected", func(p *PathResult) float64 { return float64(p.Report.Connected) }, ""},
+		{"connect rate", func(p *PathResult) float64 { return p.ConnectRate }, "/s"},
+		{"handshake p50", func(p *PathResult) float64 { return p.HandshakeP50 }, "ms"},
+		{"handshake p99", func(p *PathResult) float64 { return p.HandshakeP99 }, "ms"},
+		{"  auth/token p50", func(p *PathResult) float64 { return msf(p.Report.Auth.Quantile(0.5)) }, "ms"},
+		{"  upgrade p50", func(p *PathResult) float64 { return msf(p.Report.Upgrade.Quantile(0.5)) }, "ms"},
+		{"  upgrade p99", func(p *PathResult) float64 { return msf(p.Report.Upgrade.Quantile(0.99)) }, "ms"},
+		{"message RTT p50", func(p *PathResult) float64 { return p.RTTP50 }, "ms"},
+		{"message RTT p99", func(p *PathResult) float64 { return p.RTTP99 }, "ms"},
+		{"messages echoed", func(p *PathResult) float64 { return float64(p.Messages) }, ""},
+		{"CPU s / 100k msgs", func(p *PathResult) float64 { return p.ProcCPUPer100k }, "s"},
+		{"  servers", func(p *PathResult) float64 { return p.ServerCPUPer100k }, "s"},
+		{"  client process", func(p *PathResult) float64 { return p.ClientCPUPer100k }, "s"},
+		{"  machine, sampled", func(p *PathResult) float64 { return p.CPUPer100k }, "s"},
+		{"peak RSS nodes", func(p *PathResult) float64 { return mib(p.NodesPeakRSS) }, "MiB"},
+		{"peak RSS auth", func(p *PathResult) float64 { return mib(p.AuthPeakRSS) }, "MiB"},
+		{"peak RSS haproxy", func(p *PathResult) float64 { return mib(p.HAProxyPeakRSS) }, "MiB"},
+		{"node max/mean", func(p *PathResult) float64 { return loadtest.Balance(p.NodeConns) }, ""},
+	}
+	fmt.Fprintf(w, "%-20s", "figure")
+	for _, p := range r.Paths {
+		if p.Path == PathDirect {
+			fmt.Fprintf(w, " %16s", p.Path)
+		} else {
+			fmt.Fprintf(w, " %16s %8s", p.Path, "x direct")
+		}
+	}
+	fmt.Fprintln(w)
+	for _, rw := range rows {
+		fmt.Fprintf(w, "%-20s", rw.name)
+		for i := range r.Paths {
+			p := &r.Paths[i]
+			v := rw.get(p)
+			fmt.Fprintf(w, " %16s", fmtVal(v, rw.unit))
+			if p.Path != PathDirect {
+				ratio := "-"
+				if base != nil {
+					if b := rw.get(base); b != 0 {
+						ratio = fmt.Sprintf("%.2f", v/b)
+					}
+				}
+				fmt.Fprintf(w, " %8s", ratio)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "\npeak RSS per process:")
+	for _, p := range r.Paths {
+		procs := append([]ProcMem(nil), p.Procs...)
+		sort.Slice(procs, func(i, j int) bool { return procs[i].Name < procs[j].Name })
+		fmt.Fprintf(w, "  %-13s", p.Path)
+		for _, m := range procs {
+			fmt.Fprintf(w, " %s %.1f MiB;", m.Name, mib(m.PeakRSS))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "\nconnections per node (auth's view at the busiest moment):")
+	for _, p := range r.Paths {
+		fmt.Fprintf(w, "  %-13s", p.Path)
+		for _, k := range sortedKeys(p.NodeConns) {
+			fmt.Fprintf(w, " %s %d;", k, p.NodeConns[k])
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func fmtVal(v float64, unit string) string {
+	switch {
+	case unit == "":
+		if v == float64(int64(v)) {
+			return fmt.Sprintf("%d", int64(v))
+		}
+		return fmt.Sprintf("%.3f", v)
+	case v >= 100:
+		return fmt.Sprintf("%.0f %s", v, unit)
+	default:
+		return fmt.Sprintf("%.3g %s", v, unit)
+	}
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

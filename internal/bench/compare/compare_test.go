@@ -1,0 +1,190 @@
+package compare
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
+)
+
+// TestCompareSmoke is the CI-sized side-by-side run: 200 connections and a
+// short message phase on each of the three paths, on the real binaries.
+func TestCompareSmoke(t *testing.T) {
+	env := servers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Compare(ctx, CompareConfig{
+		Env:      env,
+		Conns:    200,
+		MsgRate:  10,
+		Duration: time.Second,
+		Progress: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	res.WriteTable(&buf)
+	t.Logf("\n%s", buf.String())
+	if len(res.Paths) != 3 {
+		t.Fatalf("got %d paths, want 3", len(res.Paths))
+	}
+	for _, p := range res.Paths {
+		if p.Report.Connected != 200 || p.Report.Dropped != 0 {
+			t.Errorf("%s: connected %d, dropped %d, errors %v", p.Path, p.Report.Connected, p.Report.Dropped, p.Report.Errors)
+		}
+		if p.ConnectRate <= 0 || p.HandshakeP50 <= 0 || p.HandshakeP99 < p.HandshakeP50 {
+			t.Errorf("%s: connect rate %v, handshake p50 %v p99 %v", p.Path, p.ConnectRate, p.HandshakeP50, p.HandshakeP99)
+		}
+		// 200 connections x 10/s x 1s = 2,000 messages; allow for the pacing
+		// of the last round.
+		if p.Messages < 1500 || p.RTTP50 <= 0 || p.RTTP99 < p.RTTP50 {
+			t.Errorf("%s: %d messages, rtt p50 %v p99 %v", p.Path, p.Messages, p.RTTP50, p.RTTP99)
+		}
+		// The client runs in this process (one worker).
+		want := (p.ServerCPUSeconds + p.ClientCPUSeconds) / float64(p.Messages) * 100_000
+		if p.CPUSeconds <= 0 || p.ServerCPUSeconds <= 0 || p.ClientCPUSeconds <= 0 ||
+			p.ProcCPUPer100k < want*0.999 || p.ProcCPUPer100k > want*1.001 {
+			t.Errorf("%s: cpu %v s (servers %v s, client %v s), %v s per 100k", p.Path, p.CPUSeconds, p.ServerCPUSeconds, p.ClientCPUSeconds, p.CPUPer100k)
+		}
+		total := 0
+		for _, n := range p.NodeConns {
+			total += n
+		}
+		if len(p.NodeConns) != 3 || total < 190 {
+			t.Errorf("%s: auth saw %v connections per node, want 3 nodes holding ~200", p.Path, p.NodeConns)
+		}
+		wantProcs := 4 // 3 nodes + auth
+		if p.Path != PathDirect {
+			wantProcs = 5
+			if p.HAProxyPeakRSS <= 0 {
+				t.Errorf("%s: no haproxy RSS", p.Path)
+			}
+			// HAProxy's clients all get the token service's answer.
+			if p.Report.Nodes["haproxy"] != 200 {
+				t.Errorf("%s: clients were answered %v, want all via haproxy", p.Path, p.Report.Nodes)
+			}
+		} else if p.HAProxyPeakRSS != 0 {
+			t.Errorf("direct path has a haproxy RSS")
+		}
+		if len(p.Procs) != wantProcs || p.NodesPeakRSS <= 0 || p.AuthPeakRSS <= 0 {
+			t.Errorf("%s: procs %+v", p.Path, p.Procs)
+		}
+	}
+	out := buf.String()
+	for _, want := range []string{"connect rate", "message RTT p99", "CPU s / 100k msgs", "peak RSS haproxy", "x direct", "haproxy-tcp"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+}
+
+func TestCompareConfigErrors(t *testing.T) {
+	for name, cfg := range map[string]CompareConfig{
+		"unknown path":    {Paths: []string{"direct", "nginx"}},
+		"no baseline":     {Paths: []string{PathHAProxyTCP}},
+		"negative":        {Conns: -1},
+		"workers, no exe": {Conns: 100, Workers: 2},
+	} {
+		if _, err := Compare(context.Background(), cfg); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestWriteTableRatios(t *testing.T) {
+	rep := func(n int) *loadtest.Report { r := loadtest.NewReport(); r.Connected = n; return r }
+	res := &CompareResult{Conns: 10, MsgRate: 1, Duration: time.Second, Workers: 1, CPUs: 2, Paths: []PathResult{
+		{Path: PathDirect, Report: rep(10), ConnectRate: 1000, HandshakeP50: 2, ProcCPUPer100k: 4},
+		{Path: PathHAProxyHTTP, Report: rep(10), ConnectRate: 500, HandshakeP50: 3, ProcCPUPer100k: 10},
+	}}
+	var buf bytes.Buffer
+	res.WriteTable(&buf)
+	lines := map[string]string{}
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			lines[strings.SplitN(l, "  ", 2)[0]] = l
+		}
+	}
+	for row, want := range map[string]string{"connect rate": "0.50", "handshake p50": "1.50", "CPU s / 100k msgs": "2.50", "connected": "1.00"} {
+		l, ok := lines[row]
+		if !ok {
+			t.Fatalf("no %q row in\n%s", row, buf.String())
+		}
+		if f := strings.Fields(l); f[len(f)-1] != want {
+			t.Errorf("%s ratio = %q, want %s (line %q)", row, f[len(f)-1], want, l)
+		}
+	}
+}
+
+func TestReadProcessCPU(t *testing.T) {
+	end := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(end) {
+	}
+	c, err := ReadProcessCPU(os.Getpid())
+	if err != nil || c <= 0 {
+		t.Errorf("own CPU = %v, %v", c, err)
+	}
+	if _, err := ReadProcessCPU(1 << 30); err == nil {
+		t.Error("no such process: no error")
+	}
+}
+
+func TestCPUSampler(t *testing.T) {
+	before, err := ReadSystemCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startCPUSampler(10 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Now()
+	// Burn some CPU so the busy counter moves by at least a few ticks.
+	end := time.Now().Add(200 * time.Millisecond)
+	x := 0
+	for time.Now().Before(end) {
+		x++
+	}
+	to := time.Now()
+	time.Sleep(30 * time.Millisecond)
+	s.Stop()
+	cpu, each, wall, err := s.Between(from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cpu <= 0 || wall <= 0 || wall > to.Sub(from) {
+		t.Errorf("cpu %v over %v (window %v, spun %d)", cpu, wall, to.Sub(from), x)
+	}
+	if len(each) != 0 {
+		t.Errorf("no process watched, yet process CPU %v", each)
+	}
+	if _, _, _, err := s.Between(to.Add(time.Hour), to.Add(2*time.Hour)); err == nil {
+		t.Error("window without samples: no error")
+	}
+	after, _ := ReadSystemCPU()
+	if after < before+cpu {
+		t.Errorf("system cpu went from %v to %v, window alone had %v", before, after, cpu)
+	}
+}
+
+// TestCPUBetweenSkipsUnreadEnds: a process that could not be read at one end
+// of the window adds nothing, instead of all its CPU since it started.
+func TestCPUBetweenSkipsUnreadEnds(t *testing.T) {
+	t0 := time.Now()
+	s := &cpuSampler{pids: []int{1, 2}, samples: []cpuSample{
+		{at: t0, busy: 10 * time.Second, procs: []time.Duration{-1, 3 * time.Second}},
+		{at: t0.Add(time.Second), busy: 11 * time.Second, procs: []time.Duration{50 * time.Second, 3500 * time.Millisecond}},
+	}}
+	cpu, each, wall, err := s.Between(t0, t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cpu != time.Second || wall != time.Second || each[0] != 0 || each[1] != 500*time.Millisecond {
+		t.Fatalf("cpu %v wall %v each %v; want 1s 1s [0 500ms]", cpu, wall, each)
+	}
+}

@@ -1,0 +1,31 @@
+// Package compare measures wsdirect against the two approaches the
+// article started from, on one machine and in one run, and scripts the
+// failure drills.
+//
+// Compare runs the same client workload (loadtest.Run: full auth-then-
+// connect flow, then echoed messages at a fixed rate) against three paths in
+// front of the same three wsdirect-node processes on loopback:
+//
+//   - direct: wsdirect-auth picks the node and mints a token for it, the
+//     client dials that node;
+//   - haproxy-http: the real haproxy binary in "mode http" with the config
+//     rendered by haproxycfg, including the article's "source" IPs;
+//   - haproxy-tcp: haproxy in "mode tcp", standing in for an L4 balancer
+//     such as an NLB.
+//
+// Behind HAProxy the client cannot know which node it will land on, so a
+// TokenService (the HAProxy paths' stand-in for auth) checks the credentials
+// with auth's own users-file backend and mints a connection token whose audience lists every node.
+// The nodes verify it exactly as they verify auth's tokens (Ed25519
+// signature, expiry, single-use jti), so the per-connection work on the
+// nodes is the same on every path and no node had to be relaxed.
+//
+// The drills (Drill) run managed clients (client.Managed: they go back
+// through auth with jittered backoff when they lose their node) in this
+// process or spread over worker processes, and measure what happens when a
+// node is killed or drained, when auth restarts, and when HAProxy is killed.
+//
+// Figures are measured on the real binaries. Heavy runs belong in
+// `wsdirect-bench compare` / `wsdirect-bench drill`; the tests run CI-sized
+// versions so the harness cannot rot.
+package compare

@@ -1,0 +1,471 @@
+package compare
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/srcbind"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// FleetWorkerCommand is the subcommand under which a bench binary runs one
+// fleet worker (RunFleetWorker).
+const FleetWorkerCommand = "drill-worker"
+
+// FleetConfig describes a set of managed clients. It travels as JSON to
+// worker processes on their stdin, so the password stays off command lines.
+type FleetConfig struct {
+	AuthURL  string `json:"auth_url"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// Clients is how many managed clients to run.
+	Clients int `json:"clients"`
+	// Rate is the first-connect rate per second. Default 2,000.
+	Rate float64 `json:"rate,omitempty"`
+	// Concurrency bounds clients whose first connect is in flight.
+	// Default 64.
+	Concurrency int `json:"concurrency,omitempty"`
+	// BackoffBase and BackoffMax are the clients' reconnect backoff.
+	// Defaults 500ms and 4s: the first window spreads a lost node's clients
+	// over half a second instead of sending them to auth all at once.
+	BackoffBase time.Duration `json:"backoff_base,omitempty"`
+	BackoffMax  time.Duration `json:"backoff_max,omitempty"`
+	// SourceIPs are loopback addresses the clients bind, round-robin from
+	// SourceOffset; empty lets the kernel pick (127.0.0.1). Each address
+	// has its own ephemeral ports: tens of thousands of clients, their
+	// reconnects and their auth requests exhaust one address's ~28,000,
+	// the more so when other runs share the machine's loopback.
+	SourceIPs    []netip.Addr `json:"source_ips,omitempty"`
+	SourceOffset int          `json:"source_offset,omitempty"`
+}
+
+// DefaultFleetSourceIPs are the addresses drill clients bind by default,
+// apart from localcluster's (127.0.0.x nodes, 127.0.1.x auth) and the
+// benchmarks' 127.0.0.x source addresses.
+var DefaultFleetSourceIPs = func() []netip.Addr {
+	var out []netip.Addr
+	a := netip.MustParseAddr("127.0.3.1")
+	for i := 0; i < 8; i++ {
+		out = append(out, a)
+		a = a.Next()
+	}
+	return out
+}()
+
+func (c *FleetConfig) withDefaults() error {
+	if c.AuthURL == "" {
+		return errors.New("benchcompare: fleet needs an auth URL")
+	}
+	if c.Clients <= 0 {
+		return errors.New("benchcompare: fleet needs a positive number of clients")
+	}
+	if c.Rate <= 0 {
+		c.Rate = 2000
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	for _, ip := range c.SourceIPs {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("benchcompare: client source IP %s is not a loopback address", ip)
+		}
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 500 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 4 * time.Second
+	}
+	return nil
+}
+
+// FleetStatus is a snapshot of a fleet (or the sum of several).
+type FleetStatus struct {
+	Clients int `json:"clients"`
+	// Connected clients right now, and how many per node.
+	Connected int            `json:"connected"`
+	Nodes     map[string]int `json:"nodes"`
+	// Connects counts successful connects, first ones and reconnects.
+	Connects int64 `json:"connects"`
+	// Disconnects counts established connections that ended.
+	Disconnects int64 `json:"disconnects"`
+	// FailedAttempts counts connect attempts that failed, by kind.
+	FailedAttempts map[string]int64 `json:"failed_attempts"`
+	// LastConnect is the Unix time in nanoseconds of the latest successful
+	// connect.
+	LastConnect int64 `json:"last_connect"`
+	// GaveUp counts clients whose Run stopped with an error (bad
+	// credentials, a close code that says not to come back).
+	GaveUp int `json:"gave_up"`
+}
+
+func (s *FleetStatus) add(o FleetStatus) {
+	s.Clients += o.Clients
+	s.Connected += o.Connected
+	if s.Nodes == nil {
+		s.Nodes = map[string]int{}
+	}
+	for k, v := range o.Nodes {
+		s.Nodes[k] += v
+	}
+	s.Connects += o.Connects
+	s.Disconnects += o.Disconnects
+	if s.FailedAttempts == nil {
+		s.FailedAttempts = map[string]int64{}
+	}
+	for k, v := range o.FailedAttempts {
+		s.FailedAttempts[k] += v
+	}
+	s.LastConnect = max(s.LastConnect, o.LastConnect)
+	s.GaveUp += o.GaveUp
+}
+
+// fleet is a set of managed clients, here or in a worker process.
+type fleet interface {
+	Status() FleetStatus
+	Stop() error
+}
+
+// Fleet runs managed clients in this process.
+type Fleet struct {
+	clients []*client.Managed
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	connects, disconnects atomic.Int64
+	lastConnect           atomic.Int64
+	gaveUp                atomic.Int64
+	mu                    sync.Mutex
+	failed                map[string]int64
+	transports            []*http.Transport
+}
+
+// StartFleet starts cfg.Clients managed clients at cfg.Rate. They keep
+// themselves connected until Stop.
+func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	f := &Fleet{cancel: cancel, failed: map[string]int64{}}
+	pool := &sync.Pool{} // shared write buffers: idle clients hold none
+	mkOpts := func(local net.Addr) []client.Option {
+		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: local, Control: srcbind.Control}
+		tr := &http.Transport{
+			DialContext:         nd.DialContext,
+			MaxIdleConns:        cfg.Concurrency * 2,
+			MaxIdleConnsPerHost: cfg.Concurrency * 2,
+			IdleConnTimeout:     30 * time.Second,
+		}
+		f.transports = append(f.transports, tr)
+		return []client.Option{
+			client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}),
+			client.WithDialer(&websocket.Dialer{
+				NetDialContext:   nd.DialContext,
+				HandshakeTimeout: 10 * time.Second,
+				ReadBufferSize:   512,
+				WriteBufferSize:  512,
+				WriteBufferPool:  pool,
+			}),
+		}
+	}
+	var optSets [][]client.Option
+	if len(cfg.SourceIPs) == 0 {
+		optSets = append(optSets, mkOpts(nil))
+	}
+	for _, ip := range cfg.SourceIPs {
+		optSets = append(optSets, mkOpts(&net.TCPAddr{IP: ip.AsSlice()}))
+	}
+	creds := client.Credentials{Username: cfg.Username, Password: cfg.Password}
+	lim := rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/50)))
+	inflight := make(chan struct{}, cfg.Concurrency)
+	f.clients = make([]*client.Managed, cfg.Clients)
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		for i := range f.clients {
+			var once sync.Once
+			release := func() { once.Do(func() { <-inflight }) }
+			m := client.NewManaged(cfg.AuthURL, creds, client.ManagedConfig{
+				Options:     optSets[(i+cfg.SourceOffset)%len(optSets)],
+				BackoffBase: cfg.BackoffBase,
+				BackoffMax:  cfg.BackoffMax,
+				OnConnect: func(*wire.ConnectResponse) {
+					f.connects.Add(1)
+					f.lastConnect.Store(time.Now().UnixNano())
+					release()
+				},
+				OnDisconnect: func(code int, err error) {
+					if code != 0 {
+						f.disconnects.Add(1)
+						return
+					}
+					if err != nil {
+						f.mu.Lock()
+						f.failed[loadtest.ErrorKind(err)]++
+						f.mu.Unlock()
+					}
+				},
+			})
+			f.mu.Lock()
+			f.clients[i] = m
+			f.mu.Unlock()
+			if lim.Wait(ctx) != nil {
+				return
+			}
+			select {
+			case inflight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				defer release()
+				if err := m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					f.gaveUp.Add(1)
+				}
+			}()
+		}
+	}()
+	f.wg.Add(1)
+	go func() { defer f.wg.Done(); <-started }()
+	return f, nil
+}
+
+// Status is a snapshot of the fleet.
+func (f *Fleet) Status() FleetStatus {
+	s := FleetStatus{Clients: len(f.clients), Nodes: map[string]int{}, FailedAttempts: map[string]int64{}}
+	f.mu.Lock()
+	clients := append([]*client.Managed(nil), f.clients...)
+	for k, v := range f.failed {
+		s.FailedAttempts[k] = v
+	}
+	f.mu.Unlock()
+	for _, m := range clients {
+		if m == nil {
+			continue
+		}
+		if n, ok := m.Current(); ok {
+			s.Connected++
+			s.Nodes[n]++
+		}
+	}
+	s.Connects = f.connects.Load()
+	s.Disconnects = f.disconnects.Load()
+	s.LastConnect = f.lastConnect.Load()
+	s.GaveUp = int(f.gaveUp.Load())
+	return s
+}
+
+// Stop closes every client and waits for them.
+func (f *Fleet) Stop() error {
+	f.cancel()
+	f.wg.Wait()
+	for _, tr := range f.transports {
+		tr.CloseIdleConnections()
+	}
+	return nil
+}
+
+// RunFleetWorker is the body of the drill-worker subcommand: a FleetConfig
+// as JSON on in, then a FleetStatus JSON line on out every 100ms until in
+// is closed (or ctx ends); then the clients close and a last status line is
+// written.
+func RunFleetWorker(ctx context.Context, in io.Reader, out io.Writer) error {
+	dec := json.NewDecoder(in)
+	var cfg FleetConfig
+	if err := dec.Decode(&cfg); err != nil {
+		return fmt.Errorf("drill worker: read config: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		// The parent closes our stdin to stop us.
+		_, _ = io.Copy(io.Discard, io.MultiReader(dec.Buffered(), in))
+		cancel()
+	}()
+	f, err := StartFleet(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(out)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = f.Stop()
+			return enc.Encode(f.Status())
+		case <-t.C:
+			if err := enc.Encode(f.Status()); err != nil {
+				_ = f.Stop()
+				return err
+			}
+		}
+	}
+}
+
+// remoteFleet is a fleet in a worker process.
+type remoteFleet struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{}
+	mu    sync.Mutex
+	last  FleetStatus
+	err   error
+	errb  bytes.Buffer
+}
+
+func startRemoteFleet(argv []string, cfg FleetConfig) (*remoteFleet, error) {
+	input, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &remoteFleet{done: make(chan struct{}), last: FleetStatus{Clients: cfg.Clients}}
+	r.cmd = exec.Command(argv[0], argv[1:]...)
+	r.cmd.Stderr = lockedWriter{&r.mu, &r.errb}
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if r.stdin, err = r.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := r.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("benchcompare: start fleet worker: %w", err)
+	}
+	if _, err := r.stdin.Write(input); err != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		return nil, err
+	}
+	go func() {
+		defer close(r.done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			var s FleetStatus
+			if err := json.Unmarshal(sc.Bytes(), &s); err == nil {
+				r.mu.Lock()
+				r.last = s
+				r.mu.Unlock()
+			}
+		}
+		err := r.cmd.Wait()
+		r.mu.Lock()
+		r.err = err
+		r.mu.Unlock()
+	}()
+	return r, nil
+}
+
+func (r *remoteFleet) Status() FleetStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+func (r *remoteFleet) Stop() error {
+	_ = r.stdin.Close()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return fmt.Errorf("fleet worker: %v: %s", r.err, bytes.TrimSpace(r.errb.Bytes()))
+	}
+	return nil
+}
+
+// fleets is a fleet spread over several in-process or worker fleets.
+type fleets []fleet
+
+// startFleets splits cfg over workers: in this process when workerArgv is
+// empty, else in worker processes started as workerArgv (e.g.
+// [".../wsdirect-bench", "drill-worker"]).
+func startFleets(ctx context.Context, cfg FleetConfig, workers int, workerArgv []string) (fleets, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	workers = max(1, min(workers, cfg.Clients))
+	var fs fleets
+	for w := 0; w < workers; w++ {
+		wc := cfg
+		wc.Clients = loadtest.WorkerShare(cfg.Clients, workers, w)
+		wc.Rate = cfg.Rate / float64(workers)
+		wc.Concurrency = max(1, cfg.Concurrency/workers)
+		wc.SourceOffset = cfg.SourceOffset + w
+		var f fleet
+		var err error
+		if len(workerArgv) == 0 {
+			f, err = StartFleet(ctx, wc)
+		} else {
+			f, err = startRemoteFleet(workerArgv, wc)
+		}
+		if err != nil {
+			_ = fs.Stop()
+			return nil, err
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+func (fs fleets) Status() FleetStatus {
+	s := FleetStatus{Nodes: map[string]int{}, FailedAttempts: map[string]int64{}}
+	for _, f := range fs {
+		s.add(f.Status())
+	}
+	return s
+}
+
+func (fs fleets) Stop() error {
+	var errs []error
+	for _, f := range fs {
+		errs = append(errs, f.Stop())
+	}
+	return errors.Join(errs...)
+}
+
+// waitStatus polls fs every 50ms until cond holds or timeout passes.
+func waitStatus(ctx context.Context, fs fleet, timeout time.Duration, cond func(FleetStatus) bool) (FleetStatus, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		s := fs.Status()
+		if cond(s) {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			return s, context.DeadlineExceeded
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package compare
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// TokenServiceConfig configures a TokenService.
+type TokenServiceConfig struct {
+	// SigningKey is the auth service's private key (the cluster's
+	// signing.key), so nodes accept the tokens with the keys they have.
+	SigningKey ed25519.PrivateKey
+	// Audiences are the names of every node behind the balancer: the token
+	// must be good on whichever node HAProxy picks.
+	Audiences []string
+	// WSURL is where clients connect, e.g. "ws://127.0.1.30:40000/ws" (the
+	// HAProxy frontend).
+	WSURL string
+	// NodeID is what the answer names as the node. Default "haproxy".
+	NodeID string
+	// Authenticator checks the credentials. The harness passes auth's own
+	// users-file backend on the cluster's users file, so credentials cost
+	// the same (bcrypt, then auth's credential cache) on every path.
+	Authenticator authsvc.Authenticator
+	// TTL of minted tokens. Default token.DefaultTTL.
+	TTL time.Duration
+}
+
+// TokenService is the HAProxy paths' stand-in for wsdirect-auth: it serves
+// POST /v1/connect (same request and answer as auth, so the same clients
+// and the same loadtest code drive it), checks the credentials, and answers
+// with the balancer's URL and a token for any node behind it. It picks no
+// node: that is HAProxy's job on these paths.
+type TokenService struct {
+	cfg TokenServiceConfig
+	kid string
+	ln  net.Listener
+	srv *http.Server
+}
+
+// StartTokenService listens on addr (host:port, port 0 for any) and serves.
+func StartTokenService(addr string, cfg TokenServiceConfig) (*TokenService, error) {
+	switch {
+	case len(cfg.SigningKey) != ed25519.PrivateKeySize:
+		return nil, errors.New("benchcompare: token service needs the Ed25519 signing key")
+	case len(cfg.Audiences) == 0:
+		return nil, errors.New("benchcompare: token service needs at least one node name")
+	case cfg.WSURL == "":
+		return nil, errors.New("benchcompare: token service needs the balancer's ws:// URL")
+	case cfg.Authenticator == nil:
+		return nil, errors.New("benchcompare: token service needs an authenticator")
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = "haproxy"
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = token.DefaultTTL
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("benchcompare: token service: %w", err)
+	}
+	ts := &TokenService{cfg: cfg, kid: token.KeyID(cfg.SigningKey.Public().(ed25519.PublicKey)), ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc(wire.ConnectPath, ts.connect)
+	ts.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = ts.srv.Serve(ln) }()
+	return ts, nil
+}
+
+// URL is the service's base URL, to use as a client's auth URL.
+func (ts *TokenService) URL() string { return "http://" + ts.ln.Addr().String() }
+
+// Close stops the service.
+func (ts *TokenService) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return ts.srv.Shutdown(ctx)
+}
+
+func (ts *TokenService) connect(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "POST only")
+		return
+	}
+	var req wire.ConnectRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "body must be JSON credentials")
+		return
+	}
+	user, err := ts.cfg.Authenticator.Authenticate(r.Context(), r, req)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "bad credentials")
+		return
+	}
+	raw, exp, err := ts.mint(user)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(wire.ConnectResponse{URL: ts.cfg.WSURL, Token: raw, NodeID: ts.cfg.NodeID, ExpiresAt: exp})
+}
+
+// mint signs a token with the same claims auth puts in one (sub, exp, iat,
+// nbf, 128-bit single-use jti, kid header), except that aud lists every
+// node; a node accepts a token when its name is among the audiences.
+func (ts *TokenService) mint(user string) (string, time.Time, error) {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", time.Time{}, err
+	}
+	now := time.Now().Truncate(time.Second)
+	exp := now.Add(ts.cfg.TTL)
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, token.Claims{
+		Subject:   user,
+		Audience:  jwt.ClaimStrings(ts.cfg.Audiences),
+		ExpiresAt: jwt.NewNumericDate(exp),
+		IssuedAt:  jwt.NewNumericDate(now),
+		NotBefore: jwt.NewNumericDate(now),
+		ID:        hex.EncodeToString(id[:]),
+	})
+	t.Header["kid"] = ts.kid
+	raw, err := t.SignedString(ts.cfg.SigningKey)
+	return raw, exp, err
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(wire.Error{Code: code, Message: msg})
+}

@@ -1,0 +1,401 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// DemoConfig tunes Demo. Zero fields take the defaults noted.
+type DemoConfig struct {
+	// BinDir holds wsdirect-node and wsdirect-auth. Required.
+	BinDir string
+	// Nodes in the local cluster. Default 3.
+	Nodes int
+	// Clients to connect. Default 10,000 (one process holds them: 10k file
+	// descriptors, under the 20,000 limit; the nodes hold the server sides).
+	Clients int
+	// Rate is the target connect rate per second. Default 2,000.
+	Rate float64
+	// Concurrency bounds clients whose first connect is in flight, so a
+	// slow auth service sees a queue of bounded length instead of a pile
+	// of requests that time out and come back. Default 64.
+	Concurrency int
+	// ConnectTimeout bounds the wait for every client to connect. Default 60s.
+	ConnectTimeout time.Duration
+	// ReconnectTimeout bounds the wait, after the kill, for every client of
+	// the killed node to be connected elsewhere. Default 30s.
+	ReconnectTimeout time.Duration
+	// BackoffBase and BackoffMax are the clients' reconnect backoff.
+	// Defaults 100ms and 2s.
+	BackoffBase, BackoffMax time.Duration
+	// Cluster, when set, is used for everything in localcluster.Config
+	// except BinDir and Nodes.
+	Cluster localcluster.Config
+	// Out receives the demo's narrative. Default io.Discard.
+	Out io.Writer
+}
+
+// DemoResult is what Demo measured.
+type DemoResult struct {
+	Connected     int
+	ConnectTime   time.Duration
+	ConnectRate   float64
+	Handshake     *Histogram
+	Before, After map[string]int
+	Killed        string
+	Affected      int
+	// Reconnect is the time from the kill until the last affected client
+	// was connected to another node.
+	Reconnect time.Duration
+	Total     time.Duration
+}
+
+type demoClient struct {
+	m           *client.Managed
+	lastConnect atomic.Int64 // unix nanos of the latest connect
+	connects    atomic.Int32
+}
+
+// Demo runs the `make demo` story: start auth and cfg.Nodes nodes, connect
+// cfg.Clients managed clients through auth, print the distribution and
+// timings, SIGKILL the busiest node, wait until its clients are connected
+// elsewhere (through auth, with fresh tokens), print that, and stop. It
+// returns an error when a step fails or misses its deadline.
+func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
+	begin := time.Now()
+	if cfg.Nodes <= 0 {
+		cfg.Nodes = 3
+	}
+	if cfg.Clients <= 0 {
+		cfg.Clients = 10_000
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 2000
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 60 * time.Second
+	}
+	if cfg.ReconnectTimeout <= 0 {
+		cfg.ReconnectTimeout = 30 * time.Second
+	}
+	// The first retry window spreads a killed node's clients over half a
+	// second instead of sending them all to auth at once.
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = 500 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 4 * time.Second
+	}
+	out := cfg.Out
+	if out == nil {
+		out = io.Discard
+	}
+	say := func(format string, args ...any) {
+		fmt.Fprintf(out, "[%6.2fs] ", time.Since(begin).Seconds())
+		fmt.Fprintf(out, format+"\n", args...)
+	}
+
+	// 1. The cluster.
+	ccfg := cfg.Cluster
+	ccfg.BinDir, ccfg.Nodes = cfg.BinDir, cfg.Nodes
+	if ccfg.MaxConns == 0 {
+		// Room for everyone on the survivors after the kill.
+		ccfg.MaxConns = cfg.Clients
+	}
+	say("1. starting wsdirect-auth and %d wsdirect-node processes on loopback (encrypted gossip)", cfg.Nodes)
+	cl, err := localcluster.Start(ctx, ccfg)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Stop()
+	for _, p := range cl.Auths {
+		say("   %-7s http://%s  gossip %s", p.Name, p.HTTPAddr, p.GossipAddr)
+	}
+	for _, p := range cl.Nodes {
+		say("   %-7s ws://%s/ws  gossip %s", p.Name, p.HTTPAddr, p.GossipAddr)
+	}
+	say("   cluster ready: auth sees all %d nodes", cfg.Nodes)
+
+	// 2. The clients.
+	res := &DemoResult{Handshake: NewHistogram()}
+	runCtx, stopClients := context.WithCancel(ctx)
+	defer stopClients()
+	var histMu sync.Mutex
+	var errMu sync.Mutex
+	attemptErrors := map[string]int{}
+	transport := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 512,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	defer transport.CloseIdleConnections()
+	opts := []client.Option{
+		client.WithHTTPClient(&http.Client{Transport: transport, Timeout: 10 * time.Second}),
+		client.WithDialer(&websocket.Dialer{
+			HandshakeTimeout: 10 * time.Second,
+			ReadBufferSize:   512,
+			WriteBufferSize:  512,
+			WriteBufferPool:  &sync.Pool{},
+		}),
+	}
+	creds := client.Credentials{Username: cl.Username(), Password: cl.Password()}
+	clients := make([]*demoClient, cfg.Clients)
+	var firstConnects atomic.Int32
+	var lastFirstConnect atomic.Int64
+	var runErrs sync.Map // client index → error that stopped Run
+	var wg sync.WaitGroup
+	say("2. connecting %d clients through auth at %.0f/s (each: POST /v1/connect, then WebSocket to the assigned node)", cfg.Clients, cfg.Rate)
+	lim := rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/50)))
+	inflight := make(chan struct{}, cfg.Concurrency)
+	connectStart := time.Now()
+	connectCtx, connectCancel := context.WithDeadline(ctx, connectStart.Add(cfg.ConnectTimeout))
+	defer connectCancel()
+	for i := range clients {
+		dc := &demoClient{}
+		var releaseOnce sync.Once
+		release := func() { releaseOnce.Do(func() { <-inflight }) }
+		dc.m = client.NewManaged(cl.AuthURL(), creds, client.ManagedConfig{
+			Options:     opts,
+			BackoffBase: cfg.BackoffBase,
+			BackoffMax:  cfg.BackoffMax,
+			OnTiming: func(auth, upgrade time.Duration) {
+				if dc.connects.Load() == 0 {
+					histMu.Lock()
+					res.Handshake.Record(auth + upgrade)
+					histMu.Unlock()
+				}
+			},
+			OnConnect: func(*wire.ConnectResponse) {
+				now := time.Now().UnixNano()
+				dc.lastConnect.Store(now)
+				if dc.connects.Add(1) == 1 {
+					firstConnects.Add(1)
+					lastFirstConnect.Store(now)
+					release()
+				}
+			},
+			OnDisconnect: func(code int, err error) {
+				if code == 0 && err != nil {
+					errMu.Lock()
+					attemptErrors[ErrorKind(err)]++
+					errMu.Unlock()
+				}
+			},
+		})
+		clients[i] = dc
+		if err := lim.Wait(connectCtx); err != nil {
+			return nil, fmt.Errorf("demo: only %d of %d clients connected within %v (errors: %v)",
+				firstConnects.Load(), cfg.Clients, cfg.ConnectTimeout, snapshot(&errMu, attemptErrors))
+		}
+		select {
+		case inflight <- struct{}{}:
+		case <-connectCtx.Done():
+			return nil, fmt.Errorf("demo: only %d of %d clients connected within %v (errors: %v)",
+				firstConnects.Load(), cfg.Clients, cfg.ConnectTimeout, snapshot(&errMu, attemptErrors))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer release()
+			if err := dc.m.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				runErrs.Store(i, err)
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer stopClients() // runs before wg.Wait
+
+	if err := waitFor(connectCtx, time.Until(connectStart.Add(cfg.ConnectTimeout)), func() bool { return int(firstConnects.Load()) == cfg.Clients }); err != nil {
+		return nil, fmt.Errorf("demo: only %d of %d clients connected within %v (errors: %v, stopped: %s)",
+			firstConnects.Load(), cfg.Clients, cfg.ConnectTimeout, snapshot(&errMu, attemptErrors), firstRunErr(&runErrs))
+	}
+	res.Connected = cfg.Clients
+	res.ConnectTime = time.Unix(0, lastFirstConnect.Load()).Sub(connectStart)
+	res.ConnectRate = float64(cfg.Clients) / res.ConnectTime.Seconds()
+
+	// 3. Distribution and timings.
+	res.Before = distribution(clients)
+	say("3. all %d clients connected in %v: %.0f connections/s", cfg.Clients, res.ConnectTime.Round(time.Millisecond), res.ConnectRate)
+	histMu.Lock()
+	say("   handshake (auth request + upgrade): p50 %v  p99 %v  max %v",
+		roundDur(res.Handshake.Quantile(0.5)), roundDur(res.Handshake.Quantile(0.99)), roundDur(res.Handshake.Max()))
+	histMu.Unlock()
+	if e := snapshot(&errMu, attemptErrors); len(e) > 0 {
+		say("   retried attempts by kind: %v", e)
+	}
+	writeNodeTable(out, cl, res.Before)
+
+	// 4. Kill the busiest node.
+	victim, most := "", -1
+	for _, p := range cl.Nodes {
+		if res.Before[p.Name] > most {
+			victim, most = p.Name, res.Before[p.Name]
+		}
+	}
+	res.Killed = victim
+	var affected []*demoClient
+	for _, dc := range clients {
+		if n, ok := dc.m.Current(); ok && n == victim {
+			affected = append(affected, dc)
+		}
+	}
+	res.Affected = len(affected)
+	say("4. SIGKILL %s (pid %d), which holds %d clients", victim, cl.Nodes[cl.NodeIndex(victim)].PID(), len(affected))
+	killAt := time.Now()
+	if err := cl.Kill(cl.NodeIndex(victim)); err != nil {
+		return nil, err
+	}
+	moved := func() bool {
+		for _, dc := range affected {
+			n, ok := dc.m.Current()
+			if !ok || n == victim || dc.lastConnect.Load() < killAt.UnixNano() {
+				return false
+			}
+		}
+		return true
+	}
+	if err := waitFor(ctx, cfg.ReconnectTimeout, moved); err != nil {
+		left := 0
+		for _, dc := range affected {
+			if n, ok := dc.m.Current(); !ok || n == victim {
+				left++
+			}
+		}
+		return nil, fmt.Errorf("demo: %d of %d clients of %s not reconnected elsewhere within %v (errors: %v)",
+			left, len(affected), victim, cfg.ReconnectTimeout, snapshot(&errMu, attemptErrors))
+	}
+	var last int64
+	for _, dc := range affected {
+		if t := dc.lastConnect.Load(); t > last {
+			last = t
+		}
+	}
+	res.Reconnect = time.Unix(0, last).Sub(killAt)
+	// Every client (not only the affected ones) must be connected now.
+	if err := waitFor(ctx, cfg.ReconnectTimeout, func() bool { return connectedCount(clients) == cfg.Clients }); err != nil {
+		return nil, fmt.Errorf("demo: only %d of %d clients connected after the kill", connectedCount(clients), cfg.Clients)
+	}
+	res.After = distribution(clients)
+	say("   all %d clients of %s reconnected to other nodes through auth in %v (kill → last reconnect)",
+		len(affected), victim, res.Reconnect.Round(time.Millisecond))
+	if e := snapshot(&errMu, attemptErrors); len(e) > 0 {
+		say("   failed attempts on the way, retried with backoff: %v", e)
+	}
+	writeNodeTable(out, cl, res.After)
+	if _, ok := res.After[victim]; ok {
+		return nil, fmt.Errorf("demo: clients still on killed node %s", victim)
+	}
+
+	// 5. Stop.
+	say("5. stopping clients and cluster")
+	stopClients()
+	wg.Wait()
+	cl.Stop()
+	res.Total = time.Since(begin)
+	say("done in %v", res.Total.Round(time.Millisecond))
+	return res, nil
+}
+
+func writeNodeTable(out io.Writer, cl *localcluster.Cluster, counts map[string]int) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	fmt.Fprintln(tw, "   node\tconnections\tshare\tnode RSS\tKiB/conn\t")
+	for _, p := range cl.Nodes {
+		c := counts[p.Name]
+		rss, perConn := "-", "-"
+		if p.Running() {
+			if b, err := p.RSS(); err == nil {
+				rss = fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+				if c > 0 {
+					perConn = fmt.Sprintf("%.1f", float64(b)/1024/float64(c))
+				}
+			}
+		} else {
+			rss = "killed"
+		}
+		share := 0.0
+		if total > 0 {
+			share = 100 * float64(c) / float64(total)
+		}
+		fmt.Fprintf(tw, "   %s\t%d\t%.1f%%\t%s\t%s\t\n", p.Name, c, share, rss, perConn)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "   max/mean over nodes with clients: %.3f\n", Balance(counts))
+}
+
+func distribution(clients []*demoClient) map[string]int {
+	d := map[string]int{}
+	for _, dc := range clients {
+		if n, ok := dc.m.Current(); ok {
+			d[n]++
+		}
+	}
+	return d
+}
+
+func connectedCount(clients []*demoClient) int {
+	n := 0
+	for _, dc := range clients {
+		if _, ok := dc.m.Current(); ok {
+			n++
+		}
+	}
+	return n
+}
+
+func snapshot(mu *sync.Mutex, m map[string]int) map[string]int {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func firstRunErr(m *sync.Map) string {
+	s := "none"
+	m.Range(func(k, v any) bool {
+		s = fmt.Sprintf("client %v: %v", k, v)
+		return false
+	})
+	return s
+}
+
+// waitFor polls cond every 50ms until it holds, timeout passes or ctx ends.
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return context.DeadlineExceeded
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
+)
+
+// TestClusterServesAssignments connects clients through auth and checks,
+// from the server side, that each is served by the node auth named: every
+// node relays to its own upstream, which tags answers with the node's name
+// and the user the node authenticated. Per-node counts must match the
+// assignments exactly, sum to N, be balanced, and reach auth over gossip.
+func TestClusterServesAssignments(t *testing.T) {
+	const clients = 300
+	c := testcluster.Start(t, testcluster.Options{
+		Nodes: 3,
+		UpstreamFor: func(_ int, name string) string {
+			return taggingUpstream(t, name)
+		},
+	})
+	opts := clientOptions(32)
+
+	type result struct {
+		conn *websocket.Conn
+		node string
+	}
+	results := make([]result, clients)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, resp, err := client.Dial(ctx, c.AuthURL(0), creds, opts...)
+			if err != nil {
+				errs <- fmt.Errorf("client %d: dial: %w", i, err)
+				return
+			}
+			results[i] = result{conn: conn, node: resp.NodeID}
+			msg := fmt.Sprintf("hello-%d", i)
+			got, err := roundTrip(conn, msg, roundTripTimeout)
+			if err != nil {
+				errs <- fmt.Errorf("client %d: round trip: %w", i, err)
+				return
+			}
+			want := resp.NodeID + "|" + testcluster.User + "|" + msg
+			if got != want {
+				errs <- fmt.Errorf("client %d: assigned %s but served as %q, want %q", i, resp.NodeID, got, want)
+			}
+			if !strings.HasPrefix(resp.URL, "ws://"+c.NodeByName(resp.NodeID).Addr) {
+				errs <- fmt.Errorf("client %d: url %s is not node %s at %s", i, resp.URL, resp.NodeID, c.NodeByName(resp.NodeID).Addr)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Cleanup(func() {
+		for _, r := range results {
+			if r.conn != nil {
+				r.conn.Close()
+			}
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	assigned := map[string]int{}
+	for _, r := range results {
+		assigned[r.node]++
+	}
+	total := 0
+	for _, n := range c.Nodes() {
+		total += assigned[n.Name]
+	}
+	if total != clients || len(assigned) != 3 {
+		t.Fatalf("assignments %v: want %d over the 3 cluster nodes", assigned, clients)
+	}
+	// What each node holds is what auth assigned to it (the node counts a
+	// connection as soon as the upgrade is done, but give the accounting
+	// a moment).
+	err := testcluster.Poll(5*time.Second, func() bool {
+		for _, n := range c.Nodes() {
+			if n.Conns() != assigned[n.Name] {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("nodes hold %v, auth assigned %v", c.ConnsByNode(), assigned)
+	}
+	if mm := maxOverMean(assigned); mm > 1.2 {
+		t.Errorf("distribution %v: max/mean %.3f > 1.2", assigned, mm)
+	}
+	t.Logf("assigned %v, max/mean %.3f", assigned, maxOverMean(assigned))
+
+	// The counts reach auth over gossip.
+	c.WaitAuthViews(10*time.Second, "auth sees the nodes' counts", func(view []cluster.Member) bool {
+		got := viewConns(view)
+		for name, n := range assigned {
+			if got[name] != n {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Closing the connections brings every count back to zero.
+	for _, r := range results {
+		_ = r.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		r.conn.Close()
+	}
+	testcluster.WaitFor(t, 10*time.Second, func() bool {
+		for _, n := range c.Nodes() {
+			if n.Conns() != 0 {
+				return false
+			}
+		}
+		return true
+	}, "every node back to 0 connections (have %v)", c.ConnsByNode())
+	c.WaitAuthViews(10*time.Second, "auth sees every count back at 0", func(view []cluster.Member) bool {
+		for _, m := range view {
+			if m.Conns != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestEchoThroughAuth is the plain path with the built-in echo app and the
+// token in the subprotocol instead of the query string.
+func TestEchoThroughAuth(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 2})
+	for _, opts := range [][]client.Option{clientOptions(4), append(clientOptions(4), client.WithTokenInSubprotocol())} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, resp, err := client.Dial(ctx, c.AuthURL(0), creds, opts...)
+		cancel()
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		if got, err := roundTrip(conn, "ping", roundTripTimeout); err != nil || got != "ping" {
+			t.Errorf("echo = %q, %v; want ping", got, err)
+		}
+		if n := c.NodeByName(resp.NodeID); n == nil || n.Conns() != 1 {
+			t.Errorf("node %s does not hold the connection: %v", resp.NodeID, c.ConnsByNode())
+		}
+		if conn.Subprotocol() != wire.Subprotocol {
+			t.Errorf("negotiated subprotocol %q, want %q", conn.Subprotocol(), wire.Subprotocol)
+		}
+		conn.Close()
+		testcluster.WaitFor(t, 5*time.Second, func() bool { return c.NodeByName(resp.NodeID).Conns() == 0 },
+			"node %s releases the closed connection", resp.NodeID)
+	}
+}
