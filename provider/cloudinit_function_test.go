@@ -14,8 +14,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
 const testCloudInitGossipKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="

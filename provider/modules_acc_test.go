@@ -20,8 +20,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 )
 
 // TestAccModules plans and applies modules/cluster and modules/haproxy, as

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/clienttest"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/clienttest"
 )
 
 func TestRunCommandJSON(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 

@@ -21,8 +21,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/srcbind"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/srcbind"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 )
 
 // HAProxy is a running haproxy process.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 )
 
 // fleetWorkerEnv makes the test binary act as a drill worker, so the
