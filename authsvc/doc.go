@@ -2,8 +2,8 @@
 // client's credentials (bcrypt users file, HTTP callback, or a bearer JWT
 // verified against a JWKS), picks a node from the live cluster view with
 // weighted power-of-two-choices plus pending accounting, and mints a
-// short-lived connection token bound to that node (DESIGN.md sections 1, 3
-// and 5).
+// short-lived connection token bound to that node (docs/design.md sections
+// 1, 3, 5 and 6).
 //
 // The Server is stateless apart from the pending assignments its Picker
 // remembers, so any number of auth instances can run side by side; they

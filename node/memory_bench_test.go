@@ -133,8 +133,8 @@ func runMemChild() int {
 }
 
 // BenchmarkIdleConnMemory measures the node's RSS per idle WebSocket
-// (DESIGN.md section 7: at most 8 KiB at 18,000 connections). The node runs
-// in a child process; this process opens WSDIRECT_MEM_CONNS connections
+// (docs/design.md section 11: at most 8 KiB at 18,000 connections). The node
+// runs in a child process; this process opens WSDIRECT_MEM_CONNS connections
 // (default 2,000; set 18000 for the real figure; WSDIRECT_MEM_READBUF
 // overrides the node's ReadBufferSize) from 127.0.0.2–127.0.0.9
 // and reads the child's VmRSS before and after. It reports:

@@ -50,8 +50,8 @@ const (
 	DefaultSeed = 1
 )
 
-// DefaultConfig is the setup behind docs/benchmarks.md: DESIGN.md's
-// 10 nodes, 3 auth instances, 1 s gossip lag and a 100k burst.
+// DefaultConfig is the setup behind docs/benchmarks.md and docs/design.md
+// section 5: 10 nodes, 3 auth instances, 1 s gossip lag and a 100k burst.
 func DefaultConfig() Config {
 	return Config{
 		Base:        SimConfig{Nodes: 10, Auths: 3, Assignments: 100_000, Lag: time.Second, Seed: DefaultSeed},

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestBalanceUnderStaleness checks DESIGN.md section 7's balance figure on
+// TestBalanceUnderStaleness checks docs/design.md section 11's balance figure on
 // its own setup: 10 nodes, 3 auth instances, 1 s gossip lag, a burst of
 // 100k assignments. p2c with pending accounting must stay within 1.05
 // throughout, and beat naive least-loaded (which herds) and p2c without

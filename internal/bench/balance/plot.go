@@ -32,7 +32,7 @@ const (
 // the floor.
 const excessFloor = 1e-4
 
-// goal is DESIGN.md section 7's balance target.
+// goal is the balance target of docs/design.md section 11.
 const goal = 1.05
 
 func decades(maxOverMean float64) float64 {
@@ -72,7 +72,7 @@ func (r *Report) WritePNG(path string) error {
 // Plot writes a two-panel PNG to w: on the left, max/mean over the course
 // of the burst at Config.CourseRate, one line per strategy; on the right,
 // the worst max/mean seen during the burst, one bar per strategy and rate.
-// Both mark DESIGN.md's 1.05 goal.
+// Both mark the 1.05 goal of docs/design.md section 11.
 func (r *Report) Plot(w io.Writer) error {
 	left, err := r.coursePlot()
 	if err != nil {
@@ -210,7 +210,8 @@ func secondTicks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
-// addGoal draws DESIGN.md's max/mean goal as a dashed line from x0 to x1.
+// addGoal draws the max/mean goal of docs/design.md section 11 as a dashed
+// line from x0 to x1.
 func addGoal(p *plot.Plot, x0, x1 float64) error {
 	g, err := plotter.NewLine(plotter.XYs{{X: x0, Y: decades(goal)}, {X: x1, Y: decades(goal)}})
 	if err != nil {

@@ -72,7 +72,8 @@ type SimResult struct {
 	Max    int
 	Min    int
 	Mean   float64
-	// MaxOverMean is the balance figure DESIGN.md aims at (≤ 1.05).
+	// MaxOverMean is the balance figure docs/design.md section 11 aims at
+	// (≤ 1.05).
 	MaxOverMean float64
 	// PeakMaxOverMean is the worst max/mean seen at any of 100 checkpoints
 	// during the burst (from the 10th on, so tiny counts do not dominate):

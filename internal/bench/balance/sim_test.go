@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// TestSimulateBurstP2CBeatsLeastLoaded is DESIGN.md section 7's balance
-// figure: 10 nodes, 3 auth instances, counts 1 s stale, a burst of 100k.
+// TestSimulateBurstP2CBeatsLeastLoaded is the balance figure of
+// docs/design.md section 11: 10 nodes, 3 auth instances, counts 1 s stale,
+// a burst of 100k.
 func TestSimulateBurstP2CBeatsLeastLoaded(t *testing.T) {
 	results := map[Strategy]SimResult{}
 	// The other strategies are in BenchmarkSimulateBurst; this keeps the
@@ -24,7 +25,7 @@ func TestSimulateBurstP2CBeatsLeastLoaded(t *testing.T) {
 	}
 	p2c, ll := results[StrategyP2C], results[StrategyLeastLoaded]
 	if p2c.MaxOverMean > 1.05 {
-		t.Errorf("P2C max/mean = %.4f, DESIGN target ≤ 1.05", p2c.MaxOverMean)
+		t.Errorf("P2C max/mean = %.4f, design target ≤ 1.05", p2c.MaxOverMean)
 	}
 	if !(p2c.MaxOverMean < ll.MaxOverMean) || !(p2c.PeakMaxOverMean < ll.PeakMaxOverMean) {
 		t.Errorf("P2C (%.4f, peak %.4f) does not beat least-loaded (%.4f, peak %.4f)",

@@ -28,7 +28,7 @@ func benchCluster(b *testing.B, nodes int) *localcluster.Cluster {
 // BenchmarkFullFlowConnect measures the full-flow connect rate (auth
 // request, then upgrade) against a real 3-node local cluster: 6,000
 // connections per iteration as fast as 256 handshakes in flight allow, from
-// 4 source IPs. DESIGN.md section 7 aims at ≥ 5,000/s.
+// 4 source IPs. docs/design.md section 11 aims at ≥ 5,000/s.
 func BenchmarkFullFlowConnect(b *testing.B) {
 	c := benchCluster(b, 3)
 	ips, _ := ParseSourceIPs("127.0.0.2-127.0.0.5")
@@ -58,8 +58,8 @@ func BenchmarkFullFlowConnect(b *testing.B) {
 
 // BenchmarkReconnectAfterKill is the demo at full size: 10,000 clients on 3
 // nodes, SIGKILL the busiest, time until its last client is connected
-// elsewhere. DESIGN.md section 7 aims at ≤ 10 s for a third of 30k clients
-// (the 30k multi-process drill belongs to the scale harness).
+// elsewhere. docs/design.md section 11 aims at ≤ 10 s for a third of 30k
+// clients (the 30k multi-process drill belongs to the scale harness).
 func BenchmarkReconnectAfterKill(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -52,8 +52,8 @@ type Config struct {
 	Progress io.Writer
 }
 
-// DefaultConfig is the issue 4 aggregate run: 150,000 connections over 10
-// node processes and 10 client workers.
+// DefaultConfig is the aggregate run of docs/benchmarks.md: 150,000
+// connections over 10 node processes and 10 client workers.
 func DefaultConfig() Config {
 	return Config{
 		// 10 node processes: 150,000 / 10 = 15,000 each, under both the cap

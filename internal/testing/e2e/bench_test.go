@@ -23,7 +23,7 @@ import (
 )
 
 // These benchmarks each run one fixed-size scenario per b.N (run them with
-// -benchtime 1x) and report the DESIGN.md section 7 figures with
+// -benchtime 1x) and report the docs/design.md section 11 figures with
 // b.ReportMetric; ns/op is the whole scenario and means little.
 
 // staticCredentials accepts the test user without bcrypt, standing in for a
@@ -219,8 +219,8 @@ func BenchmarkBalanceBurst(b *testing.B) {
 // backoff: 100 ms base, 30 s cap) on 3 nodes; the node holding the most is
 // killed (sockets reset, no serf leave). Reports the time from the kill
 // until every affected client is connected to a survivor, and the
-// survivors' max/mean. Target (DESIGN.md, at 30k clients across
-// processes): ≤ 10 s, max/mean ≤ 1.1.
+// survivors' max/mean. Target (docs/design.md section 11, at 30k clients
+// across processes): ≤ 10 s, max/mean ≤ 1.1.
 func BenchmarkReconnectAfterKill(b *testing.B) {
 	const clients = 3000
 	for i := 0; i < b.N; i++ {

@@ -93,7 +93,7 @@ func roundTrip(c *websocket.Conn, msg string, timeout time.Duration) (string, er
 	return string(data), err
 }
 
-// maxOverMean is the balance figure of DESIGN.md section 7.
+// maxOverMean is the balance figure of docs/design.md section 11.
 func maxOverMean(counts map[string]int) float64 {
 	if len(counts) == 0 {
 		return 0
