@@ -2,8 +2,6 @@ package authsvc
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -117,7 +116,6 @@ type Server struct {
 	limiter *ipLimiter
 	log     *slog.Logger
 	reg     *prometheus.Registry
-	adminSH [32]byte
 
 	peersMu   sync.Mutex
 	peersSeen time.Time
@@ -194,9 +192,6 @@ func New(conf *Config) (*Server, error) {
 		reg:     c.Registry,
 	}
 	s.signer.Store(c.Signer)
-	if c.AdminToken != "" {
-		s.adminSH = sha256.Sum256([]byte(c.AdminToken))
-	}
 	s.picker = c.Picker
 	if s.picker == nil {
 		p := NewPicker(c.Rand, c.Signer.TTL())
@@ -392,9 +387,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	got, _ := bearer(r)
-	// Comparing hashes keeps the comparison constant-time in the length too.
-	gotSH := sha256.Sum256([]byte(got))
-	if got == "" || subtle.ConstantTimeCompare(gotSH[:], s.adminSH[:]) != 1 {
+	if !secret.Equal(got, s.conf.AdminToken) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wsdirect-auth"`)
 		writeJSON(w, http.StatusUnauthorized, wire.Error{Code: "unauthorized", Message: "admin token required"})
 		return

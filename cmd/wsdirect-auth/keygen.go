@@ -17,9 +17,6 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
-// errFlagParse means the flag package already printed the problem.
-var errFlagParse = errors.New("invalid flags")
-
 // Files written by keygen.
 const (
 	signingKeyFile = "signing.key"
@@ -30,15 +27,29 @@ const (
 // runKeygen writes a fresh Ed25519 signing pair and a gossip key into -out,
 // refusing to overwrite existing files.
 func runKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs := flag.NewFlagSet("wsdirect-auth keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "", "directory to write signing.key (0600), signing.pub and gossip.key into (created if missing)")
-	if err := fs.Parse(args); err != nil {
-		return errFlagParse
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: wsdirect-auth keygen -out <dir>
+
+Writes a fresh Ed25519 token signing pair (signing.key, 0600, for auth;
+signing.pub for every node's -auth-keys) and a gossip key (gossip.key,
+0600, for every member's -gossip-key-file). Existing files are never
+overwritten.
+
+flags:
+`)
+		fs.PrintDefaults()
 	}
-	if *out == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: wsdirect-auth keygen -out <dir>")
-		return errFlagParse
+	out := fs.String("out", "", "directory to write signing.key (0600), signing.pub and gossip.key into (created if missing); required")
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError{fs.Name(), fmt.Errorf("keygen: unexpected arguments %q", fs.Args())}
+	case *out == "":
+		return usageError{fs.Name(), errors.New("keygen: -out is required")}
 	}
 	paths := []string{filepath.Join(*out, signingKeyFile), filepath.Join(*out, signingPubFile), filepath.Join(*out, gossipKeyFile)}
 	for _, p := range paths {
@@ -81,16 +92,28 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 // runHashPassword reads one password line from stdin and prints a
 // users-file line for -user.
 func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
+	fs := flag.NewFlagSet("wsdirect-auth hash-password", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	user := fs.String("user", "", "user name (required)")
-	cost := fs.Int("cost", 10, "bcrypt cost (4..31); each step doubles the work")
-	if err := fs.Parse(args); err != nil {
-		return errFlagParse
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: echo -n <password> | wsdirect-auth hash-password -user <name> [-cost 10]
+
+Reads a password (the first line of stdin) and prints a users-file line
+for -users: <name>:<bcrypt hash>.
+
+flags:
+`)
+		fs.PrintDefaults()
 	}
-	if *user == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: echo -n <password> | wsdirect-auth hash-password -user <name> [-cost 10]")
-		return errFlagParse
+	user := fs.String("user", "", "user name; required")
+	cost := fs.Int("cost", 10, "bcrypt cost (4..31); each step doubles the work")
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError{fs.Name(), fmt.Errorf("hash-password: unexpected arguments %q", fs.Args())}
+	case *user == "":
+		return usageError{fs.Name(), errors.New("hash-password: -user is required")}
 	}
 	// The first line is the password, so `echo pw |` and `echo -n pw |`
 	// both work; a password cannot contain a newline.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +16,7 @@ import (
 // workload against direct assignment, HAProxy mode http and HAProxy mode
 // tcp, with ratios to direct.
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("compare", "Runs the same workload via direct assignment, HAProxy mode http and mode tcp; ratios to direct (make bench-compare).", stderr)
 	var (
 		cfg       compare.CompareConfig
 		paths     string
@@ -43,11 +41,8 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&quiet, "q", false, "no progress on stderr")
 	fs.StringVar(&fromJSON, "from-json", "", "print the table of a saved -json result instead of running")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("compare: unexpected arguments %v", fs.Args())
 	}
 	if fromJSON != "" {
 		data, err := os.ReadFile(fromJSON)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,11 +17,20 @@ import (
 
 // drillCmd is "wsdirect-bench drill <kill|drain|auth-restart|haproxy-kill>".
 func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("drill: name one of %s first, e.g. \"wsdirect-bench drill kill -clients 30000\"", strings.Join(compare.Drills, ", "))
+	drillUsage := fmt.Sprintf("usage: wsdirect-bench drill <%s> [flags]\n\nScripted failure drills with managed clients. \"wsdirect-bench drill <drill> -h\" lists a drill's flags.\n",
+		strings.Join(compare.Drills, "|"))
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		fmt.Fprint(stderr, drillUsage)
+		return flag.ErrHelp
+	case len(args) == 0 || strings.HasPrefix(args[0], "-"):
+		fmt.Fprint(stderr, drillUsage)
+		return usageError{err: errors.New("drill: name a drill first, e.g. \"wsdirect-bench drill kill -clients 30000\"")}
+	case !slices.Contains(compare.Drills, args[0]):
+		fmt.Fprint(stderr, drillUsage)
+		return usageError{err: fmt.Errorf("drill: unknown drill %q", args[0])}
 	}
-	fs := flag.NewFlagSet("drill "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("drill "+args[0], drillSummaries[args[0]], stderr)
 	cfg := compare.DrillConfig{Drill: args[0]}
 	var (
 		asJSON    bool
@@ -42,11 +53,8 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "auth-restart / haproxy-kill: how long to keep watching after the event")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&quiet, "q", false, "no narrative on stderr")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("drill: unexpected arguments %v", fs.Args())
 	}
 	cfg.Env.SourceIPs = splitList(sourceIPs)
 	ips, err := loadtest.ParseSourceIPs(clientIPs)
@@ -71,4 +79,12 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return err
+}
+
+// drillSummaries is what each drill's -h says it does.
+var drillSummaries = map[string]string{
+	compare.DrillKill:        "SIGKILLs the node holding the most clients and times their move to the other nodes through auth.",
+	compare.DrillDrain:       "Drains the busiest node (SIGTERM) and times it to empty.",
+	compare.DrillAuthRestart: "Restarts auth while every client is connected and counts the connections that dropped (the goal is none).",
+	compare.DrillHAProxyKill: "SIGKILLs HAProxy in front of the nodes (mode http) and counts the clients lost.",
 }

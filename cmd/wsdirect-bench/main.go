@@ -42,19 +42,71 @@ commands:
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := realMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "wsdirect-bench:", err)
+	code := exitCode(realMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError is a bad command line: exit status 2. printed means the flag
+// package has already shown the fault and the usage.
+type usageError struct {
+	err     error
+	printed bool
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCode reports err on stderr unless it was already shown and returns
+// the exit status: 0 for success and -h, 2 for a bad command line, 1 for a
+// failure.
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		if !ue.printed {
+			fmt.Fprintln(stderr, "wsdirect-bench:", err)
 		}
-		stop()
-		os.Exit(1)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "wsdirect-bench:", err)
+		return 1
 	}
+}
+
+// newFlagSet returns a command's flag set: errors and usage go to stderr,
+// and -h says what the command does before listing its flags.
+func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("wsdirect-bench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: wsdirect-bench %s [flags]\n\n%s\n\nflags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs: flag.ErrHelp for -h (usage printed), a
+// usageError for what the flag package rejects or for stray arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err: err, printed: true}
+	}
+	if fs.NArg() > 0 {
+		return usageError{err: fmt.Errorf("unexpected arguments %q (%s -h lists the flags)", fs.Args(), fs.Name())}
+	}
+	return nil
 }
 
 func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("missing command")
+		return usageError{err: errors.New("missing command")}
 	}
 	switch args[0] {
 	case "run":
@@ -74,16 +126,15 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case loadtest.WorkerCommand:
 		return loadtest.RunWorker(ctx, stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stderr, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usageError{err: fmt.Errorf("unknown command %q", args[0])}
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", "Opens connections through auth at a target rate and reports.", stderr)
 	var (
 		cfg       loadtest.Config
 		sourceIPs string
@@ -107,11 +158,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cfg.BufferSize, "buffer-size", 1024, "client read/write buffer size per connection")
 	fs.IntVar(&workers, "workers", 1, "worker processes (each holds conns/workers; one process may open at most 20,000 files)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("run: unexpected arguments %v", fs.Args())
 	}
 	if cfg.Password == "" {
 		cfg.Password = os.Getenv("WSDIRECT_PASSWORD")
@@ -153,8 +201,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", "Starts a local cluster, connects 10,000 clients, kills a node and watches them move (make demo).", stderr)
 	var (
 		cfg      loadtest.DemoConfig
 		keepLogs bool
@@ -166,11 +213,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 60*time.Second, "deadline for all clients to connect")
 	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", 30*time.Second, "deadline for the killed node's clients to reconnect elsewhere")
 	fs.BoolVar(&keepLogs, "keep-logs", false, "keep the cluster's keys and logs directory")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("demo: unexpected arguments %v", fs.Args())
 	}
 	cfg.Out = stdout
 	cfg.Cluster.KeepDir = keepLogs
@@ -182,8 +226,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("cluster", "Starts a local cluster (auth + nodes on loopback) and keeps it up until interrupted.", stderr)
 	var cfg localcluster.Config
 	fs.StringVar(&cfg.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
 	fs.IntVar(&cfg.Nodes, "nodes", 3, "node processes")
@@ -192,11 +235,8 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.Password, "password", "", "bench user's password (default: random, printed)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for keys and logs (default: a temporary one, removed on exit)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of every process")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("cluster: unexpected arguments %v", fs.Args())
 	}
 	cfg.KeepDir = cfg.Dir != ""
 	cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }

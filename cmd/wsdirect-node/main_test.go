@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -167,7 +168,7 @@ func TestFlagErrors(t *testing.T) {
 		"bad cap":             {[]string{"-dev", "-auth-keys", pub, "-max-conns", "0"}, 2, "-max-conns"},
 		"missing key file":    {[]string{"-dev", "-auth-keys", filepath.Join(dir, "nope.pub")}, 1, "-auth-keys"},
 		"wildcard, no advert": {[]string{"-dev", "-auth-keys", pub, "-bind", "0.0.0.0:0", "-gossip-bind", "127.0.0.1:0"}, 1, "-advertise is required"},
-		"bad ec2 tag":         {[]string{"-dev", "-auth-keys", pub, "-bind", "127.0.0.1:0", "-join-ec2-tag", "novalue"}, 1, "-join-ec2-tag"},
+		"bad ec2 tag":         {[]string{"-dev", "-auth-keys", pub, "-bind", "127.0.0.1:0", "-join-ec2-tag", "novalue"}, 2, "-join-ec2-tag"},
 		"bad gossip key":      {[]string{"-auth-keys", pub, "-gossip-key-file", pub}, 1, "gossip key"},
 	}
 	for name, tc := range cases {
@@ -336,4 +337,40 @@ func TestFileLimitWarning(t *testing.T) {
 	if strings.Contains(under.logs.String(), "open-file limit") {
 		t.Errorf("warning for -max-conns %d with nofile %d", limit-fileReserve, limit)
 	}
+}
+
+// TestLogLines: a node's whole life (start, join, a client, SIGHUP, drain,
+// leave) logs only JSON lines, none with a key twice. The node and cluster
+// packages add their own keys (node=, component=cluster), so the command
+// must not add them again.
+func TestLogLines(t *testing.T) {
+	cc := cluster.LocalConfig()
+	cc.Name, cc.Role, cc.Dev = "observer", cluster.RoleAuth, true
+	obs, err := cluster.Create(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Shutdown()
+	h := start(t, "-join", obs.GossipAddr()) // at -log-level debug
+	ws, err := h.dial(h.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	h.sigs <- syscall.SIGHUP
+	h.sigs <- syscall.SIGTERM
+	if code := h.waitExit(12 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	logs := h.logs.String()
+	n, err := logcheck.Lines([]byte(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"msg":"serving"`, `"msg":"joined cluster"`, `"msg":"SIGHUP: auth keys reloaded"`, `"msg":"stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %s line among %d:\n%s", want, n, logs)
+		}
+	}
+	t.Logf("%d log lines checked", n)
 }
