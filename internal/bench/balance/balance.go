@@ -92,35 +92,36 @@ type Report struct {
 // validate reports every problem with c, the base simulation included.
 func (c Config) validate() error {
 	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("balanceplot: "+format, args...)) }
 	if len(c.Strategies) == 0 {
-		errs = append(errs, errors.New("Strategies: at least one is required"))
+		add("Strategies: at least one is required")
 	}
 	seen := map[Strategy]bool{}
 	for _, s := range c.Strategies {
 		if seen[s] {
-			errs = append(errs, fmt.Errorf("Strategies: %q is listed twice", s))
+			add("Strategies: %q is listed twice", s)
 		}
 		seen[s] = true
 	}
 	if len(c.Rates) == 0 {
-		errs = append(errs, errors.New("Rates: at least one is required"))
+		add("Rates: at least one is required")
 	}
 	for _, r := range c.Rates {
 		if r <= 0 {
-			errs = append(errs, fmt.Errorf("Rates: %g must be positive", r))
+			add("Rates: %g must be positive", r)
 		}
 	}
 	if !(c.CourseRate > 0) {
-		errs = append(errs, fmt.Errorf("CourseRate %g must be positive", c.CourseRate))
+		add("CourseRate %g must be positive", c.CourseRate)
 	}
 	if c.Checkpoints < 0 || c.Checkpoints > c.Base.Assignments {
-		errs = append(errs, fmt.Errorf("Checkpoints (%d) must be from 0 to the burst size (%d)", c.Checkpoints, c.Base.Assignments))
+		add("Checkpoints (%d) must be from 0 to the burst size (%d)", c.Checkpoints, c.Base.Assignments)
 	}
 	// Strategy and Rate are set per run; check the rest with any valid pair.
 	base := c.Base
 	base.Strategy, base.Rate = StrategyP2C, 1
 	if err := base.validate(); err != nil {
-		errs = append(errs, fmt.Errorf("Base: %w", err))
+		add("Base: %v", err)
 	}
 	return errors.Join(errs...)
 }
@@ -130,7 +131,7 @@ func (c Config) validate() error {
 // error naming them.
 func Run(cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("balanceplot: %w", err)
+		return nil, err
 	}
 	cfg.Base.Cap = cfg.Base.capOrDerived()
 	rep := &Report{Config: cfg, Course: map[Strategy][]Point{}}

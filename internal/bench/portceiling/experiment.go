@@ -152,32 +152,33 @@ const noFreePorts = "no free ports"
 // validate reports every problem with c.
 func (c Config) validate() error {
 	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("portceiling: "+format, args...)) }
 	if c.Ports < 100 || c.Ports > MaxPorts {
-		errs = append(errs, fmt.Errorf("Ports %d must be within 100-%d (HAProxy needs two descriptors per connection and has 20,000)", c.Ports, MaxPorts))
+		add("Ports %d must be within 100-%d (HAProxy needs two descriptors per connection and has 20,000)", c.Ports, MaxPorts)
 	}
 	if c.PortRangeStart <= frontendPort || c.PortRangeStart+c.Ports-1 > 65535 {
-		errs = append(errs, fmt.Errorf("PortRangeStart %d must be above %d and leave room for %d ports", c.PortRangeStart, frontendPort, c.Ports))
+		add("PortRangeStart %d must be above %d and leave room for %d ports", c.PortRangeStart, frontendPort, c.Ports)
 	}
 	if c.Mode != haproxycfg.ModeHTTP && c.Mode != haproxycfg.ModeTCP {
-		errs = append(errs, fmt.Errorf("Mode %q: use %q or %q", c.Mode, haproxycfg.ModeHTTP, haproxycfg.ModeTCP))
+		add("Mode %q: use %q or %q", c.Mode, haproxycfg.ModeHTTP, haproxycfg.ModeTCP)
 	}
 	if c.NodeBinary == "" {
-		errs = append(errs, errors.New("NodeBinary is required"))
+		add("NodeBinary is required")
 	}
 	if len(c.ClientCommand) == 0 {
-		errs = append(errs, errors.New("ClientCommand is required"))
+		add("ClientCommand is required")
 	}
 	if c.Dir == "" {
-		errs = append(errs, errors.New("Dir is required"))
+		add("Dir is required")
 	}
 	if c.Workers < 1 {
-		errs = append(errs, fmt.Errorf("Workers must be at least 1, got %d", c.Workers))
+		add("Workers must be at least 1, got %d", c.Workers)
 	}
 	if c.StopAfterFailures < 1 {
-		errs = append(errs, fmt.Errorf("StopAfterFailures must be at least 1, got %d", c.StopAfterFailures))
+		add("StopAfterFailures must be at least 1, got %d", c.StopAfterFailures)
 	}
 	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("Timeout must be > 0, got %s", c.Timeout))
+		add("Timeout must be > 0, got %s", c.Timeout)
 	}
 	return errors.Join(errs...)
 }
@@ -197,7 +198,7 @@ func (c Config) attempts(p Path) int {
 // stops everything it started.
 func Run(ctx context.Context, ns *Namespace, cfg Config, p Path) (Result, error) {
 	if err := cfg.validate(); err != nil {
-		return Result{}, fmt.Errorf("portceiling: %w", err)
+		return Result{}, err
 	}
 	if p.SourceIPs < 0 || p.SourceIPs > 250 {
 		return Result{}, fmt.Errorf("portceiling: %d source IPs: use 0 (direct) to 250", p.SourceIPs)
