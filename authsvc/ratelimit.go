@@ -37,9 +37,6 @@ type ipEntry struct {
 }
 
 func newIPLimiter(limit rate.Limit, burst, maxIPs int) *ipLimiter {
-	if maxIPs <= 0 {
-		maxIPs = DefaultMaxTrackedIPs
-	}
 	// A bucket refills completely in burst/limit; after that it is
 	// indistinguishable from a new one.
 	idle := time.Minute

@@ -43,7 +43,8 @@ type memberLister interface {
 	Members() []cluster.Member
 }
 
-// Config configures a Server.
+// Config configures a Server. Start from DefaultConfig; New rejects invalid
+// fields.
 type Config struct {
 	// Signer mints connection tokens. Required; replace it at run time
 	// with Server.SetSigner (key rotation).
@@ -52,58 +53,67 @@ type Config struct {
 	Credentials Authenticator
 	// View is the cluster view to pick nodes from. Required.
 	View NodeView
-	// AdminToken guards GET /v1/nodes. Default "": the endpoint answers 404.
+	// AdminToken guards GET /v1/nodes. Empty disables the endpoint (it
+	// answers 404).
 	AdminToken string
 	// LoginRate is how fast failed logins per client IP are allowed to
-	// recur. Default 1 per second; rate.Inf disables limiting.
+	// recur. Must be > 0; rate.Inf disables limiting.
 	LoginRate rate.Limit
 	// LoginBurst is how many failed logins per client IP are allowed in a
-	// row. Default 10.
+	// row. Must be > 0.
 	LoginBurst int
-	// MaxTrackedIPs bounds the per-IP limiter table. Default
-	// DefaultMaxTrackedIPs.
+	// MaxTrackedIPs bounds the per-IP limiter table. Must be > 0.
 	MaxTrackedIPs int
 	// TrustForwardedFor takes the client IP from the rightmost
-	// X-Forwarded-For entry. Default false: the TCP peer address. Enable it
+	// X-Forwarded-For entry; false takes the TCP peer address. Enable it
 	// only behind a proxy that sets the header.
 	TrustForwardedFor bool
-	// Logger receives structured logs. Default slog.Default(). Passwords
+	// Logger receives structured logs. Nil means slog.Default(). Passwords
 	// and tokens are never logged.
 	Logger *slog.Logger
 	// Registry receives the server's metrics and is served on /metrics.
-	// Default: a new registry with the Go and process collectors.
+	// Nil means a new registry with the Go and process collectors.
 	Registry *prometheus.Registry
-	// Rand seeds node picking. Default: randomly seeded. The server's
+	// Rand seeds node picking. Nil means randomly seeded. The server's
 	// picker guards it with its own lock, so do not share one Rand between
 	// servers.
 	Rand *rand.Rand
-	// Picker overrides the node picker. Default: NewPicker(Rand, token TTL)
-	// with PendingSettle and the number of auth instances in the view.
+	// Picker overrides the node picker. Nil means NewPicker(Rand, token
+	// TTL) with PendingSettle and the number of auth instances in the view.
 	Picker NodePicker
-	// PendingSettle is the Picker's settle time (see Picker). Default
-	// DefaultPendingSettle.
+	// PendingSettle is the Picker's settle time (see Picker). 0 retires a
+	// pending assignment as soon as any newer count arrives. Must not be
+	// negative.
 	PendingSettle time.Duration
 	// AuthInstances is how many auth instances share the traffic, for
-	// Picker.SetPeers. Default 0: counted from the view's alive auth
-	// members when the view lists members (a *cluster.Cluster), else 1.
+	// Picker.SetPeers. 0 means counted from the view's alive auth members
+	// when the view lists members (a *cluster.Cluster), else 1. Must not
+	// be negative.
 	AuthInstances int
-	// RetryAfter is the Retry-After sent with 503 no_capacity. Default 1 s.
+	// RetryAfter is the Retry-After sent with 503 no_capacity, rounded up
+	// to whole seconds. Must be > 0.
 	RetryAfter time.Duration
-	// Now is the clock. Default time.Now.
+	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
 
-// DefaultConfig returns a Config with every default filled in; the caller
-// sets Signer, Credentials and View.
+// DefaultConfig returns a Config with production defaults; the caller sets
+// Signer, Credentials and View.
 func DefaultConfig() *Config {
 	return &Config{
-		LoginRate:     1,
-		LoginBurst:    10,
+		// One failed login per second per IP after a burst of 10: a person
+		// who mistypes never notices; a guesser gets one try a second per
+		// address.
+		LoginRate:  1,
+		LoginBurst: 10,
+		// Bounds the limiter's memory under a flood from many addresses.
 		MaxTrackedIPs: DefaultMaxTrackedIPs,
-		Logger:        slog.Default(),
+		// The time a fresh count takes to reflect an assignment (see
+		// DefaultPendingSettle).
 		PendingSettle: DefaultPendingSettle,
-		RetryAfter:    time.Second,
-		Now:           time.Now,
+		// A second is the least Retry-After can say, and short for a
+		// person waiting.
+		RetryAfter: time.Second,
 	}
 }
 
@@ -141,45 +151,21 @@ const (
 var results = []string{ResultOK, ResultInvalidCredentials, ResultRateLimited, ResultNoCapacity,
 	ResultBadRequest, ResultBackendUnavailable, ResultInternalError, ResultMethodNotAllowed}
 
-// New returns a Server for conf. Zero fields take DefaultConfig values.
+// New returns a Server for conf, which it uses as given: it returns an
+// error naming the first missing or out-of-range field.
 func New(conf *Config) (*Server, error) {
 	if conf == nil {
-		return nil, errors.New("authsvc: nil config")
+		return nil, errors.New("authsvc: nil Config")
 	}
 	c := *conf
-	d := DefaultConfig()
-	if c.Signer == nil {
-		return nil, errors.New("authsvc: Signer is required")
-	}
-	if c.Credentials == nil {
-		return nil, errors.New("authsvc: Credentials is required")
-	}
-	if c.View == nil {
-		return nil, errors.New("authsvc: View is required")
-	}
-	if c.LoginRate == 0 {
-		c.LoginRate = d.LoginRate
-	}
-	if c.LoginRate < 0 {
-		return nil, fmt.Errorf("authsvc: LoginRate %v must be positive", c.LoginRate)
-	}
-	if c.LoginBurst == 0 {
-		c.LoginBurst = d.LoginBurst
-	}
-	if c.LoginBurst < 0 {
-		return nil, fmt.Errorf("authsvc: LoginBurst %d must be positive", c.LoginBurst)
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
 	if c.Logger == nil {
-		c.Logger = d.Logger
-	}
-	if c.PendingSettle == 0 {
-		c.PendingSettle = d.PendingSettle
-	}
-	if c.RetryAfter <= 0 {
-		c.RetryAfter = d.RetryAfter
+		c.Logger = slog.Default()
 	}
 	if c.Now == nil {
-		c.Now = d.Now
+		c.Now = time.Now
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
@@ -203,6 +189,31 @@ func New(conf *Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// validate reports the first problem with c.
+func (c *Config) validate() error {
+	switch {
+	case c.Signer == nil:
+		return errors.New("authsvc: Signer is required")
+	case c.Credentials == nil:
+		return errors.New("authsvc: Credentials is required")
+	case c.View == nil:
+		return errors.New("authsvc: View is required")
+	case !(c.LoginRate > 0):
+		return fmt.Errorf("authsvc: LoginRate must be > 0 (rate.Inf disables limiting), got %v", c.LoginRate)
+	case c.LoginBurst <= 0:
+		return fmt.Errorf("authsvc: LoginBurst must be > 0, got %d", c.LoginBurst)
+	case c.MaxTrackedIPs <= 0:
+		return fmt.Errorf("authsvc: MaxTrackedIPs must be > 0, got %d", c.MaxTrackedIPs)
+	case c.PendingSettle < 0:
+		return fmt.Errorf("authsvc: PendingSettle must not be negative, got %s", c.PendingSettle)
+	case c.AuthInstances < 0:
+		return fmt.Errorf("authsvc: AuthInstances must not be negative, got %d", c.AuthInstances)
+	case c.RetryAfter <= 0:
+		return fmt.Errorf("authsvc: RetryAfter must be > 0, got %s", c.RetryAfter)
+	}
+	return nil
 }
 
 func (s *Server) registerMetrics() error {

@@ -62,14 +62,21 @@ type entry struct {
 }
 
 // Create starts the local member, bound and gossiping but alone until Join.
+// It uses conf as given: it returns an error naming the first missing or
+// out-of-range field.
 func Create(conf *Config) (*Cluster, error) {
 	if conf == nil {
 		return nil, errors.New("cluster: nil Config")
 	}
 	c := *conf
-	fillDefaults(&c)
 	if err := checkName(c.Name); err != nil {
 		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	facts, err := normalizeFacts(&c)
 	if err != nil {
@@ -106,6 +113,9 @@ func Create(conf *Config) (*Cluster, error) {
 	logger := newStdLogger(cl.log)
 	ml := memberlist.DefaultLANConfig()
 	ml.BindAddr = c.BindAddr
+	if ml.BindAddr == "" {
+		ml.BindAddr = "0.0.0.0"
+	}
 	ml.BindPort = c.BindPort
 	ml.AdvertiseAddr = c.AdvertiseAddr
 	ml.AdvertisePort = c.AdvertisePort
@@ -162,7 +172,7 @@ func Create(conf *Config) (*Cluster, error) {
 	if err != nil {
 		close(cl.stop)
 		cl.wg.Wait()
-		return nil, fmt.Errorf("cluster: start serf on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
+		return nil, fmt.Errorf("cluster: start serf on %s: %w", net.JoinHostPort(ml.BindAddr, strconv.Itoa(c.BindPort)), err)
 	}
 	cl.serf = s
 	n := s.Memberlist().LocalNode()
@@ -185,42 +195,6 @@ func checkName(name string) error {
 		return fmt.Errorf("cluster: Name %q contains whitespace or a control character", name)
 	}
 	return nil
-}
-
-// fillDefaults replaces zero timings with DefaultConfig's, so a Config
-// built by hand still works.
-func fillDefaults(c *Config) {
-	d := DefaultConfig()
-	durs := []struct{ v, d *time.Duration }{
-		{&c.CountInterval, &d.CountInterval}, {&c.CountRefresh, &d.CountRefresh},
-		{&c.GossipInterval, &d.GossipInterval}, {&c.ProbeInterval, &d.ProbeInterval},
-		{&c.ProbeTimeout, &d.ProbeTimeout}, {&c.PushPullInterval, &d.PushPullInterval},
-		{&c.TCPTimeout, &d.TCPTimeout}, {&c.GossipToTheDeadTime, &d.GossipToTheDeadTime},
-		{&c.ReapInterval, &d.ReapInterval}, {&c.ReconnectInterval, &d.ReconnectInterval},
-		{&c.ReconnectTimeout, &d.ReconnectTimeout}, {&c.TombstoneTimeout, &d.TombstoneTimeout},
-		{&c.LeavePropagateDelay, &d.LeavePropagateDelay}, {&c.BroadcastTimeout, &d.BroadcastTimeout},
-	}
-	for _, x := range durs {
-		if *x.v <= 0 {
-			*x.v = *x.d
-		}
-	}
-	ints := []struct{ v, d *int }{
-		{&c.EventBuffer, &d.EventBuffer}, {&c.GossipNodes, &d.GossipNodes},
-		{&c.SuspicionMult, &d.SuspicionMult}, {&c.SuspicionMaxTimeoutMult, &d.SuspicionMaxTimeoutMult},
-		{&c.IndirectChecks, &d.IndirectChecks}, {&c.RetransmitMult, &d.RetransmitMult},
-	}
-	for _, x := range ints {
-		if *x.v <= 0 {
-			*x.v = *x.d
-		}
-	}
-	if c.BindAddr == "" {
-		c.BindAddr = d.BindAddr
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 }
 
 // Join contacts the given gossip addresses (host or host:port; the port

@@ -121,9 +121,6 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 		zone:     strings.TrimSpace(c.Zone),
 		draining: c.Draining,
 	}
-	if f.role == "" {
-		f.role = RoleNode
-	}
 	switch f.role {
 	case RoleNode:
 		if f.addr == "" {
@@ -138,7 +135,7 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 	case RoleAuth:
 		f.addr, f.port, f.cap = "", 0, 0
 	default:
-		return f, fmt.Errorf("cluster: unknown role %q (want %q or %q)", f.role, RoleNode, RoleAuth)
+		return f, fmt.Errorf("cluster: Role %q is not %q or %q", f.role, RoleNode, RoleAuth)
 	}
 	return f, checkTags(f, c.CountMode)
 }

@@ -87,7 +87,7 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 	if resp.Error != nil {
 		return
 	}
-	cfg := userdata.Config{Role: role}
+	cfg := userdata.DefaultConfig(role)
 	keys := make([]string, 0, len(settings))
 	for k, v := range settings {
 		// A null entry (e.g. an unset optional variable) means "default".
@@ -111,25 +111,33 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 }
 
 // applyCloudInitSetting sets one setting by its Terraform name; the data
-// source uses it too.
+// source uses it too. c starts as userdata.DefaultConfig(role). An empty
+// string keeps the default, like null: Terraform variables often default
+// to "" for "unset". (Where the default is empty, keeping it and setting ""
+// are the same.)
 func applyCloudInitSetting(c *userdata.Config, key, value string) error {
+	str := func(dst *string) {
+		if value != "" {
+			*dst = value
+		}
+	}
 	switch key {
 	case "release_url":
-		c.ReleaseURL = value
+		str(&c.ReleaseURL)
 	case "sha256":
-		c.SHA256 = value
+		str(&c.SHA256)
 	case "gossip_key":
-		c.GossipKey = value
+		str(&c.GossipKey)
 	case "join_tag":
-		c.JoinTag = value
+		str(&c.JoinTag)
 	case "bind":
-		c.Bind = value
+		str(&c.Bind)
 	case "gossip_bind":
-		c.GossipBind = value
+		str(&c.GossipBind)
 	case "name":
-		c.Name = value
+		str(&c.Name)
 	case "advertise":
-		c.Advertise = value
+		str(&c.Advertise)
 	case "max_conns":
 		n, err := strconv.Atoi(strings.TrimSpace(value))
 		if err != nil {
@@ -137,15 +145,15 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		}
 		c.MaxConns = n
 	case "auth_public_keys":
-		c.AuthPublicKeys = value
+		str(&c.AuthPublicKeys)
 	case "upstream":
-		c.Upstream = value
+		str(&c.Upstream)
 	case "signing_key":
-		c.SigningKey = value
+		str(&c.SigningKey)
 	case "users":
-		c.Users = value
+		str(&c.Users)
 	case "admin_token":
-		c.AdminToken = value
+		str(&c.AdminToken)
 	default:
 		return fmt.Errorf("unknown setting %q; valid settings are %s", key, strings.Join(sortedCloudInitKeys(), ", "))
 	}

@@ -31,18 +31,25 @@ const (
 	RoleAuth = "auth"
 )
 
-// Defaults applied to zero-valued fields.
+// The values DefaultConfig sets. The provider documents them as the
+// defaults of its optional settings.
 const (
-	DefaultNodeBind   = "0.0.0.0:8080"
-	DefaultAuthBind   = "0.0.0.0:8443"
+	// DefaultNodeBind and DefaultAuthBind listen on every interface, on
+	// the ports wsdirect-node and wsdirect-auth use by default.
+	DefaultNodeBind = "0.0.0.0:8080"
+	DefaultAuthBind = "0.0.0.0:8443"
+	// DefaultGossipBind is serf's customary LAN port on every interface.
 	DefaultGossipBind = "0.0.0.0:7946"
-	DefaultAdvertise  = "auto"
+	// DefaultAdvertise sends clients to the instance's public IPv4, read
+	// from IMDSv2 at start-up, so one user data serves every node.
+	DefaultAdvertise = "auto"
 	// DefaultName is systemd's %H specifier: the instance's host name,
 	// unique within a VPC, so one user data serves every node.
 	DefaultName = "%H"
-	// MaxUserData is EC2's limit on raw user data.
-	MaxUserData = 16 * 1024
 )
+
+// MaxUserData is EC2's limit on raw user data.
+const MaxUserData = 16 * 1024
 
 // Where the rendered user data puts things on the instance.
 const (
@@ -58,9 +65,9 @@ const (
 	AdminTokenFile = ConfigDir + "/admin-token"
 )
 
-// Config describes the user data for one role. Secrets (GossipKey,
-// SigningKey, AdminToken, Users) end up in the output, so treat the
-// rendered text as a secret.
+// Config describes the user data for one role. Start from DefaultConfig;
+// Render rejects invalid fields. Secrets (GossipKey, SigningKey, AdminToken,
+// Users) end up in the output, so treat the rendered text as a secret.
 type Config struct {
 	// Role is RoleNode or RoleAuth.
 	Role string
@@ -69,25 +76,25 @@ type Config struct {
 	// (as goreleaser builds them).
 	ReleaseURL string
 	// SHA256 is the hex SHA-256 of the file at ReleaseURL; when set the
-	// download is verified before it is installed.
+	// download is verified before it is installed, when empty it is not.
 	SHA256 string
 	// GossipKey is the base64 of the 32-byte serf keyring key. Required.
 	GossipKey string
 	// JoinTag is "Key=Value": members find each other by listing running
 	// instances with this tag (-join-ec2-tag). Required.
 	JoinTag string
-	// GossipBind is the serf listen address; default DefaultGossipBind.
+	// GossipBind is the serf listen address, "ip:port". Required.
 	GossipBind string
-	// Bind is the service's listen address; default DefaultNodeBind or
-	// DefaultAuthBind.
+	// Bind is the service's listen address, "ip:port". Required.
 	Bind string
 
 	// Node only.
 
-	// Name is the node's member name; default DefaultName (the host name).
+	// Name is the node's member name, or DefaultName (the host name).
+	// Required for nodes.
 	Name string
 	// Advertise is the public address clients are sent to, or "auto" for
-	// the instance's public IPv4 from IMDSv2. Default "auto".
+	// the instance's public IPv4 from IMDSv2. Required for nodes.
 	Advertise string
 	// MaxConns caps WebSocket connections on the node; 0 keeps the
 	// binary's default.
@@ -96,7 +103,7 @@ type Config struct {
 	// node accepts connection tokens from. Required for nodes.
 	AuthPublicKeys string
 	// Upstream, when set, is a ws:// or wss:// URL the node relays every
-	// client connection to.
+	// client connection to; empty means the built-in echo.
 	Upstream string
 
 	// Auth only.
@@ -104,10 +111,26 @@ type Config struct {
 	// SigningKey is the Ed25519 PKCS#8 "PRIVATE KEY" PEM that signs
 	// connection tokens. Required for auth hosts.
 	SigningKey string
-	// Users is the content of the users file (bcrypt users), optional.
+	// Users is the content of the users file (bcrypt users); empty writes
+	// no users file.
 	Users string
-	// AdminToken protects the admin API (GET /v1/nodes), optional.
+	// AdminToken protects the admin API (GET /v1/nodes); empty leaves the
+	// admin API disabled.
 	AdminToken string
+}
+
+// DefaultConfig returns the defaults for role (RoleNode or RoleAuth); the
+// caller sets the release, the gossip key, the join tag and the role's
+// keys. Fields that apply to the other role are left empty.
+func DefaultConfig(role string) Config {
+	c := Config{Role: role, GossipBind: DefaultGossipBind}
+	switch role {
+	case RoleNode:
+		c.Bind, c.Name, c.Advertise = DefaultNodeBind, DefaultName, DefaultAdvertise
+	case RoleAuth:
+		c.Bind = DefaultAuthBind
+	}
+	return c
 }
 
 var (
@@ -119,31 +142,6 @@ var (
 
 func (c Config) binary() string { return "wsdirect-" + c.Role }
 
-// withDefaults fills zero-valued fields.
-func (c Config) withDefaults() Config {
-	if c.GossipBind == "" {
-		c.GossipBind = DefaultGossipBind
-	}
-	switch c.Role {
-	case RoleNode:
-		if c.Bind == "" {
-			c.Bind = DefaultNodeBind
-		}
-		if c.Advertise == "" {
-			c.Advertise = DefaultAdvertise
-		}
-		if c.Name == "" {
-			c.Name = DefaultName
-		}
-	case RoleAuth:
-		if c.Bind == "" {
-			c.Bind = DefaultAuthBind
-		}
-	}
-	c.SHA256 = strings.ToLower(c.SHA256)
-	return c
-}
-
 // Validate reports every problem with c, joined into one error.
 func (c Config) Validate() error {
 	_, err := c.normalize()
@@ -151,7 +149,8 @@ func (c Config) Validate() error {
 }
 
 func (c Config) normalize() (Config, error) {
-	n := c.withDefaults()
+	n := c
+	n.SHA256 = strings.ToLower(n.SHA256)
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 

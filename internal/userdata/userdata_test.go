@@ -41,28 +41,26 @@ func keys(t *testing.T) (pubPEM, privPEM string) {
 
 func nodeConfig(t *testing.T) Config {
 	pub, _ := keys(t)
-	return Config{
-		Role:           RoleNode,
-		ReleaseURL:     "https://releases.example.com/v1.2.3/wsdirect-node_1.2.3_linux_amd64.tar.gz",
-		SHA256:         strings.Repeat("ab", 32),
-		GossipKey:      testGossipKey,
-		JoinTag:        "wsdirect:cluster=prod",
-		MaxConns:       50000,
-		AuthPublicKeys: pub,
-	}
+	c := DefaultConfig(RoleNode)
+	c.ReleaseURL = "https://releases.example.com/v1.2.3/wsdirect-node_1.2.3_linux_amd64.tar.gz"
+	c.SHA256 = strings.Repeat("ab", 32)
+	c.GossipKey = testGossipKey
+	c.JoinTag = "wsdirect:cluster=prod"
+	c.MaxConns = 50000
+	c.AuthPublicKeys = pub
+	return c
 }
 
 func authConfig(t *testing.T) Config {
 	_, priv := keys(t)
-	return Config{
-		Role:       RoleAuth,
-		ReleaseURL: "http://10.0.0.1/wsdirect-auth",
-		GossipKey:  testGossipKey,
-		JoinTag:    "wsdirect:cluster=prod",
-		SigningKey: priv,
-		Users:      "alice:$2a$10$abcdefghijklmnopqrstuv\n",
-		AdminToken: "s3cr3t-admin",
-	}
+	c := DefaultConfig(RoleAuth)
+	c.ReleaseURL = "http://10.0.0.1/wsdirect-auth"
+	c.GossipKey = testGossipKey
+	c.JoinTag = "wsdirect:cluster=prod"
+	c.SigningKey = priv
+	c.Users = "alice:$2a$10$abcdefghijklmnopqrstuv\n"
+	c.AdminToken = "s3cr3t-admin"
+	return c
 }
 
 type parsed struct {
@@ -284,6 +282,11 @@ func TestValidation(t *testing.T) {
 		{"bad gossip port", nodeConfig, func(c *Config) { c.GossipBind = "0.0.0.0:99999" }, "port must be in 1-65535"},
 		{"bad name", nodeConfig, func(c *Config) { c.Name = "a b" }, `name "a b" must start`},
 		{"bad advertise", nodeConfig, func(c *Config) { c.Advertise = "example.com" }, `advertise "example.com" must be "auto" or an IP`},
+		{"empty bind", nodeConfig, func(c *Config) { c.Bind = "" }, `bind "" must be "ip:port"`},
+		{"empty gossip bind", authConfig, func(c *Config) { c.GossipBind = "" }, `gossip bind "" must be "ip:port"`},
+		{"empty name", nodeConfig, func(c *Config) { c.Name = "" }, `name "" must start`},
+		{"empty advertise", nodeConfig, func(c *Config) { c.Advertise = "" }, `advertise "" must be "auto" or an IP`},
+		{"auth with node defaults", authConfig, func(c *Config) { c.Name, c.Advertise = DefaultName, DefaultAdvertise }, "apply to the node role only"},
 		{"negative conns", nodeConfig, func(c *Config) { c.MaxConns = -1 }, "max_conns must not be negative"},
 		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "auth public keys are required"},
 		{"bad auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" }, "auth public keys:"},

@@ -20,7 +20,8 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
-// TokenServiceConfig configures a TokenService.
+// TokenServiceConfig configures a TokenService. Start from
+// DefaultTokenServiceConfig; StartTokenService rejects invalid fields.
 type TokenServiceConfig struct {
 	// SigningKey is the auth service's private key (the cluster's
 	// signing.key), so nodes accept the tokens with the keys they have.
@@ -31,14 +32,25 @@ type TokenServiceConfig struct {
 	// WSURL is where clients connect, e.g. "ws://127.0.1.30:40000/ws" (the
 	// HAProxy frontend).
 	WSURL string
-	// NodeID is what the answer names as the node. Default "haproxy".
+	// NodeID is what the answer names as the node. Required.
 	NodeID string
 	// Authenticator checks the credentials. The harness passes auth's own
 	// users-file backend on the cluster's users file, so credentials cost
 	// the same (bcrypt, then auth's credential cache) on every path.
 	Authenticator authsvc.Authenticator
-	// TTL of minted tokens. Default token.DefaultTTL.
+	// TTL of minted tokens. Must be > 0.
 	TTL time.Duration
+}
+
+// DefaultTokenServiceConfig returns the defaults; the caller sets the key,
+// the audiences, WSURL and the Authenticator.
+func DefaultTokenServiceConfig() TokenServiceConfig {
+	return TokenServiceConfig{
+		// The balancer, not a node, is what clients are sent to.
+		NodeID: "haproxy",
+		// The auth service's token lifetime, so tokens cost the same.
+		TTL: token.DefaultTTL,
+	}
 }
 
 // TokenService is the HAProxy paths' stand-in for wsdirect-auth: it serves
@@ -64,12 +76,10 @@ func StartTokenService(addr string, cfg TokenServiceConfig) (*TokenService, erro
 		return nil, errors.New("benchcompare: token service needs the balancer's ws:// URL")
 	case cfg.Authenticator == nil:
 		return nil, errors.New("benchcompare: token service needs an authenticator")
-	}
-	if cfg.NodeID == "" {
-		cfg.NodeID = "haproxy"
-	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = token.DefaultTTL
+	case cfg.NodeID == "":
+		return nil, errors.New("benchcompare: token service NodeID is required")
+	case cfg.TTL <= 0:
+		return nil, fmt.Errorf("benchcompare: token service TTL must be > 0, got %s", cfg.TTL)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

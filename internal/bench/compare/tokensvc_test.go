@@ -34,12 +34,10 @@ func TestTokenService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := StartTokenService("127.0.1.20:0", TokenServiceConfig{
-		SigningKey:    priv,
-		Audiences:     []string{"node-1", "node-2"},
-		WSURL:         "ws://127.0.1.30:1/ws",
-		Authenticator: users,
-	})
+	cfg := DefaultTokenServiceConfig()
+	cfg.SigningKey, cfg.Audiences, cfg.Authenticator = priv, []string{"node-1", "node-2"}, users
+	cfg.WSURL = "ws://127.0.1.30:1/ws"
+	ts, err := StartTokenService("127.0.1.20:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +88,15 @@ func TestTokenService(t *testing.T) {
 		t.Errorf("bad body: %s", res.Status)
 	}
 
-	if _, err := StartTokenService("127.0.1.20:0", TokenServiceConfig{SigningKey: priv, WSURL: "ws://x/ws", Authenticator: users}); err == nil {
-		t.Error("no audiences: no error")
+	for name, mod := range map[string]func(*TokenServiceConfig){
+		"no audiences": func(c *TokenServiceConfig) { c.Audiences = nil },
+		"no node id":   func(c *TokenServiceConfig) { c.NodeID = "" },
+		"zero ttl":     func(c *TokenServiceConfig) { c.TTL = 0 },
+	} {
+		c := cfg
+		mod(&c)
+		if _, err := StartTokenService("127.0.1.20:0", c); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }
