@@ -209,14 +209,15 @@ func TestTwoNodesOneProcess(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	bad := map[string]func(*Config){
-		"no name":          func(c *Config) { c.Name = "" },
-		"zero cap":         func(c *Config) { c.MaxConns = 0 },
-		"ping >= pongwait": func(c *Config) { c.PingInterval = c.PongWait },
-		"tiny buffer":      func(c *Config) { c.ReadBufferSize = 10 },
-		"http upstream":    func(c *Config) { c.Upstream = "http://127.0.0.1:1/x" },
-		"zero batch":       func(c *Config) { c.DrainBatch = 0 },
+		"no name":           func(c *Config) { c.Name = "" },
+		"zero cap":          func(c *Config) { c.MaxConns = 0 },
+		"ping >= pongwait":  func(c *Config) { c.PingInterval = c.PongWait },
+		"tiny buffer":       func(c *Config) { c.ReadBufferSize = 10 },
+		"http upstream":     func(c *Config) { c.Upstream = "http://127.0.0.1:1/x" },
+		"zero batch":        func(c *Config) { c.DrainBatch = 0 },
+		"negative per-user": func(c *Config) { c.MaxConnsPerUser = -1 },
 	}
-	v := token.NewVerifier(testNode, token.KeySet{})
+	v := token.NewVerifier(testNode, token.KeySet{}).RejectIssuedBefore(time.Now())
 	for name, mod := range bad {
 		c := testConfig()
 		mod(c)
@@ -226,6 +227,10 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := New(testConfig(), nil, nil); err == nil {
 		t.Error("nil verifier accepted")
+	}
+	// A verifier that would accept tokens used before a restart.
+	if _, err := New(testConfig(), token.NewVerifier(testNode, token.KeySet{}), nil); err == nil || !strings.Contains(err.Error(), "RejectIssuedBefore") {
+		t.Errorf("verifier without a start time: %v", err)
 	}
 	n, err := New(testConfig(), v, nil)
 	if err != nil {

@@ -90,7 +90,7 @@ func runMemChild() int {
 		}
 	}
 	conf.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := New(conf, token.NewVerifier(benchNode, ks), nil)
+	n, err := New(conf, token.NewVerifier(benchNode, ks).RejectIssuedBefore(time.Now()), nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

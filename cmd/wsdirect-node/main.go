@@ -59,10 +59,10 @@ type options struct {
 	dev                                                               bool
 	join                                                              listFlag
 	joinEC2Tag, ec2Endpoint                                           string
-	maxConns                                                          int
+	maxConns, maxConnsPerUser                                         int
 	authKeys                                                          listFlag
-	upstream, zone, adminTokenFile                                    string
-	drainDeadline                                                     time.Duration
+	upstream, zone, adminTokenFile, tokenAudience                     string
+	drainDeadline, tokenLeeway                                        time.Duration
 	logLevel                                                          string
 }
 
@@ -84,11 +84,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.joinEC2Tag, "join-ec2-tag", "", "join the private IPs of running EC2 instances with this tag, Key=Value")
 	fs.StringVar(&o.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint override (tests, VPC endpoints)")
 	fs.IntVar(&o.maxConns, "max-conns", def.MaxConns, "connection cap; upgrades beyond it get 503")
+	fs.IntVar(&o.maxConnsPerUser, "max-conns-per-user", def.MaxConnsPerUser, "open connections one user may hold on this node; more get 429 (0: no limit)")
 	fs.Var(&o.authKeys, "auth-keys", "PEM file or directory with the auth service's public keys (repeatable or comma list; required)")
 	fs.StringVar(&o.upstream, "upstream", "", "relay each client to this ws:// app on the same host (default: built-in echo)")
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file with the bearer token for POST /admin/drain (default: endpoint disabled)")
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut")
+	fs.StringVar(&o.tokenAudience, "token-audience", "", "token audience this node accepts (default: -name, the audience auth mints for it); set a shared one only behind a balancer that picks the node, where a token is good once on each node sharing it")
+	fs.DurationVar(&o.tokenLeeway, "token-leeway", token.DefaultLeeway, "clock skew tolerated between auth and node hosts for token times; tokens issued before the node started plus this are refused")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -105,6 +108,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-gossip-key-file is required (or -dev for unencrypted gossip on a developer machine)")
 	case o.maxConns <= 0:
 		return nil, fmt.Errorf("-max-conns must be > 0, got %d", o.maxConns)
+	case o.maxConnsPerUser < 0:
+		return nil, fmt.Errorf("-max-conns-per-user must be >= 0, got %d", o.maxConnsPerUser)
+	case o.tokenLeeway < 0:
+		return nil, fmt.Errorf("-token-leeway must be >= 0, got %s", o.tokenLeeway)
 	case o.drainDeadline <= 0:
 		return nil, fmt.Errorf("-drain-deadline must be > 0, got %s", o.drainDeadline)
 	}
@@ -157,6 +164,10 @@ func run(ctx context.Context, args []string, sigs <-chan os.Signal, stderr io.Wr
 }
 
 func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Logger) error {
+	// Tokens issued before this moment (plus the clock-skew leeway) may have
+	// been used by this node's previous process; see
+	// token.Verifier.RejectIssuedBefore.
+	started := time.Now()
 	limit, known := openFileLimit()
 	checkFileLimit(log, o.maxConns, limit, known)
 	keys, err := token.LoadKeySet(o.authKeys...)
@@ -249,11 +260,17 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc := node.DefaultConfig()
 	nc.Name = o.name
 	nc.MaxConns = o.maxConns
+	nc.MaxConnsPerUser = o.maxConnsPerUser
 	nc.Upstream = o.upstream
 	nc.DrainDeadline = o.drainDeadline
 	nc.AdminToken = adminToken
 	nc.Logger = log
-	verifier := token.NewVerifier(o.name, keys)
+	audience := o.tokenAudience
+	if audience == "" {
+		audience = o.name
+	}
+	verifier := token.NewVerifier(audience, keys).WithLeeway(o.tokenLeeway)
+	verifier.RejectIssuedBefore(started.Add(o.tokenLeeway))
 	n, err := node.New(nc, verifier, cl)
 	if err != nil {
 		return err

@@ -23,6 +23,11 @@ const (
 	PathHAProxyTCP  = "haproxy-tcp"
 )
 
+// PoolAudience is the token audience every node accepts on the HAProxy
+// paths (wsdirect-node -token-audience), where the balancer, not auth,
+// picks the node.
+const PoolAudience = "haproxy-pool"
+
 // Paths lists every path, direct first (the baseline of the ratios).
 var Paths = []string{PathDirect, PathHAProxyHTTP, PathHAProxyTCP}
 
@@ -117,12 +122,19 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Path: path, dir: dir}
+	var nodeArgs []string
+	if mode != "" {
+		// HAProxy, not auth, picks the node: every node accepts the token
+		// service's tokens for the shared audience.
+		nodeArgs = []string{"-token-audience", PoolAudience}
+	}
 	cl, err := localcluster.Start(ctx, localcluster.Config{
 		BinDir:   cfg.BinDir,
 		Nodes:    cfg.Nodes,
 		MaxConns: cfg.MaxConns,
 		LogLevel: "warn",
 		Logf:     cfg.Logf,
+		NodeArgs: nodeArgs,
 	})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -142,7 +154,6 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	if mode == haproxycfg.ModeHTTP {
 		hcfg.SourceIPs = cfg.SourceIPs
 	}
-	var names []string
 	for _, p := range cl.Nodes {
 		ap, err := netip.ParseAddrPort(p.HTTPAddr)
 		if err != nil {
@@ -150,7 +161,6 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 			return nil, err
 		}
 		hcfg.Backends = append(hcfg.Backends, haproxycfg.Backend{Name: p.Name, Address: ap.Addr().String(), Port: int(ap.Port())})
-		names = append(names, p.Name)
 	}
 	if hcfg.Bind, err = freeAddr(haproxyIP); err != nil {
 		e.Stop()
@@ -177,7 +187,7 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	}
 	e.Tokens, err = StartTokenService(tsAddr, TokenServiceConfig{
 		SigningKey:    key,
-		Audiences:     names,
+		Audience:      PoolAudience,
 		WSURL:         "ws://" + e.HAProxy.Bind + "/ws",
 		Authenticator: users,
 	})
@@ -201,7 +211,7 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(names), e.Tokens.URL())
+	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(cl.Nodes), e.Tokens.URL())
 	return e, nil
 }
 
