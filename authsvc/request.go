@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -16,30 +17,57 @@ import (
 // after it: the object a client sends, and nothing looser that two parsers
 // might read differently (encoding/json lets the last of two "username"
 // members win, and replaces invalid UTF-8 silently).
+//
+// The error says what is wrong in words of its own and never quotes the
+// body, which may hold a password.
 func DecodeConnectRequest(body []byte) (wire.ConnectRequest, error) {
 	var req wire.ConnectRequest
 	if len(body) == 0 {
 		return req, nil
 	}
 	if err := json.Unmarshal(body, &req, json.RejectUnknownMembers(true)); err != nil {
-		return wire.ConnectRequest{}, errors.New(`request body is not a JSON object {"username":..,"password":..}: ` + cleanJSONError(err))
+		return wire.ConnectRequest{}, errors.New(ConnectRequestErrorPrefix + describeJSONError(err))
 	}
 	return req, nil
 }
 
-// cleanJSONError drops the package prefix and never echoes input: an error
-// about a password's bytes must not carry them into a log or a response.
-func cleanJSONError(err error) string {
+// ConnectRequestErrorPrefix starts every DecodeConnectRequest error.
+const ConnectRequestErrorPrefix = `request body is not a JSON object {"username":..,"password":..}: `
+
+// The reasons DecodeConnectRequest gives, after the prefix.
+var connectRequestReasons = []string{
+	"a member appears twice",
+	`unknown member (only "username" and "password")`,
+	"username must be a string",
+	"password must be a string",
+	"not an object of strings",
+	"invalid UTF-8",
+	"malformed JSON",
+}
+
+func describeJSONError(err error) string {
+	switch {
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		return connectRequestReasons[0]
+	case errors.Is(err, json.ErrUnknownName):
+		return connectRequestReasons[1]
+	}
+	var sx *jsontext.SyntacticError
+	if errors.As(err, &sx) {
+		if strings.Contains(sx.Err.Error(), "UTF-8") || strings.Contains(sx.Err.Error(), "surrogate") {
+			return connectRequestReasons[5]
+		}
+		return connectRequestReasons[6]
+	}
 	var se *json.SemanticError
-	if errors.As(err, &se) && se.JSONPointer != "" {
-		return "bad value at " + string(se.JSONPointer)
+	if errors.As(err, &se) {
+		switch se.JSONPointer {
+		case "/username":
+			return connectRequestReasons[2]
+		case "/password":
+			return connectRequestReasons[3]
+		}
+		return connectRequestReasons[4]
 	}
-	msg := err.Error()
-	if i := strings.Index(msg, " after offset"); i >= 0 {
-		msg = msg[:i]
-	}
-	if i := strings.Index(msg, "`"); i >= 0 {
-		msg = msg[:i] // jsontext quotes offending input between backquotes
-	}
-	return strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(msg, "json: "), "jsontext: "))
+	return connectRequestReasons[6]
 }

@@ -365,6 +365,9 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	// throttle the whole test, and it has its own unit tests.
 	aconf.LoginRate = rate.Inf
 	aconf.LoginBurst = 1 << 20
+	// Every test client logs in as User; the per-user token limit has its
+	// own tests in package authsvc.
+	aconf.MaxUserTokens = 0
 	aconf.Logger = Logger().With("auth", name)
 	aconf.Registry = prometheus.NewRegistry()
 	if c.opts.AuthConfig != nil {
