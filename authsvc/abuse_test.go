@@ -130,6 +130,11 @@ func TestConcurrentBruteForce(t *testing.T) {
 	work := countWork(creds)
 	ts := newTestServer(t, func(c *Config) { c.Credentials = creds; c.LoginBurst = burst })
 	from := clientFrom("127.0.0.7")
+	// Hold every bcrypt that starts until all the guesses had time to
+	// arrive: a bcrypt at a real cost (tens of ms) is what lets them all
+	// pass a check at entry that charges only afterwards.
+	work.gate = make(chan struct{})
+	time.AfterFunc(500*time.Millisecond, func() { close(work.gate) })
 	statuses := map[int]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
