@@ -63,11 +63,11 @@ func (l *ipLimiter) allow(ip string, now time.Time) (ok bool, retry time.Duratio
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.wait(l.get(ip, now).lim.TokensAt(now), now)
+	return l.wait(l.get(ip, now).lim.TokensAt(now))
 }
 
 // wait is how long until tokens reach 1.
-func (l *ipLimiter) wait(tokens float64, _ time.Time) (bool, time.Duration) {
+func (l *ipLimiter) wait(tokens float64) (bool, time.Duration) {
 	if tokens >= 1 {
 		return true, 0
 	}
@@ -86,7 +86,7 @@ func (l *ipLimiter) retryAfter(ip string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.get(ip, now)
-	_, d := l.wait(e.lim.TokensAt(now)-float64(e.inflight), now)
+	_, d := l.wait(e.lim.TokensAt(now) - float64(e.inflight))
 	return d
 }
 

@@ -121,17 +121,6 @@ func (u *userTokens) cancel(t *tokenTicket) {
 	}
 }
 
-// outstanding is user's count, for tests and metrics.
-func (u *userTokens) outstanding(user string, nodes []cluster.Member, now time.Time) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	q := u.users[user]
-	if q == nil {
-		return 0
-	}
-	return q.prune(nodes, now, u.ttl, u.settle)
-}
-
 // sweep drops users with nothing outstanding, at most once per TTL.
 func (u *userTokens) sweep(nodes []cluster.Member, now time.Time) {
 	if now.Sub(u.lastSweep) < u.ttl && len(u.users) < u.maxUser {
