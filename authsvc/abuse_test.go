@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -454,5 +455,40 @@ func TestConnectRequestStrict(t *testing.T) {
 	_ = json.Unmarshal(data, &e)
 	if resp.StatusCode != http.StatusBadRequest || e.Code != ResultBadRequest {
 		t.Errorf("duplicate password member: %d %s", resp.StatusCode, data)
+	}
+}
+
+// BenchmarkLoginTimingMixedCosts: a users file with one user at cost 5
+// (htpasswd -B's default) and one at 10 (hash-password's). A wrong password
+// for either, and any password for an unknown user, cost the same: the work
+// of cost 10. Compare ns/op across the three sub-benchmarks of one run.
+func BenchmarkLoginTimingMixedCosts(b *testing.B) {
+	var lines []string
+	for _, uc := range []struct {
+		user string
+		cost int
+	}{{"cost5", 5}, {"cost10", 10}} {
+		l, err := HashPassword(uc.user, "right", uc.cost)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines = append(lines, l)
+	}
+	p := b.TempDir() + "/users"
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	u, err := NewUsersFile(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"cost5", "cost10", "unknown"} {
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if err := login(u, context.Background(), name, "wrong"); !errors.Is(err, ErrInvalidCredentials) {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
