@@ -127,13 +127,13 @@ func Create(conf *Config) (*Cluster, error) {
 	cl := &Cluster{
 		conf:     c,
 		countKey: countKey,
-		log:     c.Logger.With("component", "cluster", "member", c.Name),
-		events:  make(chan serf.Event, 1024),
-		members: make(map[string]*entry),
-		kick:    make(chan struct{}, 1),
-		seq:     uint64(time.Now().UnixMicro()),
-		facts:   facts,
-		stop:    make(chan struct{}),
+		log:      c.Logger.With("component", "cluster", "member", c.Name),
+		events:   make(chan serf.Event, 1024),
+		members:  make(map[string]*entry),
+		kick:     make(chan struct{}, 1),
+		seq:      uint64(time.Now().UnixMicro()),
+		facts:    facts,
+		stop:     make(chan struct{}),
 	}
 
 	logger := newStdLogger(cl.log)
