@@ -81,6 +81,9 @@ func newTestServer(t *testing.T, mod func(*Config)) *testServer {
 	conf.Rand = seeded(1)
 	conf.LoginRate = rate.Every(time.Hour)
 	conf.LoginBurst = 3
+	// The tests log in as alice again and again; the per-user token limit
+	// has tests of its own that set it.
+	conf.MaxUserTokens = 0
 	conf.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if mod != nil {
 		mod(conf)

@@ -22,6 +22,15 @@ type Config struct {
 	// 503 and Retry-After. Must be > 0.
 	MaxConns int
 
+	// MaxConnsPerUser caps the open connections of one user (the token's
+	// sub) on this node; one more is refused with 429 and the code
+	// CodeTooManyConnections before the upgrade. It keeps one account from
+	// holding a node's capacity: across the cluster a user holds at most
+	// nodes * MaxConnsPerUser connections, and auth's per-user limit on
+	// outstanding tokens bounds how fast it gets there. 0 means no limit
+	// (load tests whose clients all share one user).
+	MaxConnsPerUser int
+
 	// ReadLimit is the largest message a client may send, in bytes. A larger
 	// one closes the connection with 1009 (message too big). Must be > 0.
 	ReadLimit int64
@@ -93,6 +102,9 @@ func DefaultConfig() *Config {
 		// 10,000 leaves headroom under a typical 20,000 open-files limit
 		// for the node's other sockets and for upstream relays.
 		MaxConns: 10000,
+		// A person has a few tabs and devices; 100 leaves room for shared
+		// accounts while no one account can fill a 10,000-connection node.
+		MaxConnsPerUser: 100,
 		// 64 KiB is plenty for chat-like traffic and bounds what one client
 		// can make the node buffer.
 		ReadLimit: 64 << 10,
@@ -128,6 +140,8 @@ func (c *Config) validate() error {
 		return errors.New("node: Name is required")
 	case c.MaxConns <= 0:
 		return fmt.Errorf("node: MaxConns must be > 0, got %d", c.MaxConns)
+	case c.MaxConnsPerUser < 0:
+		return fmt.Errorf("node: MaxConnsPerUser must be >= 0 (0: no limit), got %d", c.MaxConnsPerUser)
 	case c.ReadLimit <= 0:
 		return fmt.Errorf("node: ReadLimit must be > 0, got %d", c.ReadLimit)
 	case c.HandshakeTimeout <= 0:

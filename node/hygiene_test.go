@@ -224,8 +224,9 @@ func TestConfigValidation(t *testing.T) {
 		"DrainBatch":       func(c *Config) { c.DrainBatch = 0 },
 		"DrainInterval":    func(c *Config) { c.DrainInterval = -1 },
 		"DrainDeadline":    func(c *Config) { c.DrainDeadline = 0 },
+		"MaxConnsPerUser":  func(c *Config) { c.MaxConnsPerUser = -1 },
 	}
-	v := token.NewVerifier(testNode, token.KeySet{})
+	v := token.NewVerifier(testNode, token.KeySet{}).RejectIssuedBefore(time.Now())
 	for field, mod := range bad {
 		c := testConfig()
 		mod(c)
@@ -235,6 +236,10 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := New(testConfig(), nil, nil); err == nil {
 		t.Error("nil verifier accepted")
+	}
+	// A verifier that would accept tokens used before a restart.
+	if _, err := New(testConfig(), token.NewVerifier(testNode, token.KeySet{}), nil); err == nil || !strings.Contains(err.Error(), "RejectIssuedBefore") {
+		t.Errorf("verifier without a start time: %v", err)
 	}
 	n, err := New(testConfig(), v, nil)
 	if err != nil {

@@ -23,6 +23,11 @@ const (
 	PathHAProxyTCP  = "haproxy-tcp"
 )
 
+// PoolAudience is the token audience every node accepts on the HAProxy
+// paths (wsdirect-node -token-audience), where the balancer, not auth,
+// picks the node.
+const PoolAudience = "haproxy-pool"
+
 // Paths lists every path, direct first (the baseline of the ratios).
 var Paths = []string{PathDirect, PathHAProxyHTTP, PathHAProxyTCP}
 
@@ -131,6 +136,11 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	e := &Env{Path: path, dir: dir}
 	lc := localcluster.DefaultConfig()
 	lc.BinDir, lc.Nodes, lc.MaxConns, lc.LogLevel, lc.Logf = cfg.BinDir, cfg.Nodes, cfg.MaxConns, "warn", cfg.Logf
+	if mode != "" {
+		// HAProxy, not auth, picks the node: every node accepts the token
+		// service's tokens for the shared audience.
+		lc.NodeArgs = []string{"-token-audience", PoolAudience}
+	}
 	cl, err := localcluster.Start(ctx, lc)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -147,7 +157,6 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	if mode == haproxycfg.ModeHTTP {
 		hcfg.SourceIPs = cfg.SourceIPs
 	}
-	var names []string
 	for _, p := range cl.Nodes {
 		ap, err := netip.ParseAddrPort(p.HTTPAddr)
 		if err != nil {
@@ -155,7 +164,6 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 			return nil, err
 		}
 		hcfg.Backends = append(hcfg.Backends, haproxycfg.Backend{Name: p.Name, Address: ap.Addr().String(), Port: int(ap.Port())})
-		names = append(names, p.Name)
 	}
 	if hcfg.Bind, err = freeAddr(haproxyIP); err != nil {
 		e.Stop()
@@ -181,7 +189,7 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		return nil, err
 	}
 	tc := DefaultTokenServiceConfig()
-	tc.SigningKey, tc.Audiences, tc.Authenticator = key, names, users
+	tc.SigningKey, tc.Audience, tc.Authenticator = key, PoolAudience, users
 	tc.WSURL = "ws://" + e.HAProxy.Bind + "/ws"
 	e.Tokens, err = StartTokenService(tsAddr, tc)
 	if err != nil {
@@ -204,7 +212,7 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(names), e.Tokens.URL())
+	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(cl.Nodes), e.Tokens.URL())
 	return e, nil
 }
 

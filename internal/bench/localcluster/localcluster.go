@@ -437,6 +437,8 @@ func (c *Cluster) authArgs(p *Process, join []string) []string {
 		"-admin-token-file", c.path("admin.token"),
 		"-login-rate", strconv.FormatFloat(c.cfg.LoginRate, 'f', -1, 64),
 		"-login-burst", strconv.Itoa(c.cfg.LoginBurst),
+		// Every bench client logs in as the one bench user.
+		"-max-user-tokens", "0",
 		"-log-level", c.cfg.LogLevel,
 	}
 	if len(join) > 0 {
@@ -456,6 +458,11 @@ func (c *Cluster) nodeArgs(p *Process, join []string) []string {
 		"-gossip-key-file", c.path("gossip.key"),
 		"-auth-keys", c.path("signing.pub"),
 		"-admin-token-file", c.path("admin.token"),
+		// Every bench client logs in as the one bench user.
+		"-max-conns-per-user", "0",
+		// One host, one clock: no skew to allow for, so tokens minted right
+		// after a node starts are accepted.
+		"-token-leeway", "0s",
 		"-log-level", c.cfg.LogLevel,
 	}
 	if c.cfg.MaxConns > 0 {

@@ -262,6 +262,8 @@ func Run(ctx context.Context, ns *Namespace, cfg Config, p Path) (Result, error)
 		"-dev",
 		"-max-conns", strconv.Itoa(3*cfg.Ports+1000),
 		"-auth-keys", pubFile,
+		// One host, one clock: tokens minted right after the start count.
+		"-token-leeway", "0s",
 		"-log-level", "warn",
 	), filepath.Join(dir, "node.log"))
 	if err != nil {

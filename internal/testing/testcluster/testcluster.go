@@ -295,12 +295,16 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 		nconf.Upstream = c.opts.UpstreamFor(i, name)
 	}
 	nconf.AdminToken = AdminToken
+	// Every test client logs in as User: a per-user cap would refuse the
+	// tests themselves (it has its own tests in package node).
+	nconf.MaxConnsPerUser = 0
 	nconf.Logger = Logger().With("node", name)
 	nconf.Registry = prometheus.NewRegistry()
 	if c.opts.NodeConfig != nil {
 		c.opts.NodeConfig(i, nconf)
 	}
-	v := token.NewVerifier(name, c.Keys)
+	// One host, one clock: no skew to allow for at the start.
+	v := token.NewVerifier(name, c.Keys).RejectIssuedBefore(time.Now())
 	srv, err := node.New(nconf, v, cl)
 	if err != nil {
 		cl.Shutdown()
@@ -378,6 +382,9 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	// throttle the whole test, and it has its own unit tests.
 	aconf.LoginRate = rate.Inf
 	aconf.LoginBurst = 1 << 20
+	// Every test client logs in as User; the per-user token limit has its
+	// own tests in package authsvc.
+	aconf.MaxUserTokens = 0
 	aconf.Logger = Logger().With("auth", name)
 	aconf.Registry = prometheus.NewRegistry()
 	if c.opts.AuthConfig != nil {
