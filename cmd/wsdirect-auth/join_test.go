@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim/ec2simtest"
 )
 
 func TestWithPort(t *testing.T) {
@@ -77,7 +78,7 @@ func TestJoinCluster(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	srv := ec2sim.NewServer(ec2sim.DefaultConfig())
+	srv := ec2simtest.New(t, ec2sim.DefaultConfig())
 	defer srv.Close()
 	if err := joinCluster(ctx, b, &options{joinEC2Tag: "wsdirect:cluster=none", ec2Endpoint: srv.URL()}, 7946, log); err != nil {
 		t.Errorf("EC2 discovery with no instances: %v", err)
