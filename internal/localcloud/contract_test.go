@@ -32,7 +32,9 @@ func TestCloudInitContract(t *testing.T) {
 	}{
 		{
 			name: "unknown flag", role: userdata.RoleNode, unit: "wsdirect-node.service",
-			change:   func(s string) string { return strings.Replace(s, " -advertise auto", " -advertise auto -no-such-flag", 1) },
+			change: func(s string) string {
+				return strings.Replace(s, " -advertise auto", " -advertise auto -no-such-flag", 1)
+			},
 			wantUnit: "flag provided but not defined: -no-such-flag", wantExit: 2,
 		},
 		{

@@ -126,7 +126,7 @@ func ec2Client(c *Cloud) *ec2.Client {
 // testKeys is a cluster's secrets for rendering user data.
 type testKeys struct {
 	gossip, pub, priv, users string
-	user, password        string
+	user, password           string
 }
 
 func newTestKeys(t testing.TB) testKeys {
