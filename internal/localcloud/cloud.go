@@ -531,6 +531,10 @@ func (c *Cloud) Close(ctx context.Context) error {
 	}
 	err := c.srv.Close()
 	c.wg.Wait()
+	// Nothing answers at the URL any more: tools reading localcloud.json should say so.
+	if rerr := os.Remove(filepath.Join(c.cfg.WorkDir, "localcloud.json")); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
 	return err
 }
 

@@ -83,7 +83,13 @@ func writeArchive(path, name, src string) (string, error) {
 		return "", err
 	}
 	h := sha256.New()
-	zw := gzip.NewWriter(io.MultiWriter(out, h))
+	// Fastest compression: the archive is built at every start, and only its name and
+	// checksum matter to the installer.
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(out, h), gzip.BestSpeed)
+	if err != nil {
+		out.Close()
+		return "", err
+	}
 	tw := tar.NewWriter(zw)
 	hdr := &tar.Header{Name: name, Mode: 0o755, Size: st.Size(), ModTime: st.ModTime().Truncate(time.Second), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 	if err := tw.WriteHeader(hdr); err != nil {
