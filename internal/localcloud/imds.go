@@ -17,11 +17,11 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
 )
 
-// imds is one instance's instance metadata service, IMDSv2 only (as EC2 with
+// metadata is one instance's instance metadata service, IMDSv2 only (as EC2 with
 // HttpTokens=required): a session token from PUT /latest/api/token must come with every GET.
 // It answers from the emulator's current view of the instance, so an Elastic IP associated
 // after boot shows up in public-ipv4 at once.
-type imds struct {
+type metadata struct {
 	id      string
 	lookup  func(id string) (ec2sim.Instance, bool)
 	region  string
@@ -47,23 +47,23 @@ const (
 )
 
 // startIMDS listens on a free loopback port for instance id.
-func startIMDS(id, region, account string, lookup func(string) (ec2sim.Instance, bool)) (*imds, error) {
+func startIMDS(id, region, account string, lookup func(string) (ec2sim.Instance, bool)) (*metadata, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("localcloud: IMDS for %s: %w", id, err)
 	}
-	m := &imds{id: id, lookup: lookup, region: region, account: account, ln: ln, tokens: map[string]time.Time{}}
+	m := &metadata{id: id, lookup: lookup, region: region, account: account, ln: ln, tokens: map[string]time.Time{}}
 	m.srv = &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = m.srv.Serve(ln) }()
 	return m, nil
 }
 
 // URL is the value of AWS_EC2_METADATA_SERVICE_ENDPOINT for the instance's processes.
-func (m *imds) URL() string { return "http://" + m.ln.Addr().String() }
+func (m *metadata) URL() string { return "http://" + m.ln.Addr().String() }
 
-func (m *imds) close() { _ = m.srv.Close() }
+func (m *metadata) close() { _ = m.srv.Close() }
 
-func (m *imds) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (m *metadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/latest/api/token" {
 		m.token(w, r)
 		return
@@ -95,7 +95,7 @@ func (m *imds) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(body))
 }
 
-func (m *imds) token(w http.ResponseWriter, r *http.Request) {
+func (m *metadata) token(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPut {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -127,7 +127,7 @@ func (m *imds) token(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(tok))
 }
 
-func (m *imds) validToken(tok string) bool {
+func (m *metadata) validToken(tok string) bool {
 	if tok == "" {
 		return false
 	}
@@ -139,7 +139,7 @@ func (m *imds) validToken(tok string) bool {
 
 // answer returns the document at path, or false for 404. Directories list their entries one
 // per line, sub-directories with a trailing slash, as EC2 does.
-func (m *imds) answer(in ec2sim.Instance, path string) (string, bool) {
+func (m *metadata) answer(in ec2sim.Instance, path string) (string, bool) {
 	switch path {
 	case "/latest/user-data":
 		if in.UserData == "" {
@@ -178,7 +178,7 @@ func (m *imds) answer(in ec2sim.Instance, path string) (string, bool) {
 }
 
 // metadata flattens the meta-data tree into "path/to/leaf" -> value.
-func (m *imds) metadata(in ec2sim.Instance) map[string]string {
+func (m *metadata) metadata(in ec2sim.Instance) map[string]string {
 	t := map[string]string{
 		"ami-id":                      in.ImageID,
 		"ami-launch-index":            "0",
@@ -243,7 +243,7 @@ func (m *imds) metadata(in ec2sim.Instance) map[string]string {
 
 // roleCredentials are the instance role's temporary credentials, renewed an hour before they
 // expire (the emulator records the key ID of each call; it checks no signature).
-func (m *imds) roleCredentials() roleCreds {
+func (m *metadata) roleCredentials() roleCreds {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.creds == nil || time.Until(m.creds.Expiration) < time.Hour {

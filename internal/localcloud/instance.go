@@ -46,7 +46,7 @@ type instance struct {
 	dir  string // <work>/instances/<id>
 	root string // dir/root, the instance's "/"
 	con  *console
-	imds *imds
+	imds *metadata
 	ops  chan func()
 	done chan struct{} // closed when the op loop has ended (terminated or Cloud closed)
 
