@@ -70,8 +70,8 @@ func TestIMDS(t *testing.T) {
 	}
 	for path, want := range map[string]string{
 		"instance-id": in.ID, "local-ipv4": "127.10.2.5", "public-ipv4": "127.20.0.9", "mac": "0e:00:00:00:00:01",
-		"placement/availability-zone":                            "eu-west-1b",
-		"network/interfaces/macs/0e:00:00:00:00:01/local-ipv4s": "127.10.2.5\n127.10.2.6",
+		"placement/availability-zone":                                      "eu-west-1b",
+		"network/interfaces/macs/0e:00:00:00:00:01/local-ipv4s":            "127.10.2.5\n127.10.2.6",
 		"network/interfaces/macs/0e:00:00:00:00:01/subnet-ipv4-cidr-block": "127.10.2.0/24",
 		"iam/security-credentials/":                                        "wsdirect-node",
 	} {
