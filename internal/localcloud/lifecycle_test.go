@@ -113,10 +113,14 @@ func TestStopStartTerminate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "stubborn serving again", func() error { return serving(c, id, "stubborn.service") })
-	starts, err := os.ReadFile(rootPath(c.cfg.WorkDir, "/instances/"+id+"/root/starts"))
-	if err != nil || strings.Count(string(starts), "started") != 2 {
-		t.Fatalf("starts file %q %v, want two starts", starts, err)
-	}
+	// Active means started; the script's first line may still be on its way.
+	waitFor(t, 10*time.Second, "the second start recorded", func() error {
+		starts, err := os.ReadFile(rootPath(c.cfg.WorkDir, "/instances/"+id+"/root/starts"))
+		if err != nil || strings.Count(string(starts), "started") != 2 {
+			return fmt.Errorf("starts file %q %v, want two starts", starts, err)
+		}
+		return nil
+	})
 	console, _ := os.ReadFile(rootPath(c.cfg.WorkDir, "/instances/"+id+"/console.log"))
 	if n := strings.Count(string(console), "Cloud-init (local cloud) running modules"); n != 1 {
 		t.Fatalf("cloud-init ran %d times, want once (first boot only)", n)
