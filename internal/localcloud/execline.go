@@ -12,7 +12,8 @@ import (
 // execCommand is an ExecStart line after systemd's processing.
 type execCommand struct {
 	Argv         []string
-	IgnoreFailed bool // the '-' prefix: a failing exit status counts as success
+	IgnoreFailed bool             // the '-' prefix: a failing exit status counts as success
+	Listens      []netip.AddrPort // listen addresses the adaptation made (private address, port)
 }
 
 // specifierEnv are the values of systemd's unit specifiers for one unit of one instance.
@@ -206,35 +207,37 @@ func readEnvironmentFile(path string) ([]string, error) {
 // comment): a listen address on every interface ("0.0.0.0:P", "[::]:P", ":P") becomes the
 // instance's primary private address, because all instances share this machine's loopback
 // and would collide on one port; and an absolute path names the file inside the instance's
-// root. Both also apply to the value of a "-flag=value" argument.
-func adaptArgs(argv []string, root string, private netip.Addr) []string {
+// root. Both also apply to the value of a "-flag=value" argument. It returns the adapted argv
+// and the listen addresses it made, which the 1:1 NAT forwards from the start.
+func adaptArgs(argv []string, root string, private netip.Addr) ([]string, []netip.AddrPort) {
 	out := make([]string, len(argv))
+	var listens []netip.AddrPort
+	adapt := func(v string) string {
+		if port, ok := wildcardPort(v); ok {
+			ap := netip.AddrPortFrom(private, port)
+			listens = append(listens, ap)
+			return ap.String()
+		}
+		if strings.HasPrefix(v, "/") {
+			return rootPath(root, v)
+		}
+		return v
+	}
 	for i, a := range argv {
-		if i == 0 {
+		switch {
+		case i == 0:
 			out[i] = rootPath(root, a)
-			continue
-		}
-		if strings.HasPrefix(a, "-") {
+		case strings.HasPrefix(a, "-"):
 			if name, val, ok := strings.Cut(a, "="); ok {
-				out[i] = name + "=" + adaptValue(val, root, private)
-				continue
+				out[i] = name + "=" + adapt(val)
+			} else {
+				out[i] = a
 			}
-			out[i] = a
-			continue
+		default:
+			out[i] = adapt(a)
 		}
-		out[i] = adaptValue(a, root, private)
 	}
-	return out
-}
-
-func adaptValue(v, root string, private netip.Addr) string {
-	if port, ok := wildcardPort(v); ok {
-		return netip.AddrPortFrom(private, port).String()
-	}
-	if strings.HasPrefix(v, "/") {
-		return rootPath(root, v)
-	}
-	return v
+	return out, listens
 }
 
 // wildcardPort reports whether v is a listen address on every interface, and its port.

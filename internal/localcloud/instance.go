@@ -398,7 +398,7 @@ func (in *instance) serviceCommand(spec *unitSpec) ([]execCommand, []string, err
 		if err != nil {
 			return nil, nil, fmt.Errorf("ExecStart=%s: %v", line, err)
 		}
-		cmd.Argv = adaptArgs(cmd.Argv, in.root, private)
+		cmd.Argv, cmd.Listens = adaptArgs(cmd.Argv, in.root, private)
 		cmds = append(cmds, cmd)
 	}
 	return cmds, env, nil

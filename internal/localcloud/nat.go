@@ -25,18 +25,20 @@ type nat struct {
 	log      *slog.Logger
 	interval time.Duration
 
-	mu    sync.Mutex
-	rules map[netip.Addr]netip.Addr // public -> private
-	fwds  map[netip.AddrPort]*forwarder
-	kick  chan struct{}
+	mu     sync.Mutex
+	rules  map[netip.Addr]netip.Addr // public -> private
+	expect map[string][]netip.AddrPort
+	fwds   map[netip.AddrPort]*forwarder
+	kick   chan struct{}
 }
 
 func newNAT(log *slog.Logger, interval time.Duration) *nat {
 	return &nat{
 		log: log, interval: interval,
-		rules: map[netip.Addr]netip.Addr{},
-		fwds:  map[netip.AddrPort]*forwarder{},
-		kick:  make(chan struct{}, 1),
+		rules:  map[netip.Addr]netip.Addr{},
+		expect: map[string][]netip.AddrPort{},
+		fwds:   map[netip.AddrPort]*forwarder{},
+		kick:   make(chan struct{}, 1),
 	}
 }
 
@@ -45,6 +47,24 @@ func newNAT(log *slog.Logger, interval time.Duration) *nat {
 func (n *nat) setRules(rules map[netip.Addr]netip.Addr) {
 	n.mu.Lock()
 	n.rules = rules
+	n.mu.Unlock()
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// expectListeners records the private addresses a unit will listen on (its adapted binds), so
+// their public side forwards from the moment the unit starts rather than from the next scan:
+// a client told about a node must never find its public address closed while the node
+// listens. nil forgets the unit's addresses.
+func (n *nat) expectListeners(unit string, addrs []netip.AddrPort) {
+	n.mu.Lock()
+	if len(addrs) == 0 {
+		delete(n.expect, unit)
+	} else {
+		n.expect[unit] = addrs
+	}
 	n.mu.Unlock()
 	select {
 	case n.kick <- struct{}{}:
@@ -87,7 +107,8 @@ func (n *nat) run(ctx context.Context) {
 }
 
 // scan opens a forwarder for each (public, port) whose private address has a listener on
-// port, and closes the forwarders that no longer have one.
+// port (found, or expected from a unit's adapted binds), and closes the forwarders that no
+// longer have one.
 func (n *nat) scan() error {
 	listeners, err := tcpListeners()
 	if err != nil {
@@ -100,6 +121,9 @@ func (n *nat) scan() error {
 		byPriv[priv] = append(byPriv[priv], pub)
 	}
 	want := map[netip.AddrPort]netip.AddrPort{}
+	for _, addrs := range n.expect {
+		listeners = append(listeners, addrs...)
+	}
 	for _, l := range listeners {
 		for _, pub := range byPriv[l.Addr()] {
 			want[netip.AddrPortFrom(pub, l.Port())] = l

@@ -100,6 +100,7 @@ func (s *service) launchLocked() error {
 	}
 	s.starts = kept
 	if s.spec.StartLimitBurst > 0 && len(s.starts) >= s.spec.StartLimitBurst {
+		s.in.c.nat.expectListeners(s.key(), nil)
 		s.state, s.result = unitFailed, "start-limit-hit"
 		s.in.con.printf(s.name, "Start request repeated too quickly.")
 		s.in.con.printf(s.name, "Failed with result 'start-limit-hit'.")
@@ -115,6 +116,7 @@ func (s *service) launchLocked() error {
 	}
 	cmd := cmds[0]
 	s.argv = cmd.Argv
+	s.in.c.nat.expectListeners(s.key(), cmd.Listens)
 	s.in.con.printf(s.name, "Starting %s: %s", s.describe(), strings.Join(cmd.Argv, " "))
 	c := exec.Command(cmd.Argv[0], cmd.Argv[1:]...)
 	c.Env = env
@@ -147,6 +149,9 @@ func (s *service) launchLocked() error {
 	}()
 	return nil
 }
+
+// key names the unit among all instances' units.
+func (s *service) key() string { return s.in.id + "/" + s.name }
 
 func (s *service) describe() string {
 	if s.spec != nil && s.spec.Description != "" {
@@ -191,6 +196,7 @@ func (s *service) exitedWith(gen int, exited chan struct{}, code int, result str
 	}
 	if gen != s.gen || s.state == unitDeactivating {
 		// Stopped on purpose: a stop is not a failure.
+		s.in.c.nat.expectListeners(s.key(), nil)
 		s.state, s.result = unitInactive, "success"
 		s.in.con.printf(s.name, "Stopped %s.", s.describe())
 		return
@@ -198,6 +204,7 @@ func (s *service) exitedWith(gen int, exited chan struct{}, code int, result str
 	clean := cleanExit(code)
 	s.in.con.printf(s.name, "Main process exited, status=%d (%s)", code, result)
 	if s.down {
+		s.in.c.nat.expectListeners(s.key(), nil)
 		s.state, s.result = unitFailed, result
 		return
 	}
@@ -226,6 +233,7 @@ func (s *service) exitedWith(gen int, exited chan struct{}, code int, result str
 		restart = result == "signal" && !clean
 	}
 	if !restart {
+		s.in.c.nat.expectListeners(s.key(), nil)
 		if clean {
 			s.state, s.result = unitInactive, "success"
 		} else {
@@ -257,6 +265,7 @@ func (s *service) stop(maxWait time.Duration) {
 	}
 	exited, pid := s.exited, s.pid
 	if pid == 0 || exited == nil {
+		s.in.c.nat.expectListeners(s.key(), nil)
 		s.mu.Unlock()
 		return
 	}

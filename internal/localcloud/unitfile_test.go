@@ -148,12 +148,16 @@ func TestParseExecLine(t *testing.T) {
 
 func TestAdaptArgs(t *testing.T) {
 	priv := netip.MustParseAddr("127.10.1.5")
-	got := adaptArgs([]string{"/usr/local/bin/app", "-bind", "0.0.0.0:8080", "-gossip=[::]:7946", "-http", ":9090",
+	got, listens := adaptArgs([]string{"/usr/local/bin/app", "-bind", "0.0.0.0:8080", "-gossip=[::]:7946", "-http", ":9090",
 		"-key", "/etc/app/key", "-conf=/etc/../../etc/app.conf", "-advertise", "auto", "-peer", "10.0.0.1:7946", "-url", "http://x/y"}, "/r", priv)
 	want := []string{"/r/usr/local/bin/app", "-bind", "127.10.1.5:8080", "-gossip=127.10.1.5:7946", "-http", "127.10.1.5:9090",
 		"-key", "/r/etc/app/key", "-conf=/r/etc/app.conf", "-advertise", "auto", "-peer", "10.0.0.1:7946", "-url", "http://x/y"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("adaptArgs\n got %q\nwant %q", got, want)
+	}
+	wantListens := []netip.AddrPort{netip.MustParseAddrPort("127.10.1.5:8080"), netip.MustParseAddrPort("127.10.1.5:7946"), netip.MustParseAddrPort("127.10.1.5:9090")}
+	if !reflect.DeepEqual(listens, wantListens) {
+		t.Fatalf("listen addresses %v, want %v", listens, wantListens)
 	}
 }
 
