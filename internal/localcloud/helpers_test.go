@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,14 +252,4 @@ func serving(c *Cloud, id, unit string) error {
 		}
 	}
 	return fmt.Errorf("%s has no %s", id, unit)
-}
-
-func httpGet(url string) (int, error) {
-	cl := &http.Client{Timeout: 2 * time.Second}
-	resp, err := cl.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }

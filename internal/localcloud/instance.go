@@ -379,7 +379,7 @@ func (in *instance) serviceCommand(spec *unitSpec) ([]execCommand, []string, err
 			if optional && errors.Is(err, os.ErrNotExist) {
 				continue
 			}
-			return nil, nil, fmt.Errorf("Failed to load environment files: %v", err)
+			return nil, nil, fmt.Errorf("failed to load environment files: %v", err)
 		}
 		env = append(env, vars...)
 	}

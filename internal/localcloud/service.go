@@ -54,12 +54,12 @@ func (s *service) start() error {
 	spec, err := loadUnit(s.in.root, s.name)
 	if err != nil {
 		s.in.con.printf(s.name, "Failed to load unit: %v", err)
-		return fmt.Errorf("Failed to start %s: %v", s.name, err)
+		return fmt.Errorf("failed to start %s: %v", s.name, err)
 	}
 	s.mu.Lock()
 	if s.down || s.in.c.ctx.Err() != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("Failed to start %s: the instance is down", s.name)
+		return fmt.Errorf("failed to start %s: the instance is down", s.name)
 	}
 	if s.exited != nil && (s.state == unitActive || s.state == unitDeactivating) {
 		s.mu.Unlock()
@@ -83,7 +83,7 @@ func (s *service) start() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.state == unitFailed {
-			return fmt.Errorf("Job for %s failed because the control process exited with error code.", s.name)
+			return fmt.Errorf("job for %s failed because the control process exited with error code", s.name)
 		}
 	}
 	return nil
@@ -104,7 +104,7 @@ func (s *service) launchLocked() error {
 		s.state, s.result = unitFailed, "start-limit-hit"
 		s.in.con.printf(s.name, "Start request repeated too quickly.")
 		s.in.con.printf(s.name, "Failed with result 'start-limit-hit'.")
-		return fmt.Errorf("Job for %s failed: start request repeated too quickly", s.name)
+		return fmt.Errorf("job for %s failed: start request repeated too quickly", s.name)
 	}
 	s.starts = append(s.starts, now)
 
@@ -112,7 +112,7 @@ func (s *service) launchLocked() error {
 	if err != nil {
 		s.state, s.result = unitFailed, "resources"
 		s.in.con.printf(s.name, "Failed to run 'start' task: %v", err)
-		return fmt.Errorf("Failed to start %s: %v", s.name, err)
+		return fmt.Errorf("failed to start %s: %v", s.name, err)
 	}
 	cmd := cmds[0]
 	s.argv = cmd.Argv
@@ -243,8 +243,8 @@ func (s *service) exitedWith(gen int, exited chan struct{}, code int, result str
 		return
 	}
 	s.state, s.result = unitActivating, result
-	s.in.con.printf(s.name, "Scheduled restart in %v.", s.spec.RestartSec)
-	time.AfterFunc(s.spec.RestartSec, func() {
+	s.in.con.printf(s.name, "Scheduled restart in %v.", s.spec.RestartDelay)
+	time.AfterFunc(s.spec.RestartDelay, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if gen != s.gen || s.state != unitActivating || s.down {
@@ -270,7 +270,7 @@ func (s *service) stop(maxWait time.Duration) {
 		return
 	}
 	s.state = unitDeactivating
-	sig, mode, timeout := s.spec.KillSignal, s.spec.KillMode, s.spec.TimeoutStopSec
+	sig, mode, timeout := s.spec.KillSignal, s.spec.KillMode, s.spec.StopTimeout
 	s.mu.Unlock()
 	if timeout > maxWait {
 		timeout = maxWait

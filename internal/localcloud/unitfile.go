@@ -21,7 +21,7 @@ var unitDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/usr/loca
 // Defaults of systemd's manager (systemd-system.conf(5)).
 const (
 	defaultTimeoutStop        = 90 * time.Second
-	defaultRestartSec         = 100 * time.Millisecond
+	defaultRestartDelay       = 100 * time.Millisecond
 	defaultStartLimitInterval = 10 * time.Second
 	defaultStartLimitBurst    = 5
 )
@@ -38,8 +38,8 @@ type unitSpec struct {
 	EnvironmentFiles   []string // paths; a leading '-' means optional
 	WorkingDirectory   string
 	Restart            string
-	RestartSec         time.Duration
-	TimeoutStopSec     time.Duration
+	RestartDelay       time.Duration
+	StopTimeout        time.Duration
 	KillSignal         syscall.Signal
 	KillMode           string
 	LimitNOFILE        uint64 // 0 = not set
@@ -86,7 +86,7 @@ func loadUnit(root, name string) (*unitSpec, error) {
 		}
 	}
 	if main == "" {
-		return nil, fmt.Errorf("Unit %s not found.", name)
+		return nil, fmt.Errorf("unit %s not found", name)
 	}
 	files := []string{main}
 	for i := len(unitDirs) - 1; i >= 0; i-- {
@@ -95,8 +95,8 @@ func loadUnit(root, name string) (*unitSpec, error) {
 		files = append(files, matches...)
 	}
 	spec := &unitSpec{
-		Name: name, Type: "simple", Restart: "no", RestartSec: defaultRestartSec,
-		TimeoutStopSec: defaultTimeoutStop, KillSignal: syscall.SIGTERM, KillMode: "control-group",
+		Name: name, Type: "simple", Restart: "no", RestartDelay: defaultRestartDelay,
+		StopTimeout: defaultTimeoutStop, KillSignal: syscall.SIGTERM, KillMode: "control-group",
 		StartLimitInterval: defaultStartLimitInterval, StartLimitBurst: defaultStartLimitBurst,
 	}
 	for _, f := range files {
@@ -112,9 +112,9 @@ func loadUnit(root, name string) (*unitSpec, error) {
 	}
 	switch {
 	case len(spec.ExecStart) == 0:
-		return nil, fmt.Errorf("%s lacks an ExecStart= setting. Refusing.", name)
+		return nil, fmt.Errorf("%s lacks an ExecStart= setting; refusing it", name)
 	case len(spec.ExecStart) > 1 && spec.Type != "oneshot":
-		return nil, fmt.Errorf("%s has more than one ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.", name)
+		return nil, fmt.Errorf("%s has more than one ExecStart= setting, which only Type=oneshot services may have; refusing it", name)
 	}
 	return spec, nil
 }
@@ -220,7 +220,7 @@ func (s *unitSpec) applyService(e unitEntry, warn func(string, ...any)) error {
 		case "simple", "exec", "oneshot":
 			s.Type = v
 		default:
-			return fmt.Errorf("Type=%s is not supported by the local cloud (simple, exec and oneshot are)", v)
+			return fmt.Errorf("type %s is not supported by the local cloud (simple, exec and oneshot are)", v)
 		}
 	case "ExecStart":
 		if v == "" {
@@ -245,7 +245,7 @@ func (s *unitSpec) applyService(e unitEntry, warn func(string, ...any)) error {
 		}
 		words, err := splitWords(v)
 		if err != nil {
-			return fmt.Errorf("Environment=%s: %w", v, err)
+			return fmt.Errorf("environment %s: %w", v, err)
 		}
 		for _, w := range words {
 			if !strings.Contains(w, "=") {
@@ -273,13 +273,13 @@ func (s *unitSpec) applyService(e unitEntry, warn func(string, ...any)) error {
 		if err != nil {
 			return err
 		}
-		s.RestartSec = d
+		s.RestartDelay = d
 	case "TimeoutStopSec", "TimeoutSec":
 		d, err := parseTimespan(v)
 		if err != nil {
 			return err
 		}
-		s.TimeoutStopSec = d
+		s.StopTimeout = d
 	case "TimeoutStartSec":
 	case "KillSignal":
 		sig, ok := signalByName(v)
@@ -292,7 +292,7 @@ func (s *unitSpec) applyService(e unitEntry, warn func(string, ...any)) error {
 		case "control-group", "mixed", "process":
 			s.KillMode = v
 		default:
-			return fmt.Errorf("KillMode=%s is not supported by the local cloud", v)
+			return fmt.Errorf("kill mode %s is not supported by the local cloud", v)
 		}
 	case "LimitNOFILE":
 		n, err := parseLimit(v)

@@ -58,7 +58,7 @@ WantedBy=multi-user.target
 	want := &unitSpec{
 		Name: "app.service", Description: "An app", Type: "simple", ExecStart: []string{"/usr/bin/app -v"},
 		User: "app", Environment: []string{"A=1 2", "B=3", "C=4"}, EnvironmentFiles: []string{"-/etc/app.env"},
-		Restart: "on-failure", RestartSec: 2 * time.Second, TimeoutStopSec: 90 * time.Second, KillSignal: syscall.SIGINT,
+		Restart: "on-failure", RestartDelay: 2 * time.Second, StopTimeout: 90 * time.Second, KillSignal: syscall.SIGINT,
 		KillMode: "control-group", LimitNOFILE: 4096, StartLimitInterval: 10 * time.Second, StartLimitBurst: 3,
 		WantedBy: []string{"multi-user.target"},
 		Warnings: []string{
@@ -71,11 +71,11 @@ WantedBy=multi-user.target
 	}
 
 	for name, tc := range map[string]struct{ unit, want string }{
-		"missing":       {"", "Unit nope.service not found"},
+		"missing":       {"", "unit nope.service not found"},
 		"no ExecStart":  {"[Service]\nType=simple\n", "lacks an ExecStart= setting"},
 		"two commands":  {"[Service]\nExecStart=/a\nExecStart=/b\n", "more than one ExecStart="},
 		"unsupported":   {"[Service]\nExecStart=/a\nExecStartPre=/b\n", "ExecStartPre= is not supported"},
-		"forking":       {"[Service]\nType=forking\nExecStart=/a\n", "Type=forking is not supported"},
+		"forking":       {"[Service]\nType=forking\nExecStart=/a\n", "type forking is not supported"},
 		"bad restart":   {"[Service]\nExecStart=/a\nRestart=sometimes\n", "invalid Restart=sometimes"},
 		"bad time span": {"[Service]\nExecStart=/a\nRestartSec=soon\n", `invalid time span "soon"`},
 		"no section":    {"ExecStart=/a\n", "outside of a section"},

@@ -74,12 +74,12 @@ func CLIConfig(mirror string) string {
 `, mirror, ProviderAddress)
 }
 
-// goBuild runs `go build -o out [flags] pkgs...` in dir with the toolchain running this
-// program (tests) or the go on PATH.
+// goBuild runs `go build -o out [flags] pkgs...` in dir with $GOROOT/bin/go when GOROOT is
+// set, else the go on PATH (make runs the tests with it there).
 func goBuild(ctx context.Context, dir, out string, flags []string, pkgs ...string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	goBin := "go"
+	if root := os.Getenv("GOROOT"); root != "" {
+		goBin = filepath.Join(root, "bin", "go")
 	}
 	args := append([]string{"build", "-o", out}, flags...)
 	cmd := exec.CommandContext(ctx, goBin, append(args, pkgs...)...)
