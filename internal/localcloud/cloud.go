@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -491,41 +490,35 @@ func (c *Cloud) Close(ctx context.Context) error {
 		ins = append(ins, in)
 	}
 	c.mu.Unlock()
-	var wg sync.WaitGroup
+	// First nothing new may start: boots are cut short, units refuse to start or restart once
+	// the context is done, and every instance's current boot or shutdown step ends.
 	for _, in := range ins {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			in.mu.Lock()
-			if in.bootCancel != nil {
-				in.bootCancel()
-			}
-			in.mu.Unlock()
-			grace := c.cfg.MaxStopTimeout
-			if d, ok := ctx.Deadline(); ok && time.Until(d) < grace {
-				grace = max(time.Until(d), 0)
-			}
-			in.mu.Lock()
-			svcs := slices.Collect(func(yield func(*service) bool) {
-				for _, s := range in.services {
-					if !yield(s) {
-						return
-					}
-				}
-			})
-			in.mu.Unlock()
-			var swg sync.WaitGroup
-			for _, s := range svcs {
-				swg.Add(1)
-				go func() { defer swg.Done(); s.stop(grace) }()
-			}
-			swg.Wait()
-		}()
+		in.mu.Lock()
+		if in.bootCancel != nil {
+			in.bootCancel()
+		}
+		in.mu.Unlock()
 	}
-	wg.Wait()
 	c.cancel()
 	for _, in := range ins {
 		<-in.done
+	}
+	// Then every unit stops within its grace period, all at once.
+	grace := c.cfg.MaxStopTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < grace {
+		grace = max(time.Until(d), 0)
+	}
+	var wg sync.WaitGroup
+	for _, in := range ins {
+		in.mu.Lock()
+		for _, s := range in.services {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.stop(grace) }()
+		}
+		in.mu.Unlock()
+	}
+	wg.Wait()
+	for _, in := range ins {
 		in.imds.close()
 		in.con.close()
 	}

@@ -247,7 +247,7 @@ func (s *service) exitedWith(gen int, exited chan struct{}, code int, result str
 	time.AfterFunc(s.spec.RestartDelay, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if gen != s.gen || s.state != unitActivating || s.down {
+		if gen != s.gen || s.state != unitActivating || s.down || s.in.c.ctx.Err() != nil {
 			return
 		}
 		s.restarts++
