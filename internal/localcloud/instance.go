@@ -69,6 +69,11 @@ func (c *Cloud) newInstance(id string) (*instance, error) {
 	if err := os.MkdirAll(in.root, 0o755); err != nil {
 		return nil, err
 	}
+	// The instance's /tmp, where TMPDIR points its processes (mktemp in the installer, Go's
+	// os.TempDir), so nothing lands in this machine's /tmp.
+	if err := os.MkdirAll(rootPath(in.root, "/tmp"), 0o700); err != nil {
+		return nil, err
+	}
 	con, err := openConsole(filepath.Join(dir, "console.log"))
 	if err != nil {
 		return nil, err
@@ -349,7 +354,7 @@ func (in *instance) adaptedEnv() []string {
 
 // runcmdEnv is the environment of runcmd commands: cloud-init runs them as root.
 func (in *instance) runcmdEnv() []string {
-	env := []string{"PATH=" + basePath, "HOME=" + rootPath(in.root, "/root"), "LANG=C.UTF-8", "DESTDIR=" + in.root}
+	env := []string{"PATH=" + basePath, "HOME=" + rootPath(in.root, "/root"), "LANG=C.UTF-8", "TMPDIR=" + rootPath(in.root, "/tmp"), "DESTDIR=" + in.root}
 	return append(env, in.adaptedEnv()...)
 }
 
@@ -366,7 +371,7 @@ func (in *instance) serviceCommand(spec *unitSpec) ([]execCommand, []string, err
 	if user != "root" {
 		home = "/home/" + user
 	}
-	env := []string{"PATH=" + basePath, "LANG=C.UTF-8", "INVOCATION_ID=" + bootID}
+	env := []string{"PATH=" + basePath, "LANG=C.UTF-8", "INVOCATION_ID=" + bootID, "TMPDIR=" + rootPath(in.root, "/tmp")}
 	if spec.User != "" {
 		env = append(env, "USER="+user, "LOGNAME="+user, "HOME="+rootPath(in.root, home), "SHELL=/usr/sbin/nologin")
 	}
