@@ -404,9 +404,16 @@ func (c *Cloud) syncNAT() {
 		}
 		for _, ni := range in.NetworkInterfaces {
 			for i, priv := range ni.PrivateIPs {
-				if i < len(ni.PublicIPs) && ni.PublicIPs[i] != "" {
-					rules[netip.MustParseAddr(ni.PublicIPs[i])] = netip.MustParseAddr(priv)
+				if i >= len(ni.PublicIPs) || ni.PublicIPs[i] == "" {
+					continue
 				}
+				pub, err1 := netip.ParseAddr(ni.PublicIPs[i])
+				pr, err2 := netip.ParseAddr(priv)
+				if err1 != nil || err2 != nil {
+					c.log.Error("local cloud: the emulator reported an address that does not parse", "public", ni.PublicIPs[i], "private", priv)
+					continue
+				}
+				rules[pub] = pr
 			}
 		}
 	}
