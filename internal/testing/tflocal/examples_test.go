@@ -281,6 +281,17 @@ func waitInstancesServe(t *testing.T, ctx context.Context, c *Cloud) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sts, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		for _, u := range s.Units {
+			if s.State == "running" {
+				t.Logf("%s (%s): %s active, %d restarts", s.ID, s.Tags["Name"], u.Name, u.Restarts)
+			}
+		}
+	}
 }
 
 // waitOK retries f every 200ms until it succeeds or timeout passes.
