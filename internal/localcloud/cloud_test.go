@@ -3,10 +3,13 @@ package localcloud
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -181,4 +184,46 @@ func privateOfHost(t *testing.T, c *Cloud, host string) string {
 	}
 	t.Fatalf("no instance with host name %s", host)
 	return ""
+}
+
+// TestServiceRouting: the endpoint routes by the SigV4 service name, so a service added
+// beside EC2 and STS (SSM, say) gets its requests and its AWS_ENDPOINT_URL_<NAME>.
+func TestServiceRouting(t *testing.T) {
+	ssm := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		fmt.Fprintf(w, `{"target":%q}`, r.Header.Get("X-Amz-Target"))
+	})
+	c := newTestCloud(t, func(cfg *Config) {
+		cfg.ReleaseBinaries = nil
+		cfg.Services = map[string]http.Handler{"ssm": ssm}
+	})
+	post := func(service, target string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, c.URL()+"/", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/"+service+"/aws4_request, SignedHeaders=host, Signature=00")
+		req.Header.Set("X-Amz-Target", target)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := post("ssm", "AmazonSSM.GetParameter"); code != http.StatusOK || body != `{"target":"AmazonSSM.GetParameter"}` {
+		t.Fatalf("ssm: %d %s", code, body)
+	}
+	if code, body := post("sqs", "x"); code != http.StatusBadRequest || !strings.Contains(body, "UnknownService") || !strings.Contains(body, "ec2, ssm, sts") {
+		t.Fatalf("unknown service: %d %s", code, body)
+	}
+	if !slices.Contains(c.Env(), "AWS_ENDPOINT_URL_SSM="+c.URL()) {
+		t.Fatalf("Env lacks the SSM endpoint: %v", c.Env())
+	}
+	// EC2 through the same endpoint, as the SDK signs it.
+	if _, err := ec2Client(c).DescribeVpcs(context.Background(), &ec2.DescribeVpcsInput{}); err != nil {
+		t.Fatal(err)
+	}
 }
