@@ -515,14 +515,18 @@ func (c *Cloud) Close(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < grace {
 		grace = max(time.Until(d), 0)
 	}
-	var wg sync.WaitGroup
+	var svcs []*service
 	for _, in := range ins {
 		in.mu.Lock()
 		for _, s := range in.services {
-			wg.Add(1)
-			go func() { defer wg.Done(); s.stop(grace) }()
+			svcs = append(svcs, s)
 		}
 		in.mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for _, s := range svcs {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.stop(grace) }()
 	}
 	wg.Wait()
 	for _, in := range ins {

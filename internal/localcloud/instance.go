@@ -175,7 +175,18 @@ func (in *instance) runBoot(ctx context.Context) {
 	in.hostname = strings.SplitN(snap.PrivateDNSName, ".", 2)[0]
 	in.phase = phaseRunning
 	in.bootID = hex.EncodeToString(b[:])
+	svcs := make([]*service, 0, len(in.services))
+	for _, s := range in.services {
+		svcs = append(svcs, s)
+	}
 	in.mu.Unlock()
+	// A fresh boot after a crash: the services run again. (A service's lock is never taken
+	// with the instance's held: starting a service takes them the other way round.)
+	for _, s := range svcs {
+		s.mu.Lock()
+		s.down = false
+		s.mu.Unlock()
+	}
 	in.con.printf("local-cloud", "booted %s (%s) at %s, public %s; IMDS %s", in.id, snap.InstanceType, snap.PrivateIP, orNone(snap.PublicIP), in.imds.URL())
 
 	// systemd brings up what was enabled on an earlier boot.

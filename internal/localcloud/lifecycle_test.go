@@ -135,6 +135,24 @@ func TestStopStartTerminate(t *testing.T) {
 		}
 	}
 
+	// After a crash, stop and start boot the instance afresh (as EC2 does on new hardware).
+	if err := c.Kill(id, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "stopped after the crash", func() error {
+		if s, _ := statusOf(c, id); s.State != "stopped" {
+			return fmt.Errorf("%s/%s", s.State, s.Phase)
+		}
+		return nil
+	})
+	if _, err := cl.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "serving after the crash", func() error { return serving(c, id, "stubborn.service") })
+
 	// A second instance stays running until Close, which stops it too.
 	other := launch(t, cl, 1, "subnet-00000002", stubbornUserData, "lc-life", "test")[0]
 	waitFor(t, 30*time.Second, "other serving", func() error { return serving(c, other, "stubborn.service") })
