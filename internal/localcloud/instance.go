@@ -241,7 +241,9 @@ func (in *instance) setBoot(status, msg string) {
 }
 
 func (in *instance) runShutdown() {
-	for {
+	// Each round ends the state it found; another round is needed only when a terminate came in
+	// while a stop was finishing, so a few rounds are plenty.
+	for round := 0; round < 5; round++ {
 		in.mu.Lock()
 		if in.phase != phaseGone && in.phase != phaseCrashed {
 			in.phase = phaseStopping
@@ -276,6 +278,10 @@ func (in *instance) runShutdown() {
 		in.con.printf("local-cloud", "stopped")
 		return
 	}
+	in.mu.Lock()
+	in.shutting = false
+	in.mu.Unlock()
+	in.con.printf("local-cloud", "still shutting down after 5 rounds; the next stop or terminate tries again")
 }
 
 // stopAll stops every service in parallel, each within its grace period.
