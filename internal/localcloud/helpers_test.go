@@ -157,13 +157,11 @@ func renderUserData(t testing.TB, c *Cloud, k testKeys, role, cluster string, mu
 	t.Helper()
 	info := c.Info()
 	bin := "wsdirect-" + role
-	cfg := userdata.Config{
-		Role:       role,
-		ReleaseURL: c.ReleaseURL() + "/" + ArchiveName(bin, c.cfg.ReleaseVersion, c.cfg.ReleaseArch),
-		SHA256:     info.ReleaseSHA256[bin],
-		GossipKey:  k.gossip,
-		JoinTag:    "wsdirect:cluster=" + cluster,
-	}
+	cfg := userdata.DefaultConfig(role)
+	cfg.ReleaseURL = c.ReleaseURL() + "/" + ArchiveName(bin, c.cfg.ReleaseVersion, c.cfg.ReleaseArch)
+	cfg.SHA256 = info.ReleaseSHA256[bin]
+	cfg.GossipKey = k.gossip
+	cfg.JoinTag = "wsdirect:cluster=" + cluster
 	if role == userdata.RoleNode {
 		cfg.AuthPublicKeys = k.pub
 		cfg.MaxConns = 1000
