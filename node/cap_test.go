@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // TestCapBurst fires 3× the cap at once, several rounds. Exactly cap
@@ -59,11 +61,11 @@ func TestCapBurst(t *testing.T) {
 		if hw := f.node.HighWater(); hw > limit {
 			t.Fatalf("high-water mark %d exceeds the cap %d", hw, limit)
 		}
-		eventually(t, 2*time.Second, "server-side count at the cap", func() bool { return f.node.Conns() == limit })
+		probe.Until(t, 10*time.Second, "server-side count at the cap", func() error { return probe.Equal("Conns", f.node.Conns(), limit) })
 		for _, ws := range ok {
 			ws.Close()
 		}
-		eventually(t, 5*time.Second, "all connections gone", func() bool { return f.node.slots.Load() == 0 })
+		probe.Until(t, 10*time.Second, "all connections gone", func() error { return probe.Equal("slots", f.node.slots.Load(), 0) })
 	}
 	if got := f.metric("wsdirect_node_rejects_total", ReasonFull); got != 3*2*limit {
 		t.Fatalf("rejects{full} = %v", got)
@@ -84,10 +86,13 @@ func TestPublisherCounts(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		conns = append(conns, f.mustDial("p"))
 	}
-	eventually(t, 2*time.Second, "published 5", func() bool { v, ok := f.pub.last(); return ok && v == 5 })
+	probe.Until(t, 10*time.Second, "published 5", func() error {
+		v, ok := f.pub.last()
+		return probe.Check(ok && v == 5, "last published %d (any: %t)", v, ok)
+	})
 	conns[0].Close()
 	conns[1].Close()
-	eventually(t, 3*time.Second, "published 3", func() bool { v, _ := f.pub.last(); return v == 3 })
+	probe.Until(t, 10*time.Second, "published 3", func() error { v, _ := f.pub.last(); return probe.Equal("last published", v, 3) })
 	if f.node.Conns() != 3 || f.metric("wsdirect_node_connections", "") != 3 {
 		t.Fatalf("Conns %d", f.node.Conns())
 	}
@@ -110,7 +115,10 @@ func TestPublisherCounts(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, 5*time.Second, "churn settled", func() bool { v, _ := f.pub.last(); return v == 3 && f.node.Conns() == 3 })
+	probe.Until(t, 10*time.Second, "churn settled", func() error {
+		v, _ := f.pub.last()
+		return probe.Check(v == 3 && f.node.Conns() == 3, "last published %d, Conns %d; want 3 and 3", v, f.node.Conns())
+	})
 	f.pub.mu.Lock()
 	n := len(f.pub.conns)
 	for _, v := range f.pub.conns {

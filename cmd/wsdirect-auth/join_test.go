@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 func TestWithPort(t *testing.T) {
@@ -45,14 +46,10 @@ func TestJoinCluster(t *testing.T) {
 	if err := joinCluster(ctx, b, &options{join: " " + a.GossipAddr() + " ,"}, 7946, log); err != nil {
 		t.Fatalf("join: %v", err)
 	}
-	// Member events are applied asynchronously; wait a bounded time.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(b.Members()) != 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := len(b.Members()); n != 2 {
-		t.Errorf("members after join = %d, want 2", n)
-	}
+	// Member events are applied asynchronously.
+	probe.Until(t, 10*time.Second, "the join to show in Members()", func() error {
+		return probe.Equal("members", len(b.Members()), 2)
+	})
 	// Nothing to join: a new cluster.
 	if err := joinCluster(ctx, b, &options{}, 7946, log); err != nil {
 		t.Errorf("no join: %v", err)

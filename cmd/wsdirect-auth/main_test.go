@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -211,24 +213,24 @@ func TestServeEndToEnd(t *testing.T) {
 
 	url := "http://" + a.http
 	var cr wire.ConnectResponse
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	// 503 until auth hears of the node over gossip.
+	err = probe.Poll(context.Background(), 15*time.Second, 100*time.Millisecond, "auth to assign the node", func() error {
 		resp, err := http.Post(url+wire.ConnectPath, "application/json", strings.NewReader(`{"username":"alice","password":"pw"}`))
 		if err != nil {
-			t.Fatal(err)
+			return probe.Stop(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(body, &cr); err != nil {
-				t.Fatal(err)
-			}
-			break
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return json.Unmarshal(body, &cr)
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("connect: %d %s", resp.StatusCode, body)
 		}
-		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("connect: %d %s", resp.StatusCode, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return probe.Stop(fmt.Errorf("connect: %d %s", resp.StatusCode, body))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if cr.NodeID != "node-1" || cr.URL != "ws://127.0.0.1:9999/ws" {
 		t.Errorf("response %+v", cr)
