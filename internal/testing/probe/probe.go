@@ -6,8 +6,8 @@
 // A condition is a func() error: nil once it holds, otherwise an error that
 // says what it saw instead. Every wait is bounded both in time and in the
 // number of checks, and a wait that runs out reports what was awaited and
-// the last state observed, so a failure on a loaded CI machine can be told
-// from a slow one by reading the message alone.
+// the last state observed, so that a failure on CI can be understood from
+// its message alone.
 //
 // The package does not import testing, so the bench harnesses, which run in
 // ordinary binaries, use the same waits as the tests.
