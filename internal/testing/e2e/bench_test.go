@@ -225,7 +225,7 @@ func BenchmarkBalanceBurst(b *testing.B) {
 func BenchmarkReconnectAfterKill(b *testing.B) {
 	const clients = 3000
 	for i := 0; i < b.N; i++ {
-		c := testcluster.Start(b, testcluster.Options{Nodes: 3, Credentials: staticCredentials{}})
+		c := testcluster.Start(b, testcluster.Options{Nodes: 3, Credentials: staticCredentials{}, ClusterConfig: testcluster.QuickFailureDetection})
 		f := startFleet(b, c.AuthURL(0), clients, 2*time.Minute, func(mc *client.ManagedConfig) {
 			mc.BackoffBase, mc.BackoffMax = 0, 0 // the client's defaults
 		})
@@ -279,7 +279,7 @@ func BenchmarkFailedNodeRemoval(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		cconf func(*cluster.Config)
-	}{{"local", nil}, {"lan", lan}} {
+	}{{"local", testcluster.QuickFailureDetection}, {"lan", lan}} {
 		b.Run(bc.name, func(b *testing.B) {
 			rounds := max(b.N, 3)
 			var sum, worst time.Duration

@@ -46,7 +46,11 @@ func TestClusterServesAssignments(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// Generous, like clientOptions' own timeouts: every server and
+			// all 300 clients share this one -race process, and on a busy
+			// machine a handshake (bcrypt, upgrade, upstream dial) waited
+			// for the CPU past 10 s.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			conn, resp, err := client.Dial(ctx, c.AuthURL(0), creds, opts...)
 			if err != nil {

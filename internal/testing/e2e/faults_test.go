@@ -128,7 +128,7 @@ func TestDrainCloseCode(t *testing.T) {
 // leave): auth stops assigning it once failure detection notices, within a
 // bound, and its clients reconnect to the survivors.
 func TestKilledNodeLeavesAssignment(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, ClusterConfig: testcluster.QuickFailureDetection})
 	f := startFleet(t, c.AuthURL(0), fleetSize, 20*time.Second)
 	victim := c.Node(0)
 	onVictim := len(f.byNode()[victim.Name])
@@ -138,7 +138,7 @@ func TestKilledNodeLeavesAssignment(t *testing.T) {
 
 	start := time.Now()
 	c.KillNode(0)
-	c.WaitAuthViews(10*time.Second, "auth drops the killed node", func(view []cluster.Member) bool {
+	c.WaitAuthViews(30*time.Second, "auth drops the killed node", func(view []cluster.Member) bool {
 		for _, m := range view {
 			if m.Name == victim.Name {
 				return false

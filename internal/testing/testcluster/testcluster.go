@@ -54,7 +54,9 @@ type Options struct {
 	// TokenTTL is the connection token lifetime [token.DefaultTTL].
 	TokenTTL time.Duration
 	// ClusterConfig, when set, adjusts every member's gossip configuration
-	// after the harness filled it in (e.g. to slow gossip down).
+	// after the harness filled it in (e.g. to slow gossip down). The harness
+	// gives members SteadyFailureDetection; a test that kills a member and
+	// waits for the others to notice passes QuickFailureDetection here.
 	ClusterConfig func(c *cluster.Config)
 	// NodeConfig and AuthConfig, when set, adjust each node's and auth
 	// instance's configuration after the harness filled it in.
@@ -218,8 +220,35 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
+// SteadyFailureDetection is the harness's failure detection: a member is
+// declared failed only after about 8 s (at most 32 s) of silence. Every
+// member of a test cluster lives in the test process, so when that process
+// is starved (-race, two cores shared with other test packages) all of
+// them stall together and miss each other's probes; with
+// cluster.LocalConfig's 1.2 s suspicion they were seen declaring every node
+// failed, and auth answered 503 to clients of a test that kills nothing.
+// Count propagation (gossip, not probes) is not slowed.
+func SteadyFailureDetection(c *cluster.Config) {
+	c.ProbeInterval = time.Second
+	c.ProbeTimeout = 800 * time.Millisecond
+	c.SuspicionMult = 8 // 8 s suspicion for n <= 10
+	c.SuspicionMaxTimeoutMult = 4
+}
+
+// QuickFailureDetection restores cluster.LocalConfig's failure detection
+// (a killed member is out of every view within a few seconds), for tests
+// and benchmarks that kill members and wait for the others to notice. They
+// must wait generously: on a starved machine a live member can be declared
+// failed too, and refutes it moments later.
+func QuickFailureDetection(c *cluster.Config) {
+	l := cluster.LocalConfig()
+	c.ProbeInterval, c.ProbeTimeout = l.ProbeInterval, l.ProbeTimeout
+	c.SuspicionMult, c.SuspicionMaxTimeoutMult = l.SuspicionMult, l.SuspicionMaxTimeoutMult
+}
+
 func (c *Cluster) clusterConfig(name string, role cluster.Role, ip string, gossipPort int) *cluster.Config {
 	conf := cluster.LocalConfig()
+	SteadyFailureDetection(conf)
 	conf.Name = name
 	conf.Role = role
 	conf.BindAddr = ip
