@@ -41,7 +41,7 @@ func TestCloudInitContract(t *testing.T) {
 		{
 			name: "no credential backend", role: userdata.RoleAuth, unit: "wsdirect-auth.service",
 			change:   func(s string) string { return strings.Replace(s, " -users /etc/wsdirect/users", "", 1) },
-			wantUnit: "give exactly one credential backend", wantExit: 1,
+			wantUnit: "give exactly one credential backend", wantExit: 2,
 		},
 		{
 			name: "missing required option", role: userdata.RoleNode, unit: "wsdirect-node.service",
