@@ -6,8 +6,12 @@
 //	wsdirect-auth keygen -out <dir>          signing.key, signing.pub, gossip.key
 //	wsdirect-auth hash-password -user alice  reads a password on stdin, prints a users-file line
 //
-// SIGHUP reloads the signing key (key rotation) and the users file; SIGTERM
-// or SIGINT shuts down gracefully (HTTP drain, serf leave).
+// Each secret flag (-signing-key, -users, -gossip-key-file,
+// -admin-token-file) takes a file or an AWS Systems Manager parameter,
+// ssm:///path/name, read with the instance role (package internal/secret).
+// SIGHUP re-reads all of them (key rotation, new users); one that fails
+// keeps its previous value. SIGTERM or SIGINT shuts down gracefully (HTTP
+// drain, serf leave).
 package main
 
 import (
@@ -88,6 +92,10 @@ const usage = `usage:
   wsdirect-auth hash-password -user <name>  read a password on stdin, print a bcrypt users-file line
 
 "wsdirect-auth keygen -h" and "wsdirect-auth hash-password -h" list their flags.
+
+Secrets (-signing-key, -users, -gossip-key-file, -admin-token-file) are files
+or AWS Systems Manager SecureString parameters, ssm:///path/name, read with
+the instance role. SIGHUP re-reads them all.
 
 flags of the auth service:
 `
