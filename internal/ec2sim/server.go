@@ -459,6 +459,7 @@ func init() {
 		"DescribeInstanceTypes":           (*Server).describeInstanceTypes,
 		"DescribeInstanceAttribute":       (*Server).describeInstanceAttribute,
 		"ModifyInstanceAttribute":         (*Server).modifyInstanceAttribute,
+		"ModifyInstanceMetadataOptions":   (*Server).modifyInstanceMetadataOptions,
 		"DescribeVpcs":                    (*Server).describeVpcs,
 		"DescribeSubnets":                 (*Server).describeSubnets,
 		"DescribeSecurityGroups":          (*Server).describeSecurityGroups,

@@ -43,6 +43,7 @@ type Instance struct {
 	Tags               map[string]string
 	LaunchTime         time.Time
 	NetworkInterfaces  []NetworkInterface // ordered by device index; empty once terminated
+	MetadataOptions    MetadataOptions
 }
 
 // NetworkInterface is a snapshot of one emulated ENI.
@@ -139,6 +140,7 @@ type instance struct {
 	volumeID              string
 	volumeTags            map[string]string
 	disableAPITermination bool
+	metadata              metadataOptions
 }
 
 type elasticIP struct {
@@ -341,6 +343,7 @@ func (in *instance) snapshot() Instance {
 		State: in.state, SubnetID: in.subnet.id, VpcID: in.subnet.vpcID, AvailabilityZone: in.subnet.az,
 		KeyName: in.keyName, IamInstanceProfile: in.iamProf, UserData: in.userData,
 		ClientToken: in.clientToken, Tags: maps.Clone(in.tags), LaunchTime: in.launch,
+		MetadataOptions: in.metadata.snapshot(),
 	}
 	if p := in.primaryENI(); p != nil {
 		out.SecurityGroupIDs = slices.Clone(p.groups)
