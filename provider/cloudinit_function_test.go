@@ -18,8 +18,6 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
-const testCloudInitGossipKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-
 // testKeyPEMs makes a fresh Ed25519 key pair as PEM.
 func testKeyPEMs(t *testing.T) (pub, priv string) {
 	t.Helper()

@@ -484,6 +484,8 @@ install -m 0755 "$src" "$DESTDIR%[4]s/$name"
 
 if [ -z "$DESTDIR" ]; then
   id -u %[5]s >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin %[5]s
+  # User data may write nothing here (the secrets are parameters).
+  mkdir -p %[6]s
   chgrp -R %[5]s %[6]s
   chmod 0750 %[6]s
   # Parameter Store and -join-ec2-tag (DescribeInstances) need the region.

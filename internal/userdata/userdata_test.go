@@ -164,7 +164,9 @@ func TestRenderNode(t *testing.T) {
 		}
 	}
 	script := content(t, p, "/usr/local/lib/wsdirect/install-wsdirect-node.sh")
-	for _, w := range []string{"url='" + c.ReleaseURL + "'", "sha256='" + c.SHA256 + "'", "sha256sum -c"} {
+	for _, w := range []string{"url='" + c.ReleaseURL + "'", "sha256='" + c.SHA256 + "'", "sha256sum -c",
+		// No write_files entry may make the directory the env file goes to.
+		"mkdir -p /etc/wsdirect\n  chgrp -R wsdirect /etc/wsdirect\n"} {
 		if !strings.Contains(script, w) {
 			t.Errorf("install script lacks %q", w)
 		}

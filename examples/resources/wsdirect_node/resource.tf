@@ -1,11 +1,21 @@
-# A wsdirect node with an Elastic IP.
+# A wsdirect node with an Elastic IP. Its instance role reads the
+# cluster's secrets from Parameter Store; IMDSv2 is required by default
+# (metadata_options), which keeps those credentials from request forgery.
 resource "wsdirect_node" "node" {
-  ami                = "ami-0123456789abcdef0"
-  instance_type      = "c6i.large"
-  subnet_id          = "subnet-0123456789abcdef0"
-  security_group_ids = ["sg-0123456789abcdef0"]
-  public_ip          = "elastic"
-  user_data          = data.wsdirect_cloudinit.node.rendered
+  ami                  = "ami-0123456789abcdef0"
+  instance_type        = "c6i.large"
+  subnet_id            = "subnet-0123456789abcdef0"
+  security_group_ids   = ["sg-0123456789abcdef0"]
+  public_ip            = "elastic"
+  iam_instance_profile = "wsdirect-node"
+  user_data            = data.wsdirect_cloudinit.node.rendered
+
+  # The defaults, spelled out.
+  metadata_options = {
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    http_endpoint               = "enabled"
+  }
 
   tags = {
     Name               = "ws-node-1"
