@@ -192,7 +192,7 @@ func TestCheckParameterName(t *testing.T) {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "a/b", "/a/", "/a//b", "/a b", "/aws/x", "SSMx", "/a:", "/a:b c", "/" + strings.Repeat("a/", 15) + "z", "/" + strings.Repeat("x", 1011)} {
+	for _, bad := range []string{"", "a/b", "arn:aws:ssm:us-east-1:123456789012:parameter/a", "/a/", "/a//b", "/a b", "/aws/x", "SSMx", "/a:", "/a:b c", "/" + strings.Repeat("a/", 15) + "z", "/" + strings.Repeat("x", 1011)} {
 		if err := CheckParameterName(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

@@ -235,6 +235,9 @@ var (
 // or ":label" selector) against Parameter Store's rules, so a typo fails
 // where it is made (Terraform plan, flag parsing) rather than at boot.
 func CheckParameterName(name string) error {
+	if strings.HasPrefix(name, "arn:") {
+		return fmt.Errorf("SSM parameter %q: give the parameter's name, not its ARN (the region and account are the instance's)", name)
+	}
 	base, sel, hasSel := strings.Cut(name, ":")
 	switch {
 	case base == "":
