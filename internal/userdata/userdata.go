@@ -55,12 +55,12 @@ const (
 
 // Where the rendered user data puts things on the instance.
 const (
-	ConfigDir      = "/etc/wsdirect"
-	BinDir         = "/usr/local/bin"
-	LibDir         = "/usr/local/lib/wsdirect"
-	UnitDir        = "/etc/systemd/system"
-	ServiceUser    = "wsdirect"
-	AuthKeysFile   = ConfigDir + "/auth-keys.pem"
+	ConfigDir    = "/etc/wsdirect"
+	BinDir       = "/usr/local/bin"
+	LibDir       = "/usr/local/lib/wsdirect"
+	UnitDir      = "/etc/systemd/system"
+	ServiceUser  = "wsdirect"
+	AuthKeysFile = ConfigDir + "/auth-keys.pem"
 )
 
 // Config describes the user data for one role. Secrets are named by their
