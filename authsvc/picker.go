@@ -93,8 +93,8 @@ type candidate struct {
 
 // NewPicker returns a power-of-two-choices picker. rnd seeds the random
 // draws (nil: a random seed); pendingTTL is how long an assignment can count
-// as pending at most, normally the token TTL. The settle time is
-// DefaultPendingSettle; change it with SetSettle before use.
+// as pending at most, normally the token TTL (0 or less: 30 s). The settle
+// time is DefaultPendingSettle; change it with SetSettle before use.
 func NewPicker(rnd *rand.Rand, pendingTTL time.Duration) *Picker {
 	if rnd == nil {
 		rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))

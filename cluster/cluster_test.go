@@ -198,13 +198,13 @@ type rawUserEvent struct {
 }
 
 // injectCount sends one plaintext UDP gossip packet carrying a serf count
-// event straight to addr, as a keyless process would.
-func injectCount(t *testing.T, addr string, msg countMsg) {
+// event with payload straight to addr, as a keyless process would.
+func injectCount(t *testing.T, addr string, payload []byte) {
 	t.Helper()
 	var buf []byte
 	buf = append(buf, 8) // memberlist userMsg
 	buf = append(buf, 3) // serf messageUserEventType
-	ev := rawUserEvent{LTime: 1 << 20, Name: countEventName, Payload: msg.encode()}
+	ev := rawUserEvent{LTime: 1 << 20, Name: countEventName, Payload: payload}
 	var enc []byte
 	if err := codec.NewEncoderBytes(&enc, &codec.MsgpackHandle{}).Encode(&ev); err != nil {
 		t.Fatal(err)
@@ -225,10 +225,10 @@ func TestPlaintextCountInjection(t *testing.T) {
 	// no genuine count could replace it.
 	forged := countMsg{name: "n1", seq: math.MaxUint64 >> 1, conns: 999}
 
-	t.Run("control: unencrypted dev cluster accepts it", func(t *testing.T) {
+	t.Run("control: unencrypted dev cluster accepts it when n1 signed it", func(t *testing.T) {
 		ms := startCluster(t, 2, func(c *Config) { c.SecretKey = nil; c.Dev = true })
-		injectCount(t, ms[1].GossipAddr(), forged)
-		waitFor(t, 5*time.Second, "dev n2 takes the forged count", func() bool {
+		injectCount(t, ms[1].GossipAddr(), forged.encode(ms[0].countKey))
+		waitFor(t, 5*time.Second, "dev n2 takes the injected count", func() bool {
 			m, _ := ms[1].member("n1")
 			return m.Conns == 999
 		})
@@ -237,7 +237,7 @@ func TestPlaintextCountInjection(t *testing.T) {
 	t.Run("encrypted cluster ignores it", func(t *testing.T) {
 		ms := startCluster(t, 2, nil)
 		for i := 0; i < 3; i++ {
-			injectCount(t, ms[1].GossipAddr(), forged)
+			injectCount(t, ms[1].GossipAddr(), forged.encode(ms[0].countKey))
 		}
 		time.Sleep(300 * time.Millisecond)
 		ms[0].SetConns(5)
@@ -277,7 +277,19 @@ func TestCreateValidation(t *testing.T) {
 		{"node without public addr", func(c *Config) { c.PublicAddr = " " }, "PublicAddr is required"},
 		{"node without cap", func(c *Config) { c.Cap = 0 }, "Cap must be > 0"},
 		{"bad ws port", func(c *Config) { c.WSPort = 70000 }, "WSPort"},
-		{"unknown role", func(c *Config) { c.Role = "proxy" }, "unknown role"},
+		{"unknown role", func(c *Config) { c.Role = "proxy" }, `Role "proxy"`},
+		{"no role", func(c *Config) { c.Role = "" }, `Role ""`},
+		{"zero count interval", func(c *Config) { c.CountInterval = 0 }, "CountInterval must be > 0"},
+		{"zero probe interval", func(c *Config) { c.ProbeInterval = 0 }, "ProbeInterval must be > 0"},
+		{"zero reap interval", func(c *Config) { c.ReapInterval = 0 }, "ReapInterval must be > 0"},
+		{"zero event buffer", func(c *Config) { c.EventBuffer = 0 }, "EventBuffer must be > 0"},
+		{"zero suspicion mult", func(c *Config) { c.SuspicionMult = 0 }, "SuspicionMult must be > 0"},
+		{"negative push/pull", func(c *Config) { c.PushPullInterval = -1 }, "PushPullInterval must not be negative"},
+		{"unknown count mode", func(c *Config) { c.CountMode = 7 }, "CountMode 7"},
+		{"memberlist's zero settings", func(c *Config) {
+			c.IndirectChecks, c.PushPullInterval, c.GossipToTheDeadTime, c.LeavePropagateDelay = 0, 0, 0, 0
+		}, ""},
+		{"nil logger", func(c *Config) { c.Logger = nil }, ""},
 		{"auth needs no public addr", func(c *Config) { c.Role = RoleAuth; c.PublicAddr = ""; c.Cap = 0 }, ""},
 		{"tags too large (addr)", func(c *Config) { c.PublicAddr = strings.Repeat("h", 480) + ".example.com" }, "limit is 512"},
 		{"tags too large (zone)", func(c *Config) { c.Zone = strings.Repeat("z", 500) }, "limit is 512"},
@@ -305,7 +317,7 @@ func TestCreateValidation(t *testing.T) {
 }
 
 func TestTagSizeBoundary(t *testing.T) {
-	f := staticFacts{role: RoleNode, addr: "a", port: 65535, cap: 1 << 30, zone: "z", draining: true}
+	f := staticFacts{role: RoleNode, addr: "a", port: 65535, cap: 1 << 30, zone: "z", draining: true, countKey: strings.Repeat("k", 43)}
 	for _, mode := range []CountMode{CountsUserEvents, CountsTags} {
 		// Grow the address until the check trips; it must trip exactly
 		// when serf's own encoding exceeds MaxTagBytes.

@@ -22,6 +22,7 @@ const (
 	tagZone     = "z"
 	tagDraining = "d" // "1" when draining, absent otherwise
 	tagConns    = "n" // only in CountsTags mode
+	tagCountKey = "k" // the key the node's counts are signed with (counts.go)
 
 	tagSchema = "1"
 )
@@ -40,6 +41,7 @@ type staticFacts struct {
 	cap      int
 	zone     string
 	draining bool
+	countKey string // encoded public count key; nodes only
 }
 
 func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
@@ -51,6 +53,9 @@ func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
 		t[tagAddr] = f.addr
 		t[tagPort] = strconv.Itoa(f.port)
 		t[tagCap] = strconv.Itoa(f.cap)
+		if f.countKey != "" {
+			t[tagCountKey] = f.countKey
+		}
 	}
 	if f.zone != "" {
 		t[tagZone] = f.zone
@@ -76,8 +81,12 @@ func encodedTagSize(tags map[string]string) (int, error) {
 }
 
 // checkTags errors when tags exceed MaxTagBytes. The count tag of
-// CountsTags mode is sized at its widest so it can never overflow later.
+// CountsTags mode and the count key are sized at their widest so they can
+// never overflow later.
 func checkTags(f staticFacts, mode CountMode) error {
+	if f.role == RoleNode {
+		f.countKey = strings.Repeat("k", 43) // base64 of 32 bytes, unpadded
+	}
 	n, err := encodedTagSize(f.tags(mode, -1<<31))
 	if err != nil {
 		return fmt.Errorf("encode tags: %w", err)
@@ -121,9 +130,6 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 		zone:     strings.TrimSpace(c.Zone),
 		draining: c.Draining,
 	}
-	if f.role == "" {
-		f.role = RoleNode
-	}
 	switch f.role {
 	case RoleNode:
 		if f.addr == "" {
@@ -138,7 +144,7 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 	case RoleAuth:
 		f.addr, f.port, f.cap = "", 0, 0
 	default:
-		return f, fmt.Errorf("cluster: unknown role %q (want %q or %q)", f.role, RoleNode, RoleAuth)
+		return f, fmt.Errorf("cluster: Role %q is not %q or %q", f.role, RoleNode, RoleAuth)
 	}
 	return f, checkTags(f, c.CountMode)
 }

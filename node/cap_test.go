@@ -135,3 +135,72 @@ func TestPublisherCounts(t *testing.T) {
 	}
 	f.pub.mu.Unlock()
 }
+
+// TestPerUserLimit: one user may hold at most MaxConnsPerUser connections
+// on a node, even when it sends more upgrades at once; the next gets 429
+// too_many_connections, other users are unaffected, and a closed connection
+// gives its user the room back.
+func TestPerUserLimit(t *testing.T) {
+	const perUser = 3
+	f := newFixture(t, func(c *Config) { c.MaxConns = 50; c.MaxConnsPerUser = perUser })
+	toks := make([]string, 4*perUser)
+	for i := range toks {
+		toks[i] = f.mint("hog")
+	}
+	var (
+		mu      sync.Mutex
+		ok      []*websocket.Conn
+		limited int
+		wrong   []string
+	)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, tok := range toks {
+		wg.Add(1)
+		go func(tok string) {
+			defer wg.Done()
+			<-start
+			ws, resp, we, err := f.dial(tok, false)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok = append(ok, ws)
+			case resp != nil && resp.StatusCode == http.StatusTooManyRequests && we != nil && we.Code == CodeTooManyConnections &&
+				resp.Header.Get("Retry-After") != "":
+				limited++
+			default:
+				wrong = append(wrong, err.Error())
+			}
+		}(tok)
+	}
+	close(start)
+	wg.Wait()
+	if len(wrong) > 0 {
+		t.Fatalf("unexpected outcomes: %v", wrong)
+	}
+	if len(ok) != perUser || limited != len(toks)-perUser {
+		t.Fatalf("%d accepted, %d limited; want %d and %d", len(ok), limited, perUser, len(toks)-perUser)
+	}
+	if got := f.metric("wsdirect_node_rejects_total", ReasonUserLimit); got != float64(limited) {
+		t.Errorf("user_limit rejects metric = %v, want %d", got, limited)
+	}
+	// Another user is not affected.
+	other, _, _, err := f.dial(f.mint("someone-else"), false)
+	if err != nil {
+		t.Fatalf("another user: %v", err)
+	}
+	other.Close()
+	// Closing one gives the room back.
+	ok[0].Close()
+	eventually(t, 5*time.Second, "hog at 2 connections", func() bool { return f.node.users.count("hog") == perUser-1 })
+	ws, _, _, err := f.dial(f.mint("hog"), false)
+	if err != nil {
+		t.Fatalf("after a close: %v", err)
+	}
+	ws.Close()
+	for _, c := range ok[1:] {
+		c.Close()
+	}
+	eventually(t, 5*time.Second, "all closed", func() bool { return f.node.users.count("hog") == 0 && f.node.Conns() == 0 })
+}

@@ -41,6 +41,9 @@ const (
 	// envReadBuf overrides the child's ReadBufferSize, to measure what the
 	// small read buffer saves.
 	envReadBuf = "WSDIRECT_MEM_READBUF"
+	// envPerUser overrides MaxConnsPerUser (default: DefaultConfig's),
+	// to measure what counting connections per user costs.
+	envPerUser = "WSDIRECT_MEM_PER_USER"
 	// envHeapProfile, when set, is a file the child writes a heap profile
 	// to after each GC request (the last one is taken with all connections
 	// open): go tool pprof -sample_index=inuse_space <file>.
@@ -89,8 +92,14 @@ func runMemChild() int {
 			return 2
 		}
 	}
+	if v := os.Getenv(envPerUser); v != "" {
+		if conf.MaxConnsPerUser, err = strconv.Atoi(v); err != nil {
+			fmt.Fprintln(os.Stderr, "bad", envPerUser)
+			return 2
+		}
+	}
 	conf.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := New(conf, token.NewVerifier(benchNode, ks), nil)
+	n, err := New(conf, token.NewVerifier(benchNode, ks).RejectIssuedBefore(time.Now()), nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

@@ -112,7 +112,7 @@ func (d *cloudInitDataSource) Read(ctx context.Context, req datasource.ReadReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	cfg := userdata.Config{Role: m.Role.ValueString()}
+	cfg := userdata.DefaultConfig(m.Role.ValueString())
 	maxConns := types.StringNull()
 	if !m.MaxConns.IsNull() {
 		maxConns = types.StringValue(strconv.FormatInt(m.MaxConns.ValueInt64(), 10))

@@ -41,7 +41,8 @@ var cloudInitOptionDocs = map[string]string{
 	"signing_key_parameter": "Auth only, **required for auth.** Name of the `SecureString` parameter holding the Ed25519 PKCS#8 " +
 		"`PRIVATE KEY` PEM that signs connection tokens (`wsdirect-auth keygen` writes it as `signing.key`).",
 	"users_parameter": "Auth only, **required for auth.** Name of the `SecureString` parameter holding the bcrypt users file " +
-		"(lines from `wsdirect-auth hash-password`). A parameter holds 4 KB (8 KB in the Advanced tier), about 60 (120) users.",
+		"(lines from `wsdirect-auth hash-password`): the auth service needs exactly one credential backend, and this is the one " +
+		"user data configures. A parameter holds 4 KB (8 KB in the Advanced tier), about 60 (120) users.",
 	"admin_token_parameter": "Name of the `SecureString` parameter holding the admin API's bearer token (a node's `POST /admin/drain`, " +
 		"the auth service's `GET /v1/nodes`). Unset: the admin API is off.",
 }
@@ -100,7 +101,7 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 	if resp.Error != nil {
 		return
 	}
-	cfg := userdata.Config{Role: role}
+	cfg := userdata.DefaultConfig(role)
 	keys := make([]string, 0, len(settings))
 	for k, v := range settings {
 		// A null entry (e.g. an unset optional variable) means "default".
@@ -124,25 +125,33 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 }
 
 // applyCloudInitSetting sets one setting by its Terraform name; the data
-// source uses it too.
+// source uses it too. c starts as userdata.DefaultConfig(role). An empty
+// string keeps the default, like null: Terraform variables often default
+// to "" for "unset". (Where the default is empty, keeping it and setting ""
+// are the same.)
 func applyCloudInitSetting(c *userdata.Config, key, value string) error {
+	str := func(dst *string) {
+		if value != "" {
+			*dst = value
+		}
+	}
 	switch key {
 	case "release_url":
-		c.ReleaseURL = value
+		str(&c.ReleaseURL)
 	case "sha256":
-		c.SHA256 = value
+		str(&c.SHA256)
 	case "gossip_key_parameter":
-		c.GossipKeyParameter = value
+		str(&c.GossipKeyParameter)
 	case "join_tag":
-		c.JoinTag = value
+		str(&c.JoinTag)
 	case "bind":
-		c.Bind = value
+		str(&c.Bind)
 	case "gossip_bind":
-		c.GossipBind = value
+		str(&c.GossipBind)
 	case "name":
-		c.Name = value
+		str(&c.Name)
 	case "advertise":
-		c.Advertise = value
+		str(&c.Advertise)
 	case "max_conns":
 		n, err := strconv.Atoi(strings.TrimSpace(value))
 		if err != nil {
@@ -150,17 +159,17 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		}
 		c.MaxConns = n
 	case "auth_public_keys":
-		c.AuthPublicKeys = value
+		str(&c.AuthPublicKeys)
 	case "auth_public_keys_parameter":
-		c.AuthPublicKeysParameter = value
+		str(&c.AuthPublicKeysParameter)
 	case "upstream":
-		c.Upstream = value
+		str(&c.Upstream)
 	case "signing_key_parameter":
-		c.SigningKeyParameter = value
+		str(&c.SigningKeyParameter)
 	case "users_parameter":
-		c.UsersParameter = value
+		str(&c.UsersParameter)
 	case "admin_token_parameter":
-		c.AdminTokenParameter = value
+		str(&c.AdminTokenParameter)
 	default:
 		if repl, ok := removedCloudInitSettings[key]; ok {
 			return fmt.Errorf("setting %q was removed: secrets no longer go into user data, where anything on the instance "+

@@ -124,7 +124,7 @@ output "auth" {
 					statecheck.ExpectKnownOutputValue("node_keys_parameter", cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
 						"-auth-keys ssm:///wsdirect/test/auth-public-keys -admin-token-file ssm:///wsdirect/test/node-admin-token\n")),
 					statecheck.ExpectKnownOutputValue("auth", cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
-						"ExecStart=/usr/local/bin/wsdirect-auth -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/test/gossip-key "+
+						"ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/test/gossip-key "+
 							"-join-ec2-tag wsdirect:cluster=test -signing-key ssm:///wsdirect/test/signing-key -users ssm:///wsdirect/test/users "+
 							"-admin-token-file ssm:///wsdirect/test/admin-token\n")),
 				},
@@ -146,6 +146,7 @@ func TestCloudInitFunctionErrors(t *testing.T) {
 		"signing key pem": {"auth", `, signing_key = "-----BEGIN PRIVATE KEY-----"`, `give its name in "signing_key_parameter"`},
 		"bad name":        {"node", `, gossip_key_parameter = "wsdirect/x"`, `must start with '/'`},
 		"auth w/o key":    {"auth", `, auth_public_keys = null, users_parameter = "/c/users"`, `signing key parameter is required`},
+		"auth w/o users":  {"auth", `, auth_public_keys = null, signing_key_parameter = "/c/signing-key"`, `users parameter is required`},
 		"bad join tag":    {"node", `, join_tag = "cluster"`, `must be "Key=Value"`},
 		"bad public key":  {"node", `, auth_public_keys = "nope"`, `no PUBLIC KEY PEM block found`},
 	}

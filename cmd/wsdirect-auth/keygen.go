@@ -59,8 +59,16 @@ flags:
 			return fmt.Errorf("keygen: %w", err)
 		}
 	}
+	_, statErr := os.Stat(*out)
 	if err := os.MkdirAll(*out, 0o700); err != nil {
 		return fmt.Errorf("keygen: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// Created here: 0700 whatever the umask (a directory left 0500
+		// could not take the files).
+		if err := os.Chmod(*out, 0o700); err != nil {
+			return fmt.Errorf("keygen: %w", err)
+		}
 	}
 	_, priv, err := token.GenerateKey()
 	if err != nil {
@@ -77,6 +85,12 @@ flags:
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
+	// The umask can only take bits away from 0600, leaving a mode such as
+	// 0400; set it outright.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("keygen: %w", err)
+	}
 	if _, err := fmt.Fprintln(f, cluster.EncodeKey(gk)); err != nil {
 		f.Close()
 		return fmt.Errorf("keygen: %w", err)
@@ -90,15 +104,16 @@ flags:
 }
 
 // runHashPassword reads one password line from stdin and prints a
-// users-file line for -user.
+// users-file line for -user, or appends it to the -o file.
 func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("wsdirect-auth hash-password", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: echo -n <password> | wsdirect-auth hash-password -user <name> [-cost 10]
+		fmt.Fprint(fs.Output(), `usage: echo -n <password> | wsdirect-auth hash-password -user <name> [-cost 10] [-o users-file]
 
 Reads a password (the first line of stdin) and prints a users-file line
-for -users: <name>:<bcrypt hash>.
+for -users: <name>:<bcrypt hash>. With -o, appends the line to that file
+instead (created if needed, and kept at mode 0600).
 
 flags:
 `)
@@ -106,6 +121,7 @@ flags:
 	}
 	user := fs.String("user", "", "user name; required")
 	cost := fs.Int("cost", 10, "bcrypt cost (4..31); each step doubles the work")
+	outPath := fs.String("o", "", "append the line to this users file (created, and kept, mode 0600) instead of printing it")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -126,6 +142,47 @@ flags:
 	if err != nil {
 		return fmt.Errorf("hash-password: %w", err)
 	}
-	_, err = fmt.Fprintln(stdout, out)
-	return err
+	if *outPath == "" {
+		_, err = fmt.Fprintln(stdout, out)
+		return err
+	}
+	if err := appendUser(*outPath, *user, out); err != nil {
+		return fmt.Errorf("hash-password: %w", err)
+	}
+	fmt.Fprintf(stderr, "added %s to %s (mode 0600)\n", *user, *outPath)
+	return nil
+}
+
+// appendUser adds a users-file line to path, creating the file. The file
+// ends up mode 0600 whatever the umask and whatever mode it had: it holds
+// password hashes, which a shell redirect would leave world-readable under
+// the usual umask 022. A file that does not parse, or already lists the
+// user, is left alone.
+func appendUser(path, user, line string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	old, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	users, _, err := authsvc.ParseUsers(old)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if _, dup := users[user]; dup {
+		return fmt.Errorf("%s already lists %q; remove that line first to change the password", path, user)
+	}
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		line = "\n" + line
+	}
+	if _, err := io.WriteString(f, line+"\n"); err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -4,7 +4,7 @@
 // has two helper subcommands:
 //
 //	wsdirect-auth keygen -out <dir>          signing.key, signing.pub, gossip.key
-//	wsdirect-auth hash-password -user alice  reads a password on stdin, prints a users-file line
+//	wsdirect-auth hash-password -user alice [-o users]  reads a password on stdin, prints a users-file line or appends it to a 0600 file
 //
 // Each secret flag (-signing-key, -users, -gossip-key-file,
 // -admin-token-file) takes a file or an AWS Systems Manager parameter,
@@ -89,7 +89,9 @@ func parseArgs(fs *flag.FlagSet, args []string) error {
 const usage = `usage:
   wsdirect-auth [flags]                     run the auth service (flags below)
   wsdirect-auth keygen -out <dir>           write signing.key (0600), signing.pub and gossip.key
-  wsdirect-auth hash-password -user <name>  read a password on stdin, print a bcrypt users-file line
+  wsdirect-auth hash-password -user <name> [-o <users-file>]
+                                            read a password on stdin, print a bcrypt users-file line
+                                            (or append it to the file, mode 0600)
 
 "wsdirect-auth keygen -h" and "wsdirect-auth hash-password -h" list their flags.
 

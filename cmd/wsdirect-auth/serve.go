@@ -34,7 +34,7 @@ type options struct {
 	adminTokenFile                   string
 	tokenTTL                         time.Duration
 	loginRate                        float64
-	loginBurst                       int
+	loginBurst, maxUserTokens        int
 	trustForwardedFor                bool
 	demo                             bool
 	name                             string
@@ -62,6 +62,7 @@ func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.tokenTTL, "token-ttl", token.DefaultTTL, "lifetime of connection tokens")
 	fs.Float64Var(&o.loginRate, "login-rate", 1, "failed logins allowed per second per client IP, after the burst")
 	fs.IntVar(&o.loginBurst, "login-burst", 10, "failed logins allowed in a row per client IP")
+	fs.IntVar(&o.maxUserTokens, "max-user-tokens", authsvc.DefaultMaxUserTokens, "tokens one user may hold that no node has counted yet; more get 429 too_many_tokens (0: no limit)")
 	fs.BoolVar(&o.demo, "demo", false, "serve the browser demo page and JS client under /demo/ (same origin as /v1/connect)")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
 	fs.DurationVar(&o.callbackTimeout, "auth-callback-timeout", authsvc.DefaultCallbackTimeout, "timeout of one -auth-callback request")
@@ -116,6 +117,9 @@ func (o *options) check(fs *flag.FlagSet) error {
 	}
 	if o.loginRate <= 0 || o.loginBurst <= 0 {
 		return errors.New("-login-rate and -login-burst must be positive")
+	}
+	if o.maxUserTokens < 0 {
+		return errors.New("-max-user-tokens must be >= 0 (0: no limit)")
 	}
 	for _, f := range [][2]string{{"-signing-key", o.signingKey}, {"-users", o.users}, {"-admin-token-file", o.adminTokenFile}} {
 		if err := secret.CheckRef(f[0], f[1]); err != nil {
@@ -178,6 +182,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		}
 		creds = users
 		log.Info("credentials: users file", "path", o.users, "users", users.Len())
+		warnMixedCosts(users, log)
 	case o.authCallback != "":
 		creds = authsvc.NewHTTPCallback(o.authCallback, &http.Client{Timeout: o.callbackTimeout})
 		log.Info("credentials: HTTP callback", "url", o.authCallback)
@@ -223,6 +228,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	conf.Signer, conf.Credentials, conf.View = signer, creds, cl
 	conf.AdminToken = adminToken
 	conf.LoginRate, conf.LoginBurst = rate.Limit(o.loginRate), o.loginBurst
+	conf.MaxUserTokens = o.maxUserTokens
 	conf.TrustForwardedFor = o.trustForwardedFor
 	conf.Logger = log
 	srv, err := authsvc.New(conf)
@@ -294,6 +300,7 @@ func reload(srv *authsvc.Server, cl *cluster.Cluster, users *authsvc.UsersFile, 
 			log.Error("reload users file; keeping the old one", "err", err)
 		} else {
 			log.Info("users file reloaded", "users", users.Len())
+			warnMixedCosts(users, log)
 		}
 	}
 	if n, err := o.gossip.ReloadKeys(cl); err != nil {
@@ -311,5 +318,15 @@ func reload(srv *authsvc.Server, cl *cluster.Cluster, users *authsvc.UsersFile, 
 		} else {
 			log.Info("admin token reloaded")
 		}
+	}
+}
+
+// warnMixedCosts says when the users file mixes bcrypt costs: every check
+// then costs as much as the highest, so that answer times do not tell user
+// names apart, and the operator may want to rehash the cheap ones.
+func warnMixedCosts(users *authsvc.UsersFile, log *slog.Logger) {
+	if lo, hi := users.Costs(); lo != hi {
+		log.Warn("users file mixes bcrypt costs; every login check costs as much as the highest, so that timing does not reveal which users exist",
+			"lowest", lo, "highest", hi)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
@@ -31,7 +30,7 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{err: fmt.Errorf("drill: unknown drill %q", args[0])}
 	}
 	fs := newFlagSet("drill "+args[0], drillSummaries[args[0]], stderr)
-	cfg := compare.DrillConfig{Drill: args[0]}
+	cfg := compare.DefaultDrillConfig(args[0])
 	var (
 		asJSON    bool
 		inProcess bool
@@ -41,16 +40,16 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	)
 	fs.StringVar(&cfg.Env.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
 	fs.StringVar(&cfg.Env.HAProxyBinary, "haproxy", "", "haproxy binary for haproxy-kill (default $WSDIRECT_HAPROXY, /usr/sbin/haproxy or PATH)")
-	fs.IntVar(&cfg.Env.Nodes, "nodes", 3, "node processes")
-	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", 9000, "HAProxy maxconn for haproxy-kill")
-	fs.StringVar(&sourceIPs, "source-ips", strings.Join(compare.DefaultSourceIPs, ","), "HAProxy \"source\" addresses for haproxy-kill (comma list)")
+	fs.IntVar(&cfg.Env.Nodes, "nodes", cfg.Env.Nodes, "node processes")
+	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", cfg.Env.HAProxyMaxConn, "HAProxy maxconn for haproxy-kill")
+	fs.StringVar(&sourceIPs, "source-ips", strings.Join(cfg.Env.SourceIPs, ","), "HAProxy \"source\" addresses for haproxy-kill (comma list)")
 	fs.StringVar(&clientIPs, "client-ips", "127.0.3.1-127.0.3.8", "loopback addresses the clients bind, round-robin (each has its own ephemeral ports)")
-	fs.IntVar(&cfg.Clients, "clients", 0, "managed clients (default 30,000; 8,000 for haproxy-kill)")
-	fs.Float64Var(&cfg.Rate, "rate", 2000, "first-connect rate per second")
-	fs.IntVar(&cfg.Workers, "workers", 0, "client processes (default one per 8,000 clients)")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "managed clients")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "first-connect rate per second")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "client processes (default one per 8,000 clients)")
 	fs.BoolVar(&inProcess, "in-process", false, "run the clients in this process (at most ~19,000)")
-	fs.DurationVar(&cfg.RecoverTimeout, "timeout", 60*time.Second, "how long to wait for the drill's outcome")
-	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "auth-restart / haproxy-kill: how long to keep watching after the event")
+	fs.DurationVar(&cfg.RecoverTimeout, "timeout", cfg.RecoverTimeout, "how long to wait for the drill's outcome")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "auth-restart / haproxy-kill: how long to keep watching after the event")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&quiet, "q", false, "no narrative on stderr")
 	if err := parseFlags(fs, args[1:]); err != nil {

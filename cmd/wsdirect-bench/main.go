@@ -4,6 +4,7 @@
 //
 //	wsdirect-bench run -auth http://127.0.0.1:8443 -user bench -conns 10000 -rate 2000 ...
 //	wsdirect-bench demo -bin-dir ./bin
+//	wsdirect-bench tfdemo -terraform ./bin/terraform
 //	wsdirect-bench cluster -bin-dir ./bin -nodes 3
 //	wsdirect-bench worker   (internal: one worker process of `run -workers N`)
 package main
@@ -30,6 +31,7 @@ const usage = `usage: wsdirect-bench <command> [flags]
 commands:
   run     open connections through auth at a target rate and report
   demo    local cluster, 10,000 clients, kill a node, watch them move (make demo)
+  tfdemo  terraform apply, scale and destroy modules/cluster on the local cloud (make demo-terraform)
   cluster start a local cluster (auth + nodes on loopback) and keep it up until interrupted
   scale   hold many connections over a local cluster; per-node counts, memory, limits set and hit
   compare same workload via direct, HAProxy mode http and mode tcp; ratios to direct (make bench-compare)
@@ -113,6 +115,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "tfdemo":
+		return tfdemoCmd(ctx, args[1:], stdout, stderr)
 	case "cluster":
 		return clusterCmd(ctx, args[1:], stdout, stderr)
 	case "scale":
@@ -136,7 +140,7 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", "Opens connections through auth at a target rate and reports.", stderr)
 	var (
-		cfg       loadtest.Config
+		cfg       = loadtest.DefaultConfig()
 		sourceIPs string
 		workers   int
 		asJSON    bool
@@ -147,15 +151,15 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&cfg.BearerToken, "bearer-token", "", "bearer token for JWKS/callback auth backends (default: $WSDIRECT_BEARER_TOKEN)")
 	fs.IntVar(&cfg.Conns, "conns", 1000, "connections to open")
 	fs.Float64Var(&cfg.Rate, "rate", 1000, "target connect rate per second (0 = as fast as -concurrency allows)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "handshakes in flight at most")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "handshakes in flight at most")
 	fs.StringVar(&sourceIPs, "source-ips", "", "local source addresses bound round-robin, e.g. 127.0.0.2-127.0.0.9,127.0.0.20")
 	fs.Float64Var(&cfg.MsgRate, "msg-rate", 0, "messages per second per connection (0 = idle); round trips are measured")
-	fs.IntVar(&cfg.MsgSize, "msg-size", 64, "message size in bytes (>= 8)")
+	fs.IntVar(&cfg.MsgSize, "msg-size", cfg.MsgSize, "message size in bytes (>= 8)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send messages, with -msg-rate")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "keep connections open this long after connecting")
-	fs.DurationVar(&cfg.HandshakeTimeout, "timeout", 10*time.Second, "timeout of one auth request + upgrade")
+	fs.DurationVar(&cfg.HandshakeTimeout, "timeout", cfg.HandshakeTimeout, "timeout of one auth request + upgrade")
 	fs.BoolVar(&cfg.TokenInSubprotocol, "token-in-subprotocol", false, "send the token in Sec-WebSocket-Protocol instead of ?token=")
-	fs.IntVar(&cfg.BufferSize, "buffer-size", 1024, "client read/write buffer size per connection")
+	fs.IntVar(&cfg.BufferSize, "buffer-size", cfg.BufferSize, "client read/write buffer size per connection")
 	fs.IntVar(&workers, "workers", 1, "worker processes (each holds conns/workers; one process may open at most 20,000 files)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if err := parseFlags(fs, args); err != nil {
@@ -203,15 +207,15 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", "Starts a local cluster, connects 10,000 clients, kills a node and watches them move (make demo).", stderr)
 	var (
-		cfg      loadtest.DemoConfig
+		cfg      = loadtest.DefaultDemoConfig()
 		keepLogs bool
 	)
 	fs.StringVar(&cfg.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
-	fs.IntVar(&cfg.Nodes, "nodes", 3, "node processes")
-	fs.IntVar(&cfg.Clients, "clients", 10_000, "clients to connect (one process: keep under 19,000)")
-	fs.Float64Var(&cfg.Rate, "rate", 2000, "target connect rate per second")
-	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 60*time.Second, "deadline for all clients to connect")
-	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", 30*time.Second, "deadline for the killed node's clients to reconnect elsewhere")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "node processes")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "clients to connect (one process: keep under 19,000)")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "target connect rate per second")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "deadline for all clients to connect")
+	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", cfg.ReconnectTimeout, "deadline for the killed node's clients to reconnect elsewhere")
 	fs.BoolVar(&keepLogs, "keep-logs", false, "keep the cluster's keys and logs directory")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -227,14 +231,14 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster", "Starts a local cluster (auth + nodes on loopback) and keeps it up until interrupted.", stderr)
-	var cfg localcluster.Config
+	cfg := localcluster.DefaultConfig()
 	fs.StringVar(&cfg.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
-	fs.IntVar(&cfg.Nodes, "nodes", 3, "node processes")
-	fs.IntVar(&cfg.Auths, "auths", 1, "auth processes")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "node processes")
+	fs.IntVar(&cfg.Auths, "auths", cfg.Auths, "auth processes")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 19000, "per-node connection cap")
 	fs.StringVar(&cfg.Password, "password", "", "bench user's password (default: random, printed)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for keys and logs (default: a temporary one, removed on exit)")
-	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of every process")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level of every process")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

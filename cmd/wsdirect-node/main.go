@@ -50,10 +50,13 @@ type options struct {
 	advertisePort         int
 	gossip                gossipcli.Flags
 	maxConns              int
+	maxConnsPerUser       int
 	authKeys              gossipcli.ListFlag
 	upstream, zone        string
 	adminTokenFile        string
+	tokenAudience         string
 	drainDeadline         time.Duration
+	tokenLeeway           time.Duration
 }
 
 const usageHead = `usage: wsdirect-node [flags]
@@ -92,11 +95,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.advertisePort, "advertise-port", 0, "public WebSocket port clients dial (default: the -bind port)")
 	o.gossip.Register(fs)
 	fs.IntVar(&o.maxConns, "max-conns", def.MaxConns, "connection cap; upgrades beyond it get 503")
+	fs.IntVar(&o.maxConnsPerUser, "max-conns-per-user", def.MaxConnsPerUser, "open connections one user may hold on this node; more get 429 (0: no limit)")
 	fs.Var(&o.authKeys, "auth-keys", "PEM `file`, directory or ssm:///parameter with the auth service's public keys (repeatable or comma list; required)")
 	fs.StringVar(&o.upstream, "upstream", "", "relay each client to this ws:// app on the same host (default: built-in echo)")
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` with the bearer token for POST /admin/drain (default: endpoint disabled)")
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut")
+	fs.StringVar(&o.tokenAudience, "token-audience", "", "token audience this node accepts (default: -name, the audience auth mints for it); set a shared one only behind a balancer that picks the node, where a token is good once on each node sharing it")
+	fs.DurationVar(&o.tokenLeeway, "token-leeway", token.DefaultLeeway, "clock skew tolerated between auth and node hosts for token times; tokens issued before the node started plus this are refused")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -119,6 +125,10 @@ func (o *options) check(fs *flag.FlagSet) error {
 		return errors.New("-auth-keys is required: the auth service's public key file(s)")
 	case o.maxConns <= 0:
 		return fmt.Errorf("-max-conns must be > 0, got %d", o.maxConns)
+	case o.maxConnsPerUser < 0:
+		return fmt.Errorf("-max-conns-per-user must be >= 0, got %d", o.maxConnsPerUser)
+	case o.tokenLeeway < 0:
+		return fmt.Errorf("-token-leeway must be >= 0, got %s", o.tokenLeeway)
 	case o.drainDeadline <= 0:
 		return fmt.Errorf("-drain-deadline must be > 0, got %s", o.drainDeadline)
 	}
@@ -162,6 +172,10 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	// The node and cluster packages label their own lines (node=, and
 	// component=cluster member=); this command's lines carry node= too.
 	mlog := log.With("node", o.name)
+	// Tokens issued before this moment (plus the clock-skew leeway) may have
+	// been used by this node's previous process; see
+	// token.Verifier.RejectIssuedBefore.
+	started := time.Now()
 	limit, known := openFileLimit()
 	checkFileLimit(mlog, o.maxConns, limit, known)
 	keys, err := loadAuthKeys(o.authKeys)
@@ -222,11 +236,17 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc := node.DefaultConfig()
 	nc.Name = o.name
 	nc.MaxConns = o.maxConns
+	nc.MaxConnsPerUser = o.maxConnsPerUser
 	nc.Upstream = o.upstream
 	nc.DrainDeadline = o.drainDeadline
 	nc.AdminToken = adminToken
 	nc.Logger = log
-	verifier := token.NewVerifier(o.name, keys)
+	audience := o.tokenAudience
+	if audience == "" {
+		audience = o.name
+	}
+	verifier := token.NewVerifier(audience, keys).WithLeeway(o.tokenLeeway)
+	verifier.RejectIssuedBefore(started.Add(o.tokenLeeway))
 	n, err := node.New(nc, verifier, cl)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -60,6 +61,7 @@ type harness struct {
 	exit   chan int
 	logs   *lockedBuffer
 	toks   []string
+	args   []string
 }
 
 // start runs the node binary's run() in-process with a fresh key pair in a
@@ -87,27 +89,12 @@ func start(t *testing.T, extra ...string) *harness {
 		"-name", "n1", "-bind", h.addr, "-gossip-bind", "127.0.0.1:0", "-dev",
 		"-auth-keys", keys, "-admin-token-file", filepath.Join(h.dir, "admin"),
 		"-drain-deadline", "3s", "-log-level", "debug",
+		// One host, one clock: no skew to allow for, so tokens minted right
+		// after the start are accepted at once.
+		"-token-leeway", "0s",
 	}, extra...)
-	go func() { h.exit <- run(context.Background(), args, h.sigs, h.logs) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + h.addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case code := <-h.exit:
-			t.Fatalf("exited with %d: %s", code, h.logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not ready: %v\n%s", err, h.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.args = args
+	h.run()
 	t.Cleanup(func() {
 		select {
 		case h.sigs <- syscall.SIGTERM:
@@ -128,14 +115,72 @@ func start(t *testing.T, extra ...string) *harness {
 	return h
 }
 
+// run starts run() with h.args and waits until the node is ready.
+func (h *harness) run() {
+	t := h.t
+	t.Helper()
+	go func() { h.exit <- run(context.Background(), h.args, h.sigs, h.logs) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + h.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case code := <-h.exit:
+			t.Fatalf("exited with %d: %s", code, h.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready: %v\n%s", err, h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// restart stops the node with SIGTERM and starts it again with the same
+// flags, keys and address: a new process as far as the node knows.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.sigs <- syscall.SIGTERM
+	if code := h.waitExit(15 * time.Second); code != 0 {
+		h.t.Fatalf("exit %d before the restart", code)
+	}
+	<-h.exit // waitExit left the code for Cleanup
+	// A fresh signal channel: the old process's signal goroutine may still
+	// be reading the old one (a process would have exited).
+	h.sigs = make(chan os.Signal, 2)
+	h.run()
+}
+
 func (h *harness) dial(s *token.Signer) (*websocket.Conn, error) {
+	ws, _, err := h.dialToken(h.mint(s))
+	return ws, err
+}
+
+func (h *harness) mint(s *token.Signer) string {
 	tok, _, err := s.Mint("alice", "n1")
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.toks = append(h.toks, tok)
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+h.addr+wire.WSPath+"?token="+tok, nil)
-	return ws, err
+	return tok
+}
+
+// dialToken presents tok; on refusal it returns the JSON error code.
+func (h *harness) dialToken(tok string) (*websocket.Conn, string, error) {
+	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+h.addr+wire.WSPath+"?token="+tok, nil)
+	code := ""
+	if resp != nil && err != nil {
+		var we wire.Error
+		if json.NewDecoder(resp.Body).Decode(&we) == nil {
+			code = we.Code
+		}
+	}
+	return ws, code, err
 }
 
 func (h *harness) waitExit(within time.Duration) int {
@@ -373,4 +418,32 @@ func TestLogLines(t *testing.T) {
 		}
 	}
 	t.Logf("%d log lines checked", n)
+}
+
+// TestReplayAfterRestart: a token used before the node restarted is refused
+// after it (issued_before_start), although the new process's replay cache
+// has never seen it; a token minted after the restart connects.
+func TestReplayAfterRestart(t *testing.T) {
+	h := start(t)
+	tok := h.mint(h.signer)
+	ws, _, err := h.dialToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.Close()
+	if _, code, err := h.dialToken(tok); err == nil || code != string(token.ReasonReplayed) {
+		t.Fatalf("replay on the same process: %v %q, want refused as replayed", err, code)
+	}
+	h.restart()
+	if ws, code, err := h.dialToken(tok); err == nil {
+		ws.Close()
+		t.Fatal("a token used before the restart connected again after it")
+	} else if code != string(token.ReasonBeforeStart) {
+		t.Fatalf("replay after the restart: %v %q, want %q", err, code, token.ReasonBeforeStart)
+	}
+	ws, err = h.dial(h.signer)
+	if err != nil {
+		t.Fatalf("a fresh token after the restart: %v", err)
+	}
+	ws.Close()
 }

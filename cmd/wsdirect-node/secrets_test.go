@@ -107,7 +107,7 @@ func TestSecretsFromParameters(t *testing.T) {
 		"-gossip-key-file", "ssm://" + p + "/gossip-key",
 		"-auth-keys", "ssm://" + p + "/auth-public-keys",
 		"-admin-token-file", "ssm://" + p + "/admin-token",
-		"-drain-deadline", "2s", "-log-level", "debug",
+		"-drain-deadline", "2s", "-log-level", "debug", "-token-leeway", "0s",
 	}
 	go func() { h.exit <- run(context.Background(), args, h.sigs, h.logs) }()
 	gossip := waitServing(t, h)

@@ -106,6 +106,9 @@ flags:
 	}
 	cfg := def
 	cfg.Base.Nodes, cfg.Base.Auths, cfg.Base.Assignments, cfg.Base.Lag, cfg.Base.Seed = *nodes, *auths, *burst, *lag, *seed
+	// The auth service settles pending assignments after about one gossip
+	// lag.
+	cfg.Base.Settle = *lag
 	cfg.Rates, cfg.CourseRate, cfg.Checkpoints = rs, *courseRate, *checkpoints
 
 	start := time.Now()

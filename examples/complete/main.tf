@@ -25,7 +25,10 @@ module "cluster" {
   auth_instance_type = "t3.small"
   node_count         = var.node_count
   auth_count         = 2
-  node_public_ip     = "elastic"
+  # Nodes take the public IP assigned at launch; only the two auth hosts hold
+  # Elastic IPs (a stable address for clients). That fits AWS's default quota
+  # of 5 Elastic IPs per region; "elastic" here would need node_count + 2.
+  node_public_ip     = "auto"
   max_conns_per_node = 50000
 
   # The secrets stay in Parameter Store under this path (see README.md);
@@ -35,6 +38,7 @@ module "cluster" {
 
   release_url     = var.release_url
   release_version = var.release_version
+  release_sha256  = var.release_sha256
 
   key_name                  = var.key_name
   iam_instance_profile      = var.iam_instance_profile

@@ -47,6 +47,12 @@ variable "release_version" {
   type        = string
 }
 
+variable "release_sha256" {
+  description = "SHA-256 of the release archives by binary name (from the release's SHA256SUMS); downloads are verified when given."
+  type        = map(string)
+  default     = {}
+}
+
 variable "key_name" {
   description = "EC2 key pair for SSH, or null."
   type        = string

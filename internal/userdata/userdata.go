@@ -40,18 +40,29 @@ const (
 	RoleAuth = "auth"
 )
 
-// Defaults applied to zero-valued fields.
+// The values DefaultConfig sets. The provider documents them as the
+// defaults of its optional settings.
 const (
-	DefaultNodeBind   = "0.0.0.0:8080"
-	DefaultAuthBind   = "0.0.0.0:8443"
+	// DefaultNodeBind and DefaultAuthBind listen on every interface, on
+	// the ports wsdirect-node and wsdirect-auth use by default.
+	DefaultNodeBind = "0.0.0.0:8080"
+	DefaultAuthBind = "0.0.0.0:8443"
+	// DefaultGossipBind is serf's customary LAN port on every interface.
 	DefaultGossipBind = "0.0.0.0:7946"
-	DefaultAdvertise  = "auto"
+	// DefaultAdvertise sends clients to the instance's public IPv4, read
+	// from IMDSv2 at start-up, so one user data serves every node.
+	DefaultAdvertise = "auto"
 	// DefaultName is systemd's %H specifier: the instance's host name,
 	// unique within a VPC, so one user data serves every node.
 	DefaultName = "%H"
-	// MaxUserData is EC2's limit on raw user data.
-	MaxUserData = 16 * 1024
+	// AuthName is the auth member name: the binary's own default
+	// (auth-<host name>), spelled out with systemd's %H so the unit, not
+	// the binary's view of the kernel host name, decides it.
+	AuthName = "auth-%H"
 )
+
+// MaxUserData is EC2's limit on raw user data.
+const MaxUserData = 16 * 1024
 
 // Where the rendered user data puts things on the instance.
 const (
@@ -63,9 +74,10 @@ const (
 	AuthKeysFile = ConfigDir + "/auth-keys.pem"
 )
 
-// Config describes the user data for one role. Secrets are named by their
-// Parameter Store parameters (SecureString, "/wsdirect/prod/gossip-key");
-// the rendered text holds those names and no secret.
+// Config describes the user data for one role. Start from DefaultConfig;
+// Render rejects invalid fields. Secrets are named by their Parameter Store
+// parameters (SecureString, "/wsdirect/prod/gossip-key"); the rendered text
+// holds those names and no secret.
 type Config struct {
 	// Role is RoleNode or RoleAuth.
 	Role string
@@ -74,7 +86,7 @@ type Config struct {
 	// (as goreleaser builds them).
 	ReleaseURL string
 	// SHA256 is the hex SHA-256 of the file at ReleaseURL; when set the
-	// download is verified before it is installed.
+	// download is verified before it is installed, when empty it is not.
 	SHA256 string
 	// GossipKeyParameter names the parameter holding the base64 gossip
 	// key (or keys, during a rotation). Required.
@@ -82,18 +94,18 @@ type Config struct {
 	// JoinTag is "Key=Value": members find each other by listing running
 	// instances with this tag (-join-ec2-tag). Required.
 	JoinTag string
-	// GossipBind is the serf listen address; default DefaultGossipBind.
+	// GossipBind is the serf listen address, "ip:port". Required.
 	GossipBind string
-	// Bind is the service's listen address; default DefaultNodeBind or
-	// DefaultAuthBind.
+	// Bind is the service's listen address, "ip:port". Required.
 	Bind string
 
 	// Node only.
 
-	// Name is the node's member name; default DefaultName (the host name).
+	// Name is the node's member name, or DefaultName (the host name).
+	// Required for nodes.
 	Name string
 	// Advertise is the public address clients are sent to, or "auto" for
-	// the instance's public IPv4 from IMDSv2. Default "auto".
+	// the instance's public IPv4 from IMDSv2. Required for nodes.
 	Advertise string
 	// MaxConns caps WebSocket connections on the node; 0 keeps the
 	// binary's default.
@@ -108,7 +120,7 @@ type Config struct {
 	// key rotate without new user data: change the parameter and SIGHUP.
 	AuthPublicKeysParameter string
 	// Upstream, when set, is a ws:// or wss:// URL the node relays every
-	// client connection to.
+	// client connection to; empty means the built-in echo.
 	Upstream string
 
 	// Both roles, optional.
@@ -124,11 +136,25 @@ type Config struct {
 	// "PRIVATE KEY" PEM that signs connection tokens. Required.
 	SigningKeyParameter string
 	// UsersParameter names the parameter holding the bcrypt users file.
-	// Required: the auth service needs a credential backend, and this is
-	// the one user data configures. A parameter holds at most 4 KB (8 KB
-	// in the Advanced tier), about 60 (120) users; more belong behind
-	// -auth-callback or -jwks-url.
+	// Required: wsdirect-auth needs exactly one credential backend, and the
+	// users file is the one user data configures. A parameter holds at most
+	// 4 KB (8 KB in the Advanced tier), about 60 (120) users; more belong
+	// behind -auth-callback or -jwks-url.
 	UsersParameter string
+}
+
+// DefaultConfig returns the defaults for role (RoleNode or RoleAuth); the
+// caller sets the release, the parameter names, the join tag and, for a
+// node, its auth public keys. Fields that apply to the other role are left empty.
+func DefaultConfig(role string) Config {
+	c := Config{Role: role, GossipBind: DefaultGossipBind}
+	switch role {
+	case RoleNode:
+		c.Bind, c.Name, c.Advertise = DefaultNodeBind, DefaultName, DefaultAdvertise
+	case RoleAuth:
+		c.Bind = DefaultAuthBind
+	}
+	return c
 }
 
 var (
@@ -140,31 +166,6 @@ var (
 
 func (c Config) binary() string { return "wsdirect-" + c.Role }
 
-// withDefaults fills zero-valued fields.
-func (c Config) withDefaults() Config {
-	if c.GossipBind == "" {
-		c.GossipBind = DefaultGossipBind
-	}
-	switch c.Role {
-	case RoleNode:
-		if c.Bind == "" {
-			c.Bind = DefaultNodeBind
-		}
-		if c.Advertise == "" {
-			c.Advertise = DefaultAdvertise
-		}
-		if c.Name == "" {
-			c.Name = DefaultName
-		}
-	case RoleAuth:
-		if c.Bind == "" {
-			c.Bind = DefaultAuthBind
-		}
-	}
-	c.SHA256 = strings.ToLower(c.SHA256)
-	return c
-}
-
 // Validate reports every problem with c, joined into one error.
 func (c Config) Validate() error {
 	_, err := c.normalize()
@@ -172,7 +173,8 @@ func (c Config) Validate() error {
 }
 
 func (c Config) normalize() (Config, error) {
-	n := c.withDefaults()
+	n := c
+	n.SHA256 = strings.ToLower(n.SHA256)
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -337,6 +339,7 @@ func Render(c Config) (string, error) {
 		}
 	case RoleAuth:
 		args = append(args,
+			"-name", AuthName,
 			"-bind", n.Bind,
 			"-gossip-bind", n.GossipBind,
 			"-gossip-key-file", secret.ParameterRef(n.GossipKeyParameter),
@@ -392,7 +395,7 @@ func ensureNewline(s string) string {
 func systemdUnit(c Config, args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
-		quoted[i] = systemdArg(a, c.Role == RoleNode && i > 0 && args[i-1] == "-name" && a == DefaultName)
+		quoted[i] = systemdArg(a, i > 0 && args[i-1] == "-name" && (c.Role == RoleNode && a == DefaultName || c.Role == RoleAuth && a == AuthName))
 	}
 	desc := "wsdirect node (WebSocket server)"
 	if c.Role == RoleAuth {

@@ -38,27 +38,25 @@ func keys(t *testing.T) (pubPEM, privPEM string) {
 
 func nodeConfig(t *testing.T) Config {
 	pub, _ := keys(t)
-	return Config{
-		Role:               RoleNode,
-		ReleaseURL:         "https://releases.example.com/v1.2.3/wsdirect-node_1.2.3_linux_amd64.tar.gz",
-		SHA256:             strings.Repeat("ab", 32),
-		GossipKeyParameter: "/wsdirect/prod/gossip-key",
-		JoinTag:            "wsdirect:cluster=prod",
-		MaxConns:           50000,
-		AuthPublicKeys:     pub,
-	}
+	c := DefaultConfig(RoleNode)
+	c.ReleaseURL = "https://releases.example.com/v1.2.3/wsdirect-node_1.2.3_linux_amd64.tar.gz"
+	c.SHA256 = strings.Repeat("ab", 32)
+	c.GossipKeyParameter = "/wsdirect/prod/gossip-key"
+	c.JoinTag = "wsdirect:cluster=prod"
+	c.MaxConns = 50000
+	c.AuthPublicKeys = pub
+	return c
 }
 
 func authConfig(*testing.T) Config {
-	return Config{
-		Role:                RoleAuth,
-		ReleaseURL:          "http://10.0.0.1/wsdirect-auth",
-		GossipKeyParameter:  "/wsdirect/prod/gossip-key",
-		JoinTag:             "wsdirect:cluster=prod",
-		SigningKeyParameter: "/wsdirect/prod/signing-key",
-		UsersParameter:      "/wsdirect/prod/users",
-		AdminTokenParameter: "/wsdirect/prod/admin-token",
-	}
+	c := DefaultConfig(RoleAuth)
+	c.ReleaseURL = "http://10.0.0.1/wsdirect-auth"
+	c.GossipKeyParameter = "/wsdirect/prod/gossip-key"
+	c.JoinTag = "wsdirect:cluster=prod"
+	c.SigningKeyParameter = "/wsdirect/prod/signing-key"
+	c.UsersParameter = "/wsdirect/prod/users"
+	c.AdminTokenParameter = "/wsdirect/prod/admin-token"
+	return c
 }
 
 type parsed struct {
@@ -188,7 +186,7 @@ func TestRenderAuth(t *testing.T) {
 		t.Errorf("files %v, want exactly %v: an auth host gets no key file", perms, want)
 	}
 	unit := content(t, p, "/etc/systemd/system/wsdirect-auth.service")
-	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/prod/gossip-key" +
+	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/prod/gossip-key" +
 		" -join-ec2-tag wsdirect:cluster=prod -signing-key ssm:///wsdirect/prod/signing-key -users ssm:///wsdirect/prod/users" +
 		" -admin-token-file ssm:///wsdirect/prod/admin-token\n"
 	if !strings.Contains(unit, wantExec) {
@@ -304,6 +302,11 @@ func TestValidation(t *testing.T) {
 		{"bad gossip port", nodeConfig, func(c *Config) { c.GossipBind = "0.0.0.0:99999" }, "port must be in 1-65535"},
 		{"bad name", nodeConfig, func(c *Config) { c.Name = "a b" }, `name "a b" must start`},
 		{"bad advertise", nodeConfig, func(c *Config) { c.Advertise = "example.com" }, `advertise "example.com" must be "auto" or an IP`},
+		{"empty bind", nodeConfig, func(c *Config) { c.Bind = "" }, `bind "" must be "ip:port"`},
+		{"empty gossip bind", authConfig, func(c *Config) { c.GossipBind = "" }, `gossip bind "" must be "ip:port"`},
+		{"empty name", nodeConfig, func(c *Config) { c.Name = "" }, `name "" must start`},
+		{"empty advertise", nodeConfig, func(c *Config) { c.Advertise = "" }, `advertise "" must be "auto" or an IP`},
+		{"auth with node defaults", authConfig, func(c *Config) { c.Name, c.Advertise = DefaultName, DefaultAdvertise }, "apply to the node role only"},
 		{"negative conns", nodeConfig, func(c *Config) { c.MaxConns = -1 }, "max_conns must not be negative"},
 		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "a node needs the auth public keys"},
 		{"both auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeysParameter = "/k" }, "not both"},

@@ -159,7 +159,7 @@ variable "key_name" {
 }
 
 variable "iam_instance_profile" {
-  description = "Instance profile of the nodes (and of the auth hosts unless auth_iam_instance_profile is set). Its role needs the node_iam_policy_json output: ssm:GetParameter on the gossip key and the auth public keys, kms:Decrypt for them, and ec2:DescribeInstances, with which members find each other (-join-ec2-tag)."
+  description = "Instance profile of the nodes (and of the auth hosts unless auth_iam_instance_profile is set). Required: its role needs the node_iam_policy_json output: ssm:GetParameter on the gossip key and the auth public keys, kms:Decrypt for them, and ec2:DescribeInstances, with which members find each other (-join-ec2-tag); without it no member finds another, and auth has no node to assign."
   type        = string
 }
 

@@ -3,12 +3,18 @@ variable "auth_public_keys" {
   type        = string
 }
 
+variable "release_url" {
+  description = "The wsdirect-node release archive."
+  type        = string
+  default     = "https://example.com/releases/v1.0.0/wsdirect-node_1.0.0_linux_amd64.tar.gz"
+}
+
 # User data for a wsdirect node. It names the Parameter Store parameter of
 # the gossip key; the node reads the key at boot with its instance role, so
 # neither the user data nor the Terraform state holds it.
 data "wsdirect_cloudinit" "node" {
   role                 = "node"
-  release_url          = "https://example.com/releases/v1.0.0/wsdirect-node_1.0.0_linux_amd64.tar.gz"
+  release_url          = var.release_url
   gossip_key_parameter = "/wsdirect/chat/gossip-key"
   join_tag             = "wsdirect:cluster=chat"
   max_conns            = 50000
@@ -19,8 +25,8 @@ resource "wsdirect_node" "node" {
   ami                  = "ami-0123456789abcdef0"
   instance_type        = "c6i.large"
   subnet_id            = "subnet-0123456789abcdef0"
+  iam_instance_profile = "wsdirect-node" # ssm:GetParameter and kms:Decrypt on the key, ec2:DescribeInstances
   public_ip            = "auto"
-  iam_instance_profile = "wsdirect-node" # ssm:GetParameter, kms:Decrypt, ec2:DescribeInstances
   user_data            = data.wsdirect_cloudinit.node.rendered
   tags                 = { "wsdirect:cluster" = "chat" }
 }

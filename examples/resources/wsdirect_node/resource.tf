@@ -1,3 +1,22 @@
+variable "auth_public_keys" {
+  description = "PEM public key(s) of the auth signing key(s)."
+  type        = string
+}
+
+variable "release_url" {
+  description = "The wsdirect-node release archive."
+  type        = string
+  default     = "https://example.com/releases/v1.0.0/wsdirect-node_1.0.0_linux_amd64.tar.gz"
+}
+
+data "wsdirect_cloudinit" "node" {
+  role                 = "node"
+  release_url          = var.release_url
+  gossip_key_parameter = "/wsdirect/chat/gossip-key"
+  join_tag             = "wsdirect:cluster=chat"
+  auth_public_keys     = var.auth_public_keys
+}
+
 # A wsdirect node with an Elastic IP. Its instance role reads the
 # cluster's secrets from Parameter Store; IMDSv2 is required by default
 # (metadata_options), which keeps those credentials from request forgery.
@@ -6,8 +25,8 @@ resource "wsdirect_node" "node" {
   instance_type        = "c6i.large"
   subnet_id            = "subnet-0123456789abcdef0"
   security_group_ids   = ["sg-0123456789abcdef0"]
+  iam_instance_profile = "wsdirect-node" # ssm:GetParameter and kms:Decrypt on the key, ec2:DescribeInstances
   public_ip            = "elastic"
-  iam_instance_profile = "wsdirect-node"
   user_data            = data.wsdirect_cloudinit.node.rendered
 
   # The defaults, spelled out.

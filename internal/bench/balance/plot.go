@@ -106,7 +106,7 @@ func (r *Report) coursePlot() (*plot.Plot, error) {
 	b := r.Config.Base
 	p := plot.New()
 	r.title(p, fmt.Sprintf("Course of a %s burst at %s (%d nodes, %d auth instances, %s gossip lag)",
-		countLabel(b.Assignments), rateLabel(r.Config.CourseRate), b.Nodes, orDefault(b.Auths, 3), lagLabel(b)))
+		countLabel(b.Assignments), rateLabel(r.Config.CourseRate), b.Nodes, b.Auths, lagLabel(b)))
 	p.X.Label.Text = "seconds into the burst"
 	p.Y.Label.Text = "busiest node / mean (log scale of the excess)"
 	p.Y.Tick.Marker = plot.TickerFunc(balanceTicks)
@@ -245,16 +245,4 @@ func countLabel(n int) string {
 	return fmt.Sprint(n)
 }
 
-func lagLabel(b SimConfig) string {
-	if b.Lag == 0 {
-		return "1s"
-	}
-	return b.Lag.String()
-}
-
-func orDefault(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
+func lagLabel(b SimConfig) string { return b.Lag.String() }

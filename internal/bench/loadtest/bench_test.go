@@ -17,7 +17,9 @@ func benchCluster(b *testing.B, nodes int) *localcluster.Cluster {
 	if err := localcluster.BuildBinaries(ctx, bin); err != nil {
 		b.Fatal(err)
 	}
-	c, err := localcluster.Start(ctx, localcluster.Config{BinDir: bin, Nodes: nodes, Dir: b.TempDir(), MaxConns: 19000})
+	cfg := localcluster.DefaultConfig()
+	cfg.BinDir, cfg.Nodes, cfg.Dir, cfg.MaxConns = bin, nodes, b.TempDir(), 19000
+	c, err := localcluster.Start(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,10 +37,10 @@ func BenchmarkFullFlowConnect(b *testing.B) {
 	merged := NewReport()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rep, err := Run(context.Background(), Config{
-			AuthURL: c.AuthURL(), Username: c.Username(), Password: c.Password(),
-			Conns: 6000, Concurrency: 256, SourceIPs: ips,
-		}, nil)
+		cfg := DefaultConfig()
+		cfg.AuthURL, cfg.Username, cfg.Password = c.AuthURL(), c.Username(), c.Password()
+		cfg.Conns, cfg.Concurrency, cfg.SourceIPs = 6000, 256, ips
+		rep, err := Run(context.Background(), cfg, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -70,7 +72,9 @@ func BenchmarkReconnectAfterKill(b *testing.B) {
 	var reconnect, total, rate float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := Demo(ctx, DemoConfig{BinDir: bin, Clients: 10_000, Cluster: localcluster.Config{Dir: b.TempDir()}})
+		cfg := DefaultDemoConfig()
+		cfg.BinDir, cfg.Clients, cfg.Cluster.Dir = bin, 10_000, b.TempDir()
+		res, err := Demo(ctx, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

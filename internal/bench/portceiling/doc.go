@@ -21,6 +21,6 @@
 //     are not limited at all: a server's accepted connections take no
 //     ephemeral ports.
 //
-// The client process is any program that calls MaybeClientMain first
-// thing; the tests re-execute their own binary.
+// The client process is any program that runs ClientMain when ClientEnv
+// is set; the tests re-execute their own binary, whose TestMain does.
 package portceiling

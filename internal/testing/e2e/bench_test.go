@@ -118,7 +118,7 @@ func BenchmarkFullFlowConnect(b *testing.B) {
 		creds authsvc.Authenticator
 	}{{"bcrypt-cost4", nil}, {"static-credentials", staticCredentials{}}} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := testcluster.Start(b, testcluster.Options{Nodes: 3, Credentials: bc.creds})
+			c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 3, bc.creds })
 			total := max(b.N, 5000)
 			// Warm up the HTTP pools and the runtime.
 			connectMany([]string{c.AuthURL(0)}, 200, 64, false)
@@ -167,9 +167,9 @@ func BenchmarkBalanceBurst(b *testing.B) {
 	b.Run("sim-100k", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			for _, s := range []balance.Strategy{balance.StrategyP2C, balance.StrategyLeastLoaded} {
-				res, err := balance.SimulateBurst(balance.SimConfig{
-					Strategy: s, Nodes: 10, Auths: 3, Assignments: 100_000, Lag: time.Second, Seed: uint64(i + 1),
-				})
+				sc := balance.DefaultSimConfig()
+				sc.Strategy, sc.Nodes, sc.Auths, sc.Assignments, sc.Lag, sc.Seed = s, 10, 3, 100_000, time.Second, uint64(i+1)
+				res, err := balance.SimulateBurst(sc)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -191,9 +191,9 @@ func BenchmarkBalanceBurst(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				c := testcluster.Start(b, testcluster.Options{
-					Nodes: 10, Auths: 3, Credentials: staticCredentials{},
-					ClusterConfig: bc.cconf, AuthConfig: bc.aconf,
+				c := startCluster(b, func(o *testcluster.Options) {
+					o.Nodes, o.Auths, o.Credentials = 10, 3, staticCredentials{}
+					o.ClusterConfig, o.AuthConfig = bc.cconf, bc.aconf
 				})
 				urls := []string{c.AuthURL(0), c.AuthURL(1), c.AuthURL(2)}
 				_, perNode, conns, errs, elapsed := connectMany(urls, 5000, 64, true)
@@ -224,9 +224,10 @@ func BenchmarkBalanceBurst(b *testing.B) {
 func BenchmarkReconnectAfterKill(b *testing.B) {
 	const clients = 3000
 	for i := 0; i < b.N; i++ {
-		c := testcluster.Start(b, testcluster.Options{Nodes: 3, Credentials: staticCredentials{}})
+		c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 3, staticCredentials{} })
 		f := startFleet(b, c.AuthURL(0), clients, 2*time.Minute, func(mc *client.ManagedConfig) {
-			mc.BackoffBase, mc.BackoffMax = 0, 0 // the client's defaults
+			d := client.DefaultManagedConfig()
+			mc.BackoffBase, mc.BackoffMax = d.BackoffBase, d.BackoffMax // the client's defaults
 		})
 		victim, most := 0, -1
 		for j, n := range c.Nodes() {
@@ -282,7 +283,9 @@ func BenchmarkFailedNodeRemoval(b *testing.B) {
 			rounds := max(b.N, 3)
 			var sum, worst time.Duration
 			for r := 0; r < rounds; r++ {
-				c := testcluster.Start(b, testcluster.Options{Nodes: 3, Auths: 3, ClusterConfig: bc.cconf, Credentials: staticCredentials{}})
+				c := startCluster(b, func(o *testcluster.Options) {
+					o.Nodes, o.Auths, o.ClusterConfig, o.Credentials = 3, 3, bc.cconf, staticCredentials{}
+				})
 				name := c.Node(0).Name
 				// Let the cluster settle into steady-state probing.
 				time.Sleep(2 * time.Second)

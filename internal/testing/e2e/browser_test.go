@@ -146,7 +146,7 @@ func TestBrowserReconnectsElsewhere(t *testing.T) {
 	chromium := realClientTool(t, "Chromium", hint, envOr("CHROMIUM", "/usr/bin/chromium", "chromium")...)
 	ensurePlaywright(t, npm)
 
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Auths: 1})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Auths = 3, 1 })
 	pageURL := sameOriginDemo(t, c.Auth(0))
 
 	dir := t.TempDir()

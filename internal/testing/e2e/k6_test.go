@@ -35,7 +35,7 @@ func TestK6FullFlow(t *testing.T) {
 		t.Skip("runs k6 for 10 s")
 	}
 	k6 := realClientTool(t, "k6", "GOBIN=$PWD/bin go install go.k6.io/k6@v1.8.1", envOr("K6_BIN", "../../../bin/k6", "k6")...)
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Auths: 1})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Auths = 3, 1 })
 
 	const vus, messages = 20, 5
 	summary := filepath.Join(t.TempDir(), "summary.json")

@@ -36,13 +36,14 @@ const (
 // AdminToken guards the nodes' and auth instances' admin endpoints.
 const AdminToken = "testcluster-admin-token"
 
-// Options shape a test cluster. Zero values mean the defaults in brackets.
+// Options shape a test cluster. Start from DefaultOptions; Start fails the
+// test on invalid fields.
 type Options struct {
-	// Nodes is the number of WebSocket nodes [3], at most 100.
+	// Nodes is the number of WebSocket nodes, 1-100.
 	Nodes int
-	// Auths is the number of auth instances [1], at most 9.
+	// Auths is the number of auth instances, 1-9.
 	Auths int
-	// Cap is every node's -max-conns [10000].
+	// Cap is every node's -max-conns, at least 1.
 	Cap int
 	// Upstream is the app every node relays to; "" means the built-in echo.
 	Upstream string
@@ -50,7 +51,7 @@ type Options struct {
 	UpstreamFor func(i int, name string) string
 	// Credentials replaces the bcrypt users-file backend when set.
 	Credentials authsvc.Authenticator
-	// TokenTTL is the connection token lifetime [token.DefaultTTL].
+	// TokenTTL is the connection token lifetime. Must be > 0.
 	TokenTTL time.Duration
 	// ClusterConfig, when set, adjusts every member's gossip configuration
 	// after the harness filled it in (e.g. to slow gossip down).
@@ -59,9 +60,40 @@ type Options struct {
 	// instance's configuration after the harness filled it in.
 	NodeConfig func(i int, c *node.Config)
 	AuthConfig func(i int, c *authsvc.Config)
-	// ReadyTimeout bounds the wait for every auth instance to see every node
-	// [20s].
+	// ReadyTimeout bounds the wait for every auth instance to see every
+	// node. Must be > 0.
 	ReadyTimeout time.Duration
+}
+
+// DefaultOptions returns three nodes and one auth instance.
+func DefaultOptions() Options {
+	return Options{
+		// Three nodes: one can fail and the clients still have a choice.
+		Nodes: 3,
+		Auths: 1,
+		// node.DefaultConfig's cap.
+		Cap:      node.DefaultConfig().MaxConns,
+		TokenTTL: token.DefaultTTL,
+		// Generous for -race on a loaded 2-core machine.
+		ReadyTimeout: 20 * time.Second,
+	}
+}
+
+// validate reports the first problem with o.
+func (o *Options) validate() error {
+	switch {
+	case o.Nodes < 1 || o.Nodes > 100:
+		return fmt.Errorf("testcluster: Nodes must be 1-100, got %d", o.Nodes)
+	case o.Auths < 1 || o.Auths > 9:
+		return fmt.Errorf("testcluster: Auths must be 1-9, got %d", o.Auths)
+	case o.Cap < 1:
+		return fmt.Errorf("testcluster: Cap must be at least 1, got %d", o.Cap)
+	case o.TokenTTL <= 0:
+		return fmt.Errorf("testcluster: TokenTTL must be > 0, got %s", o.TokenTTL)
+	case o.ReadyTimeout <= 0:
+		return fmt.Errorf("testcluster: ReadyTimeout must be > 0, got %s", o.ReadyTimeout)
+	}
+	return nil
 }
 
 // Cluster is a running in-process cluster. It is torn down by tb.Cleanup.
@@ -132,20 +164,8 @@ func (a *Auth) URL() string { return "http://" + a.Addr }
 // node. It fails tb on any error.
 func Start(tb testing.TB, opts Options) *Cluster {
 	tb.Helper()
-	if opts.Nodes == 0 {
-		opts.Nodes = 3
-	}
-	if opts.Auths == 0 {
-		opts.Auths = 1
-	}
-	if opts.Cap == 0 {
-		opts.Cap = 10000
-	}
-	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 20 * time.Second
-	}
-	if opts.Nodes < 1 || opts.Nodes > 100 || opts.Auths < 1 || opts.Auths > 9 {
-		tb.Fatalf("testcluster: need 1-100 nodes and 1-9 auth instances, got %d and %d", opts.Nodes, opts.Auths)
+	if err := opts.validate(); err != nil {
+		tb.Fatal(err)
 	}
 
 	c := &Cluster{tb: tb, opts: opts}
@@ -156,10 +176,7 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		tb.Fatalf("testcluster: signing key: %v", err)
 	}
 	c.SigningKey = priv
-	c.Signer = token.NewSigner(priv)
-	if opts.TokenTTL > 0 {
-		c.Signer = c.Signer.WithTTL(opts.TokenTTL)
-	}
+	c.Signer = token.NewSigner(priv).WithTTL(opts.TokenTTL)
 	c.Keys = token.KeySet{}
 	c.Keys.Add(c.Signer.PublicKey())
 	c.GossipKey = make([]byte, 32)
@@ -278,12 +295,16 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 		nconf.Upstream = c.opts.UpstreamFor(i, name)
 	}
 	nconf.AdminToken = AdminToken
+	// Every test client logs in as User: a per-user cap would refuse the
+	// tests themselves (it has its own tests in package node).
+	nconf.MaxConnsPerUser = 0
 	nconf.Logger = Logger().With("node", name)
 	nconf.Registry = prometheus.NewRegistry()
 	if c.opts.NodeConfig != nil {
 		c.opts.NodeConfig(i, nconf)
 	}
-	v := token.NewVerifier(name, c.Keys)
+	// One host, one clock: no skew to allow for at the start.
+	v := token.NewVerifier(name, c.Keys).RejectIssuedBefore(time.Now())
 	srv, err := node.New(nconf, v, cl)
 	if err != nil {
 		cl.Shutdown()
@@ -361,6 +382,9 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	// throttle the whole test, and it has its own unit tests.
 	aconf.LoginRate = rate.Inf
 	aconf.LoginBurst = 1 << 20
+	// Every test client logs in as User; the per-user token limit has its
+	// own tests in package authsvc.
+	aconf.MaxUserTokens = 0
 	aconf.Logger = Logger().With("auth", name)
 	aconf.Registry = prometheus.NewRegistry()
 	if c.opts.AuthConfig != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -71,5 +72,25 @@ func TestPoll(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("Poll overran its timeout")
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	if o := DefaultOptions(); o.validate() != nil {
+		t.Fatalf("defaults refused: %v", o.validate())
+	}
+	// Each key is the field the error must name: Start fills nothing in.
+	for field, mod := range map[string]func(*Options){
+		"Nodes":        func(o *Options) { o.Nodes = 0 },
+		"Auths":        func(o *Options) { o.Auths = 10 },
+		"Cap":          func(o *Options) { o.Cap = 0 },
+		"TokenTTL":     func(o *Options) { o.TokenTTL = 0 },
+		"ReadyTimeout": func(o *Options) { o.ReadyTimeout = 0 },
+	} {
+		o := DefaultOptions()
+		mod(&o)
+		if err := o.validate(); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
+		}
 	}
 }
