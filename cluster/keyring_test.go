@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 func TestDecodeKeys(t *testing.T) {
@@ -61,16 +63,16 @@ func TestKeyRotation(t *testing.T) {
 		for i, m := range ms {
 			m.SetConns(round*10 + i)
 		}
-		waitFor(t, 60*time.Second, what+": every member hears every count", func() bool {
+		probe.Until(t, 60*time.Second, what+": every member hears every count", func() error {
 			for _, m := range ms {
 				for j, other := range ms {
 					x, ok := findMember(m.Members(), other.LocalName())
 					if !ok || !x.Alive || x.Conns != round*10+j {
-						return false
+						return fmt.Errorf("%s sees %s as %+v (found %v), want alive with %d", m.LocalName(), other.LocalName(), x, ok, round*10+j)
 					}
 				}
 			}
-			return true
+			return nil
 		})
 	}
 	for _, step := range []struct {

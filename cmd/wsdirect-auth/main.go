@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 )
 
 func main() {
@@ -75,7 +77,7 @@ func (e usageError) Error() string { return e.err.Error() }
 // errFlagParse for a line the flag package rejected (fault and usage
 // printed).
 func parseArgs(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
+	err := gossipcli.Parse(fs, args)
 	switch {
 	case err == nil:
 		return nil

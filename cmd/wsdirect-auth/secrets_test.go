@@ -22,6 +22,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ssmsim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -361,26 +362,23 @@ func startServe(t *testing.T, o *options, logs io.Writer) (httpAddr, gossipAddr 
 // node's gossip arrives).
 func connectUntilOK(t *testing.T, url, body string) wire.ConnectResponse {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var cr wire.ConnectResponse
+	probe.Until(t, 20*time.Second, "a node assigned", func() error {
 		resp, err := http.Post(url+wire.ConnectPath, "application/json", strings.NewReader(body))
 		if err != nil {
-			t.Fatal(err)
+			return probe.Stop(err)
 		}
 		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			var cr wire.ConnectResponse
-			if err := json.Unmarshal(data, &cr); err != nil {
-				t.Fatal(err)
-			}
-			return cr
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return json.Unmarshal(data, &cr)
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("connect: %d %s", resp.StatusCode, data)
 		}
-		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("connect: %d %s", resp.StatusCode, data)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return probe.Stop(fmt.Errorf("connect: %d %s", resp.StatusCode, data))
+	})
+	return cr
 }
 
 func adminStatus(t *testing.T, url, tok string) int {

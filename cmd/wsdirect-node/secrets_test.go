@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ssmsim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -101,7 +102,7 @@ func TestSecretsFromParameters(t *testing.T) {
 	putParam(t, p+"/admin-token", "adm-one", ssmtypes.ParameterTypeSecureString)
 
 	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}}
-	h.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	h.addr = "127.0.0.1:" + strconv.Itoa(probe.LoopbackPort(t))
 	args := []string{
 		"-name", "n1", "-bind", h.addr, "-gossip-bind", "127.0.0.1:0",
 		"-gossip-key-file", "ssm://" + p + "/gossip-key",
@@ -143,13 +144,9 @@ func TestSecretsFromParameters(t *testing.T) {
 		t.Helper()
 		reloads++
 		h.sigs <- syscall.SIGHUP
-		deadline := time.Now().Add(20 * time.Second)
-		for strings.Count(h.logs.String(), `"msg":"SIGHUP: `) < 3*reloads {
-			if time.Now().After(deadline) {
-				t.Fatalf("reload %d not logged:\n%s", reloads, h.logs.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		probe.Until(t, 20*time.Second, fmt.Sprintf("reload %d logged", reloads), func() error {
+			return probe.Check(strings.Count(h.logs.String(), `"msg":"SIGHUP: `) >= 3*reloads, "logs:\n%s", h.logs.String())
+		})
 	}
 
 	// Auth keys: the parameter lists both keys (rotation).
@@ -216,25 +213,24 @@ func TestSecretsFromParameters(t *testing.T) {
 // address.
 func waitServing(t *testing.T, h *harness) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var gossip string
+	probe.Until(t, 30*time.Second, "the node's serving line", func() error {
 		sc := bufio.NewScanner(strings.NewReader(h.logs.String()))
 		for sc.Scan() {
 			var line struct{ Msg, Gossip string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				return line.Gossip
+				gossip = line.Gossip
+				return nil
 			}
 		}
 		select {
 		case code := <-h.exit:
-			t.Fatalf("exited with %d:\n%s", code, h.logs.String())
+			return probe.Stop(fmt.Errorf("exited with %d:\n%s", code, h.logs.String()))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not serving:\n%s", h.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("not yet:\n%s", h.logs.String())
+	})
+	return gossip
 }
 
 func peer(t *testing.T, name string, key []byte) *cluster.Cluster {

@@ -173,7 +173,6 @@ var (
 	eniIDRe        = regexp.MustCompile(`^eni-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	allocIDRe      = regexp.MustCompile(`^eipalloc-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	groupIDRe      = regexp.MustCompile(`^sg-[0-9a-f]{8}([0-9a-f]{9})?$`)
-	genericIDRe    = regexp.MustCompile(`^[a-z]+(-[a-z]+)?-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	subnetIDPrefix = "subnet-"
 )
 

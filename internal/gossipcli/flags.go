@@ -199,3 +199,29 @@ func (l *ListFlag) Set(v string) error {
 	}
 	return nil
 }
+
+// Parse parses args into fs, the way both daemons want it: -h prints fs's
+// whole usage and returns flag.ErrHelp; a flag the package rejects prints
+// only its one-line complaint and a pointer to -h. The full usage is not
+// repeated there because a daemon's log (journald, a console tail) keeps the
+// last lines, and a long flag list would push the complaint out of sight.
+func Parse(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if usage != nil {
+			usage()
+		} else {
+			fmt.Fprintf(fs.Output(), "usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
+		}
+		return err
+	}
+	fmt.Fprintf(fs.Output(), "(%s -h lists the flags)\n", fs.Name())
+	return err
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 )
 
@@ -40,9 +41,9 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	all := append(append([]string{}, authIDs...), nodeIDs...)
 
 	for _, id := range nodeIDs {
-		waitFor(t, 60*time.Second, id+" serving", func() error { return serving(c, id, "wsdirect-node.service") })
+		probe.Until(t, 60*time.Second, id+" serving", func() error { return serving(c, id, "wsdirect-node.service") })
 	}
-	waitFor(t, 60*time.Second, "auth serving", func() error { return serving(c, authIDs[0], "wsdirect-auth.service") })
+	probe.Until(t, 60*time.Second, "auth serving", func() error { return serving(c, authIDs[0], "wsdirect-auth.service") })
 
 	auth, _ := statusOf(c, authIDs[0])
 	authURL := "http://" + net.JoinHostPort(auth.PublicIP, "8443")
@@ -68,7 +69,7 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	defer cancel()
 	creds := client.Credentials{Username: k.user, Password: k.password}
 	seen := map[string]int{}
-	waitFor(t, 60*time.Second, "both nodes assignable", func() error {
+	probe.Until(t, 60*time.Second, "both nodes assignable", func() error {
 		resp, err := client.Authorize(ctx, authURL, creds)
 		if err != nil {
 			return err
@@ -126,7 +127,7 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	if err := c.Kill(victim, "wsdirect-node"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "restart after kill", func() error {
+	probe.Until(t, 30*time.Second, "restart after kill", func() error {
 		s, _ := statusOf(c, victim)
 		u := s.Units[0]
 		if u.Restarts != 1 || u.ActiveState != unitActive || u.PID == before.Units[0].PID {
@@ -152,7 +153,7 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	if _, err := cl.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: all}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "terminated", func() error {
+	probe.Until(t, 30*time.Second, "terminated", func() error {
 		for _, id := range all {
 			s, _ := statusOf(c, id)
 			if s.Phase != phaseGone || s.State != "terminated" {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 )
 
@@ -76,7 +77,7 @@ func TestCloudInitContract(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			id := ids[tc.name]
 			var st InstanceStatus
-			waitFor(t, 60*time.Second, "the unit to fail", func() error {
+			probe.Until(t, 60*time.Second, "the unit to fail", func() error {
 				st, _ = statusOf(c, id)
 				if st.Boot == bootPending || st.Boot == bootRunning {
 					return fmt.Errorf("boot %q", st.Boot)

@@ -238,22 +238,6 @@ func launch(t testing.TB, cl *ec2.Client, count int, subnet, userData, cluster, 
 	return ids
 }
 
-// waitFor polls cond every 50ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		if last = cond(); last == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // statusOf returns the local cloud's view of one instance.
 func statusOf(c *Cloud, id string) (InstanceStatus, bool) {
 	for _, s := range c.Status() {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 )
 
@@ -45,7 +46,7 @@ func TestSecretsFromLocalParameterStore(t *testing.T) {
 
 	// The node reads -auth-keys first.
 	const denied = "-auth-keys: SSM parameter /lc-iam/auth-public-keys: access denied"
-	waitFor(t, 60*time.Second, "the node to be refused its gossip key", func() error {
+	probe.Until(t, 60*time.Second, "the node to be refused its gossip key", func() error {
 		st, _ := statusOf(c, id)
 		for _, u := range st.Units {
 			if u.ExitStatus != 0 && containsLine(u.Log, denied) {
@@ -76,7 +77,7 @@ func TestSecretsFromLocalParameterStore(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT role policy: %d", resp.StatusCode)
 	}
-	waitFor(t, 60*time.Second, "the node to come up once allowed", func() error { return serving(c, id, "wsdirect-node.service") })
+	probe.Until(t, 60*time.Second, "the node to come up once allowed", func() error { return serving(c, id, "wsdirect-node.service") })
 	st, _ := statusOf(c, id)
 	if st.Units[0].Restarts == 0 {
 		t.Error("the node came up without a restart: it never was refused")
