@@ -6,8 +6,12 @@
 //	wsdirect-auth keygen -out <dir>          signing.key, signing.pub, gossip.key
 //	wsdirect-auth hash-password -user alice [-o users]  reads a password on stdin, prints a users-file line or appends it to a 0600 file
 //
-// SIGHUP reloads the signing key (key rotation) and the users file; SIGTERM
-// or SIGINT shuts down gracefully (HTTP drain, serf leave).
+// Each secret flag (-signing-key, -users, -gossip-key-file,
+// -admin-token-file) takes a file or an AWS Systems Manager parameter,
+// ssm:///path/name, read with the instance role (package internal/secret).
+// SIGHUP re-reads all of them (key rotation, new users); one that fails
+// keeps its previous value. SIGTERM or SIGINT shuts down gracefully (HTTP
+// drain, serf leave).
 package main
 
 import (
@@ -92,6 +96,10 @@ const usage = `usage:
                                             (or append it to the file, mode 0600)
 
 "wsdirect-auth keygen -h" and "wsdirect-auth hash-password -h" list their flags.
+
+Secrets (-signing-key, -users, -gossip-key-file, -admin-token-file) are files
+or AWS Systems Manager SecureString parameters, ssm:///path/name, read with
+the instance role. SIGHUP re-reads them all.
 
 flags of the auth service:
 `

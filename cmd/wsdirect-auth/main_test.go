@@ -301,7 +301,8 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := gossipcli.NewLogger(io.Discard, slog.LevelError)
-	reload(srv, users, o, log)
+	cl := devCluster(t)
+	reload(srv, cl, users, o, log)
 	if srv.Signer().KeyID() == signer.KeyID() {
 		t.Error("signing key not rotated")
 	}
@@ -314,7 +315,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	kid := srv.Signer().KeyID()
-	reload(srv, users, o, log)
+	reload(srv, cl, users, o, log)
 	if srv.Signer().KeyID() != kid || users.Len() != 2 {
 		t.Error("a failed reload changed the state")
 	}

@@ -9,7 +9,12 @@
 // SIGTERM or SIGINT (or POST /admin/drain) drains the node: it stops taking
 // assignments, closes its clients in batches with "reconnect elsewhere",
 // leaves the cluster gracefully and exits within -drain-deadline. A second
-// signal exits at once. SIGHUP reloads the -auth-keys files (key rotation).
+// signal exits at once.
+//
+// -gossip-key-file, -admin-token-file and -auth-keys take files or AWS
+// Systems Manager parameters (ssm:///path/name, read with the instance
+// role; package internal/secret). SIGHUP re-reads all of them (key
+// rotation); one that fails keeps its previous value.
 package main
 
 import (
@@ -57,8 +62,10 @@ type options struct {
 const usageHead = `usage: wsdirect-node [flags]
 
 Serves the WebSocket clients the auth service assigns to this node and
-gossips its live connection count. SIGTERM or SIGINT drains and exits;
-SIGHUP reloads -auth-keys.
+gossips its live connection count. SIGTERM or SIGINT drains and exits.
+-gossip-key-file, -admin-token-file and -auth-keys are files or AWS Systems
+Manager parameters, ssm:///path/name, read with the instance role; SIGHUP
+re-reads them all.
 
 flags:
 `
@@ -89,10 +96,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.gossip.Register(fs)
 	fs.IntVar(&o.maxConns, "max-conns", def.MaxConns, "connection cap; upgrades beyond it get 503")
 	fs.IntVar(&o.maxConnsPerUser, "max-conns-per-user", def.MaxConnsPerUser, "open connections one user may hold on this node; more get 429 (0: no limit)")
-	fs.Var(&o.authKeys, "auth-keys", "PEM `file` or directory with the auth service's public keys (repeatable or comma list; required)")
+	fs.Var(&o.authKeys, "auth-keys", "PEM `file`, directory or ssm:///parameter with the auth service's public keys (repeatable or comma list; required)")
 	fs.StringVar(&o.upstream, "upstream", "", "relay each client to this ws:// app on the same host (default: built-in echo)")
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
-	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file with the bearer token for POST /admin/drain (default: endpoint disabled)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` with the bearer token for POST /admin/drain (default: endpoint disabled)")
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut")
 	fs.StringVar(&o.tokenAudience, "token-audience", "", "token audience this node accepts (default: -name, the audience auth mints for it); set a shared one only behind a balancer that picks the node, where a token is good once on each node sharing it")
 	fs.DurationVar(&o.tokenLeeway, "token-leeway", token.DefaultLeeway, "clock skew tolerated between auth and node hosts for token times; tokens issued before the node started plus this are refused")
@@ -127,6 +134,14 @@ func (o *options) check(fs *flag.FlagSet) error {
 	}
 	if _, _, err := net.SplitHostPort(o.bind); err != nil {
 		return fmt.Errorf("-bind: %w", err)
+	}
+	if err := secret.CheckRef("-admin-token-file", o.adminTokenFile); err != nil {
+		return err
+	}
+	for _, k := range o.authKeys {
+		if err := secret.CheckRef("-auth-keys", k); err != nil {
+			return err
+		}
 	}
 	return o.gossip.Validate()
 }
@@ -163,9 +178,9 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	started := time.Now()
 	limit, known := openFileLimit()
 	checkFileLimit(mlog, o.maxConns, limit, known)
-	keys, err := token.LoadKeySet(o.authKeys...)
+	keys, err := loadAuthKeys(o.authKeys)
 	if err != nil {
-		return fmt.Errorf("-auth-keys: %w", err)
+		return err
 	}
 	var adminToken string
 	if o.adminTokenFile != "" {
@@ -253,7 +268,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	case <-n.Drained():
 		mlog.Info("drained via admin endpoint; leaving")
 	case <-ctx.Done():
-	case <-waitStop(sigs, verifier, o.authKeys, mlog):
+	case <-waitStop(sigs, func() { reload(o, verifier, cl, n, mlog) }):
 		mlog.Info("signal received; draining", "deadline", o.drainDeadline)
 		drainCtx, cancel := context.WithTimeout(ctx, o.drainDeadline)
 		drained := make(chan error, 1)
@@ -263,7 +278,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 			if err != nil {
 				mlog.Warn("drain incomplete", "err", err)
 			}
-		case <-waitStop(sigs, verifier, o.authKeys, mlog):
+		case <-waitStop(sigs, func() { reload(o, verifier, cl, n, mlog) }):
 			mlog.Warn("second signal: exiting without finishing the drain")
 		}
 		cancel()
@@ -292,20 +307,14 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	return nil
 }
 
-// waitStop returns a channel that fires on SIGTERM/SIGINT, reloading the
-// auth keys on each SIGHUP meanwhile.
-func waitStop(sigs <-chan os.Signal, v *token.Verifier, paths []string, log *slog.Logger) <-chan struct{} {
+// waitStop returns a channel that fires on SIGTERM/SIGINT, calling reload
+// on each SIGHUP meanwhile.
+func waitStop(sigs <-chan os.Signal, reload func()) <-chan struct{} {
 	stop := make(chan struct{})
 	go func() {
 		for sig := range sigs {
 			if sig == syscall.SIGHUP {
-				keys, err := token.LoadKeySet(paths...)
-				if err != nil {
-					log.Error("SIGHUP: keeping the old auth keys", "err", err)
-					continue
-				}
-				v.SetKeys(keys)
-				log.Info("SIGHUP: auth keys reloaded", "keys", keys.IDs())
+				reload()
 				continue
 			}
 			close(stop)

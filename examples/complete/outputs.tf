@@ -12,3 +12,18 @@ output "nodes" {
   description = "The nodes and their public IPs."
   value       = module.cluster.nodes
 }
+
+output "parameters" {
+  description = "The Parameter Store names the instances read."
+  value       = module.cluster.parameters
+}
+
+output "node_iam_policy_json" {
+  description = "Policy for the nodes' instance role."
+  value       = module.cluster.node_iam_policy_json
+}
+
+output "auth_iam_policy_json" {
+  description = "Policy for the auth hosts' instance role."
+  value       = module.cluster.auth_iam_policy_json
+}

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
@@ -152,22 +154,52 @@ func newTestKeys(t testing.TB) testKeys {
 		users: "alice:" + string(hash) + "\n", user: "alice", password: "s3cret"}
 }
 
-// renderUserData renders the real cloud-init for role, downloading from the cloud's release.
+// ssmClient is a real SDK client for the local cloud's Parameter Store, with the local
+// cloud's own (administrator) credentials, as `aws ssm` after `wsdirect-localcloud env`.
+func ssmClient(c *Cloud) *ssm.Client {
+	return ssm.NewFromConfig(aws.Config{
+		Region:       c.cfg.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
+		BaseEndpoint: aws.String(c.URL()),
+		HTTPClient:   ec2sim.HTTPClient(),
+	})
+}
+
+// putSecrets stores the cluster's secrets under /<cluster>/ in the local cloud's Parameter
+// Store, the way an operator does before applying (user data names them, nothing more).
+func putSecrets(t testing.TB, c *Cloud, k testKeys, cluster string) {
+	t.Helper()
+	for name, v := range map[string]string{"gossip-key": k.gossip, "signing-key": k.priv, "users": k.users, "auth-public-keys": k.pub} {
+		typ := ssmtypes.ParameterTypeSecureString
+		if name == "auth-public-keys" {
+			typ = ssmtypes.ParameterTypeString
+		}
+		if _, err := ssmClient(c).PutParameter(context.Background(), &ssm.PutParameterInput{
+			Name: aws.String("/" + cluster + "/" + name), Value: aws.String(v), Type: typ, Overwrite: aws.Bool(true),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// renderUserData renders the real cloud-init for role, downloading from the cloud's release,
+// with the cluster's secrets in the cloud's Parameter Store under /<cluster>/.
 func renderUserData(t testing.TB, c *Cloud, k testKeys, role, cluster string, mutate func(*userdata.Config)) string {
 	t.Helper()
+	putSecrets(t, c, k, cluster)
 	info := c.Info()
 	bin := "wsdirect-" + role
 	cfg := userdata.DefaultConfig(role)
 	cfg.ReleaseURL = c.ReleaseURL() + "/" + ArchiveName(bin, c.cfg.ReleaseVersion, c.cfg.ReleaseArch)
 	cfg.SHA256 = info.ReleaseSHA256[bin]
-	cfg.GossipKey = k.gossip
+	cfg.GossipKeyParameter = "/" + cluster + "/gossip-key"
 	cfg.JoinTag = "wsdirect:cluster=" + cluster
 	if role == userdata.RoleNode {
-		cfg.AuthPublicKeys = k.pub
+		cfg.AuthPublicKeysParameter = "/" + cluster + "/auth-public-keys"
 		cfg.MaxConns = 1000
 	} else {
-		cfg.SigningKey = k.priv
-		cfg.Users = k.users
+		cfg.SigningKeyParameter = "/" + cluster + "/signing-key"
+		cfg.UsersParameter = "/" + cluster + "/users"
 	}
 	if mutate != nil {
 		mutate(&cfg)
