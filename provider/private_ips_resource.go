@@ -196,14 +196,17 @@ func (r *privateIPsResource) Create(ctx context.Context, req resource.CreateRequ
 	} else {
 		in.SecondaryPrivateIpAddressCount = aws.Int32(int32(plan.SecondaryPrivateIPCount.ValueInt64()))
 	}
-	assigned, err := r.assign(ctx, in)
+	assigned, err := assignIPs(ctx, r.data.ec2, in)
+	plan.ID = types.StringValue(eniID)
+	plan.PrivateIPs = stringListValue(assigned)
 	if err != nil {
 		resp.Diagnostics.AddError("Assigning private IPs", err.Error())
+		if len(assigned) > 0 {
+			// Recorded (tainted), so the destroy or replacement unassigns them.
+			plan.SecondaryPrivateIPCount = types.Int64Value(int64(len(assigned)))
+			resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		}
 		return
-	}
-	plan.ID = types.StringValue(eniID)
-	if len(explicit) == 0 {
-		plan.PrivateIPs = stringListValue(orderIPs(nil, assigned))
 	}
 	m, found, err := r.refresh(ctx, &plan)
 	if err == nil && !found {
@@ -278,13 +281,20 @@ func (r *privateIPsResource) Update(ctx context.Context, req resource.UpdateRequ
 		} else {
 			in.PrivateIpAddresses = assign
 		}
-		assigned, err := r.assign(ctx, in)
+		assigned, err := assignIPs(ctx, r.data.ec2, in)
+		if assignCount > 0 {
+			kept = append(kept, assigned...)
+		}
 		if err != nil {
 			resp.Diagnostics.AddError("Assigning private IPs", err.Error())
+			// Record what the resource holds now, so nothing assigned goes untracked.
+			if assignCount == 0 {
+				kept = append(kept, assigned...)
+			}
+			state.PrivateIPs = stringListValue(kept)
+			state.SecondaryPrivateIPCount = types.Int64Value(int64(len(kept)))
+			resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 			return
-		}
-		if assignCount > 0 {
-			kept = append(kept, orderIPs(nil, assigned)...)
 		}
 	}
 	if plan.PrivateIPs.IsUnknown() {
@@ -347,29 +357,6 @@ func (r *privateIPsResource) configured(diags *diag.Diagnostics) bool {
 		return false
 	}
 	return true
-}
-
-// assign calls AssignPrivateIpAddresses, retrying while a just-created
-// interface is not yet visible, and returns the addresses assigned.
-func (r *privateIPsResource) assign(ctx context.Context, in *ec2.AssignPrivateIpAddressesInput) ([]string, error) {
-	var out *ec2.AssignPrivateIpAddressesOutput
-	err := retryCodes(ctx, "network interface "+aws.ToString(in.NetworkInterfaceId), []string{"InvalidNetworkInterfaceID.NotFound"},
-		func(ctx context.Context) error {
-			var err error
-			out, err = r.data.ec2.AssignPrivateIpAddresses(ctx, in)
-			return err
-		})
-	if err != nil {
-		return nil, err
-	}
-	var ips []string
-	for _, a := range out.AssignedPrivateIpAddresses {
-		ips = append(ips, aws.ToString(a.PrivateIpAddress))
-	}
-	if len(ips) == 0 {
-		ips = in.PrivateIpAddresses
-	}
-	return ips, nil
 }
 
 // refresh reads the interface. The resource manages the addresses in prior
