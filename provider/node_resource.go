@@ -635,7 +635,7 @@ func (r *nodeResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 // the interface) or "i-…:ip,ip" (only those; "i-…:" none). See
 // node_resource_ownership.go for what an imported node owns.
 func (r *nodeResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	imp, err := parseNodeImportID(req.ID)
+	imp, err := parseImportID(req.ID, "i-", "an instance ID")
 	if err != nil {
 		resp.Diagnostics.AddError("Invalid import ID", err.Error())
 		return
@@ -649,7 +649,7 @@ func (r *nodeResource) ImportState(ctx context.Context, req resource.ImportState
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), imp.instanceID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), imp.id)...)
 	if imp.listed {
 		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("secondary_private_ips"), imp.secondaries)...)
 	}

@@ -29,22 +29,26 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// nodeImportID is a parsed wsdirect_node import ID: "i-…" adopts every
-// secondary address of the interface; "i-…:10.0.1.20,10.0.1.21" adopts the
-// listed ones only, "i-…:" none.
-type nodeImportID struct {
-	instanceID  string
+// importID is a parsed import ID that may name the secondary private IPs
+// the imported resource owns: "<id>" adopts every secondary address of the
+// interface; "<id>:10.0.1.20,10.0.1.21" adopts the listed ones only,
+// "<id>:" none. wsdirect_node takes an instance ID, wsdirect_private_ips a
+// network interface ID.
+type importID struct {
+	id          string
 	secondaries []string // adopted addresses when listed
 	listed      bool     // the ID has a ":" part (possibly empty)
 }
 
-func parseNodeImportID(raw string) (nodeImportID, error) {
+// parseImportID parses raw, whose ID part must start with prefix ("i-",
+// "eni-"); what names that kind of ID in errors.
+func parseImportID(raw, prefix, what string) (importID, error) {
 	id, list, listed := strings.Cut(raw, ":")
-	if !strings.HasPrefix(id, "i-") || len(id) < 3 {
-		return nodeImportID{}, fmt.Errorf("expected an instance ID (i-...), optionally followed by \":\" and the secondary private IPs the node owns "+
-			"(i-0123456789abcdef0:10.0.1.20,10.0.1.21), got %q", raw)
+	if !strings.HasPrefix(id, prefix) || len(id) == len(prefix) {
+		return importID{}, fmt.Errorf("expected %s (%s...), optionally followed by \":\" and the secondary private IPs it owns "+
+			"(%s0123456789abcdef0:10.0.1.20,10.0.1.21), got %q", what, prefix, prefix, raw)
 	}
-	out := nodeImportID{instanceID: id, listed: listed, secondaries: []string{}}
+	out := importID{id: id, listed: listed, secondaries: []string{}}
 	if !listed || list == "" {
 		return out, nil
 	}
@@ -52,35 +56,42 @@ func parseNodeImportID(raw string) (nodeImportID, error) {
 		s = strings.TrimSpace(s)
 		a, err := netip.ParseAddr(s)
 		if err != nil || !a.Is4() {
-			return nodeImportID{}, fmt.Errorf("import ID %q: %q is not an IPv4 address", raw, s)
+			return importID{}, fmt.Errorf("import ID %q: %q is not an IPv4 address", raw, s)
 		}
 		if contains(out.secondaries, s) {
-			return nodeImportID{}, fmt.Errorf("import ID %q lists %s twice", raw, s)
+			return importID{}, fmt.Errorf("import ID %q lists %s twice", raw, s)
 		}
 		out.secondaries = append(out.secondaries, s)
 	}
 	return out, nil
 }
 
-// checkImportedSecondaries checks that every address an import ID lists is a
-// secondary private IP of the instance's primary interface.
-func checkImportedSecondaries(ctx context.Context, api EC2API, imp nodeImportID) error {
+// checkListedSecondaries checks that every address an import ID lists is a
+// secondary private IP of the interface (have: its secondaries).
+func checkListedSecondaries(imp importID, eniID, owner string, have []string) error {
+	if missing := complement(imp.secondaries, have); len(missing) > 0 {
+		return fmt.Errorf("%s %s not a secondary private IP of %s%s; it has %s",
+			strings.Join(missing, ", "), isAre(len(missing)), eniID, owner, ipsOrNone(orderIPs(nil, have)))
+	}
+	return nil
+}
+
+// checkImportedSecondaries checks that every address a wsdirect_node
+// import ID lists is a secondary private IP of the instance's primary
+// interface.
+func checkImportedSecondaries(ctx context.Context, api EC2API, imp importID) error {
 	if len(imp.secondaries) == 0 {
 		return nil
 	}
-	inst, err := describeInstance(ctx, api, imp.instanceID)
+	inst, err := describeInstance(ctx, api, imp.id)
 	if err != nil {
-		return fmt.Errorf("describing instance %s: %w", imp.instanceID, err)
+		return fmt.Errorf("describing instance %s: %w", imp.id, err)
 	}
 	eni := primaryENI(inst)
 	if eni == nil {
-		return fmt.Errorf("instance %s has no network interface", imp.instanceID)
+		return fmt.Errorf("instance %s has no network interface", imp.id)
 	}
-	if missing := complement(imp.secondaries, secondaryIPs(eni)); len(missing) > 0 {
-		return fmt.Errorf("%s %s not a secondary private IP of %s (instance %s); it has %s",
-			strings.Join(missing, ", "), isAre(len(missing)), aws.ToString(eni.NetworkInterfaceId), imp.instanceID, ipsOrNone(orderIPs(nil, secondaryIPs(eni))))
-	}
-	return nil
+	return checkListedSecondaries(imp, aws.ToString(eni.NetworkInterfaceId), " (instance "+imp.id+")", secondaryIPs(eni))
 }
 
 // launchedSecondaries checks that a just-launched interface carries the

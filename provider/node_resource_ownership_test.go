@@ -205,7 +205,7 @@ func TestAccNode_importOwnership(t *testing.T) {
 	})
 }
 
-func TestParseNodeImportID(t *testing.T) {
+func TestParseImportID(t *testing.T) {
 	for _, tc := range []struct {
 		in     string
 		listed bool
@@ -222,7 +222,7 @@ func TestParseNodeImportID(t *testing.T) {
 		{in: "i-0123:10.0.1.20,10.0.1.20", err: "lists 10.0.1.20 twice"},
 		{in: "i-0123:fd00::1", err: "is not an IPv4 address"},
 	} {
-		got, err := parseNodeImportID(tc.in)
+		got, err := parseImportID(tc.in, "i-", "an instance ID")
 		switch {
 		case tc.err != "":
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -230,7 +230,7 @@ func TestParseNodeImportID(t *testing.T) {
 			}
 		case err != nil:
 			t.Errorf("%q: %v", tc.in, err)
-		case got.instanceID != "i-0123" || got.listed != tc.listed || strings.Join(got.secondaries, ",") != tc.ips:
+		case got.id != "i-0123" || got.listed != tc.listed || strings.Join(got.secondaries, ",") != tc.ips:
 			t.Errorf("%q: %+v", tc.in, got)
 		}
 	}

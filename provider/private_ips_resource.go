@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,7 +58,7 @@ func (r *privateIPsResource) Configure(_ context.Context, req resource.Configure
 func (r *privateIPsResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Description: "Secondary private IPv4 addresses on an existing network interface, such as an HAProxy host made elsewhere. " +
-			"The resource manages only the addresses it assigned; others on the interface are left alone.",
+			"The resource manages only the addresses it assigned (or, imported, those its import ID names); others on the interface are left alone.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed: true, Description: "The network interface ID.",
@@ -341,13 +340,37 @@ func (r *privateIPsResource) Delete(ctx context.Context, req resource.DeleteRequ
 	}
 }
 
+// ImportState takes "eni-…" (the resource adopts every secondary private IP
+// of the interface) or "eni-…:ip,ip" (only those), like wsdirect_node; a
+// wsdirect_private_ips holds at least one address, so "eni-…:" is refused.
 func (r *privateIPsResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if !strings.HasPrefix(req.ID, "eni-") {
-		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("expected a network interface ID (eni-...), got %q", req.ID))
+	imp, err := parseImportID(req.ID, "eni-", "a network interface ID")
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", err.Error())
 		return
 	}
-	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("network_interface_id"), req.ID)...)
+	if imp.listed && len(imp.secondaries) == 0 {
+		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("%q lists no address: a wsdirect_private_ips holds at least one", req.ID))
+		return
+	}
+	if len(imp.secondaries) > 0 {
+		if !r.configured(&resp.Diagnostics) {
+			return
+		}
+		eni, err := describeENI(ctx, r.data.ec2, imp.id)
+		if err == nil {
+			err = checkListedSecondaries(imp, imp.id, "", eniSecondaryIPs(eni))
+		}
+		if err != nil {
+			resp.Diagnostics.AddError("Invalid import ID", err.Error())
+			return
+		}
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), imp.id)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("network_interface_id"), imp.id)...)
+	if imp.listed {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("private_ips"), imp.secondaries)...)
+	}
 }
 
 func (r *privateIPsResource) configured(diags *diag.Diagnostics) bool {
