@@ -137,6 +137,7 @@ type instance struct {
 	imageID, itype        string
 	state                 string
 	pendingLeft           int // describes still to see it pending
+	shutdownLeft          int // describes still to see it shutting-down or stopping
 	notFoundLeft          int // eventual-consistency NotFound answers still to give
 	subnet                *subnet
 	keyName, iamProf      string
