@@ -40,6 +40,9 @@ func (e *testAccEnv) launchOutsideNode(t *testing.T) *outsideNode {
 			DeviceIndex: aws.Int32(0), SubnetId: aws.String(e.Subnet), Groups: []string{e.SG},
 			SecondaryPrivateIpAddressCount: aws.Int32(2), DeleteOnTermination: aws.Bool(true),
 		}},
+		// As the node resource launches by default, so the import plans no
+		// metadata change (EC2's own default is IMDSv1 allowed).
+		MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired},
 	})
 	if err != nil {
 		t.Fatalf("launching the outside instance: %v", err)
