@@ -73,9 +73,9 @@ func (m *Manager) setupACME() error {
 		profile = ProfileShortLived
 	}
 	tmpl := certmagic.ACMEIssuer{
-		CA:     c.ACMEDirectory,
-		Email:  c.ACMEEmail,
-		Agreed: true, // running in ACME mode is the operator's agreement; nobody is there to ask
+		CA:                      c.ACMEDirectory,
+		Email:                   c.ACMEEmail,
+		Agreed:                  true, // running in ACME mode is the operator's agreement; nobody is there to ask
 		DisableHTTPChallenge:    c.ACMEHTTPAddr == "",
 		DisableTLSALPNChallenge: !c.ACMETLSALPN,
 		Profile:                 profile,

@@ -189,7 +189,7 @@ func TestFilesRefusedAtStart(t *testing.T) {
 	}
 	cases := []struct {
 		name, cert, key, want string
-		names             []string
+		names                 []string
 	}{
 		{"missing", filepath.Join(dir, "nope.pem"), keyFile, "no such file", nil},
 		{"key of another cert", certFile, expKey, "private key does not match", nil},
