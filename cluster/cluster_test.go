@@ -17,6 +17,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		switch c.Name {
 		case "n2":
 			c.Zone = "us-east-1b"
+			c.WSScheme = "wss"
 		case "n3":
 			c.Role = RoleAuth
 		}
@@ -49,13 +50,16 @@ func TestThreeNodeCluster(t *testing.T) {
 		if !ok {
 			t.Fatal("n3 does not know n2")
 		}
-		want := Member{Name: "n2", Role: RoleNode, Addr: "127.0.0.2", Port: 8002, Cap: 100, Zone: "us-east-1b", Alive: true}
+		want := Member{Name: "n2", Role: RoleNode, Addr: "127.0.0.2", Port: 8002, Scheme: "wss", Cap: 100, Zone: "us-east-1b", Alive: true}
 		got.UpdatedAt, got.Conns = time.Time{}, 0
 		if got != want {
 			t.Fatalf("n3 sees n2 as %+v, want %+v", got, want)
 		}
-		if u := got.URL(); u != "ws://127.0.0.2:8002/ws" {
+		if u := got.URL(); u != "wss://127.0.0.2:8002/ws" {
 			t.Fatalf("URL() = %q", u)
+		}
+		if plain, _ := findMember(n3.Members(), "n1"); plain.Scheme != "ws" || plain.URL() != "ws://127.0.0.1:8001/ws" {
+			t.Fatalf("n1 (plain) seen as %+v, URL %q", plain, plain.URL())
 		}
 		auth, _ := findMember(n1.Members(), "n3")
 		if auth.Role != RoleAuth || auth.Addr != "" || auth.Cap != 0 {
@@ -108,6 +112,23 @@ func TestThreeNodeCluster(t *testing.T) {
 		waitFor(t, 10*time.Second, "n3 sees n2 not draining", func() bool {
 			m, ok := n3.member("n2")
 			return ok && !m.Draining
+		})
+	})
+
+	t.Run("not ready", func(t *testing.T) {
+		if err := n2.SetReady(false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "n1 sees n2 not ready", func() bool {
+			m, ok := n1.member("n2")
+			return ok && m.NotReady && !m.Draining
+		})
+		if err := n2.SetReady(true); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "n3 sees n2 ready", func() bool {
+			m, ok := n3.member("n2")
+			return ok && !m.NotReady
 		})
 	})
 
@@ -277,6 +298,9 @@ func TestCreateValidation(t *testing.T) {
 		{"node without public addr", func(c *Config) { c.PublicAddr = " " }, "PublicAddr is required"},
 		{"node without cap", func(c *Config) { c.Cap = 0 }, "Cap must be > 0"},
 		{"bad ws port", func(c *Config) { c.WSPort = 70000 }, "WSPort"},
+		{"node without scheme", func(c *Config) { c.WSScheme = "" }, "WSScheme"},
+		{"node with http scheme", func(c *Config) { c.WSScheme = "https" }, "WSScheme"},
+		{"starts not ready", func(c *Config) { c.NotReady = true }, ""},
 		{"unknown role", func(c *Config) { c.Role = "proxy" }, "unknown role"},
 		{"auth needs no public addr", func(c *Config) { c.Role = RoleAuth; c.PublicAddr = ""; c.Cap = 0 }, ""},
 		{"tags too large (addr)", func(c *Config) { c.PublicAddr = strings.Repeat("h", 480) + ".example.com" }, "limit is 512"},
@@ -305,14 +329,16 @@ func TestCreateValidation(t *testing.T) {
 }
 
 func TestTagSizeBoundary(t *testing.T) {
-	f := staticFacts{role: RoleNode, addr: "a", port: 65535, cap: 1 << 30, zone: "z", draining: true}
+	f := staticFacts{role: RoleNode, addr: "a", port: 65535, scheme: "wss", cap: 1 << 30, zone: "z"}
 	for _, mode := range []CountMode{CountsUserEvents, CountsTags} {
 		// Grow the address until the check trips; it must trip exactly
 		// when serf's own encoding exceeds MaxTagBytes.
 		g := f
 		for len(g.addr) < 600 {
 			err := checkTags(g, mode)
-			n, _ := encodedTagSize(g.tags(mode, -1<<31))
+			w := g
+			w.draining, w.notReady = true, true
+			n, _ := encodedTagSize(w.tags(mode, -1<<31))
 			if (err != nil) != (n > MaxTagBytes) {
 				t.Fatalf("mode %v addr len %d: encoded %d bytes, err=%v", mode, len(g.addr), n, err)
 			}
@@ -365,4 +391,23 @@ func TestLateJoinerLearnsCounts(t *testing.T) {
 		m, ok := late.member("n1")
 		return ok && m.Conns == 11 && m.Alive
 	})
+}
+
+func TestMemberURL(t *testing.T) {
+	for _, tc := range []struct {
+		m    Member
+		want string
+	}{
+		{Member{Addr: "n-3.ws.example.com", Port: 443, Scheme: "wss"}, "wss://n-3.ws.example.com/ws"},
+		{Member{Addr: "203.0.113.7", Port: 443, Scheme: "wss"}, "wss://203.0.113.7/ws"},
+		{Member{Addr: "203.0.113.7", Port: 8443, Scheme: "wss"}, "wss://203.0.113.7:8443/ws"},
+		{Member{Addr: "2001:db8::7", Port: 443, Scheme: "wss"}, "wss://[2001:db8::7]/ws"},
+		{Member{Addr: "2001:db8::7", Port: 8080, Scheme: "ws"}, "ws://[2001:db8::7]:8080/ws"},
+		{Member{Addr: "127.0.0.1", Port: 80, Scheme: "ws"}, "ws://127.0.0.1/ws"},
+		{Member{Addr: "127.0.0.1", Port: 443}, "ws://127.0.0.1:443/ws"}, // no scheme: an old member, plain
+	} {
+		if got := tc.m.URL(); got != tc.want {
+			t.Errorf("%+v: URL() = %q, want %q", tc.m, got, tc.want)
+		}
+	}
 }

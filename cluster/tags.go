@@ -21,6 +21,8 @@ const (
 	tagCap      = "c"
 	tagZone     = "z"
 	tagDraining = "d" // "1" when draining, absent otherwise
+	tagScheme   = "s" // "wss" for TLS; absent means "ws" (members older than the tag)
+	tagNotReady = "u" // "1" while not ready (no certificate yet), absent otherwise
 	tagConns    = "n" // only in CountsTags mode
 
 	tagSchema = "1"
@@ -37,9 +39,11 @@ type staticFacts struct {
 	role     Role
 	addr     string
 	port     int
+	scheme   string
 	cap      int
 	zone     string
 	draining bool
+	notReady bool
 }
 
 func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
@@ -51,12 +55,18 @@ func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
 		t[tagAddr] = f.addr
 		t[tagPort] = strconv.Itoa(f.port)
 		t[tagCap] = strconv.Itoa(f.cap)
+		if f.scheme != "ws" {
+			t[tagScheme] = f.scheme
+		}
 	}
 	if f.zone != "" {
 		t[tagZone] = f.zone
 	}
 	if f.draining {
 		t[tagDraining] = "1"
+	}
+	if f.notReady {
+		t[tagNotReady] = "1"
 	}
 	if mode == CountsTags {
 		t[tagConns] = strconv.Itoa(conns)
@@ -76,8 +86,11 @@ func encodedTagSize(tags map[string]string) (int, error) {
 }
 
 // checkTags errors when tags exceed MaxTagBytes. The count tag of
-// CountsTags mode is sized at its widest so it can never overflow later.
+// CountsTags mode and the draining and not-ready flags are sized at their
+// widest so the tags can never overflow later.
 func checkTags(f staticFacts, mode CountMode) error {
+	// At their widest: the flags that come and go are counted as set.
+	f.draining, f.notReady = true, true
 	n, err := encodedTagSize(f.tags(mode, -1<<31))
 	if err != nil {
 		return fmt.Errorf("encode tags: %w", err)
@@ -96,6 +109,11 @@ func memberFromTags(m *Member, tags map[string]string) {
 	m.Cap, _ = strconv.Atoi(tags[tagCap])
 	m.Zone = tags[tagZone]
 	m.Draining = tags[tagDraining] == "1"
+	m.NotReady = tags[tagNotReady] == "1"
+	m.Scheme = tags[tagScheme]
+	if m.Scheme == "" && m.Role == RoleNode {
+		m.Scheme = "ws"
+	}
 }
 
 // countFromTags returns the CountsTags-mode count, if present.
@@ -117,9 +135,11 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 		role:     c.Role,
 		addr:     strings.TrimSpace(c.PublicAddr),
 		port:     c.WSPort,
+		scheme:   c.WSScheme,
 		cap:      c.Cap,
 		zone:     strings.TrimSpace(c.Zone),
 		draining: c.Draining,
+		notReady: c.NotReady,
 	}
 	if f.role == "" {
 		f.role = RoleNode
@@ -135,8 +155,11 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 		if f.cap <= 0 {
 			return f, fmt.Errorf("cluster: Cap must be > 0 for role %q, got %d", f.role, f.cap)
 		}
+		if f.scheme != "ws" && f.scheme != "wss" {
+			return f, fmt.Errorf("cluster: WSScheme %q: want \"wss\" or \"ws\"", f.scheme)
+		}
 	case RoleAuth:
-		f.addr, f.port, f.cap = "", 0, 0
+		f.addr, f.port, f.cap, f.scheme = "", 0, 0, ""
 	default:
 		return f, fmt.Errorf("cluster: unknown role %q (want %q or %q)", f.role, RoleNode, RoleAuth)
 	}

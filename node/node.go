@@ -32,6 +32,13 @@ type Publisher interface {
 	SetDraining(bool) error
 }
 
+// readinessPublisher is optionally implemented by a Publisher (a
+// *cluster.Cluster does) to take a node out of assignment while it is not
+// ready, without calling that a drain.
+type readinessPublisher interface {
+	SetReady(bool) error
+}
+
 // retryAfterSeconds is what refused clients are told to wait. It is short:
 // the client goes back to auth, which will usually pick another node.
 const retryAfterSeconds = "1"
@@ -66,8 +73,12 @@ type Node struct {
 	// current one, even when connects and disconnects race.
 	pubMu sync.Mutex
 
-	draining  atomic.Bool
-	closed    atomic.Bool
+	draining atomic.Bool
+	closed   atomic.Bool
+	// notReady holds why the node cannot serve (SetNotReady), or nil.
+	notReady atomic.Pointer[string]
+	// readyMu orders readiness publications.
+	readyMu   sync.Mutex
 	done      chan struct{} // closed by Close; stops the pinger
 	closeOnce sync.Once
 	drained   chan struct{} // closed when a drain has finished
@@ -145,6 +156,10 @@ func (n *Node) Handler() http.Handler {
 		writeText(w, http.StatusOK, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if r := n.notReady.Load(); r != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+*r+"\n")
+			return
+		}
 		if !n.Ready() {
 			writeText(w, http.StatusServiceUnavailable, "draining\n")
 			return
@@ -163,8 +178,45 @@ func (n *Node) Conns() int { return int(n.active.Load()) }
 // plus handshakes in progress) ever held at once. It never exceeds MaxConns.
 func (n *Node) HighWater() int { return int(n.highWater.Load()) }
 
-// Ready reports whether the node accepts new connections.
-func (n *Node) Ready() bool { return !n.draining.Load() && !n.closed.Load() }
+// Ready reports whether the node accepts new connections: not draining,
+// not closed, and not marked not ready.
+func (n *Node) Ready() bool {
+	return !n.draining.Load() && !n.closed.Load() && n.notReady.Load() == nil
+}
+
+// SetNotReady marks the node as unable to serve for reason (for example
+// "no TLS certificate yet: ..."), or ready again when reason is empty.
+// While not ready, /readyz answers 503 with the reason, upgrades are
+// refused with 503 not_ready, and the Publisher, when it can, takes the
+// node out of assignment. Connections already open are left alone. It
+// blocks while the change is published.
+func (n *Node) SetNotReady(reason string) {
+	n.readyMu.Lock()
+	defer n.readyMu.Unlock()
+	was := n.notReady.Load() != nil
+	if reason == "" {
+		n.notReady.Store(nil)
+	} else {
+		n.notReady.Store(&reason)
+	}
+	now := reason != ""
+	if was == now {
+		return
+	}
+	if rp, ok := n.pub.(readinessPublisher); ok {
+		if err := rp.SetReady(!now); err != nil {
+			n.log.Warn("publishing readiness failed", "ready", !now, "err", err)
+		}
+	}
+}
+
+// NotReadyReason is why the node is not ready, or "".
+func (n *Node) NotReadyReason() string {
+	if r := n.notReady.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
 
 // Draining reports whether a drain has started.
 func (n *Node) Draining() bool { return n.draining.Load() }
@@ -187,8 +239,12 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, http.StatusBadRequest, ReasonBadRequest, CodeBadRequest, "not a WebSocket upgrade request", false)
 		return
 	}
-	if !n.Ready() {
+	if n.draining.Load() || n.closed.Load() {
 		n.refuse(w, r, http.StatusServiceUnavailable, ReasonDraining, CodeDraining, "node is draining; reconnect through auth", true)
+		return
+	}
+	if n.notReady.Load() != nil {
+		n.refuse(w, r, http.StatusServiceUnavailable, ReasonNotReady, CodeNotReady, "node is not ready; reconnect through auth", true)
 		return
 	}
 	if !n.reserve() {
