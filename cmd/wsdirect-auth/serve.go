@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
+
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	jsclient "github.com/wsdirect/terraform-provider-wsdirect/client/js"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
@@ -40,10 +42,11 @@ type options struct {
 	demo                                             bool
 	name, logLevel                                   string
 	callbackTimeout, shutdownTimeout                 time.Duration
+	tls                                              *tlscert.Config
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+	o := &options{tls: tlscert.DefaultConfig()}
 	fs := flag.NewFlagSet("wsdirect-auth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.bind, "bind", "127.0.0.1:8443", "HTTP address for /v1/connect, /v1/nodes, /healthz and /metrics")
@@ -70,6 +73,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to let in-flight requests finish on SIGTERM")
 	fs.StringVar(&o.name, "name", "", "unique cluster member name (default auth-<hostname>)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.tls.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, errFlagParse
 	}
@@ -99,6 +103,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if !o.dev && o.gossipKeyFile == "" {
 		return nil, errors.New("-gossip-key-file is required (or -dev for unencrypted gossip on a developer machine)")
+	}
+	if err := o.tls.CheckListener("-bind", o.bind, o.dev); err != nil {
+		return nil, err
 	}
 	if o.name == "" {
 		h, err := os.Hostname()
@@ -243,6 +250,22 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	if err != nil {
 		return fmt.Errorf("-bind: %w", err)
 	}
+	tc := *o.tls
+	tc.ListenAddr = ln.Addr().String()
+	tc.Logger, tc.Registry = log, srv.Registry()
+	if tc.Tickets == tlscert.TicketsCluster {
+		if cc.SecretKey == nil {
+			tc.Tickets = tlscert.TicketsProcess // -dev without a key: nothing shared to derive from
+		}
+		tc.TicketSecret = cc.SecretKey
+	}
+	certs, err := tlscert.New(&tc)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer certs.Close()
+	handler = withReadyz(handler, certs)
 	hs := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -253,8 +276,17 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("auth listening", "addr", ln.Addr().String(), "gossip", cl.GossipAddr(), "name", o.name, "kid", signer.KeyID())
+	go func() { serveErr <- hs.Serve(certs.Listener(ln)) }()
+	// After the TLS listener serves: it answers tls-alpn-01 challenges.
+	if err := certs.Start(ctx, tlscert.HealthOnly(handler)); err != nil {
+		return err
+	}
+	scheme := "http"
+	if certs.Scheme() == "wss" {
+		scheme = "https"
+	}
+	log.Info("auth listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "tls", string(certs.Mode()),
+		"gossip", cl.GossipAddr(), "name", o.name, "kid", signer.KeyID())
 	if ready != nil {
 		ready(ln.Addr().String(), cl.GossipAddr())
 	}
@@ -266,6 +298,9 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		select {
 		case <-hup:
 			reload(srv, users, o, log)
+			if err := certs.Reload(); err != nil {
+				log.Error("reload TLS certificate; keeping the old one", "err", err)
+			}
 		case err := <-serveErr:
 			return fmt.Errorf("http: %w", err)
 		case <-ctx.Done():
@@ -297,4 +332,21 @@ func reload(srv *authsvc.Server, users *authsvc.UsersFile, o *options, log *slog
 			log.Info("users file reloaded", "users", users.Len())
 		}
 	}
+}
+
+// withReadyz adds GET /readyz: 200 while the TLS certificate is in place
+// (always without TLS), else 503 with the reason.
+func withReadyz(h http.Handler, certs *tlscert.Manager) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := certs.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready: TLS: "+err.Error()+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
 }

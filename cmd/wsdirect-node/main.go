@@ -6,10 +6,17 @@
 //	    -gossip-key-file /etc/wsdirect/gossip.key -auth-keys /etc/wsdirect/signing.pub \
 //	    -join-ec2-tag wsdirect-cluster=prod -max-conns 18000
 //
+// With -tls files or -tls acme the node serves wss:// (see internal/tlscert
+// for the flags, shared with wsdirect-auth) and advertises it; until it
+// holds a valid certificate it stays in the cluster marked not ready, so
+// auth assigns it nobody, and /readyz says why. Plain ws:// on an address
+// other than loopback needs -tls offload (TLS terminated in front) or -dev.
+//
 // SIGTERM or SIGINT (or POST /admin/drain) drains the node: it stops taking
 // assignments, closes its clients in batches with "reconnect elsewhere",
 // leaves the cluster gracefully and exits within -drain-deadline. A second
-// signal exits at once. SIGHUP reloads the -auth-keys files (key rotation).
+// signal exits at once. SIGHUP reloads the -auth-keys files (key rotation)
+// and, with -tls files, the certificate.
 package main
 
 import (
@@ -28,7 +35,10 @@ import (
 	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wsdirect/terraform-provider-wsdirect/discover"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -64,10 +74,11 @@ type options struct {
 	upstream, zone, adminTokenFile                                    string
 	drainDeadline                                                     time.Duration
 	logLevel                                                          string
+	tls                                                               *tlscert.Config
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+	o := &options{tls: tlscert.DefaultConfig()}
 	def := node.DefaultConfig()
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("wsdirect-node", flag.ContinueOnError)
@@ -90,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file with the bearer token for POST /admin/drain (default: endpoint disabled)")
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.tls.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -107,6 +119,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-max-conns must be > 0, got %d", o.maxConns)
 	case o.drainDeadline <= 0:
 		return nil, fmt.Errorf("-drain-deadline must be > 0, got %s", o.drainDeadline)
+	}
+	if err := o.tls.CheckListener("-bind", o.bind, o.dev); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -224,12 +239,37 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 		wsPort = bindPort
 	}
 
+	// The certificate is for the address clients are sent to, unless the
+	// operator names others.
+	reg := prometheus.NewRegistry()
+	tc := *o.tls
+	if len(tc.Names) == 0 && tc.Mode.ServesTLS() {
+		tc.Names = []string{public}
+	}
+	tc.ListenAddr = ln.Addr().String()
+	tc.Logger, tc.Registry = log, reg
+	if tc.Tickets == tlscert.TicketsCluster {
+		if gossipKey == nil {
+			tc.Tickets = tlscert.TicketsProcess // -dev without a key: nothing shared to derive from
+		}
+		tc.TicketSecret = gossipKey
+	}
+	certs, err := tlscert.New(&tc)
+	if err != nil {
+		return err
+	}
+	defer certs.Close()
+
 	cc := cluster.DefaultConfig()
 	cc.Name = o.name
 	cc.Role = cluster.RoleNode
 	cc.BindAddr, cc.BindPort = gHost, gPort
 	cc.AdvertiseAddr, cc.AdvertisePort = gAdvHost, gAdvPort
 	cc.PublicAddr, cc.WSPort = public, wsPort
+	cc.WSScheme = certs.Scheme()
+	// Joined not ready until a certificate is in place: auth sees the node
+	// but assigns it nobody.
+	cc.NotReady = certs.Ready() != nil
 	cc.Cap = o.maxConns
 	cc.Zone = o.zone
 	cc.SecretKey = gossipKey
@@ -253,16 +293,28 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc.DrainDeadline = o.drainDeadline
 	nc.AdminToken = adminToken
 	nc.Logger = log
+	nc.Registry = reg
 	verifier := token.NewVerifier(o.name, keys)
 	n, err := node.New(nc, verifier, cl)
 	if err != nil {
 		return err
 	}
+	certs.Watch(func(notReady error) {
+		if notReady != nil {
+			n.SetNotReady("TLS: " + notReady.Error())
+		} else {
+			n.SetNotReady("")
+		}
+	})
 	srv := n.HTTPServer(o.bind)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("serving", "bind", ln.Addr().String(), "url", fmt.Sprintf("ws://%s/ws", net.JoinHostPort(public, strconv.Itoa(wsPort))),
-		"gossip", cl.GossipAddr(), "max_conns", o.maxConns, "upstream", o.upstream, "keys", keys.IDs())
+	go func() { serveErr <- srv.Serve(certs.Listener(ln)) }()
+	// After the TLS listener serves: it answers tls-alpn-01 challenges.
+	if err := certs.Start(ctx, tlscert.HealthOnly(n.Handler())); err != nil {
+		return err
+	}
+	log.Info("serving", "bind", ln.Addr().String(), "url", cluster.Member{Addr: public, Port: wsPort, Scheme: certs.Scheme()}.URL(),
+		"tls", string(certs.Mode()), "gossip", cl.GossipAddr(), "max_conns", o.maxConns, "upstream", o.upstream, "keys", keys.IDs())
 
 	joinCtx, stopJoin := context.WithCancel(ctx)
 	defer stopJoin()
@@ -277,7 +329,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	case <-n.Drained():
 		log.Info("drained via admin endpoint; leaving")
 	case <-ctx.Done():
-	case <-waitStop(sigs, verifier, o.authKeys, log):
+	case <-waitStop(sigs, verifier, o.authKeys, certs, log):
 		log.Info("signal received; draining", "deadline", o.drainDeadline)
 		drainCtx, cancel := context.WithTimeout(ctx, o.drainDeadline)
 		drained := make(chan error, 1)
@@ -287,7 +339,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 			if err != nil {
 				log.Warn("drain incomplete", "err", err)
 			}
-		case <-waitStop(sigs, verifier, o.authKeys, log):
+		case <-waitStop(sigs, verifier, o.authKeys, certs, log):
 			log.Warn("second signal: exiting without finishing the drain")
 		}
 		cancel()
@@ -317,12 +369,15 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 }
 
 // waitStop returns a channel that fires on SIGTERM/SIGINT, reloading the
-// auth keys on each SIGHUP meanwhile.
-func waitStop(sigs <-chan os.Signal, v *token.Verifier, paths []string, log *slog.Logger) <-chan struct{} {
+// auth keys and the TLS certificate files on each SIGHUP meanwhile.
+func waitStop(sigs <-chan os.Signal, v *token.Verifier, paths []string, certs *tlscert.Manager, log *slog.Logger) <-chan struct{} {
 	stop := make(chan struct{})
 	go func() {
 		for sig := range sigs {
 			if sig == syscall.SIGHUP {
+				if err := certs.Reload(); err != nil {
+					log.Error("SIGHUP: keeping the old TLS certificate", "err", err)
+				}
 				keys, err := token.LoadKeySet(paths...)
 				if err != nil {
 					log.Error("SIGHUP: keeping the old auth keys", "err", err)
