@@ -34,8 +34,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/discover"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
