@@ -104,7 +104,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
 	if !o.dev && o.gossipKeyFile == "" {
 		return nil, errors.New("-gossip-key-file is required (or -dev for unencrypted gossip on a developer machine)")
 	}
-	if err := o.tls.CheckListener("-bind", o.bind, o.dev); err != nil {
+	if err := o.tls.CheckFlags(o.bind, o.dev, false); err != nil {
 		return nil, err
 	}
 	if o.name == "" {

@@ -120,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	case o.drainDeadline <= 0:
 		return nil, fmt.Errorf("-drain-deadline must be > 0, got %s", o.drainDeadline)
 	}
-	if err := o.tls.CheckListener("-bind", o.bind, o.dev); err != nil {
+	if err := o.tls.CheckFlags(o.bind, o.dev, true); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -59,13 +60,28 @@ type harness struct {
 	exit   chan int
 	logs   *lockedBuffer
 	toks   []string
+	client *tls.Config
 }
 
 // start runs the node binary's run() in-process with a fresh key pair in a
 // key directory, an admin token file and extra flags.
 func start(t *testing.T, extra ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}}
+	return startWith(t, hopts{}, extra...)
+}
+
+// hopts vary the harness: bind is the -bind address (default 127.0.0.1 and
+// a free port); with client set the node is reached over https/wss with
+// that configuration; ready bounds the wait for /readyz (default 10 s).
+type hopts struct {
+	bind   string
+	client *tls.Config
+	ready  time.Duration
+}
+
+func startWith(t *testing.T, o hopts, extra ...string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}, client: o.client}
 	_, priv, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -81,16 +97,24 @@ func start(t *testing.T, extra ...string) *harness {
 	if err := os.WriteFile(filepath.Join(h.dir, "admin"), []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	h.addr = o.bind
+	if h.addr == "" {
+		h.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	}
 	args := append([]string{
 		"-name", "n1", "-bind", h.addr, "-gossip-bind", "127.0.0.1:0", "-dev",
 		"-auth-keys", keys, "-admin-token-file", filepath.Join(h.dir, "admin"),
 		"-drain-deadline", "3s", "-log-level", "debug",
 	}, extra...)
 	go func() { h.exit <- run(context.Background(), args, h.sigs, h.logs) }()
-	deadline := time.Now().Add(10 * time.Second)
+	wait := o.ready
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	hc := h.httpClient()
+	deadline := time.Now().Add(wait)
 	for {
-		resp, err := http.Get("http://" + h.addr + "/readyz")
+		resp, err := hc.Get(h.httpURL("/readyz"))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -127,13 +151,32 @@ func start(t *testing.T, extra ...string) *harness {
 	return h
 }
 
+// httpClient reaches the node's HTTP endpoints, over TLS when it serves it.
+func (h *harness) httpClient() *http.Client {
+	if h.client == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: h.client}}
+}
+
+func (h *harness) httpURL(path string) string {
+	if h.client == nil {
+		return "http://" + h.addr + path
+	}
+	return "https://" + h.addr + path
+}
+
 func (h *harness) dial(s *token.Signer) (*websocket.Conn, error) {
 	tok, _, err := s.Mint("alice", "n1")
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.toks = append(h.toks, tok)
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+h.addr+wire.WSPath+"?token="+tok, nil)
+	d, scheme := *websocket.DefaultDialer, "ws://"
+	if h.client != nil {
+		d.TLSClientConfig, scheme = h.client, "wss://"
+	}
+	ws, _, err := d.Dial(scheme+h.addr+wire.WSPath+"?token="+tok, nil)
 	return ws, err
 }
 

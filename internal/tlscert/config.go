@@ -192,11 +192,12 @@ func DefaultConfig() *Config {
 		RenewalWindowRatio: 1.0 / 3.0,
 		// certmagic's default.
 		RenewCheckInterval: 10 * time.Minute,
-		// First retries come fast (a CA blip, DNS not propagated yet), then
-		// back off so that a misconfigured fleet does not hammer the CA
-		// into rate-limiting it.
-		RetryMin: 5 * time.Second,
-		RetryMax: 10 * time.Minute,
+		// A CA blip or an address not associated yet clears within a
+		// minute or two; a closed port 80 does not, and Let's Encrypt
+		// allows 5 failed validations per name and hour, so the backoff
+		// doubles up to half an hour.
+		RetryMin: 30 * time.Second,
+		RetryMax: 30 * time.Minute,
 		Tickets:  TicketsCluster,
 		// One key an hour, accepted for a day: a day-old client still
 		// resumes, and a leaked derived key exposes one hour of tickets.
@@ -325,6 +326,23 @@ func HasIP(names []string) bool {
 	return false
 }
 
+// CheckFlags validates flag values early, before the process has what it
+// fills in later: the TLS listen address is bind, a ticket secret is
+// assumed, and with namesLater set an empty Names is allowed (the node
+// orders its advertised address by default). It also runs CheckListener.
+func (c *Config) CheckFlags(bind string, dev, namesLater bool) error {
+	if err := c.CheckListener("-bind", bind, dev); err != nil {
+		return err
+	}
+	v := *c
+	v.ListenAddr = bind
+	v.TicketSecret = make([]byte, 32)
+	if namesLater && len(v.Names) == 0 {
+		v.Names = []string{"advertised.invalid"}
+	}
+	return v.Validate()
+}
+
 // CheckListener refuses plain text where it leaves the machine: in ModeOff,
 // a bind address that is not loopback is an error unless dev is set. ModeOffload
 // is the operator saying TLS is terminated in front, and is allowed.
@@ -407,6 +425,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ACMEStorage, "acme-storage", c.ACMEStorage, "directory for ACME certificates, keys and account; keep it across restarts")
 	fs.StringVar(&c.ACMEHTTPAddr, "acme-http-bind", c.ACMEHTTPAddr, `listen address for http-01 challenges (the CA connects to port 80); "" disables http-01`)
 	fs.BoolVar(&c.ACMETLSALPN, "acme-tls-alpn", c.ACMETLSALPN, "answer tls-alpn-01 challenges on the TLS listener (the CA connects to port 443)")
+	fs.DurationVar(&c.RetryMin, "acme-retry-min", c.RetryMin, "first wait after a failed attempt to obtain a certificate; doubles per failure")
+	fs.DurationVar(&c.RetryMax, "acme-retry-max", c.RetryMax, "longest wait between attempts to obtain a certificate")
 	fs.Func("acme-key-type", "key type of ACME certificates: p256, p384 or rsa2048 (default p256)", func(v string) error {
 		c.KeyType = KeyType(strings.ToLower(v))
 		return nil
