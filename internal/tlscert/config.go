@@ -50,14 +50,17 @@ const (
 	// TicketsCluster derives the ticket keys from TicketSecret (the
 	// binaries pass the gossip key, which every member holds) per
 	// TicketRotation period with HKDF-SHA256 under a label of their own.
-	// Every node and auth instance then accepts the tickets of every other
-	// one, and of its own previous life: a client sent to another node
-	// after a drain, a crash or a restart resumes instead of paying for a
-	// full handshake. Keys of the previous TicketKeep periods are accepted
-	// (so a ticket lives at most TicketKeep*TicketRotation), and the next
-	// period's key too, so clocks a little apart do not refuse each other's
-	// fresh tickets. The trade-off: whoever learns the secret can decrypt
-	// the tickets of every period, and with them TLS 1.2 sessions that used
+	// Every member then accepts the tickets of every other one, and of its
+	// own previous life. Clients keep tickets per host name (or address),
+	// so this pays off where one name is served by several processes or by
+	// a restarted one: auth instances behind one DNS name or balancer, and
+	// a node or auth instance that restarted (a rolling upgrade) — its
+	// returning clients resume instead of paying for a full handshake.
+	// Keys of the previous TicketKeep periods are accepted (so a ticket
+	// lives at most TicketKeep*TicketRotation), and the next period's key
+	// too, so clocks a little apart do not refuse each other's fresh
+	// tickets. The trade-off: whoever learns the secret can decrypt the
+	// tickets of every period, and with them TLS 1.2 sessions that used
 	// them (TLS 1.3 resumption still runs an ECDHE exchange, so its traffic
 	// stays forward-secret). The gossip key already lets its holder join
 	// the cluster, so it must be guarded as the most sensitive secret
@@ -410,7 +413,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CertFile, "tls-cert", c.CertFile, "PEM certificate chain, leaf first (-tls files); re-read on SIGHUP and when it changes on disk")
 	fs.StringVar(&c.KeyFile, "tls-key", c.KeyFile, "PEM private key of -tls-cert (-tls files)")
 	fs.DurationVar(&c.CheckInterval, "tls-check-interval", c.CheckInterval, "how often the certificate files are checked for changes and the certificate for expiry")
-	fs.Func("tls-session-tickets", "session ticket keys: cluster (derived from the gossip key: any node or auth instance resumes any session), process (random per process) or off (default cluster)", func(v string) error {
+	fs.Func("tls-session-tickets", "session ticket keys: cluster (derived from the gossip key: shared by every member and kept across restarts), process (random per process) or off (default cluster)", func(v string) error {
 		switch t := TicketMode(v); t {
 		case TicketsCluster, TicketsProcess, TicketsOff:
 			c.Tickets = t

@@ -35,10 +35,10 @@
 // 1.2, ECDSA P-256 keys for ACME certificates by default, and session
 // resumption on. Session ticket keys (Tickets) are by default derived from
 // a secret every member of the cluster already holds (the gossip key), per
-// rotation period, with HKDF and a label of their own: every node and auth
-// instance can resume a session another one started, including after a
-// restart, which matters because a reconnecting client is usually sent to a
-// different node. See TicketsCluster for the trade-off and the alternatives.
+// rotation period, with HKDF and a label of their own: auth instances behind
+// one name resume each other's sessions, and a restarted node or auth
+// instance resumes the sessions of its previous life. See TicketsCluster for
+// the trade-off and the alternatives.
 //
 // SNI. Clients that dial an IP address send no server name. The ACME
 // mode then serves the certificate of the connection's local address, and
