@@ -105,6 +105,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&cfg.HandshakeTimeout, "timeout", 10*time.Second, "timeout of one auth request + upgrade")
 	fs.BoolVar(&cfg.TokenInSubprotocol, "token-in-subprotocol", false, "send the token in Sec-WebSocket-Protocol instead of ?token=")
 	fs.IntVar(&cfg.BufferSize, "buffer-size", 1024, "client read/write buffer size per connection")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM file or bundle of CAs to trust for https:// auth and wss:// nodes (default: system roots)")
+	fs.BoolVar(&cfg.TLSResume, "tls-resume", false, "keep TLS sessions and resume them (as returning clients do)")
+	fs.BoolVar(&cfg.FreshAuthConns, "fresh-auth-conns", false, "a new connection to auth for every connect, as distinct clients have (no keep-alive)")
 	fs.IntVar(&workers, "workers", 1, "worker processes (each holds conns/workers; one process may open at most 20,000 files)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -166,12 +169,14 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 60*time.Second, "deadline for all clients to connect")
 	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", 30*time.Second, "deadline for the killed node's clients to reconnect elsewhere")
 	fs.BoolVar(&keepLogs, "keep-logs", false, "keep the cluster's keys and logs directory")
+	plain := fs.Bool("plain", false, "plain http:// and ws:// on loopback instead of TLS from a local test CA")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("demo: unexpected arguments %v", fs.Args())
 	}
+	cfg.Cluster.TLS = !*plain
 	cfg.Out = stdout
 	cfg.Cluster.KeepDir = keepLogs
 	if keepLogs {
@@ -192,6 +197,7 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.Password, "password", "", "bench user's password (default: random, printed)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for keys and logs (default: a temporary one, removed on exit)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of every process")
+	fs.BoolVar(&cfg.TLS, "tls", true, "serve auth on https:// and nodes on wss:// with certificates from a local test CA (its root is ca.pem in -dir)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -205,14 +211,23 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer c.Stop()
-	for _, p := range c.Auths {
-		fmt.Fprintf(stdout, "%s\thttp://%s\tpid %d\n", p.Name, p.HTTPAddr, p.PID())
+	ws := "ws"
+	if cfg.TLS {
+		ws = "wss"
+	}
+	for i, p := range c.Auths {
+		fmt.Fprintf(stdout, "%s\t%s\tpid %d\n", p.Name, c.AuthURLs()[i], p.PID())
 	}
 	for _, p := range c.Nodes {
-		fmt.Fprintf(stdout, "%s\tws://%s/ws\tpid %d\n", p.Name, p.HTTPAddr, p.PID())
+		fmt.Fprintf(stdout, "%s\t%s://%s/ws\tpid %d\n", p.Name, ws, p.HTTPAddr, p.PID())
 	}
 	fmt.Fprintf(stdout, "user %s, password %s, admin token %s, dir %s\n", c.Username(), c.Password(), c.AdminToken(), c.Dir())
-	fmt.Fprintf(stdout, "try: WSDIRECT_PASSWORD=%s wsdirect-bench run -auth %s -conns 1000\n", c.Password(), c.AuthURL())
+	caFlag := ""
+	if f := c.CAFile(); f != "" {
+		fmt.Fprintf(stdout, "TLS: certificates from a local test CA made for this run, trusted by nothing else: %s\n", f)
+		caFlag = " -ca-file " + f
+	}
+	fmt.Fprintf(stdout, "try: WSDIRECT_PASSWORD=%s wsdirect-bench run -auth %s%s -conns 1000\n", c.Password(), c.AuthURL(), caFlag)
 	fmt.Fprintln(stdout, "interrupt (Ctrl-C) to stop")
 	<-ctx.Done()
 	return nil

@@ -41,6 +41,10 @@ type Report struct {
 	// ClientRSSBytes is the bench's own resident memory after the connect
 	// phase (summed over workers).
 	ClientRSSBytes int64 `json:"client_rss_bytes"`
+
+	// NodeTLSResumed counts connections whose TLS handshake with the node
+	// resumed a session (wss:// only).
+	NodeTLSResumed int `json:"node_tls_resumed,omitempty"`
 }
 
 // NewReport returns an empty report.
@@ -70,6 +74,7 @@ func (r *Report) Merge(o *Report) {
 	r.Target += o.Target
 	r.Connected += o.Connected
 	r.Dropped += o.Dropped
+	r.NodeTLSResumed += o.NodeTLSResumed
 	r.Auth.Merge(o.Auth)
 	r.Upgrade.Merge(o.Upgrade)
 	r.Handshake.Merge(o.Handshake)
@@ -117,6 +122,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(tw, "connect rate\t%.0f conns/s over %v\n", r.ConnectRate, r.ConnectEnd.Sub(r.ConnectStart).Round(time.Millisecond))
 	if r.ClientRSSBytes > 0 && r.Connected > 0 {
 		fmt.Fprintf(tw, "client memory\t%s RSS (%.1f KiB per connection)\n", bytesStr(r.ClientRSSBytes), float64(r.ClientRSSBytes)/1024/float64(r.Connected))
+	}
+	if r.NodeTLSResumed > 0 {
+		fmt.Fprintf(tw, "TLS resumed\t%d of %d node handshakes\n", r.NodeTLSResumed, r.Connected)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -64,6 +65,18 @@ type Config struct {
 	// BufferSize is the client read and write buffer size. Default 1024:
 	// small buffers keep the client's own memory per connection low.
 	BufferSize int `json:"buffer_size,omitempty"`
+
+	// CAFile is a PEM file or bundle of roots to trust for https:// auth
+	// and wss:// nodes; empty means the system roots.
+	CAFile string `json:"ca_file,omitempty"`
+	// TLSResume keeps TLS sessions in one cache for the whole process (per
+	// server address, as returning clients hold them) and resumes them;
+	// false makes every handshake a full one.
+	TLSResume bool `json:"tls_resume,omitempty"`
+	// FreshAuthConns gives every connect its own connection to auth, as
+	// distinct clients have (a TCP and, over https, a TLS handshake each);
+	// false reuses kept-alive connections across connects.
+	FreshAuthConns bool `json:"fresh_auth_conns,omitempty"`
 }
 
 func (c *Config) withDefaults() error {
@@ -114,7 +127,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	r := &run{cfg: cfg, rep: NewReport()}
 	r.rep.Target = cfg.Conns
 	r.rep.Workers = 1
-	r.setup()
+	if err := r.setup(); err != nil {
+		return nil, err
+	}
 	defer r.httpTransport.CloseIdleConnections()
 
 	r.connectPhase(ctx, progress)
@@ -158,9 +173,24 @@ type run struct {
 	recv    atomic.Int64
 }
 
-func (r *run) setup() {
-	// One keep-alive pool for auth: a fresh TCP connection per auth request
-	// would cost a handshake each and fill TIME_WAIT.
+func (r *run) setup() error {
+	var tc *tls.Config
+	if r.cfg.CAFile != "" {
+		pool, err := client.LoadRootCAs(r.cfg.CAFile)
+		if err != nil {
+			return err
+		}
+		tc = &tls.Config{RootCAs: pool}
+	}
+	if r.cfg.TLSResume {
+		if tc == nil {
+			tc = &tls.Config{}
+		}
+		tc.ClientSessionCache = tls.NewLRUClientSessionCache(4096)
+	}
+	// One keep-alive pool for auth, unless every connect is to look like a
+	// new client: a fresh TCP connection per auth request costs a handshake
+	// each and fills TIME_WAIT.
 	r.httpTransport = &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: r.cfg.HandshakeTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -168,6 +198,8 @@ func (r *run) setup() {
 		MaxIdleConnsPerHost: r.cfg.Concurrency,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		DisableKeepAlives:   r.cfg.FreshAuthConns,
+		TLSClientConfig:     tc,
 	}
 	r.httpClient = &http.Client{Transport: r.httpTransport, Timeout: r.cfg.HandshakeTimeout}
 	pool := &sync.Pool{} // shared write buffers: idle connections hold none
@@ -178,15 +210,17 @@ func (r *run) setup() {
 			ReadBufferSize:   r.cfg.BufferSize,
 			WriteBufferSize:  r.cfg.BufferSize,
 			WriteBufferPool:  pool,
+			TLSClientConfig:  tc,
 		}
 	}
 	if len(r.cfg.SourceIPs) == 0 {
 		r.dialers = []*websocket.Dialer{mk((&net.Dialer{}).DialContext)}
-		return
+		return nil
 	}
 	for _, ip := range r.cfg.SourceIPs {
 		r.dialers = append(r.dialers, mk(dialFrom(ip)))
 	}
+	return nil
 }
 
 func (r *run) connectPhase(ctx context.Context, progress io.Writer) {
@@ -267,6 +301,9 @@ func (r *run) connectOne(ctx context.Context, d *websocket.Dialer) {
 	r.rep.Handshake.Record(done.Sub(start))
 	r.rep.Nodes[resp.NodeID]++
 	r.rep.Connected++
+	if tc, ok := conn.NetConn().(*tls.Conn); ok && tc.ConnectionState().DidResume {
+		r.rep.NodeTLSResumed++
+	}
 	r.conns = append(r.conns, conn)
 	r.readers.Add(1)
 	go r.read(conn)
