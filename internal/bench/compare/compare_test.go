@@ -83,12 +83,64 @@ func TestCompareSmoke(t *testing.T) {
 	}
 }
 
+// TestCompareTLSSmoke is the CI-sized TLS comparison: direct wss with full
+// handshakes, the same with resumed sessions, and HAProxy terminating TLS
+// in front of plain nodes, on the real binaries and haproxy, with the
+// connect phase's CPU split by process.
+func TestCompareTLSSmoke(t *testing.T) {
+	env := servers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Compare(ctx, CompareConfig{
+		Env:      env,
+		Paths:    TLSPaths,
+		Conns:    150,
+		MsgRate:  5,
+		Duration: time.Second,
+		Progress: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	res.WriteTable(&buf)
+	t.Logf("\n%s", buf.String())
+	if len(res.Paths) != 3 || res.Direct() == nil || res.Direct().Path != PathDirectTLS {
+		t.Fatalf("paths %d, baseline %v", len(res.Paths), res.Direct())
+	}
+	for _, p := range res.Paths {
+		if p.Report.Connected != 150 || p.Report.Dropped != 0 {
+			t.Errorf("%s: connected %d, dropped %d, errors %v", p.Path, p.Report.Connected, p.Report.Dropped, p.Report.Errors)
+		}
+		cc := p.ConnectCPU
+		if cc.Servers <= 0 || cc.Client <= 0 || cc.Processes < cc.Servers {
+			t.Errorf("%s: connect CPU %+v", p.Path, cc)
+		}
+		switch p.Path {
+		case PathDirectTLS:
+			if p.Report.NodeTLSResumed != 0 || cc.HAProxy != 0 || cc.Nodes <= 0 || cc.Auth <= 0 {
+				t.Errorf("%s: resumed %d, connect CPU %+v", p.Path, p.Report.NodeTLSResumed, cc)
+			}
+		case PathDirectTLSResume:
+			// The first handshake with each node is a full one.
+			if p.Report.NodeTLSResumed < 150-3*env.Nodes-20 {
+				t.Errorf("%s: only %d of 150 node handshakes resumed", p.Path, p.Report.NodeTLSResumed)
+			}
+		case PathHAProxyTLS:
+			if cc.HAProxy <= 0 || p.Report.Nodes["haproxy"] != 150 {
+				t.Errorf("%s: connect CPU %+v, answered %v", p.Path, cc, p.Report.Nodes)
+			}
+		}
+	}
+}
+
 func TestCompareConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]CompareConfig{
-		"unknown path":    {Paths: []string{"direct", "nginx"}},
-		"no baseline":     {Paths: []string{PathHAProxyTCP}},
-		"negative":        {Conns: -1},
-		"workers, no exe": {Conns: 100, Workers: 2},
+		"unknown path":     {Paths: []string{"direct", "nginx"}},
+		"no baseline":      {Paths: []string{PathHAProxyTCP}},
+		"tls, no baseline": {Paths: []string{PathHAProxyTLS, PathDirectTLS}},
+		"negative":         {Conns: -1},
+		"workers, no exe":  {Conns: 100, Workers: 2},
 	} {
 		if _, err := Compare(context.Background(), cfg); err == nil {
 			t.Errorf("%s: no error", name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,9 @@ type TokenServiceConfig struct {
 	Authenticator authsvc.Authenticator
 	// TTL of minted tokens. Default token.DefaultTTL.
 	TTL time.Duration
+	// TLS, when set, serves https:// with it (like wsdirect-auth with
+	// -tls); nil serves http://.
+	TLS *tls.Config
 }
 
 // TokenService is the HAProxy paths' stand-in for wsdirect-auth: it serves
@@ -79,12 +83,21 @@ func StartTokenService(addr string, cfg TokenServiceConfig) (*TokenService, erro
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.ConnectPath, ts.connect)
 	ts.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = ts.srv.Serve(ln) }()
+	serveLn := ln
+	if cfg.TLS != nil {
+		serveLn = tls.NewListener(ln, cfg.TLS)
+	}
+	go func() { _ = ts.srv.Serve(serveLn) }()
 	return ts, nil
 }
 
 // URL is the service's base URL, to use as a client's auth URL.
-func (ts *TokenService) URL() string { return "http://" + ts.ln.Addr().String() }
+func (ts *TokenService) URL() string {
+	if ts.cfg.TLS != nil {
+		return "https://" + ts.ln.Addr().String()
+	}
+	return "http://" + ts.ln.Addr().String()
+}
 
 // Close stops the service.
 func (ts *TokenService) Close() error {
