@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlsbuf"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -55,7 +56,9 @@ type Node struct {
 	reg      *prometheus.Registry
 	metrics  *metrics
 	upgrader websocket.Upgrader
-	dialer   *websocket.Dialer
+	// tlsUpgrader is upgrader with TLSReadBufferSize, for wss://.
+	tlsUpgrader websocket.Upgrader
+	dialer      *websocket.Dialer
 
 	// slots counts reserved connections: handshakes in progress plus open
 	// connections. It is what the cap is enforced on.
@@ -136,6 +139,8 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error:       n.upgradeError,
 	}
+	n.tlsUpgrader = n.upgrader
+	n.tlsUpgrader.ReadBufferSize = c.TLSReadBufferSize
 	if c.Upstream != "" {
 		n.dialer = &websocket.Dialer{
 			HandshakeTimeout: c.HandshakeTimeout,
@@ -283,9 +288,14 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 			n.refuse(w, r, http.StatusBadGateway, ReasonUpstream, CodeUpstreamUnavailable, "upstream application unavailable", true)
 			return
 		}
+		tlsbuf.Release(up.NetConn()) // a wss:// upstream; its read loop starts later
 	}
 
-	ws, err := n.upgrader.Upgrade(w, r, nil)
+	upgrader := &n.upgrader
+	if r.TLS != nil {
+		upgrader = &n.tlsUpgrader
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrader.Error has answered and counted it, when it could.
 		if up != nil {
