@@ -11,7 +11,9 @@ package userdata
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -31,8 +33,26 @@ const (
 	RoleAuth = "auth"
 )
 
+// TLS modes accepted in Config.TLS (the binaries' -tls).
+const (
+	// TLSACME: the service obtains and renews its own certificate from an
+	// ACME CA (Let's Encrypt by default): an IP certificate for a node's
+	// public address, or the names in TLSNames.
+	TLSACME = "acme"
+	// TLSFiles: a certificate and key already on the instance (baked into
+	// the AMI, or fetched at boot by your own tooling); never in user data.
+	TLSFiles = "files"
+	// TLSOffload: plain listener, TLS terminated in front; clients still
+	// use wss:// and https://.
+	TLSOffload = "offload"
+	// TLSOff: plain ws:// and http://; only with a loopback bind.
+	TLSOff = "off"
+)
+
 // Defaults applied to zero-valued fields.
 const (
+	DefaultTLS        = TLSACME
+	DefaultTLSBind    = "0.0.0.0:443" // with TLSACME and TLSFiles, node and auth
 	DefaultNodeBind   = "0.0.0.0:8080"
 	DefaultAuthBind   = "0.0.0.0:8443"
 	DefaultGossipBind = "0.0.0.0:7946"
@@ -56,6 +76,15 @@ const (
 	SigningKeyFile = ConfigDir + "/signing-key.pem"
 	UsersFile      = ConfigDir + "/users"
 	AdminTokenFile = ConfigDir + "/admin-token"
+	// DefaultTLSCertFile and DefaultTLSKeyFile are where TLSFiles looks
+	// for the certificate and key unless told otherwise.
+	DefaultTLSCertFile = ConfigDir + "/tls/cert.pem"
+	DefaultTLSKeyFile  = ConfigDir + "/tls/key.pem"
+	ACMECARootFile     = ConfigDir + "/acme-ca-root.pem"
+	// StateDir is the unit's StateDirectory; ACME keeps its certificates,
+	// keys and account under it, so a restart does not order again.
+	StateDir    = "/var/lib/wsdirect"
+	ACMEStorage = StateDir + "/acme"
 )
 
 // Config describes the user data for one role. Secrets (GossipKey,
@@ -108,6 +137,29 @@ type Config struct {
 	Users string
 	// AdminToken protects the admin API (GET /v1/nodes), optional.
 	AdminToken string
+
+	// Both roles: TLS.
+
+	// TLS is TLSACME (default), TLSFiles, TLSOffload or TLSOff.
+	TLS string
+	// TLSNames are the DNS names and IP addresses the certificate is for
+	// (-tls-names). Nodes default to their advertised address (an IP
+	// certificate with advertise "auto"); auth hosts with TLSACME need at
+	// least one: the name clients reach auth by.
+	TLSNames []string
+	// TLSCertFile and TLSKeyFile are PEM files on the instance (TLSFiles).
+	// Defaults DefaultTLSCertFile and DefaultTLSKeyFile.
+	TLSCertFile, TLSKeyFile string
+	// ACMEEmail, ACMEDirectory and ACMEProfile are the ACME account's
+	// contact, the CA's directory URL (default Let's Encrypt) and the
+	// profile (default: shortlived for IP certificates).
+	ACMEEmail, ACMEDirectory, ACMEProfile string
+	// ACMECARoot is the PEM of an extra root CA to trust for the ACME
+	// directory (a private CA). Public, so it may travel in user data.
+	ACMECARoot string
+	// AdvertisePort (node) is the port clients dial when it is not the
+	// bind port, e.g. 443 on a TLS terminator in front (TLSOffload).
+	AdvertisePort int
 }
 
 var (
@@ -115,15 +167,39 @@ var (
 	tagValPattern = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+@-]{0,256}$`)
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 	hexPattern    = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	// dnsPattern is a DNS name; a label may be systemd's %H (the host
+	// name), so one user data names every node.
+	dnsPattern     = regexp.MustCompile(`^(%H|\*|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.(%H|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))+$`)
+	pathPattern    = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
+	emailPattern   = regexp.MustCompile(`^[^\s@'"$\\]+@[^\s@'"$\\]+$`)
+	profilePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
 
 func (c Config) binary() string { return "wsdirect-" + c.Role }
+
+// servesTLS reports whether the service terminates TLS itself.
+func (c Config) servesTLS() bool { return c.TLS == TLSACME || c.TLS == TLSFiles }
 
 // withDefaults fills zero-valued fields.
 func (c Config) withDefaults() Config {
 	if c.GossipBind == "" {
 		c.GossipBind = DefaultGossipBind
 	}
+	if c.TLS == "" {
+		c.TLS = DefaultTLS
+	}
+	if c.Bind == "" && c.servesTLS() {
+		c.Bind = DefaultTLSBind
+	}
+	if c.TLS == TLSFiles {
+		if c.TLSCertFile == "" {
+			c.TLSCertFile = DefaultTLSCertFile
+		}
+		if c.TLSKeyFile == "" {
+			c.TLSKeyFile = DefaultTLSKeyFile
+		}
+	}
+	c.TLSNames = append([]string(nil), c.TLSNames...)
 	switch c.Role {
 	case RoleNode:
 		if c.Bind == "" {
@@ -193,8 +269,11 @@ func (c Config) normalize() (Config, error) {
 		if n.Name != DefaultName && !namePattern.MatchString(n.Name) {
 			add("name %q must start with a letter or digit and contain only letters, digits, '_', '-' or '.'", n.Name)
 		}
-		if n.Advertise != "auto" && net.ParseIP(n.Advertise) == nil {
-			add("advertise %q must be \"auto\" or an IP address", n.Advertise)
+		if n.Advertise != "auto" && net.ParseIP(n.Advertise) == nil && !dnsPattern.MatchString(n.Advertise) {
+			add("advertise %q must be \"auto\", an IP address or a DNS name (a label may be %%H, the host name)", n.Advertise)
+		}
+		if n.AdvertisePort < 0 || n.AdvertisePort > 65535 {
+			add("advertise port %d is out of range 1-65535", n.AdvertisePort)
 		}
 		if n.MaxConns < 0 {
 			add("max_conns must not be negative, got %d", n.MaxConns)
@@ -221,14 +300,77 @@ func (c Config) normalize() (Config, error) {
 		if strings.ContainsAny(n.AdminToken, " \t\r\n") {
 			add("admin token must not contain whitespace")
 		}
-		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.Upstream != "" {
-			add("name, advertise, max_conns, auth public keys and upstream apply to the node role only")
+		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.Upstream != "" || n.AdvertisePort != 0 {
+			add("name, advertise, advertise port, max_conns, auth public keys and upstream apply to the node role only")
+		}
+		if n.TLS == TLSACME && len(n.TLSNames) == 0 {
+			add("tls \"acme\" on an auth host needs tls_names: the DNS name clients reach the auth service by (point it at the auth hosts' addresses)")
 		}
 	}
+	n.checkTLS(add)
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
 	return n, nil
+}
+
+// checkTLS validates the TLS settings.
+func (n Config) checkTLS(add func(string, ...any)) {
+	switch n.TLS {
+	case TLSACME, TLSFiles, TLSOffload:
+	case TLSOff:
+		host, _, _ := net.SplitHostPort(n.Bind)
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			add("tls \"off\" needs a loopback bind, got %q: the binaries refuse plain text on other addresses (use acme, files, or offload when TLS is terminated in front)", n.Bind)
+		}
+	default:
+		add("tls %q is not supported; use %q, %q, %q or %q", n.TLS, TLSACME, TLSFiles, TLSOffload, TLSOff)
+	}
+	for _, name := range n.TLSNames {
+		if net.ParseIP(name) == nil && !dnsPattern.MatchString(name) {
+			add("tls name %q is neither an IP address nor a DNS name", name)
+		}
+	}
+	if n.TLS == TLSFiles {
+		for what, p := range map[string]string{"tls cert file": n.TLSCertFile, "tls key file": n.TLSKeyFile} {
+			if !pathPattern.MatchString(p) {
+				add("%s %q must be an absolute path of letters, digits, '.', '_', '-' and '/'", what, p)
+			}
+		}
+	} else if n.TLSCertFile != "" || n.TLSKeyFile != "" {
+		add("tls cert and key files apply to tls \"files\" only")
+	}
+	if n.TLS != TLSACME {
+		if n.ACMEEmail != "" || n.ACMEDirectory != "" || n.ACMEProfile != "" || n.ACMECARoot != "" {
+			add("acme email, directory, profile and CA root apply to tls \"acme\" only")
+		}
+		return
+	}
+	if n.ACMEEmail != "" && !emailPattern.MatchString(n.ACMEEmail) {
+		add("acme email %q is not an e-mail address", n.ACMEEmail)
+	}
+	if n.ACMEDirectory != "" {
+		if err := checkURL(n.ACMEDirectory, "https"); err != nil {
+			add("acme directory: %v", err)
+		}
+	}
+	if n.ACMEProfile != "" && !profilePattern.MatchString(n.ACMEProfile) {
+		add("acme profile %q must be letters, digits, '.', '_' or '-'", n.ACMEProfile)
+	}
+	if n.ACMECARoot != "" {
+		if _, err := x509.ParseCertificate(pemBlock(n.ACMECARoot)); err != nil {
+			add("acme CA root must be a PEM CERTIFICATE: %v", err)
+		}
+	}
+}
+
+// pemBlock returns the DER of the first PEM block in s, or nil.
+func pemBlock(s string) []byte {
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		return nil
+	}
+	return b.Bytes
 }
 
 func checkURL(s string, schemes ...string) error {
@@ -293,6 +435,11 @@ func Render(c Config) (string, error) {
 			"-name", n.Name,
 			"-bind", n.Bind,
 			"-advertise", n.Advertise,
+		)
+		if n.AdvertisePort > 0 {
+			args = append(args, "-advertise-port", strconv.Itoa(n.AdvertisePort))
+		}
+		args = append(args,
 			"-gossip-bind", n.GossipBind,
 			"-gossip-key-file", GossipKeyFile,
 			"-join-ec2-tag", n.JoinTag,
@@ -320,6 +467,29 @@ func Render(c Config) (string, error) {
 		if n.AdminToken != "" {
 			secret(AdminTokenFile, n.AdminToken)
 			args = append(args, "-admin-token-file", AdminTokenFile)
+		}
+	}
+	args = append(args, "-tls", n.TLS)
+	if len(n.TLSNames) > 0 {
+		args = append(args, "-tls-names", strings.Join(n.TLSNames, ","))
+	}
+	switch n.TLS {
+	case TLSFiles:
+		args = append(args, "-tls-cert", n.TLSCertFile, "-tls-key", n.TLSKeyFile)
+	case TLSACME:
+		args = append(args, "-acme-storage", ACMEStorage)
+		if n.ACMEDirectory != "" {
+			args = append(args, "-acme-directory", n.ACMEDirectory)
+		}
+		if n.ACMEEmail != "" {
+			args = append(args, "-acme-email", n.ACMEEmail)
+		}
+		if n.ACMEProfile != "" {
+			args = append(args, "-acme-profile", n.ACMEProfile)
+		}
+		if n.ACMECARoot != "" {
+			files = append(files, writeFile{Path: ACMECARootFile, Owner: "root:root", Permissions: "0644", Content: ensureNewline(n.ACMECARoot)})
+			args = append(args, "-acme-ca-root", ACMECARootFile)
 		}
 	}
 	files = append(files,
@@ -363,7 +533,18 @@ func ensureNewline(s string) string {
 func systemdUnit(c Config, args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
-		quoted[i] = systemdArg(a, c.Role == RoleNode && i > 0 && args[i-1] == "-name" && a == DefaultName)
+		// Only the host name specifier, and only where a name is expected.
+		hostSpec := c.Role == RoleNode && i > 0 && (args[i-1] == "-name" || args[i-1] == "-advertise" || args[i-1] == "-tls-names")
+		quoted[i] = systemdArg(a, hostSpec)
+	}
+	var extra strings.Builder
+	if c.TLS == TLSACME || lowPort(c.Bind) {
+		// Ports 80 (the http-01 challenge) and 443 without running as root.
+		extra.WriteString("AmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n")
+	}
+	if c.TLS == TLSACME {
+		// Owned by the service user, kept across restarts and reboots.
+		fmt.Fprintf(&extra, "StateDirectory=%s\nStateDirectoryMode=0700\n", strings.TrimPrefix(StateDir, "/var/lib/"))
 	}
 	desc := "wsdirect node (WebSocket server)"
 	if c.Role == RoleAuth {
@@ -389,18 +570,29 @@ NoNewPrivileges=true
 ProtectSystem=full
 ProtectHome=true
 PrivateTmp=true
-
+%s
 [Install]
 WantedBy=multi-user.target
-`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "))
+`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "), extra.String())
 }
 
-// systemdArg quotes one ExecStart argument. Specifiers ('%') are escaped
-// unless the argument is meant as one (the default node name %H), and so
-// are '$' references.
-func systemdArg(a string, specifier bool) string {
-	if !specifier {
-		a = strings.ReplaceAll(a, "%", "%%")
+// lowPort reports whether hostport's port is below 1024.
+func lowPort(hostport string) bool {
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n < 1024
+}
+
+// systemdArg quotes one ExecStart argument. Specifiers ('%') are escaped,
+// except %H (the host name) where hostSpec says the argument may carry it,
+// and so are '$' references.
+func systemdArg(a string, hostSpec bool) string {
+	a = strings.ReplaceAll(a, "%", "%%")
+	if hostSpec {
+		a = strings.ReplaceAll(a, "%%H", "%H")
 	}
 	a = strings.ReplaceAll(a, "$", "$$")
 	if a != "" && !strings.ContainsAny(a, " \t\"'\\;") {

@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -62,6 +63,7 @@ func authConfig(t *testing.T) Config {
 		SigningKey: priv,
 		Users:      "alice:$2a$10$abcdefghijklmnopqrstuv\n",
 		AdminToken: "s3cr3t-admin",
+		TLSNames:   []string{"auth.example.com"},
 	}
 }
 
@@ -147,13 +149,14 @@ func TestRenderNode(t *testing.T) {
 		t.Errorf("auth keys do not round-trip through YAML: %v", err)
 	}
 	unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
-	wantExec := "ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:8080 -advertise auto -gossip-bind 0.0.0.0:7946" +
+	wantExec := "ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:443 -advertise auto -gossip-bind 0.0.0.0:7946" +
 		" -gossip-key-file /etc/wsdirect/gossip.key -join-ec2-tag wsdirect:cluster=prod -auth-keys /etc/wsdirect/auth-keys.pem" +
-		" -max-conns 50000 -upstream ws://10.0.5.5:9000/echo\n"
+		" -max-conns 50000 -upstream ws://10.0.5.5:9000/echo -tls acme -acme-storage /var/lib/wsdirect/acme\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
-	for _, w := range []string{"Restart=on-failure\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n"} {
+	for _, w := range []string{"Restart=on-failure\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n",
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "StateDirectory=wsdirect\n", "StateDirectoryMode=0700\n"} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q", w)
 		}
@@ -201,9 +204,9 @@ func TestRenderAuth(t *testing.T) {
 		t.Errorf("users file = %q, want %q", got, c.Users)
 	}
 	unit := content(t, p, "/etc/systemd/system/wsdirect-auth.service")
-	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key" +
+	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -bind 0.0.0.0:443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key" +
 		" -join-ec2-tag wsdirect:cluster=prod -signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users" +
-		" -admin-token-file /etc/wsdirect/admin-token\n"
+		" -admin-token-file /etc/wsdirect/admin-token -tls acme -tls-names auth.example.com -acme-storage /var/lib/wsdirect/acme\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
@@ -216,6 +219,82 @@ func TestRenderAuth(t *testing.T) {
 	if strings.Contains(out, "-users") || strings.Contains(out, "-admin-token-file") || strings.Contains(out, UsersFile) {
 		t.Errorf("optional auth files rendered although unset:\n%s", out)
 	}
+}
+
+// TestRenderTLSModes: each TLS mode renders the binaries' flags, ports and
+// systemd settings it needs, and no secret of the TLS key is ever in the
+// user data.
+func TestRenderTLSModes(t *testing.T) {
+	unitOf := func(t *testing.T, c Config) string {
+		t.Helper()
+		out, err := Render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := parse(t, out)
+		return content(t, p, "/etc/systemd/system/wsdirect-"+c.Role+".service")
+	}
+	t.Run("acme names", func(t *testing.T) {
+		c := nodeConfig(t)
+		c.Advertise = "%H.ws.example.com"
+		c.TLSNames = []string{"%H.ws.example.com"}
+		c.ACMEEmail, c.ACMEDirectory, c.ACMEProfile = "ops@example.com", "https://ca.example.com/dir", "tlsserver"
+		c.ACMECARoot = testCARoot(t)
+		out, err := Render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := parse(t, out)
+		unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
+		for _, w := range []string{" -advertise %H.ws.example.com ", " -tls-names %H.ws.example.com ",
+			" -acme-directory https://ca.example.com/dir -acme-email ops@example.com -acme-profile tlsserver -acme-ca-root /etc/wsdirect/acme-ca-root.pem"} {
+			if !strings.Contains(unit, w) {
+				t.Errorf("unit lacks %q:\n%s", w, unit)
+			}
+		}
+		if got := content(t, p, ACMECARootFile); got != c.ACMECARoot {
+			t.Errorf("CA root file = %q", got)
+		}
+	})
+	t.Run("files", func(t *testing.T) {
+		c := authConfig(t)
+		c.TLS, c.TLSNames = TLSFiles, nil
+		unit := unitOf(t, c)
+		if !strings.Contains(unit, " -bind 0.0.0.0:443 ") || !strings.Contains(unit, " -tls files -tls-cert /etc/wsdirect/tls/cert.pem -tls-key /etc/wsdirect/tls/key.pem\n") {
+			t.Errorf("files unit:\n%s", unit)
+		}
+		if !strings.Contains(unit, "AmbientCapabilities=CAP_NET_BIND_SERVICE") || strings.Contains(unit, "StateDirectory") {
+			t.Errorf("files on :443 needs the bind capability and no state directory:\n%s", unit)
+		}
+	})
+	t.Run("offload", func(t *testing.T) {
+		c := nodeConfig(t)
+		c.TLS, c.AdvertisePort = TLSOffload, 443
+		unit := unitOf(t, c)
+		if !strings.Contains(unit, " -bind 0.0.0.0:8080 -advertise auto -advertise-port 443 ") || !strings.Contains(unit, " -tls offload\n") {
+			t.Errorf("offload unit:\n%s", unit)
+		}
+		if strings.Contains(unit, "AmbientCapabilities") {
+			t.Errorf("offload on 8080 got the bind capability:\n%s", unit)
+		}
+	})
+	t.Run("off on loopback", func(t *testing.T) {
+		c := nodeConfig(t)
+		c.TLS, c.Bind = TLSOff, "127.0.0.1:8080"
+		if unit := unitOf(t, c); !strings.Contains(unit, " -tls off\n") {
+			t.Errorf("off unit:\n%s", unit)
+		}
+	})
+}
+
+// testCARoot is a PEM root certificate, as an operator's private CA's.
+func testCARoot(t *testing.T) string {
+	t.Helper()
+	ca, err := testca.New("userdata test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ca.PEM)
 }
 
 func TestRenderDeterministic(t *testing.T) {
@@ -249,7 +328,7 @@ func TestSystemdQuoting(t *testing.T) {
 	if !strings.Contains(unit, ` -join-ec2-tag "Cluster Name=prod 1" `) {
 		t.Errorf("tag with a space not quoted for systemd:\n%s", unit)
 	}
-	if !strings.Contains(unit, ` -upstream ws://10.0.5.5:9000/a%%20b`+"\n") {
+	if !strings.Contains(unit, ` -upstream ws://10.0.5.5:9000/a%%20b `) {
 		t.Errorf("%% in upstream not escaped as a systemd specifier:\n%s", unit)
 	}
 	if !strings.Contains(unit, " -name node-1 ") {
@@ -283,7 +362,19 @@ func TestValidation(t *testing.T) {
 		{"bad bind", nodeConfig, func(c *Config) { c.Bind = "8080" }, `bind "8080" must be "ip:port"`},
 		{"bad gossip port", nodeConfig, func(c *Config) { c.GossipBind = "0.0.0.0:99999" }, "port must be in 1-65535"},
 		{"bad name", nodeConfig, func(c *Config) { c.Name = "a b" }, `name "a b" must start`},
-		{"bad advertise", nodeConfig, func(c *Config) { c.Advertise = "example.com" }, `advertise "example.com" must be "auto" or an IP`},
+		{"bad advertise", nodeConfig, func(c *Config) { c.Advertise = "not a name" }, `advertise "not a name" must be "auto", an IP address or a DNS name`},
+		{"bad tls mode", nodeConfig, func(c *Config) { c.TLS = "sometimes" }, `tls "sometimes" is not supported`},
+		{"plain off loopback", nodeConfig, func(c *Config) { c.TLS = TLSOff }, `tls "off" needs a loopback bind`},
+		{"auth acme without names", authConfig, func(c *Config) { c.TLSNames = nil }, "needs tls_names"},
+		{"bad tls name", nodeConfig, func(c *Config) { c.TLSNames = []string{"a b"} }, `tls name "a b" is neither`},
+		{"cert path with space", nodeConfig, func(c *Config) { c.TLS, c.TLSCertFile = TLSFiles, "/etc/my cert.pem" }, "must be an absolute path"},
+		{"cert file with acme", nodeConfig, func(c *Config) { c.TLSCertFile = "/etc/c.pem" }, `apply to tls "files" only`},
+		{"acme email with files", nodeConfig, func(c *Config) { c.TLS, c.ACMEEmail = TLSFiles, "a@b.c" }, `apply to tls "acme" only`},
+		{"http directory", nodeConfig, func(c *Config) { c.ACMEDirectory = "http://ca.example.com/dir" }, "must use scheme https"},
+		{"bad email", nodeConfig, func(c *Config) { c.ACMEEmail = "ops" }, "not an e-mail address"},
+		{"bad profile", nodeConfig, func(c *Config) { c.ACMEProfile = "short lived" }, "acme profile"},
+		{"bad ca root", nodeConfig, func(c *Config) { c.ACMECARoot = "nope" }, "acme CA root must be a PEM CERTIFICATE"},
+		{"advertise port on auth", authConfig, func(c *Config) { c.AdvertisePort = 443 }, "apply to the node role only"},
 		{"negative conns", nodeConfig, func(c *Config) { c.MaxConns = -1 }, "max_conns must not be negative"},
 		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "auth public keys are required"},
 		{"bad auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" }, "auth public keys:"},

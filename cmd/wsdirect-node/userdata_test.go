@@ -1,0 +1,70 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
+)
+
+// execArgs renders c and returns the unit's ExecStart arguments after the
+// binary, with the host name specifier expanded as systemd would.
+func execArgs(t *testing.T, c userdata.Config) []string {
+	t.Helper()
+	out, err := userdata.Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			rest = strings.ReplaceAll(rest, "%H", "ip-10-0-1-5")
+			rest = strings.ReplaceAll(rest, "%%", "%")
+			return strings.Fields(rest)[1:]
+		}
+	}
+	t.Fatal("no ExecStart in the rendered user data")
+	return nil
+}
+
+// TestUserDataFlagsParse: the command line the cloud-init renders, in each
+// TLS mode, is one this binary accepts.
+func TestUserDataFlagsParse(t *testing.T) {
+	pub, _, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := token.EncodePublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := userdata.Config{
+		Role: userdata.RoleNode, ReleaseURL: "https://example.com/wsdirect-node", JoinTag: "k=v",
+		GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", AuthPublicKeys: string(pem),
+	}
+	for name, mut := range map[string]func(*userdata.Config){
+		"acme ip":    func(*userdata.Config) {},
+		"acme names": func(c *userdata.Config) { c.Advertise, c.ACMEEmail, c.ACMEProfile = "%H.ws.example.com", "ops@example.com", "tlsserver" },
+		"files":      func(c *userdata.Config) { c.TLS = userdata.TLSFiles },
+		"offload":    func(c *userdata.Config) { c.TLS, c.AdvertisePort = userdata.TLSOffload, 443 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := base
+			mut(&c)
+			args := execArgs(t, c)
+			o, err := parseFlags(args, io.Discard)
+			if err != nil {
+				t.Fatalf("%v: %v", args, err)
+			}
+			want := c.TLS
+			if want == "" {
+				want = userdata.DefaultTLS
+			}
+			if string(o.tls.Mode) != want {
+				t.Errorf("mode %s, want %s", o.tls.Mode, want)
+			}
+		})
+	}
+}
