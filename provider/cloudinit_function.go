@@ -30,7 +30,7 @@ var cloudInitOptionDocs = map[string]string{
 	"bind":        fmt.Sprintf("Service listen address. Default `%s` (node) or `%s` (auth).", userdata.DefaultNodeBind, userdata.DefaultAuthBind),
 	"gossip_bind": fmt.Sprintf("Gossip listen address. Default `%s`.", userdata.DefaultGossipBind),
 	"name":        "Node only. Member name. Default: the instance's host name (systemd `%H`), so one user data fits every node.",
-	"advertise":   "Node only. Address clients are sent to, or `auto` (default) for the instance's public IPv4 from IMDSv2.",
+	"advertise":   "Node only. Address clients are sent to: `auto` (default) for the instance's public IPv4 from IMDSv2, an IP, or a DNS name (a label may be `%l`, the short host name, e.g. `%l.ws.example.com`).",
 	"max_conns":   "Node only. Connection cap of the node (`-max-conns`). Default: the binary's.",
 	"auth_public_keys": "Node only, **required for nodes.** One or more Ed25519 `PUBLIC KEY` PEM blocks of the auth signing keys " +
 		"(several during key rotation).",
@@ -38,6 +38,21 @@ var cloudInitOptionDocs = map[string]string{
 	"signing_key": "Auth only, **required for auth, sensitive.** Ed25519 PKCS#8 `PRIVATE KEY` PEM that signs connection tokens.",
 	"users":       "Auth only, sensitive. Content of the bcrypt users file.",
 	"admin_token": "Auth only, sensitive. Token protecting the admin API.",
+	"tls": "How the service serves TLS (`-tls`): `acme` (default: it obtains and renews its own certificate from an ACME CA, " +
+		"Let's Encrypt unless `acme_directory` says otherwise; a node gets an IP certificate for its advertised address), " +
+		"`files` (a certificate and key already on the instance, see `tls_cert_file`), `offload` (plain listener, TLS " +
+		"terminated in front; clients still use `wss://`), or `off` (plain text, only with a loopback `bind`). With `acme` and " +
+		"`files` the default `bind` is `0.0.0.0:443`; `acme` also answers the http-01 challenge on port 80.",
+	"tls_names": "Names and IPs of the certificate (`-tls-names`), comma-separated. Nodes default to their advertised address; " +
+		"auth hosts with `tls = \"acme\"` need the DNS name clients reach auth by. A label may be `%H` or `%l`, systemd's host name and short host name.",
+	"tls_cert_file": fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM certificate chain. Default `%s`. "+
+		"The certificate and its key are never part of the user data: bake them into the AMI or fetch them at boot.", userdata.DefaultTLSCertFile),
+	"tls_key_file":   fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM private key. Default `%s`.", userdata.DefaultTLSKeyFile),
+	"acme_email":     "With `tls = \"acme\"`: contact e-mail of the ACME account.",
+	"acme_directory": "With `tls = \"acme\"`: `https` directory URL of the ACME CA. Default: Let's Encrypt production.",
+	"acme_profile":   "With `tls = \"acme\"`: ACME profile. Default `shortlived` for IP certificates (the only profile Let's Encrypt issues them under), the CA's default for names.",
+	"acme_ca_root":   "With `tls = \"acme\"`: PEM of an extra root CA to trust for the ACME directory (a private CA).",
+	"advertise_port": "Node only. Port clients dial when it differs from the `bind` port, e.g. `443` on a TLS terminator in front (`tls = \"offload\"`).",
 }
 
 func sortedCloudInitKeys() []string {
@@ -146,6 +161,33 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		c.Users = value
 	case "admin_token":
 		c.AdminToken = value
+	case "tls":
+		c.TLS = value
+	case "tls_names":
+		c.TLSNames = nil
+		for _, n := range strings.Split(value, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				c.TLSNames = append(c.TLSNames, n)
+			}
+		}
+	case "tls_cert_file":
+		c.TLSCertFile = value
+	case "tls_key_file":
+		c.TLSKeyFile = value
+	case "acme_email":
+		c.ACMEEmail = value
+	case "acme_directory":
+		c.ACMEDirectory = value
+	case "acme_profile":
+		c.ACMEProfile = value
+	case "acme_ca_root":
+		c.ACMECARoot = value
+	case "advertise_port":
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("setting %q: %q is not a whole number", key, value)
+		}
+		c.AdvertisePort = n
 	default:
 		return fmt.Errorf("unknown setting %q; valid settings are %s", key, strings.Join(sortedCloudInitKeys(), ", "))
 	}

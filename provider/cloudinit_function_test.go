@@ -116,16 +116,19 @@ output "auth" {
     join_tag    = "wsdirect:cluster=test"
     signing_key = var.signing_key
     admin_token = "tok"
+    tls_names   = "auth.example.com"
   })
 }
 `, testCloudInitGossipKey, pub, priv, strings.Repeat("0", 64)),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownOutputValue("node", cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
-						"ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:8080 -advertise auto -gossip-bind 0.0.0.0:7946 "+
-							"-gossip-key-file /etc/wsdirect/gossip.key -join-ec2-tag wsdirect:cluster=test -auth-keys /etc/wsdirect/auth-keys.pem -max-conns 40000\n")),
+						"ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:443 -advertise auto -gossip-bind 0.0.0.0:7946 "+
+							"-gossip-key-file /etc/wsdirect/gossip.key -join-ec2-tag wsdirect:cluster=test -auth-keys /etc/wsdirect/auth-keys.pem -max-conns 40000 "+
+							"-tls acme -acme-storage /var/lib/wsdirect/acme\n")),
 					statecheck.ExpectKnownOutputValue("auth", cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
-						"ExecStart=/usr/local/bin/wsdirect-auth -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key "+
-							"-join-ec2-tag wsdirect:cluster=test -signing-key /etc/wsdirect/signing-key.pem -admin-token-file /etc/wsdirect/admin-token\n")),
+						"ExecStart=/usr/local/bin/wsdirect-auth -bind 0.0.0.0:443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key "+
+							"-join-ec2-tag wsdirect:cluster=test -signing-key /etc/wsdirect/signing-key.pem -admin-token-file /etc/wsdirect/admin-token "+
+							"-tls acme -tls-names auth.example.com -acme-storage /var/lib/wsdirect/acme\n")),
 				},
 			},
 			{
@@ -165,6 +168,9 @@ func TestCloudInitFunctionErrors(t *testing.T) {
 		"auth w/o key":   {"auth", `, auth_public_keys = null`, `signing key is required`},
 		"bad join tag":   {"node", `, join_tag = "cluster"`, `must be "Key=Value"`},
 		"bad public key": {"node", `, auth_public_keys = "nope"`, `no PUBLIC KEY PEM block found`},
+		"bad tls":        {"node", `, tls = "maybe"`, `tls "maybe" is not supported`},
+		"plain in cloud": {"node", `, tls = "off"`, `tls "off" needs a loopback bind`},
+		"bad port":       {"node", `, advertise_port = "https"`, `"https" is not a whole number`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -20,7 +20,7 @@ func execArgs(t *testing.T, c userdata.Config) []string {
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		if rest, ok := strings.CutPrefix(line, "ExecStart="); ok {
-			rest = strings.ReplaceAll(rest, "%H", "ip-10-0-1-5")
+			rest = strings.NewReplacer("%H", "ip-10-0-1-5.ec2.internal", "%l", "ip-10-0-1-5").Replace(rest)
 			rest = strings.ReplaceAll(rest, "%%", "%")
 			return strings.Fields(rest)[1:]
 		}
@@ -46,7 +46,7 @@ func TestUserDataFlagsParse(t *testing.T) {
 	}
 	for name, mut := range map[string]func(*userdata.Config){
 		"acme ip":    func(*userdata.Config) {},
-		"acme names": func(c *userdata.Config) { c.Advertise, c.ACMEEmail, c.ACMEProfile = "%H.ws.example.com", "ops@example.com", "tlsserver" },
+		"acme names": func(c *userdata.Config) { c.Advertise, c.ACMEEmail, c.ACMEProfile = "%l.ws.example.com", "ops@example.com", "tlsserver" },
 		"files":      func(c *userdata.Config) { c.TLS = userdata.TLSFiles },
 		"offload":    func(c *userdata.Config) { c.TLS, c.AdvertisePort = userdata.TLSOffload, 443 },
 	} {

@@ -36,6 +36,11 @@ module "cluster" {
   release_url     = var.release_url
   release_version = var.release_version
 
+  # TLS from Let's Encrypt: IP certificates for the nodes, a name for auth.
+  tls_mode       = "acme"
+  auth_tls_names = [var.auth_domain]
+  acme_email     = var.acme_email
+
   key_name             = var.key_name
   iam_instance_profile = var.iam_instance_profile
 

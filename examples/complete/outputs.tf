@@ -12,3 +12,8 @@ output "nodes" {
   description = "The nodes and their public IPs."
   value       = module.cluster.nodes
 }
+
+output "auth_public_ips" {
+  description = "Point the auth_domain A records here."
+  value       = module.cluster.auth_public_ips
+}

@@ -168,8 +168,8 @@ var (
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 	hexPattern    = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 	// dnsPattern is a DNS name; a label may be systemd's %H (the host
-	// name), so one user data names every node.
-	dnsPattern     = regexp.MustCompile(`^(%H|\*|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.(%H|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))+$`)
+	// name) or %l (the short host name), so one user data names every node.
+	dnsPattern     = regexp.MustCompile(`^(%H|%l|\*|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.(%H|%l|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))+$`)
 	pathPattern    = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
 	emailPattern   = regexp.MustCompile(`^[^\s@'"$\\]+@[^\s@'"$\\]+$`)
 	profilePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -270,7 +270,7 @@ func (c Config) normalize() (Config, error) {
 			add("name %q must start with a letter or digit and contain only letters, digits, '_', '-' or '.'", n.Name)
 		}
 		if n.Advertise != "auto" && net.ParseIP(n.Advertise) == nil && !dnsPattern.MatchString(n.Advertise) {
-			add("advertise %q must be \"auto\", an IP address or a DNS name (a label may be %%H, the host name)", n.Advertise)
+			add("advertise %q must be \"auto\", an IP address or a DNS name (a label may be %%H or %%l, the host name)", n.Advertise)
 		}
 		if n.AdvertisePort < 0 || n.AdvertisePort > 65535 {
 			add("advertise port %d is out of range 1-65535", n.AdvertisePort)
@@ -587,12 +587,12 @@ func lowPort(hostport string) bool {
 }
 
 // systemdArg quotes one ExecStart argument. Specifiers ('%') are escaped,
-// except %H (the host name) where hostSpec says the argument may carry it,
-// and so are '$' references.
+// except %H and %l (the host name, long and short) where hostSpec says the
+// argument may carry them, and so are '$' references.
 func systemdArg(a string, hostSpec bool) string {
 	a = strings.ReplaceAll(a, "%", "%%")
 	if hostSpec {
-		a = strings.ReplaceAll(a, "%%H", "%H")
+		a = strings.NewReplacer("%%H", "%H", "%%l", "%l").Replace(a)
 	}
 	a = strings.ReplaceAll(a, "$", "$$")
 	if a != "" && !strings.ContainsAny(a, " \t\"'\\;") {

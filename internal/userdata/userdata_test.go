@@ -236,8 +236,8 @@ func TestRenderTLSModes(t *testing.T) {
 	}
 	t.Run("acme names", func(t *testing.T) {
 		c := nodeConfig(t)
-		c.Advertise = "%H.ws.example.com"
-		c.TLSNames = []string{"%H.ws.example.com"}
+		c.Advertise = "%l.ws.example.com"
+		c.TLSNames = []string{"%l.ws.example.com"}
 		c.ACMEEmail, c.ACMEDirectory, c.ACMEProfile = "ops@example.com", "https://ca.example.com/dir", "tlsserver"
 		c.ACMECARoot = testCARoot(t)
 		out, err := Render(c)
@@ -246,7 +246,7 @@ func TestRenderTLSModes(t *testing.T) {
 		}
 		p, _ := parse(t, out)
 		unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
-		for _, w := range []string{" -advertise %H.ws.example.com ", " -tls-names %H.ws.example.com ",
+		for _, w := range []string{" -advertise %l.ws.example.com ", " -tls-names %l.ws.example.com ",
 			" -acme-directory https://ca.example.com/dir -acme-email ops@example.com -acme-profile tlsserver -acme-ca-root /etc/wsdirect/acme-ca-root.pem"} {
 			if !strings.Contains(unit, w) {
 				t.Errorf("unit lacks %q:\n%s", w, unit)
