@@ -25,7 +25,9 @@ func TestUserDataFlagsParse(t *testing.T) {
 		GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", SigningKey: string(pem), Users: "alice:$2a$10$x\n",
 	}
 	for name, mut := range map[string]func(*userdata.Config){
-		"acme":    func(c *userdata.Config) { c.TLSNames, c.ACMEDirectory = []string{"auth.example.com"}, "https://ca.example.com/dir" },
+		"acme": func(c *userdata.Config) {
+			c.TLSNames, c.ACMEDirectory = []string{"auth.example.com"}, "https://ca.example.com/dir"
+		},
 		"files":   func(c *userdata.Config) { c.TLS = userdata.TLSFiles },
 		"offload": func(c *userdata.Config) { c.TLS = userdata.TLSOffload },
 	} {

@@ -45,10 +45,12 @@ func TestUserDataFlagsParse(t *testing.T) {
 		GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", AuthPublicKeys: string(pem),
 	}
 	for name, mut := range map[string]func(*userdata.Config){
-		"acme ip":    func(*userdata.Config) {},
-		"acme names": func(c *userdata.Config) { c.Advertise, c.ACMEEmail, c.ACMEProfile = "%l.ws.example.com", "ops@example.com", "tlsserver" },
-		"files":      func(c *userdata.Config) { c.TLS = userdata.TLSFiles },
-		"offload":    func(c *userdata.Config) { c.TLS, c.AdvertisePort = userdata.TLSOffload, 443 },
+		"acme ip": func(*userdata.Config) {},
+		"acme names": func(c *userdata.Config) {
+			c.Advertise, c.ACMEEmail, c.ACMEProfile = "%l.ws.example.com", "ops@example.com", "tlsserver"
+		},
+		"files":   func(c *userdata.Config) { c.TLS = userdata.TLSFiles },
+		"offload": func(c *userdata.Config) { c.TLS, c.AdvertisePort = userdata.TLSOffload, 443 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := base
