@@ -9,7 +9,9 @@ variable "auth_public_keys" {
 }
 
 # User data for a wsdirect node; "rendered" is sensitive (it holds the
-# gossip key).
+# gossip key). tls = "acme" (the default): the node gets a Let's Encrypt IP
+# certificate for its public address and serves wss:// on 443; port 80 must
+# be open for the http-01 challenge.
 data "wsdirect_cloudinit" "node" {
   role             = "node"
   release_url      = "https://example.com/releases/v1.0.0/wsdirect-node_1.0.0_linux_amd64.tar.gz"
@@ -17,6 +19,8 @@ data "wsdirect_cloudinit" "node" {
   join_tag         = "wsdirect:cluster=chat"
   max_conns        = 50000
   auth_public_keys = var.auth_public_keys
+  tls              = "acme"
+  acme_email       = "ops@example.com"
 }
 
 resource "wsdirect_node" "node" {

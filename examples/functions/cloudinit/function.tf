@@ -18,5 +18,9 @@ output "auth_user_data" {
     gossip_key  = var.gossip_key
     join_tag    = "wsdirect:cluster=chat"
     signing_key = var.signing_key
+    # https:// on 443 with a Let's Encrypt certificate for the name clients
+    # use; tls = "files" takes a certificate already on the instance instead.
+    tls       = "acme"
+    tls_names = "auth.example.com"
   })
 }
