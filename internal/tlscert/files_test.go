@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,5 +207,60 @@ func TestFilesRefusedAtStart(t *testing.T) {
 	}
 	if _, err := New(filesConfig(t, certFile, keyFile, "203.0.113.7")); err != nil {
 		t.Fatalf("good pair refused: %v", err)
+	}
+}
+
+// TestFilesExpiryMakesNotReady: a served certificate that expires (no
+// replacement arrived) makes the process not ready, with the reason, and
+// tells the watchers; a fresh one on disk makes it ready again.
+func TestFilesExpiryMakesNotReady(t *testing.T) {
+	ca, err := testca.New("expiry CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	leaf, err := ca.Issue([]string{"127.0.0.1"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := leaf.WriteFiles(dir, "tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Now()
+	c := filesConfig(t, certFile, keyFile)
+	c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	var seen []error
+	m.Watch(func(err error) { mu.Lock(); seen = append(seen, err); mu.Unlock() })
+
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	m.checkFilesExpiry()
+	if err := m.Ready(); err == nil || !strings.Contains(err.Error(), "expired at") {
+		t.Fatalf("after expiry: %v", err)
+	}
+	fresh, err := ca.Issue([]string{"127.0.0.1"}, time.Now().Add(time.Hour), time.Now().Add(5*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAtomically(t, dir, certFile, fresh.CertPEM)
+	writeAtomically(t, dir, keyFile, fresh.KeyPEM)
+	if err := m.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ready(); err != nil {
+		t.Fatalf("after a fresh certificate: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 || seen[0] != nil || seen[1] == nil || seen[2] != nil {
+		t.Fatalf("watchers saw %v, want ready, not ready, ready", seen)
 	}
 }
