@@ -108,6 +108,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM file or bundle of CAs to trust for https:// auth and wss:// nodes (default: system roots)")
 	fs.BoolVar(&cfg.TLSResume, "tls-resume", false, "keep TLS sessions and resume them (as returning clients do)")
 	fs.BoolVar(&cfg.FreshAuthConns, "fresh-auth-conns", false, "a new connection to auth for every connect, as distinct clients have (no keep-alive)")
+	fs.BoolVar(&cfg.ClassicKeyExchange, "classic-kex", false, "offer classical TLS key shares only (X25519), no post-quantum one")
 	fs.IntVar(&workers, "workers", 1, "worker processes (each holds conns/workers; one process may open at most 20,000 files)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {

@@ -45,6 +45,12 @@ type CompareConfig struct {
 	// WorkerExe is a binary with loadtest's "worker" subcommand
 	// (wsdirect-bench); required when Workers > 1.
 	WorkerExe string
+	// ClassicKeyExchange makes the clients of the TLS paths offer only
+	// classical key shares (X25519), so that every path runs the same key
+	// exchange: HAProxy 2.6 on OpenSSL 3.0 has no post-quantum one, while Go
+	// clients and nodes agree on X25519MLKEM768 by default. false: Go's
+	// default.
+	ClassicKeyExchange bool
 	// Progress receives progress lines. Default: discarded.
 	Progress io.Writer
 }
@@ -162,12 +168,14 @@ type ConnectCPU struct {
 
 // CompareResult is a whole side-by-side run.
 type CompareResult struct {
-	Conns    int           `json:"conns"`
-	MsgRate  float64       `json:"msg_rate_per_conn"`
-	Duration time.Duration `json:"message_phase_ns"`
-	Workers  int           `json:"workers"`
-	CPUs     int           `json:"cpus"`
-	Paths    []PathResult  `json:"paths"`
+	// ClassicKeyExchange: see CompareConfig.
+	ClassicKeyExchange bool          `json:"classic_key_exchange,omitempty"`
+	Conns              int           `json:"conns"`
+	MsgRate            float64       `json:"msg_rate_per_conn"`
+	Duration           time.Duration `json:"message_phase_ns"`
+	Workers            int           `json:"workers"`
+	CPUs               int           `json:"cpus"`
+	Paths              []PathResult  `json:"paths"`
 }
 
 // Compare runs the workload against each path in turn, each on a fresh set
@@ -184,7 +192,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		// ties, a skewed pick); the cap must not be what is measured.
 		cfg.Env.MaxConns = min(cfg.Conns, 19_000)
 	}
-	res := &CompareResult{Conns: cfg.Conns, MsgRate: cfg.MsgRate, Duration: cfg.Duration, Workers: cfg.Workers, CPUs: runtime.NumCPU()}
+	res := &CompareResult{ClassicKeyExchange: cfg.ClassicKeyExchange, Conns: cfg.Conns, MsgRate: cfg.MsgRate, Duration: cfg.Duration, Workers: cfg.Workers, CPUs: runtime.NumCPU()}
 	for _, path := range cfg.Paths {
 		fmt.Fprintf(cfg.Progress, "== %s: %d connections, then %.3g msg/s each for %v\n", path, cfg.Conns, cfg.MsgRate, cfg.Duration)
 		pr, err := comparePath(ctx, path, cfg)
@@ -217,7 +225,8 @@ func comparePath(ctx context.Context, path string, cfg CompareConfig) (*PathResu
 		TLSResume:   path == PathDirectTLSResume,
 		// Over TLS every connect is a new client: its own TLS handshake
 		// with auth, not a kept-alive connection of the load generator's.
-		FreshAuthConns: isTLS(path),
+		FreshAuthConns:     isTLS(path),
+		ClassicKeyExchange: cfg.ClassicKeyExchange && isTLS(path),
 	}
 	var pids []int
 	procs := env.PeakRSS()
@@ -386,8 +395,12 @@ func (r *CompareResult) Direct() *PathResult {
 // memory).
 func (r *CompareResult) WriteTable(w io.Writer) {
 	base := r.Direct()
-	fmt.Fprintf(w, "%d connections per path, %.3g msg/s per connection for %v, %d client process(es), %d CPUs\n\n",
+	fmt.Fprintf(w, "%d connections per path, %.3g msg/s per connection for %v, %d client process(es), %d CPUs\n",
 		r.Conns, r.MsgRate, r.Duration, r.Workers, r.CPUs)
+	if r.ClassicKeyExchange {
+		fmt.Fprintln(w, "TLS clients offer classical key shares only (X25519)")
+	}
+	fmt.Fprintln(w)
 	type row struct {
 		name string
 		get  func(*PathResult) float64

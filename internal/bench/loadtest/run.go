@@ -77,6 +77,10 @@ type Config struct {
 	// distinct clients have (a TCP and, over https, a TLS handshake each);
 	// false reuses kept-alive connections across connects.
 	FreshAuthConns bool `json:"fresh_auth_conns,omitempty"`
+	// ClassicKeyExchange offers only classical key shares (X25519, P-256),
+	// as older clients do; false offers Go's default, the post-quantum
+	// X25519MLKEM768 first, as current browsers do.
+	ClassicKeyExchange bool `json:"classic_key_exchange,omitempty"`
 }
 
 func (c *Config) withDefaults() error {
@@ -182,11 +186,16 @@ func (r *run) setup() error {
 		}
 		tc = &tls.Config{RootCAs: pool}
 	}
-	if r.cfg.TLSResume {
+	if r.cfg.TLSResume || r.cfg.ClassicKeyExchange {
 		if tc == nil {
 			tc = &tls.Config{}
 		}
+	}
+	if r.cfg.TLSResume {
 		tc.ClientSessionCache = tls.NewLRUClientSessionCache(4096)
+	}
+	if r.cfg.ClassicKeyExchange {
+		tc.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
 	}
 	// One keep-alive pool for auth, unless every connect is to look like a
 	// new client: a fresh TCP connection per auth request costs a handshake
