@@ -336,6 +336,9 @@ func comparePath(ctx context.Context, path string, cfg CompareConfig) (*PathResu
 	}
 	fmt.Fprintf(cfg.Progress, "   %d/%d connected at %.0f/s, %d messages echoed, %d dropped, errors %v\n",
 		rep.Connected, rep.Target, rep.ConnectRate, rep.MsgsReceived, rep.Dropped, rep.Errors)
+	for k, v := range rep.ErrorSamples {
+		fmt.Fprintf(cfg.Progress, "   first %s: %s\n", k, v)
+	}
 	return pr, nil
 }
 

@@ -92,12 +92,16 @@ func TestCompareTLSSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Compare(ctx, CompareConfig{
-		Env:      env,
-		Paths:    TLSPaths,
-		Conns:    150,
-		MsgRate:  5,
-		Duration: time.Second,
-		Progress: testWriter{t},
+		Env:   env,
+		Paths: TLSPaths,
+		Conns: 150,
+		// Few in flight: under -race on 2 loaded cores, 150 TLS handshakes at
+		// once can outlast the 10 s handshake timeout; this test checks
+		// the paths work, the benchmark measures rates.
+		Concurrency: 8,
+		MsgRate:     5,
+		Duration:    time.Second,
+		Progress:    testWriter{t},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +114,7 @@ func TestCompareTLSSmoke(t *testing.T) {
 	}
 	for _, p := range res.Paths {
 		if p.Report.Connected != 150 || p.Report.Dropped != 0 {
-			t.Errorf("%s: connected %d, dropped %d, errors %v", p.Path, p.Report.Connected, p.Report.Dropped, p.Report.Errors)
+			t.Errorf("%s: connected %d, dropped %d, errors %v (%v)", p.Path, p.Report.Connected, p.Report.Dropped, p.Report.Errors, p.Report.ErrorSamples)
 		}
 		cc := p.ConnectCPU
 		if cc.Servers <= 0 || cc.Client <= 0 || cc.Processes < cc.Servers {
@@ -122,8 +126,9 @@ func TestCompareTLSSmoke(t *testing.T) {
 				t.Errorf("%s: resumed %d, connect CPU %+v", p.Path, p.Report.NodeTLSResumed, cc)
 			}
 		case PathDirectTLSResume:
-			// The first handshake with each node is a full one.
-			if p.Report.NodeTLSResumed < 150-3*env.Nodes-20 {
+			// The first handshakes with each node are full ones (as many as
+			// are in flight before a ticket arrives); after that, resumed.
+			if p.Report.NodeTLSResumed < 100 {
 				t.Errorf("%s: only %d of 150 node handshakes resumed", p.Path, p.Report.NodeTLSResumed)
 			}
 		case PathHAProxyTLS:

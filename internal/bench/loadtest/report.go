@@ -37,6 +37,9 @@ type Report struct {
 	Nodes map[string]int `json:"nodes"`
 	// Errors counts failures by ErrorKind.
 	Errors map[string]int `json:"errors"`
+	// ErrorSamples holds the first error message of each kind, to tell
+	// what "other" was.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 
 	// ClientRSSBytes is the bench's own resident memory after the connect
 	// phase (summed over workers).
@@ -58,6 +61,18 @@ func NewReport() *Report {
 func (r *Report) addError(kind string, n int) {
 	if n > 0 {
 		r.Errors[kind] += n
+	}
+}
+
+// addErrorSample counts one failure and keeps the first message of its
+// kind.
+func (r *Report) addErrorSample(kind string, err error) {
+	r.addError(kind, 1)
+	if r.ErrorSamples == nil {
+		r.ErrorSamples = map[string]string{}
+	}
+	if _, ok := r.ErrorSamples[kind]; !ok {
+		r.ErrorSamples[kind] = err.Error()
 	}
 }
 
@@ -89,6 +104,14 @@ func (r *Report) Merge(o *Report) {
 	}
 	for k, v := range o.Errors {
 		r.Errors[k] += v
+	}
+	for k, v := range o.ErrorSamples {
+		if r.ErrorSamples == nil {
+			r.ErrorSamples = map[string]string{}
+		}
+		if _, ok := r.ErrorSamples[k]; !ok {
+			r.ErrorSamples[k] = v
+		}
 	}
 	r.ClientRSSBytes += o.ClientRSSBytes
 	if el := r.ConnectEnd.Sub(r.ConnectStart).Seconds(); el > 0 {
@@ -147,9 +170,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	WriteDistribution(w, r.Nodes)
 	if len(r.Errors) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(tw, "error\tcount")
+		fmt.Fprintln(tw, "error\tcount\tfirst seen")
 		for _, k := range sortedKeys(r.Errors) {
-			fmt.Fprintf(tw, "%s\t%d\n", k, r.Errors[k])
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", k, r.Errors[k], r.ErrorSamples[k])
 		}
 		tw.Flush()
 	}

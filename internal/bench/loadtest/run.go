@@ -293,7 +293,7 @@ func (r *run) connectOne(ctx context.Context, d *websocket.Dialer) {
 	authDone := time.Now()
 	if err != nil {
 		r.mu.Lock()
-		r.rep.addError(ErrorKind(err), 1)
+		r.rep.addErrorSample(ErrorKind(err), err)
 		r.mu.Unlock()
 		return
 	}
@@ -302,7 +302,7 @@ func (r *run) connectOne(ctx context.Context, d *websocket.Dialer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		r.rep.addError(ErrorKind(err), 1)
+		r.rep.addErrorSample(ErrorKind(err), err)
 		return
 	}
 	r.rep.Auth.Record(authDone.Sub(start))
