@@ -2,7 +2,7 @@
 // service assigned to it (package node), and publishes its live connection
 // count to the cluster over encrypted serf gossip (package cluster).
 //
-//	wsdirect-node -name node-1 -bind 0.0.0.0:8080 -advertise auto \
+//	wsdirect-node -name node-1 -bind 0.0.0.0:443 -advertise auto -tls acme \
 //	    -gossip-key-file /etc/wsdirect/gossip.key -auth-keys /etc/wsdirect/signing.pub \
 //	    -join-ec2-tag wsdirect-cluster=prod -max-conns 18000
 //
