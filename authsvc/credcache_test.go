@@ -38,7 +38,7 @@ func TestCredentialCache(t *testing.T) {
 	if u.cache.len() != 1 {
 		t.Fatal("a successful login was not cached")
 	}
-	if !u.cache.hit("alice", "s3cret", u.users["alice"]) {
+	if !u.cache.hit("alice", "s3cret", u.current().users["alice"].hash) {
 		t.Fatal("no cache hit for the right password")
 	}
 	// With a cached entry, a wrong password still fails.
@@ -62,7 +62,7 @@ func TestCredentialCache(t *testing.T) {
 
 	// Entries expire.
 	now = now.Add(DefaultCredentialCacheTTL + time.Second)
-	if u.cache.hit("alice", "new-pass", u.users["alice"]) {
+	if u.cache.hit("alice", "new-pass", u.current().users["alice"].hash) {
 		t.Fatal("expired entry still hits")
 	}
 }
@@ -80,7 +80,7 @@ func TestCredentialCacheOffAndBounded(t *testing.T) {
 		t.Fatal("cache used while turned off")
 	}
 
-	c := newCredCache(time.Minute, 10)
+	c := newCredCache(time.Minute, time.Hour, 10)
 	for i := 0; i < 50; i++ {
 		c.store(string(rune('a'+i)), "pw", []byte("h"))
 	}

@@ -20,7 +20,7 @@ type NodePicker interface {
 
 // DefaultPendingSettle is how long after an assignment a gossiped count is
 // assumed to include it: the client's connect time plus count propagation
-// (DESIGN.md aims at a count freshness p99 of 1 s).
+// (docs/design.md section 4 aims at a count freshness p99 of 1 s).
 const DefaultPendingSettle = time.Second
 
 // Candidate reports whether m may take a new assignment given pending
@@ -32,7 +32,7 @@ func Candidate(m cluster.Member, pending int) bool {
 }
 
 // Picker is weighted power-of-two-choices with pending accounting
-// (DESIGN.md section 5). Of the candidate nodes it draws two distinct ones
+// (docs/design.md section 5). Of the candidate nodes it draws two distinct ones
 // at random and takes the one with the lower (conns + pending) / cap. Drawing
 // at random is what keeps several auth instances working from the same
 // stale counts from all piling onto the same "least loaded" node; comparing
@@ -63,7 +63,7 @@ func Candidate(m cluster.Member, pending int) bool {
 // correcting a gap alone makes n instances overshoot it n-fold, and the
 // overshoot oscillates from one gossip round to the next. SetPeers(n)
 // weighs the own pending assignments by n as an estimate of everybody's,
-// which the simulation (SimulateBurst, StrategyP2C against
+// which the burst simulation (internal/bench/balance: StrategyP2C against
 // StrategyP2COwnPending) shows takes max/mean after a 100k burst from
 // 1.004 (20k/s) – 1.024 (5k/s) down to about 1.0003 at either rate.
 type Picker struct {
@@ -93,8 +93,8 @@ type candidate struct {
 
 // NewPicker returns a power-of-two-choices picker. rnd seeds the random
 // draws (nil: a random seed); pendingTTL is how long an assignment can count
-// as pending at most, normally the token TTL. The settle time is
-// DefaultPendingSettle; change it with SetSettle before use.
+// as pending at most, normally the token TTL (0 or less: 30 s). The settle
+// time is DefaultPendingSettle; change it with SetSettle before use.
 func NewPicker(rnd *rand.Rand, pendingTTL time.Duration) *Picker {
 	if rnd == nil {
 		rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))

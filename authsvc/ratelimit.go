@@ -34,12 +34,12 @@ type ipLimiter struct {
 type ipEntry struct {
 	lim  *rate.Limiter
 	last time.Time
+	// inflight counts the credential checks holding a unit of this bucket
+	// (loginGate); they run only while the bucket has a whole unit each.
+	inflight int
 }
 
 func newIPLimiter(limit rate.Limit, burst, maxIPs int) *ipLimiter {
-	if maxIPs <= 0 {
-		maxIPs = DefaultMaxTrackedIPs
-	}
 	// A bucket refills completely in burst/limit; after that it is
 	// indistinguishable from a new one.
 	idle := time.Minute
@@ -52,13 +52,19 @@ func newIPLimiter(limit rate.Limit, burst, maxIPs int) *ipLimiter {
 }
 
 // allow reports whether ip may attempt a login now, and if not how long
-// until it may. It consumes nothing: only failures are charged, by fail.
+// until it may. It consumes nothing: failures are charged by acquire/done
+// (checks that run bcrypt) or by fail (after the fact).
 func (l *ipLimiter) allow(ip string, now time.Time) (ok bool, retry time.Duration) {
 	if l.limit == rate.Inf {
 		return true, 0
 	}
-	lim := l.get(ip, now)
-	tokens := lim.TokensAt(now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wait(l.get(ip, now).lim.TokensAt(now))
+}
+
+// wait is how long until tokens reach 1.
+func (l *ipLimiter) wait(tokens float64) (bool, time.Duration) {
 	if tokens >= 1 {
 		return true, 0
 	}
@@ -66,6 +72,52 @@ func (l *ipLimiter) allow(ip string, now time.Time) (ok bool, retry time.Duratio
 		return false, time.Hour
 	}
 	return false, time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
+}
+
+// retryAfter is how long until ip could start one more check, counting the
+// checks in flight as charged.
+func (l *ipLimiter) retryAfter(ip string, now time.Time) time.Duration {
+	if l.limit == rate.Inf {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.get(ip, now)
+	_, d := l.wait(e.lim.TokensAt(now) - float64(e.inflight))
+	return d
+}
+
+// acquire reserves one unit of ip's budget for a check about to run: it
+// succeeds while the bucket holds a whole unit for every check in flight,
+// this one included. See loginGate.
+func (l *ipLimiter) acquire(ip string, now time.Time) bool {
+	if l.limit == rate.Inf {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.get(ip, now)
+	if e.lim.TokensAt(now)-float64(e.inflight) < 1 {
+		return false
+	}
+	e.inflight++
+	return true
+}
+
+// done ends a check acquire let run, charging the unit when it failed.
+func (l *ipLimiter) done(ip string, now time.Time, failed bool) {
+	if l.limit == rate.Inf {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.get(ip, now)
+	if e.inflight > 0 {
+		e.inflight--
+	}
+	if failed {
+		e.lim.ReserveN(now, 1)
+	}
 }
 
 // fail charges one failed login to ip. It reserves rather than checks, so
@@ -78,18 +130,19 @@ func (l *ipLimiter) fail(ip string, now time.Time) {
 	if l.limit == rate.Inf {
 		return
 	}
-	l.get(ip, now).ReserveN(now, 1)
-}
-
-// get returns ip's bucket, creating it (and evicting others) as needed.
-func (l *ipLimiter) get(ip string, now time.Time) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.get(ip, now).lim.ReserveN(now, 1)
+}
+
+// get returns ip's entry, creating it (and evicting others) as needed.
+// l.mu must be held.
+func (l *ipLimiter) get(ip string, now time.Time) *ipEntry {
 	if now.Sub(l.lastSweep) >= l.idle {
 		l.lastSweep = now
 		for k, e := range l.ips {
-			// A bucket in debt is kept until it has refilled.
-			if now.Sub(e.last) >= l.idle && e.lim.TokensAt(now) >= float64(l.burst) {
+			// A bucket in debt, or with checks in flight, is kept.
+			if e.inflight == 0 && now.Sub(e.last) >= l.idle && e.lim.TokensAt(now) >= float64(l.burst) {
 				delete(l.ips, k)
 			}
 		}
@@ -97,16 +150,28 @@ func (l *ipLimiter) get(ip string, now time.Time) *rate.Limiter {
 	e := l.ips[ip]
 	if e == nil {
 		for len(l.ips) >= l.max {
-			for k := range l.ips {
-				delete(l.ips, k)
-				break
-			}
+			l.evictOne()
 		}
 		e = &ipEntry{lim: rate.NewLimiter(l.limit, l.burst)}
 		l.ips[ip] = e
 	}
 	e.last = now
-	return e.lim
+	return e
+}
+
+// evictOne drops an arbitrary entry, preferring one with no check in flight
+// among the first few looked at (Go's map order is random).
+func (l *ipLimiter) evictOne() {
+	var victim string
+	looked := 0
+	for k, e := range l.ips {
+		victim = k
+		if e.inflight == 0 || looked >= 16 {
+			break
+		}
+		looked++
+	}
+	delete(l.ips, victim)
 }
 
 // size is the number of tracked IPs (for tests).

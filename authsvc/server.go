@@ -1,9 +1,6 @@
 package authsvc
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -44,7 +42,8 @@ type memberLister interface {
 	Members() []cluster.Member
 }
 
-// Config configures a Server.
+// Config configures a Server. Start from DefaultConfig; New rejects invalid
+// fields.
 type Config struct {
 	// Signer mints connection tokens. Required; replace it at run time
 	// with Server.SetSigner (key rotation).
@@ -53,58 +52,82 @@ type Config struct {
 	Credentials Authenticator
 	// View is the cluster view to pick nodes from. Required.
 	View NodeView
-	// AdminToken guards GET /v1/nodes. Default "": the endpoint answers 404.
+	// AdminToken guards GET /v1/nodes. Empty disables the endpoint (it
+	// answers 404).
 	AdminToken string
 	// LoginRate is how fast failed logins per client IP are allowed to
-	// recur. Default 1 per second; rate.Inf disables limiting.
+	// recur. Must be > 0; rate.Inf disables limiting.
 	LoginRate rate.Limit
 	// LoginBurst is how many failed logins per client IP are allowed in a
-	// row. Default 10.
+	// row. Must be > 0.
 	LoginBurst int
-	// MaxTrackedIPs bounds the per-IP limiter table. Default
-	// DefaultMaxTrackedIPs.
+	// MaxTrackedIPs bounds the per-IP limiter table. Must be > 0.
 	MaxTrackedIPs int
+	// MaxUserTokens is how many tokens one user may hold that are not yet
+	// redeemed as far as this instance can tell (see userTokens); one more
+	// is refused with 429 too_many_tokens and Retry-After. It keeps one
+	// user's unused tokens from making the cluster look full to everybody
+	// else. 0 means no limit (load tests whose clients all share one user).
+	MaxUserTokens int
+	// MaxTrackedUsers bounds the per-user token table; when it is full of
+	// users with outstanding tokens, new users are refused until some
+	// retire. Must be > 0 when MaxUserTokens is.
+	MaxTrackedUsers int
 	// TrustForwardedFor takes the client IP from the rightmost
-	// X-Forwarded-For entry. Default false: the TCP peer address. Enable it
+	// X-Forwarded-For entry; false takes the TCP peer address. Enable it
 	// only behind a proxy that sets the header.
 	TrustForwardedFor bool
-	// Logger receives structured logs. Default slog.Default(). Passwords
+	// Logger receives structured logs. Nil means slog.Default(). Passwords
 	// and tokens are never logged.
 	Logger *slog.Logger
 	// Registry receives the server's metrics and is served on /metrics.
-	// Default: a new registry with the Go and process collectors.
+	// Nil means a new registry with the Go and process collectors.
 	Registry *prometheus.Registry
-	// Rand seeds node picking. Default: randomly seeded. The server's
+	// Rand seeds node picking. Nil means randomly seeded. The server's
 	// picker guards it with its own lock, so do not share one Rand between
 	// servers.
 	Rand *rand.Rand
-	// Picker overrides the node picker. Default: NewPicker(Rand, token TTL)
-	// with PendingSettle and the number of auth instances in the view.
+	// Picker overrides the node picker. Nil means NewPicker(Rand, token
+	// TTL) with PendingSettle and the number of auth instances in the view.
 	Picker NodePicker
-	// PendingSettle is the Picker's settle time (see Picker). Default
-	// DefaultPendingSettle.
+	// PendingSettle is the Picker's settle time (see Picker). 0 retires a
+	// pending assignment as soon as any newer count arrives. Must not be
+	// negative.
 	PendingSettle time.Duration
 	// AuthInstances is how many auth instances share the traffic, for
-	// Picker.SetPeers. Default 0: counted from the view's alive auth
-	// members when the view lists members (a *cluster.Cluster), else 1.
+	// Picker.SetPeers. 0 means counted from the view's alive auth members
+	// when the view lists members (a *cluster.Cluster), else 1. Must not
+	// be negative.
 	AuthInstances int
-	// RetryAfter is the Retry-After sent with 503 no_capacity. Default 1 s.
+	// RetryAfter is the Retry-After sent with 503 no_capacity, rounded up
+	// to whole seconds. Must be > 0.
 	RetryAfter time.Duration
-	// Now is the clock. Default time.Now.
+	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
 
-// DefaultConfig returns a Config with every default filled in; the caller
-// sets Signer, Credentials and View.
+// DefaultConfig returns a Config with production defaults; the caller sets
+// Signer, Credentials and View.
 func DefaultConfig() *Config {
 	return &Config{
-		LoginRate:     1,
-		LoginBurst:    10,
+		// One failed login per second per IP after a burst of 10: a person
+		// who mistypes never notices; a guesser gets one try a second per
+		// address.
+		LoginRate:  1,
+		LoginBurst: 10,
+		// Bounds the limiter's memory under a flood from many addresses.
 		MaxTrackedIPs: DefaultMaxTrackedIPs,
-		Logger:        slog.Default(),
+		// One user's unredeemed tokens are bounded so that they cannot make
+		// the cluster look full to everybody else (see userTokens).
+		MaxUserTokens: DefaultMaxUserTokens,
+		// About 100 B a user; bounds the table under a flood of accounts.
+		MaxTrackedUsers: DefaultMaxTrackedUsers,
+		// The time a fresh count takes to reflect an assignment (see
+		// DefaultPendingSettle).
 		PendingSettle: DefaultPendingSettle,
-		RetryAfter:    time.Second,
-		Now:           time.Now,
+		// A second is the least Retry-After can say, and short for a
+		// person waiting.
+		RetryAfter: time.Second,
 	}
 }
 
@@ -115,16 +138,17 @@ type Server struct {
 	picker  NodePicker
 	p2c     *Picker // picker when it is a *Picker, for SetPeers
 	limiter *ipLimiter
+	tokens  *userTokens
 	log     *slog.Logger
 	reg     *prometheus.Registry
-	adminSH [32]byte
 
 	peersMu   sync.Mutex
 	peersSeen time.Time
 
-	requests    *prometheus.CounterVec
-	assignments *prometheus.CounterVec
-	pickSeconds prometheus.Histogram
+	requests       *prometheus.CounterVec
+	assignments    *prometheus.CounterVec
+	pickSeconds    prometheus.Histogram
+	connectSeconds *prometheus.HistogramVec
 }
 
 // Results of POST /v1/connect, the label values of
@@ -138,50 +162,32 @@ const (
 	ResultBackendUnavailable = "auth_backend_unavailable"
 	ResultInternalError      = "internal_error"
 	ResultMethodNotAllowed   = "method_not_allowed"
+	// ResultTooManyTokens: the user holds MaxUserTokens outstanding tokens.
+	ResultTooManyTokens = "too_many_tokens"
+	// ResultCanceled: the client gave up before the answer (no body is
+	// read by anyone; the status is 408).
+	ResultCanceled = "canceled"
 )
 
 var results = []string{ResultOK, ResultInvalidCredentials, ResultRateLimited, ResultNoCapacity,
-	ResultBadRequest, ResultBackendUnavailable, ResultInternalError, ResultMethodNotAllowed}
+	ResultBadRequest, ResultBackendUnavailable, ResultInternalError, ResultMethodNotAllowed,
+	ResultTooManyTokens, ResultCanceled}
 
-// New returns a Server for conf. Zero fields take DefaultConfig values.
+// New returns a Server for conf, which it uses as given: it returns an
+// error naming the first missing or out-of-range field.
 func New(conf *Config) (*Server, error) {
 	if conf == nil {
-		return nil, errors.New("authsvc: nil config")
+		return nil, errors.New("authsvc: nil Config")
 	}
 	c := *conf
-	d := DefaultConfig()
-	if c.Signer == nil {
-		return nil, errors.New("authsvc: Signer is required")
-	}
-	if c.Credentials == nil {
-		return nil, errors.New("authsvc: Credentials is required")
-	}
-	if c.View == nil {
-		return nil, errors.New("authsvc: View is required")
-	}
-	if c.LoginRate == 0 {
-		c.LoginRate = d.LoginRate
-	}
-	if c.LoginRate < 0 {
-		return nil, fmt.Errorf("authsvc: LoginRate %v must be positive", c.LoginRate)
-	}
-	if c.LoginBurst == 0 {
-		c.LoginBurst = d.LoginBurst
-	}
-	if c.LoginBurst < 0 {
-		return nil, fmt.Errorf("authsvc: LoginBurst %d must be positive", c.LoginBurst)
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
 	if c.Logger == nil {
-		c.Logger = d.Logger
-	}
-	if c.PendingSettle == 0 {
-		c.PendingSettle = d.PendingSettle
-	}
-	if c.RetryAfter <= 0 {
-		c.RetryAfter = d.RetryAfter
+		c.Logger = slog.Default()
 	}
 	if c.Now == nil {
-		c.Now = d.Now
+		c.Now = time.Now
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
@@ -190,13 +196,11 @@ func New(conf *Config) (*Server, error) {
 	s := &Server{
 		conf:    c,
 		limiter: newIPLimiter(c.LoginRate, c.LoginBurst, c.MaxTrackedIPs),
+		tokens:  newUserTokens(c.MaxUserTokens, c.Signer.TTL(), c.PendingSettle, c.MaxTrackedUsers),
 		log:     c.Logger,
 		reg:     c.Registry,
 	}
 	s.signer.Store(c.Signer)
-	if c.AdminToken != "" {
-		s.adminSH = sha256.Sum256([]byte(c.AdminToken))
-	}
 	s.picker = c.Picker
 	if s.picker == nil {
 		p := NewPicker(c.Rand, c.Signer.TTL())
@@ -208,6 +212,35 @@ func New(conf *Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// validate reports the first problem with c.
+func (c *Config) validate() error {
+	switch {
+	case c.Signer == nil:
+		return errors.New("authsvc: Signer is required")
+	case c.Credentials == nil:
+		return errors.New("authsvc: Credentials is required")
+	case c.View == nil:
+		return errors.New("authsvc: View is required")
+	case !(c.LoginRate > 0):
+		return fmt.Errorf("authsvc: LoginRate must be > 0 (rate.Inf disables limiting), got %v", c.LoginRate)
+	case c.LoginBurst <= 0:
+		return fmt.Errorf("authsvc: LoginBurst must be > 0, got %d", c.LoginBurst)
+	case c.MaxTrackedIPs <= 0:
+		return fmt.Errorf("authsvc: MaxTrackedIPs must be > 0, got %d", c.MaxTrackedIPs)
+	case c.PendingSettle < 0:
+		return fmt.Errorf("authsvc: PendingSettle must not be negative, got %s", c.PendingSettle)
+	case c.AuthInstances < 0:
+		return fmt.Errorf("authsvc: AuthInstances must not be negative, got %d", c.AuthInstances)
+	case c.RetryAfter <= 0:
+		return fmt.Errorf("authsvc: RetryAfter must be > 0, got %s", c.RetryAfter)
+	case c.MaxUserTokens < 0:
+		return fmt.Errorf("authsvc: MaxUserTokens must be >= 0 (0: no limit), got %d", c.MaxUserTokens)
+	case c.MaxUserTokens > 0 && c.MaxTrackedUsers <= 0:
+		return fmt.Errorf("authsvc: MaxTrackedUsers must be > 0 when MaxUserTokens is set, got %d", c.MaxTrackedUsers)
+	}
+	return nil
 }
 
 func (s *Server) registerMetrics() error {
@@ -240,7 +273,17 @@ func (s *Server) registerMetrics() error {
 		}
 		return float64(n)
 	})
-	for _, c := range []prometheus.Collector{s.requests, s.assignments, s.pickSeconds, available} {
+	s.connectSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "wsdirect_auth_connect_seconds",
+		Help: "Time to answer POST /v1/connect, from the request to the answer, by result (the credential check, a wait for it included).",
+		// 250 µs (a cached login) .. about 16 s (a login storm on a cold
+		// cache at a high bcrypt cost).
+		Buckets: prometheus.ExponentialBuckets(0.00025, 2, 17),
+	}, []string{"result"})
+	for _, r := range results {
+		s.connectSeconds.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{s.requests, s.assignments, s.pickSeconds, s.connectSeconds, available} {
 		if err := s.reg.Register(c); err != nil {
 			return fmt.Errorf("authsvc: register metrics: %w", err)
 		}
@@ -276,83 +319,94 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	result := s.connect(w, r)
+	s.requests.WithLabelValues(result).Inc()
+	s.connectSeconds.WithLabelValues(result).Observe(time.Since(start).Seconds())
+}
+
+// connect answers one POST /v1/connect and returns its result label.
+func (s *Server) connect(w http.ResponseWriter, r *http.Request) string {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.fail(w, http.StatusMethodNotAllowed, ResultMethodNotAllowed, "use POST")
-		return
+		return fail(w, http.StatusMethodNotAllowed, ResultMethodNotAllowed, "use POST")
 	}
 	now := s.conf.Now()
 	ip := clientIP(r, s.conf.TrustForwardedFor)
 	if ok, retry := s.limiter.allow(ip, now); !ok {
 		w.Header().Set("Retry-After", retryAfter(retry))
-		s.fail(w, http.StatusTooManyRequests, ResultRateLimited, "too many failed logins from this address")
 		s.log.Warn("login rate limited", "ip", ip)
-		return
+		return fail(w, http.StatusTooManyRequests, ResultRateLimited, "too many failed logins from this address")
 	}
 
-	var req wire.ConnectRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			s.fail(w, http.StatusBadRequest, ResultBadRequest, fmt.Sprintf("request body larger than %d bytes", MaxRequestBytes))
-			return
+			return fail(w, http.StatusBadRequest, ResultBadRequest, fmt.Sprintf("request body larger than %d bytes", MaxRequestBytes))
 		}
-		s.fail(w, http.StatusBadRequest, ResultBadRequest, "cannot read request body")
-		return
+		return fail(w, http.StatusBadRequest, ResultBadRequest, "cannot read request body")
 	}
-	if len(body) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			s.fail(w, http.StatusBadRequest, ResultBadRequest, "request body is not a JSON object {\"username\":..,\"password\":..}")
-			return
-		}
-		if dec.More() {
-			s.fail(w, http.StatusBadRequest, ResultBadRequest, "trailing data after the JSON object")
-			return
-		}
+	req, err := DecodeConnectRequest(body)
+	if err != nil {
+		return fail(w, http.StatusBadRequest, ResultBadRequest, err.Error())
 	}
 
-	user, err := s.conf.Credentials.Authenticate(r.Context(), r, req)
+	gate := &loginGate{lim: s.limiter, ip: ip, now: s.conf.Now}
+	user, err := s.conf.Credentials.Authenticate(withGate(r.Context(), gate), r, req)
 	switch {
+	case errors.Is(err, ErrRateLimited):
+		w.Header().Set("Retry-After", retryAfter(s.limiter.retryAfter(ip, s.conf.Now())))
+		s.log.Warn("login rate limited", "ip", ip)
+		return fail(w, http.StatusTooManyRequests, ResultRateLimited, "too many failed logins from this address")
 	case errors.Is(err, ErrInvalidCredentials):
-		s.limiter.fail(ip, now)
+		if !gate.charged() {
+			s.limiter.fail(ip, s.conf.Now())
+		}
 		// The username is logged to spot attacks; the password never is.
 		s.log.Info("login failed", "ip", ip, "user", req.Username)
-		s.fail(w, http.StatusUnauthorized, ResultInvalidCredentials, "invalid credentials")
-		return
+		return fail(w, http.StatusUnauthorized, ResultInvalidCredentials, "invalid credentials")
+	case err != nil && r.Context().Err() != nil:
+		// The client gave up; nobody reads this answer.
+		return fail(w, http.StatusRequestTimeout, ResultCanceled, "request abandoned")
 	case err != nil:
 		s.log.Error("credential check failed", "ip", ip, "err", err)
-		s.fail(w, http.StatusBadGateway, ResultBackendUnavailable, "the credential backend is unavailable; retry later")
-		return
+		return fail(w, http.StatusBadGateway, ResultBackendUnavailable, "the credential backend is unavailable; retry later")
 	case user == "":
 		s.log.Error("credential backend returned an empty user", "ip", ip)
-		s.fail(w, http.StatusBadGateway, ResultBackendUnavailable, "the credential backend returned no user")
-		return
+		return fail(w, http.StatusBadGateway, ResultBackendUnavailable, "the credential backend returned no user")
 	}
 
-	start := time.Now()
+	pickStart := time.Now()
+	now = s.conf.Now()
 	nodes := s.conf.View.Nodes()
+	ticket, ok, wait := s.tokens.reserve(user, nodes, now)
+	if !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		s.log.Warn("too many outstanding tokens", "user", user, "ip", ip)
+		return fail(w, http.StatusTooManyRequests, ResultTooManyTokens,
+			fmt.Sprintf("this user holds %d tokens not used yet; connect with one or retry later", s.conf.MaxUserTokens))
+	}
 	s.refreshPeers(now)
 	node, ok := s.picker.Pick(nodes, now)
-	s.pickSeconds.Observe(time.Since(start).Seconds())
+	s.pickSeconds.Observe(time.Since(pickStart).Seconds())
 	if !ok {
+		s.tokens.cancel(ticket)
 		w.Header().Set("Retry-After", retryAfter(s.conf.RetryAfter))
-		s.fail(w, http.StatusServiceUnavailable, ResultNoCapacity, "no node has room; retry later")
 		s.log.Warn("no node with capacity", "nodes", len(nodes))
-		return
+		return fail(w, http.StatusServiceUnavailable, ResultNoCapacity, "no node has room; retry later")
 	}
 	tok, exp, err := s.signer.Load().Mint(user, node.Name)
 	if err != nil {
+		s.tokens.cancel(ticket)
 		s.log.Error("mint token", "err", err)
-		s.fail(w, http.StatusInternalServerError, ResultInternalError, "cannot mint a token")
-		return
+		return fail(w, http.StatusInternalServerError, ResultInternalError, "cannot mint a token")
 	}
+	s.tokens.assign(ticket, node.Name)
 	s.assignments.WithLabelValues(node.Name).Inc()
-	s.requests.WithLabelValues(ResultOK).Inc()
 	writeJSON(w, http.StatusOK, wire.ConnectResponse{URL: node.URL(), Token: tok, NodeID: node.Name, ExpiresAt: exp})
 	s.log.Debug("assigned", "user", user, "node", node.Name)
+	return ResultOK
 }
 
 // refreshPeers updates the picker's count of auth instances from the view,
@@ -392,9 +446,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	got, _ := bearer(r)
-	// Comparing hashes keeps the comparison constant-time in the length too.
-	gotSH := sha256.Sum256([]byte(got))
-	if got == "" || subtle.ConstantTimeCompare(gotSH[:], s.adminSH[:]) != 1 {
+	if !secret.Equal(got, s.conf.AdminToken) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wsdirect-auth"`)
 		writeJSON(w, http.StatusUnauthorized, wire.Error{Code: "unauthorized", Message: "admin token required"})
 		return
@@ -412,9 +464,10 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) fail(w http.ResponseWriter, status int, result, msg string) {
-	s.requests.WithLabelValues(result).Inc()
+// fail writes a wire.Error answer and returns its result label.
+func fail(w http.ResponseWriter, status int, result, msg string) string {
 	writeJSON(w, status, wire.Error{Code: result, Message: msg})
+	return result
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -81,6 +81,9 @@ func newTestServer(t *testing.T, mod func(*Config)) *testServer {
 	conf.Rand = seeded(1)
 	conf.LoginRate = rate.Every(time.Hour)
 	conf.LoginBurst = 3
+	// The tests log in as alice again and again; the per-user token limit
+	// has tests of its own that set it.
+	conf.MaxUserTokens = 0
 	conf.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if mod != nil {
 		mod(conf)
@@ -463,18 +466,30 @@ func TestNewValidates(t *testing.T) {
 		c.Signer, c.Credentials, c.View = token.NewSigner(priv), failingAuth{}, &fakeView{}
 		return c
 	}
-	for name, mod := range map[string]func(*Config){
-		"no signer": func(c *Config) { c.Signer = nil },
-		"no creds":  func(c *Config) { c.Credentials = nil },
-		"no view":   func(c *Config) { c.View = nil },
-		"neg rate":  func(c *Config) { c.LoginRate = -1 },
-		"neg burst": func(c *Config) { c.LoginBurst = -1 },
+	// Each case names the field the error must name: New fills nothing in.
+	for field, mod := range map[string]func(*Config){
+		"Signer":        func(c *Config) { c.Signer = nil },
+		"Credentials":   func(c *Config) { c.Credentials = nil },
+		"View":          func(c *Config) { c.View = nil },
+		"LoginRate":     func(c *Config) { c.LoginRate = 0 },
+		"LoginBurst":    func(c *Config) { c.LoginBurst = 0 },
+		"MaxTrackedIPs": func(c *Config) { c.MaxTrackedIPs = 0 },
+		"PendingSettle": func(c *Config) { c.PendingSettle = -time.Second },
+		"AuthInstances": func(c *Config) { c.AuthInstances = -1 },
+		"RetryAfter":    func(c *Config) { c.RetryAfter = 0 },
 	} {
 		c := base()
 		mod(c)
-		if _, err := New(c); err == nil {
-			t.Errorf("%s: no error", name)
+		if _, err := New(c); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
 		}
+	}
+	// Zero is a setting for these, and nil collaborators have a meaning.
+	c := base()
+	c.PendingSettle, c.AuthInstances, c.AdminToken = 0, 0, ""
+	c.Logger, c.Registry, c.Rand, c.Now, c.Picker = nil, nil, nil, nil, nil
+	if _, err := New(c); err != nil {
+		t.Errorf("zero settle, counted instances, nil collaborators: %v", err)
 	}
 	if _, err := New(nil); err == nil {
 		t.Error("nil config: no error")

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -11,72 +12,87 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
-// ManagedConfig tunes a Managed connection. The zero value of every field
-// means its default.
+// ManagedConfig tunes a Managed connection. Start from DefaultManagedConfig;
+// NewManaged rejects invalid fields.
 type ManagedConfig struct {
-	// Options are passed to every Dial (HTTP client, WebSocket dialer, ...).
+	// Options are passed to every Dial (HTTP client, WebSocket dialer, ...);
+	// none means the package defaults.
 	Options []Option
 
-	// BackoffBase is the first retry window. Default 100ms.
+	// BackoffBase is the first retry window. Must be > 0.
 	BackoffBase time.Duration
-	// BackoffMax caps the retry window. Default 30s.
+	// BackoffMax caps the retry window. Must be at least BackoffBase.
 	BackoffMax time.Duration
 	// ResetAfter: a connection that stayed up this long resets the backoff,
 	// so a client that lost a node after an hour starts again at
-	// BackoffBase. Default 10s.
+	// BackoffBase. Must be > 0.
 	ResetAfter time.Duration
-	// ReadLimit caps an incoming message. Default 1 MiB.
+	// ReadLimit caps an incoming message, in bytes. Must be > 0.
 	ReadLimit int64
-	// WriteTimeout bounds a Send without a context deadline. Default 10s.
+	// WriteTimeout bounds a Send without a context deadline. Must be > 0.
 	WriteTimeout time.Duration
 
-	// OnConnect runs after each successful connect, in the Run goroutine.
+	// OnConnect, when set, runs after each successful connect, in the Run
+	// goroutine.
 	OnConnect func(resp *wire.ConnectResponse)
 	// OnTiming, when set, gets the duration of the auth request and of the
 	// WebSocket upgrade of each successful connect.
 	OnTiming func(auth, upgrade time.Duration)
-	// OnMessage runs for every message received, in the Run goroutine; it
-	// must not block for long. data is only valid during the call.
+	// OnMessage, when set, runs for every message received, in the Run
+	// goroutine; it must not block for long. data is only valid during the
+	// call.
 	OnMessage func(messageType int, data []byte)
-	// OnDisconnect runs after a connection ends (code is the close code,
-	// 1006 when the connection just broke) and after each failed connect
-	// attempt (code 0, err says why).
+	// OnDisconnect, when set, runs after a connection ends (code is the
+	// close code, 1006 when the connection just broke) and after each
+	// failed connect attempt (code 0, err says why).
 	OnDisconnect func(code int, err error)
 
 	// Rand and Sleep replace the jitter source and the sleep between
-	// attempts (for tests). Sleep must return early with ctx.Err() when ctx
-	// ends.
+	// attempts (for tests); nil means math/rand/v2 and a timer. Sleep must
+	// return early with ctx.Err() when ctx ends.
 	Rand  func(n int64) int64
 	Sleep func(ctx context.Context, d time.Duration) error
-	// Now replaces the clock (for tests).
+	// Now replaces the clock (for tests); nil means time.Now.
 	Now func() time.Time
 }
 
-func (c *ManagedConfig) withDefaults() {
-	if c.BackoffBase <= 0 {
-		c.BackoffBase = 100 * time.Millisecond
+// DefaultManagedConfig returns the defaults. The browser client (client/js)
+// uses the same backoff.
+func DefaultManagedConfig() ManagedConfig {
+	return ManagedConfig{
+		// The first retry spreads clients over 100 ms: a lost node's
+		// clients are back within a fraction of a second, yet auth does
+		// not see them all at once.
+		BackoffBase: 100 * time.Millisecond,
+		// 30 s caps the wait of a client that keeps failing (auth down)
+		// while keeping its retries cheap for the servers.
+		BackoffMax: 30 * time.Second,
+		// A connection that lasted 10 s was a success, not part of a
+		// failure streak.
+		ResetAfter: 10 * time.Second,
+		// 1 MiB leaves room for application messages and still bounds
+		// what a misbehaving server can make the client buffer.
+		ReadLimit: 1 << 20,
+		// 10 s for one write is generous on any working network.
+		WriteTimeout: 10 * time.Second,
 	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 30 * time.Second
+}
+
+// validate reports the first problem with c.
+func (c *ManagedConfig) validate() error {
+	switch {
+	case c.BackoffBase <= 0:
+		return fmt.Errorf("client: BackoffBase must be > 0, got %s", c.BackoffBase)
+	case c.BackoffMax < c.BackoffBase:
+		return fmt.Errorf("client: BackoffMax (%s) must be at least BackoffBase (%s)", c.BackoffMax, c.BackoffBase)
+	case c.ResetAfter <= 0:
+		return fmt.Errorf("client: ResetAfter must be > 0, got %s", c.ResetAfter)
+	case c.ReadLimit <= 0:
+		return fmt.Errorf("client: ReadLimit must be > 0, got %d", c.ReadLimit)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("client: WriteTimeout must be > 0, got %s", c.WriteTimeout)
 	}
-	if c.BackoffMax < c.BackoffBase {
-		c.BackoffMax = c.BackoffBase
-	}
-	if c.ResetAfter <= 0 {
-		c.ResetAfter = 10 * time.Second
-	}
-	if c.ReadLimit <= 0 {
-		c.ReadLimit = 1 << 20
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.Sleep == nil {
-		c.Sleep = sleepCtx
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	return nil
 }
 
 // Managed keeps one logical connection alive. Whenever the node goes away
@@ -97,15 +113,24 @@ type Managed struct {
 	sendMu sync.Mutex // gorilla allows one concurrent writer
 }
 
-// NewManaged returns a Managed connection; call Run to start it.
-func NewManaged(authURL string, creds Credentials, cfg ManagedConfig) *Managed {
-	cfg.withDefaults()
+// NewManaged returns a Managed connection; call Run to start it. It uses
+// cfg as given and returns an error naming the first invalid field.
+func NewManaged(authURL string, creds Credentials, cfg ManagedConfig) (*Managed, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepCtx
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Managed{
 		authURL: authURL,
 		creds:   creds,
 		cfg:     cfg,
 		backoff: Backoff{Base: cfg.BackoffBase, Max: cfg.BackoffMax, Rand: cfg.Rand},
-	}
+	}, nil
 }
 
 // Current reports the node serving the connection right now.

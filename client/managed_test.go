@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,20 +26,20 @@ func TestManagedReconnectsThroughAuthAfterDrain(t *testing.T) {
 	var sawDrain atomic.Bool
 	second := make(chan struct{})
 	echoed := make(chan string, 1)
-	m := NewManaged(fc.AuthURL(), alice, ManagedConfig{
-		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-		OnConnect: func(resp *wire.ConnectResponse) {
-			if connects.Add(1) == 2 {
-				close(second)
-			}
-		},
-		OnMessage: func(_ int, data []byte) { echoed <- string(data) },
-		OnDisconnect: func(code int, err error) {
-			if code == wire.CloseDraining {
-				sawDrain.Store(true)
-			}
-		},
-	})
+	cfg := DefaultManagedConfig()
+	cfg.BackoffBase, cfg.BackoffMax = time.Millisecond, 5*time.Millisecond
+	cfg.OnConnect = func(resp *wire.ConnectResponse) {
+		if connects.Add(1) == 2 {
+			close(second)
+		}
+	}
+	cfg.OnMessage = func(_ int, data []byte) { echoed <- string(data) }
+	cfg.OnDisconnect = func(code int, err error) {
+		if code == wire.CloseDraining {
+			sawDrain.Store(true)
+		}
+	}
+	m := newManaged(t, fc.AuthURL(), alice, cfg)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 
@@ -92,7 +93,9 @@ func TestManagedStopsOnFinalCloseCodes(t *testing.T) {
 		fc := clienttest.New(t, 1)
 		fc.Nodes[0].CloseWith(code)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		m := NewManaged(fc.AuthURL(), alice, ManagedConfig{BackoffBase: time.Millisecond})
+		cfg := DefaultManagedConfig()
+		cfg.BackoffBase = time.Millisecond
+		m := newManaged(t, fc.AuthURL(), alice, cfg)
 		err := m.Run(ctx)
 		cancel()
 		var ce *CloseError
@@ -107,7 +110,7 @@ func TestManagedStopsOnFinalCloseCodes(t *testing.T) {
 
 func TestManagedStopsOnBadCredentials(t *testing.T) {
 	fc := clienttest.New(t, 1)
-	m := NewManaged(fc.AuthURL(), Credentials{Username: "alice", Password: "nope"}, ManagedConfig{})
+	m := newManaged(t, fc.AuthURL(), Credentials{Username: "alice", Password: "nope"}, DefaultManagedConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := m.Run(ctx)
@@ -144,18 +147,18 @@ func TestManagedBackoff(t *testing.T) {
 			defer cancel()
 			var sleeps []time.Duration
 			var windows []int64
-			m := NewManaged(fc.AuthURL(), alice, ManagedConfig{
-				BackoffBase: base, BackoffMax: max,
-				Rand: func(n int64) int64 { windows = append(windows, n); return tc.rand(n) },
-				Sleep: func(ctx context.Context, d time.Duration) error {
-					sleeps = append(sleeps, d)
-					if len(sleeps) == len(tc.want) {
-						cancel()
-						return ctx.Err()
-					}
-					return nil
-				},
-			})
+			cfg := DefaultManagedConfig()
+			cfg.BackoffBase, cfg.BackoffMax = base, max
+			cfg.Rand = func(n int64) int64 { windows = append(windows, n); return tc.rand(n) }
+			cfg.Sleep = func(ctx context.Context, d time.Duration) error {
+				sleeps = append(sleeps, d)
+				if len(sleeps) == len(tc.want) {
+					cancel()
+					return ctx.Err()
+				}
+				return nil
+			}
+			m := newManaged(t, fc.AuthURL(), alice, cfg)
 			before := fc.AuthCalls.Load()
 			if err := m.Run(ctx); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Run = %v", err)
@@ -212,16 +215,16 @@ func TestManagedResetsBackoffAfterStableConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var windows []int64
-	m := NewManaged(fc.AuthURL(), alice, ManagedConfig{
-		BackoffBase: time.Millisecond, BackoffMax: time.Second, ResetAfter: 30 * time.Second, Now: now,
-		Rand: func(n int64) int64 { windows = append(windows, n); return 0 },
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			if len(windows) == 3 {
-				cancel()
-			}
-			return ctx.Err()
-		},
-	})
+	cfg := DefaultManagedConfig()
+	cfg.BackoffBase, cfg.BackoffMax, cfg.ResetAfter, cfg.Now = time.Millisecond, time.Second, 30*time.Second, now
+	cfg.Rand = func(n int64) int64 { windows = append(windows, n); return 0 }
+	cfg.Sleep = func(ctx context.Context, d time.Duration) error {
+		if len(windows) == 3 {
+			cancel()
+		}
+		return ctx.Err()
+	}
+	m := newManaged(t, fc.AuthURL(), alice, cfg)
 	_ = m.Run(ctx)
 	// Each connection "lasted" minutes, so every retry starts at Base.
 	for i, w := range windows {
@@ -242,14 +245,14 @@ func TestManagedConcurrentSend(t *testing.T) {
 	var got atomic.Int32
 	all := make(chan struct{})
 	connected := make(chan struct{})
-	m := NewManaged(fc.AuthURL(), alice, ManagedConfig{
-		OnConnect: func(*wire.ConnectResponse) { close(connected) },
-		OnMessage: func(mt int, data []byte) {
-			if got.Add(1) == senders*each {
-				close(all)
-			}
-		},
-	})
+	cfg := DefaultManagedConfig()
+	cfg.OnConnect = func(*wire.ConnectResponse) { close(connected) }
+	cfg.OnMessage = func(mt int, data []byte) {
+		if got.Add(1) == senders*each {
+			close(all)
+		}
+	}
+	m := newManaged(t, fc.AuthURL(), alice, cfg)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	select {
@@ -278,4 +281,32 @@ func TestManagedConcurrentSend(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func newManaged(t *testing.T, authURL string, creds Credentials, cfg ManagedConfig) *Managed {
+	t.Helper()
+	m, err := NewManaged(authURL, creds, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestNewManagedValidates(t *testing.T) {
+	for field, mod := range map[string]func(*ManagedConfig){
+		"BackoffBase":  func(c *ManagedConfig) { c.BackoffBase = 0 },
+		"BackoffMax":   func(c *ManagedConfig) { c.BackoffMax = c.BackoffBase / 2 },
+		"ResetAfter":   func(c *ManagedConfig) { c.ResetAfter = 0 },
+		"ReadLimit":    func(c *ManagedConfig) { c.ReadLimit = 0 },
+		"WriteTimeout": func(c *ManagedConfig) { c.WriteTimeout = 0 },
+	} {
+		c := DefaultManagedConfig()
+		mod(&c)
+		if _, err := NewManaged("http://127.0.0.1:1", alice, c); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
+		}
+	}
+	if _, err := NewManaged("http://127.0.0.1:1", alice, DefaultManagedConfig()); err != nil {
+		t.Errorf("defaults refused: %v", err)
+	}
 }

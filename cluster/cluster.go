@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,9 +29,16 @@ type Cluster struct {
 	// pointer into state that SetTags rewrites, so reading it later races.
 	gossipAddr string
 
-	// mu guards members. The event goroutine is the only writer.
+	// mu guards members and unknown. The event goroutine is the only
+	// writer.
 	mu      sync.RWMutex
 	members map[string]*entry
+	// unknown counts the entries with known false, to bound them.
+	unknown int
+
+	// countKey signs the counts this member publishes (nodes only); its
+	// public half is in the tags.
+	countKey ed25519.PrivateKey
 
 	// conns is the local count; SetConns stores it and pokes kick.
 	conns atomic.Int64
@@ -55,21 +64,41 @@ type Cluster struct {
 // entry is one member in the view. known is false for members we have only
 // heard a count from (user events can overtake the join gossip); they are
 // not listed until serf reports them.
+//
+// A count is applied only when signed with key, the count key from the
+// member's own tags; until that is known the latest count waits in pending.
+// When the key changes (the member restarted, or its tags were forged and
+// then refuted), seq starts over: a new signer's counts are not ordered
+// after the old one's. When the member leaves or fails, its count, seq and
+// pending count are dropped: nothing it said outlives it.
 type entry struct {
-	m     Member
-	seq   uint64
-	known bool
+	m       Member
+	seq     uint64
+	known   bool
+	key     ed25519.PublicKey
+	pending []byte
 }
 
+// maxUnknownEntries bounds the counts held for members serf has not
+// reported yet, so that counts under made-up names cannot grow the view.
+const maxUnknownEntries = 1024
+
 // Create starts the local member, bound and gossiping but alone until Join.
+// It uses conf as given: it returns an error naming the first missing or
+// out-of-range field.
 func Create(conf *Config) (*Cluster, error) {
 	if conf == nil {
 		return nil, errors.New("cluster: nil Config")
 	}
 	c := *conf
-	fillDefaults(&c)
 	if err := checkName(c.Name); err != nil {
 		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	facts, err := normalizeFacts(&c)
 	if err != nil {
@@ -92,20 +121,34 @@ func Create(conf *Config) (*Cluster, error) {
 		}
 	}
 
+	var countKey ed25519.PrivateKey
+	if facts.role == RoleNode {
+		// A new key per process: nothing to store, and a restarted member
+		// is a new signer (see entry).
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: count key: %w", err)
+		}
+		facts.countKey, countKey = encodeCountKey(pub), priv
+	}
 	cl := &Cluster{
-		conf:    c,
-		log:     c.Logger.With("component", "cluster", "member", c.Name),
-		events:  make(chan serf.Event, 1024),
-		members: make(map[string]*entry),
-		kick:    make(chan struct{}, 1),
-		seq:     uint64(time.Now().UnixMicro()),
-		facts:   facts,
-		stop:    make(chan struct{}),
+		conf:     c,
+		countKey: countKey,
+		log:      c.Logger.With("component", "cluster", "member", c.Name),
+		events:   make(chan serf.Event, 1024),
+		members:  make(map[string]*entry),
+		kick:     make(chan struct{}, 1),
+		seq:      uint64(time.Now().UnixMicro()),
+		facts:    facts,
+		stop:     make(chan struct{}),
 	}
 
 	logger := newStdLogger(cl.log)
 	ml := memberlist.DefaultLANConfig()
 	ml.BindAddr = c.BindAddr
+	if ml.BindAddr == "" {
+		ml.BindAddr = "0.0.0.0"
+	}
 	ml.BindPort = c.BindPort
 	ml.AdvertiseAddr = c.AdvertiseAddr
 	ml.AdvertisePort = c.AdvertisePort
@@ -162,7 +205,7 @@ func Create(conf *Config) (*Cluster, error) {
 	if err != nil {
 		close(cl.stop)
 		cl.wg.Wait()
-		return nil, fmt.Errorf("cluster: start serf on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
+		return nil, fmt.Errorf("cluster: start serf on %s: %w", net.JoinHostPort(ml.BindAddr, strconv.Itoa(c.BindPort)), err)
 	}
 	cl.serf = s
 	n := s.Memberlist().LocalNode()
@@ -185,42 +228,6 @@ func checkName(name string) error {
 		return fmt.Errorf("cluster: Name %q contains whitespace or a control character", name)
 	}
 	return nil
-}
-
-// fillDefaults replaces zero timings with DefaultConfig's, so a Config
-// built by hand still works.
-func fillDefaults(c *Config) {
-	d := DefaultConfig()
-	durs := []struct{ v, d *time.Duration }{
-		{&c.CountInterval, &d.CountInterval}, {&c.CountRefresh, &d.CountRefresh},
-		{&c.GossipInterval, &d.GossipInterval}, {&c.ProbeInterval, &d.ProbeInterval},
-		{&c.ProbeTimeout, &d.ProbeTimeout}, {&c.PushPullInterval, &d.PushPullInterval},
-		{&c.TCPTimeout, &d.TCPTimeout}, {&c.GossipToTheDeadTime, &d.GossipToTheDeadTime},
-		{&c.ReapInterval, &d.ReapInterval}, {&c.ReconnectInterval, &d.ReconnectInterval},
-		{&c.ReconnectTimeout, &d.ReconnectTimeout}, {&c.TombstoneTimeout, &d.TombstoneTimeout},
-		{&c.LeavePropagateDelay, &d.LeavePropagateDelay}, {&c.BroadcastTimeout, &d.BroadcastTimeout},
-	}
-	for _, x := range durs {
-		if *x.v <= 0 {
-			*x.v = *x.d
-		}
-	}
-	ints := []struct{ v, d *int }{
-		{&c.EventBuffer, &d.EventBuffer}, {&c.GossipNodes, &d.GossipNodes},
-		{&c.SuspicionMult, &d.SuspicionMult}, {&c.SuspicionMaxTimeoutMult, &d.SuspicionMaxTimeoutMult},
-		{&c.IndirectChecks, &d.IndirectChecks}, {&c.RetransmitMult, &d.RetransmitMult},
-	}
-	for _, x := range ints {
-		if *x.v <= 0 {
-			*x.v = *x.d
-		}
-	}
-	if c.BindAddr == "" {
-		c.BindAddr = d.BindAddr
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 }
 
 // Join contacts the given gossip addresses (host or host:port; the port
@@ -427,9 +434,12 @@ func (c *Cluster) publish(n int) error {
 		defer c.tagsMu.Unlock()
 		return c.serf.SetTags(c.facts.tags(CountsTags, n))
 	}
+	if c.countKey == nil {
+		return nil // auth members publish no count
+	}
 	c.seq++
 	msg := countMsg{name: c.conf.Name, seq: c.seq, conns: n}
-	return c.serf.UserEvent(countEventName, msg.encode(), false)
+	return c.serf.UserEvent(countEventName, msg.encode(c.countKey), false)
 }
 
 // eventLoop is the only writer of the member view.
@@ -460,17 +470,34 @@ func (c *Cluster) handle(ev serf.Event) {
 		defer c.mu.Unlock()
 		for _, sm := range e.Members {
 			if e.Type == serf.EventMemberReap {
+				if en := c.members[sm.Name]; en != nil && !en.known {
+					c.unknown--
+				}
 				delete(c.members, sm.Name)
 				continue
 			}
 			en := c.members[sm.Name]
 			if en == nil {
-				en = &entry{m: Member{Name: sm.Name}}
+				en = &entry{m: Member{Name: sm.Name}, known: true}
 				c.members[sm.Name] = en
+			} else if !en.known {
+				// Its count (if any) is pending, not yet heard.
+				en.known, en.m.UpdatedAt = true, time.Time{}
+				c.unknown--
 			}
-			en.known = true
 			memberFromTags(&en.m, sm.Tags)
 			en.m.Alive = sm.Status == serf.StatusAlive
+			if key := decodeCountKey(sm.Tags[tagCountKey]); !key.Equal(en.key) {
+				en.key, en.seq = key, 0
+			}
+			if e.Type == serf.EventMemberLeave || e.Type == serf.EventMemberFailed {
+				// Gone: what it said about itself goes with it.
+				en.m.Conns, en.m.UpdatedAt, en.seq, en.pending = 0, time.Time{}, 0, nil
+			}
+			if en.pending != nil && en.key != nil && en.m.Alive {
+				c.applyCount(en, en.pending, now)
+				en.pending = nil
+			}
 			if c.conf.CountMode == CountsTags {
 				if n, ok := countFromTags(sm.Tags); ok && n != en.m.Conns {
 					en.m.Conns, en.m.UpdatedAt = n, now
@@ -483,23 +510,54 @@ func (c *Cluster) handle(ev serf.Event) {
 		}
 		msg, err := decodeCount(e.Payload)
 		if err != nil {
-			c.log.Warn("ignoring malformed count event", "err", err)
+			c.log.Debug("ignoring malformed count event", "err", err)
 			return
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		en := c.members[msg.name]
 		if en == nil {
-			en = &entry{m: Member{Name: msg.name}}
+			if c.unknown >= maxUnknownEntries {
+				return
+			}
+			en = &entry{m: Member{Name: msg.name, UpdatedAt: now}}
 			c.members[msg.name] = en
+			c.unknown++
 		}
-		if msg.seq <= en.seq {
-			return // duplicate or overtaken by a newer count
+		if !en.known || en.key == nil || !en.m.Alive {
+			// Verified once serf tells us the member's key, applied once it
+			// is alive (a count arriving after its departure means
+			// nothing). The latest arrival waits; an older one is
+			// superseded by the refresh.
+			en.pending = append(en.pending[:0], e.Payload...)
+			if !en.known {
+				en.m.UpdatedAt = now // for purgeUnknown
+			}
+			return
 		}
-		en.seq = msg.seq
-		en.m.Conns = msg.conns
-		en.m.UpdatedAt = now
+		c.applyCount(en, e.Payload, now)
 	}
+}
+
+// applyCount applies a count payload to en if en's member signed it and it
+// is newer than the last one applied. c.mu must be held.
+func (c *Cluster) applyCount(en *entry, payload []byte, now time.Time) {
+	msg, err := decodeCount(payload)
+	if err != nil || msg.name != en.m.Name {
+		return
+	}
+	if !msg.verify(en.key) {
+		// Not signed by the member it names: another key holder, or a
+		// count the member signed before it restarted with a new key.
+		c.log.Debug("ignoring a count not signed by the member it names", "member", msg.name)
+		return
+	}
+	if msg.seq <= en.seq {
+		return // duplicate or overtaken by a newer count
+	}
+	en.seq = msg.seq
+	en.m.Conns = msg.conns
+	en.m.UpdatedAt = now
 }
 
 // purgeUnknown drops counts from members serf never reported (or already
@@ -510,6 +568,7 @@ func (c *Cluster) purgeUnknown(now time.Time) {
 	for name, e := range c.members {
 		if !e.known && now.Sub(e.m.UpdatedAt) > c.conf.ReconnectTimeout {
 			delete(c.members, name)
+			c.unknown--
 		}
 	}
 }

@@ -219,13 +219,13 @@ type rawUserEvent struct {
 }
 
 // injectCount sends one plaintext UDP gossip packet carrying a serf count
-// event straight to addr, as a keyless process would.
-func injectCount(t *testing.T, addr string, msg countMsg) {
+// event with payload straight to addr, as a keyless process would.
+func injectCount(t *testing.T, addr string, payload []byte) {
 	t.Helper()
 	var buf []byte
 	buf = append(buf, 8) // memberlist userMsg
 	buf = append(buf, 3) // serf messageUserEventType
-	ev := rawUserEvent{LTime: 1 << 20, Name: countEventName, Payload: msg.encode()}
+	ev := rawUserEvent{LTime: 1 << 20, Name: countEventName, Payload: payload}
 	var enc []byte
 	if err := codec.NewEncoderBytes(&enc, &codec.MsgpackHandle{}).Encode(&ev); err != nil {
 		t.Fatal(err)
@@ -246,10 +246,10 @@ func TestPlaintextCountInjection(t *testing.T) {
 	// no genuine count could replace it.
 	forged := countMsg{name: "n1", seq: math.MaxUint64 >> 1, conns: 999}
 
-	t.Run("control: unencrypted dev cluster accepts it", func(t *testing.T) {
+	t.Run("control: unencrypted dev cluster accepts it when n1 signed it", func(t *testing.T) {
 		ms := startCluster(t, 2, func(c *Config) { c.SecretKey = nil; c.Dev = true })
-		injectCount(t, ms[1].GossipAddr(), forged)
-		waitFor(t, 5*time.Second, "dev n2 takes the forged count", func() bool {
+		injectCount(t, ms[1].GossipAddr(), forged.encode(ms[0].countKey))
+		waitFor(t, 5*time.Second, "dev n2 takes the injected count", func() bool {
 			m, _ := ms[1].member("n1")
 			return m.Conns == 999
 		})
@@ -258,7 +258,7 @@ func TestPlaintextCountInjection(t *testing.T) {
 	t.Run("encrypted cluster ignores it", func(t *testing.T) {
 		ms := startCluster(t, 2, nil)
 		for i := 0; i < 3; i++ {
-			injectCount(t, ms[1].GossipAddr(), forged)
+			injectCount(t, ms[1].GossipAddr(), forged.encode(ms[0].countKey))
 		}
 		time.Sleep(300 * time.Millisecond)
 		ms[0].SetConns(5)
@@ -301,7 +301,19 @@ func TestCreateValidation(t *testing.T) {
 		{"node without scheme", func(c *Config) { c.WSScheme = "" }, "WSScheme"},
 		{"node with http scheme", func(c *Config) { c.WSScheme = "https" }, "WSScheme"},
 		{"starts not ready", func(c *Config) { c.NotReady = true }, ""},
-		{"unknown role", func(c *Config) { c.Role = "proxy" }, "unknown role"},
+		{"unknown role", func(c *Config) { c.Role = "proxy" }, `Role "proxy"`},
+		{"no role", func(c *Config) { c.Role = "" }, `Role ""`},
+		{"zero count interval", func(c *Config) { c.CountInterval = 0 }, "CountInterval must be > 0"},
+		{"zero probe interval", func(c *Config) { c.ProbeInterval = 0 }, "ProbeInterval must be > 0"},
+		{"zero reap interval", func(c *Config) { c.ReapInterval = 0 }, "ReapInterval must be > 0"},
+		{"zero event buffer", func(c *Config) { c.EventBuffer = 0 }, "EventBuffer must be > 0"},
+		{"zero suspicion mult", func(c *Config) { c.SuspicionMult = 0 }, "SuspicionMult must be > 0"},
+		{"negative push/pull", func(c *Config) { c.PushPullInterval = -1 }, "PushPullInterval must not be negative"},
+		{"unknown count mode", func(c *Config) { c.CountMode = 7 }, "CountMode 7"},
+		{"memberlist's zero settings", func(c *Config) {
+			c.IndirectChecks, c.PushPullInterval, c.GossipToTheDeadTime, c.LeavePropagateDelay = 0, 0, 0, 0
+		}, ""},
+		{"nil logger", func(c *Config) { c.Logger = nil }, ""},
 		{"auth needs no public addr", func(c *Config) { c.Role = RoleAuth; c.PublicAddr = ""; c.Cap = 0 }, ""},
 		{"tags too large (addr)", func(c *Config) { c.PublicAddr = strings.Repeat("h", 480) + ".example.com" }, "limit is 512"},
 		{"tags too large (zone)", func(c *Config) { c.Zone = strings.Repeat("z", 500) }, "limit is 512"},
@@ -338,12 +350,68 @@ func TestTagSizeBoundary(t *testing.T) {
 			err := checkTags(g, mode)
 			w := g
 			w.draining, w.notReady = true, true
+			w.countKey = strings.Repeat("k", 43)
 			n, _ := encodedTagSize(w.tags(mode, -1<<31))
 			if (err != nil) != (n > MaxTagBytes) {
 				t.Fatalf("mode %v addr len %d: encoded %d bytes, err=%v", mode, len(g.addr), n, err)
 			}
 			g.addr += "a"
 		}
+	}
+}
+
+// TestTagsFitLongDNSName runs a node with the longest DNS name there is
+// (253 characters) and a long real zone name, with every tag that comes and
+// goes set at once (wss, not ready, draining, the count key, and the widest
+// count of CountsTags mode): serf must accept every change and the other
+// member must read every fact back.
+func TestTagsFitLongDNSName(t *testing.T) {
+	label := strings.Repeat("n", 63)
+	name := label + "." + label + "." + label + "." + strings.Repeat("w", 58) + ".io" // 253 bytes
+	if len(name) != 253 {
+		t.Fatalf("test name is %d bytes, want 253", len(name))
+	}
+	const zone = "us-east-1-wl1-bos-wlz-1" // a Wavelength zone, among AWS's longest names
+	for _, mode := range []CountMode{CountsUserEvents, CountsTags} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ms := startCluster(t, 2, func(c *Config) {
+				c.CountMode = mode
+				if c.Name == "n1" {
+					c.PublicAddr, c.Zone, c.WSScheme, c.WSPort, c.Cap = name, zone, "wss", 65535, 1<<30
+					c.NotReady = true
+				}
+			})
+			n, err := encodedTagSize(ms[0].serf.LocalMember().Tags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			widest := staticFacts{role: RoleNode, addr: name, port: 65535, scheme: "wss", cap: 1 << 30, zone: zone,
+				draining: true, notReady: true, countKey: strings.Repeat("k", 43)}
+			w, err := encodedTagSize(widest.tags(mode, -1<<31))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d of %d tag bytes at start, %d at the widest", mode, n, MaxTagBytes, w)
+			if w > MaxTagBytes {
+				t.Fatalf("the widest tags are %d bytes, over %d", w, MaxTagBytes)
+			}
+			if err := ms[0].SetDraining(true); err != nil {
+				t.Fatalf("SetDraining with a 253-byte name: %v", err)
+			}
+			ms[0].SetConns(1<<31 - 1)
+			waitFor(t, 10*time.Second, "n2 sees n1 with every tag", func() bool {
+				m, ok := ms[1].member("n1")
+				return ok && m.Addr == name && m.Zone == zone && m.Scheme == "wss" && m.Port == 65535 &&
+					m.Cap == 1<<30 && m.NotReady && m.Draining && m.Conns == 1<<31-1
+			})
+			if err := ms[0].SetReady(true); err != nil {
+				t.Fatalf("SetReady: %v", err)
+			}
+			waitFor(t, 10*time.Second, "n2 sees n1 ready", func() bool {
+				m, _ := ms[1].member("n1")
+				return !m.NotReady
+			})
+		})
 	}
 }
 

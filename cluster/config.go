@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -31,18 +32,20 @@ func (m CountMode) String() string {
 }
 
 // Config configures a Cluster member. Start from DefaultConfig (LAN timings)
-// or LocalConfig (loopback tests) and fill in the identity fields.
+// or LocalConfig (loopback tests) and fill in the identity fields; Create
+// rejects invalid fields.
 type Config struct {
 	// Name is the member's unique name; for nodes it is also the token
 	// audience. Required, at most MaxNameLen bytes.
 	Name string
 
-	// Role is RoleNode or RoleAuth. Default RoleNode.
+	// Role is RoleNode or RoleAuth. Required; DefaultConfig sets RoleNode.
 	Role Role
 
-	// BindAddr and BindPort are where gossip (UDP and TCP) listens.
-	// BindPort 0 picks a free port; GossipAddr reports the one bound.
-	// Default 0.0.0.0:7946.
+	// BindAddr and BindPort are where gossip (UDP and TCP) listens. An
+	// empty BindAddr means every IPv4 interface (0.0.0.0), as an empty host
+	// does for net.Listen; BindPort 0 picks a free port. GossipAddr reports
+	// the address bound.
 	BindAddr string
 	BindPort int
 
@@ -67,7 +70,8 @@ type Config struct {
 	// Cap is the node's connection cap. Required (> 0) for RoleNode.
 	Cap int
 
-	// Zone is an optional placement hint, e.g. an availability zone.
+	// Zone is an optional placement hint, e.g. an availability zone; empty
+	// means none.
 	Zone string
 
 	// Draining is the initial draining flag.
@@ -87,32 +91,37 @@ type Config struct {
 	// a 16 or 24 byte key. Never use it outside a developer machine.
 	Dev bool
 
-	// Logger receives serf and memberlist logs. Default slog.Default().
+	// Logger receives serf and memberlist logs. Nil means slog.Default().
 	Logger *slog.Logger
 
-	// CountMode is how connection counts are shared. Default
-	// CountsUserEvents (see the package comment for why).
+	// CountMode is how connection counts are shared: CountsUserEvents
+	// (DefaultConfig; see the package comment for why) or CountsTags.
 	CountMode CountMode
 
 	// CountInterval is the minimum time between two count publications:
 	// SetConns only records the value, and a publisher goroutine coalesces
-	// changes into at most one broadcast per interval. Default 250ms.
+	// changes into at most one broadcast per interval. Must be > 0.
 	CountInterval time.Duration
 
 	// CountRefresh re-publishes the count when nothing was published for
 	// this long (checked every CountRefresh/2), so members that joined late
-	// or missed an event learn it. CountsUserEvents only. Default 5s.
+	// or missed an event learn it. CountsUserEvents only. Must be > 0.
 	CountRefresh time.Duration
 
 	// EventBuffer is how many recent user-event Lamport times serf keeps
 	// for de-duplication; events older than that window are dropped as
 	// stale. Each member publishes at most 1/CountInterval events per
 	// second, so the window must cover cluster-size * 4 * a few seconds.
-	// Default 4096 (about 10 s for 100 busy nodes).
+	// Must be > 0.
 	EventBuffer int
 
 	// Gossip and failure-detection timings, passed to memberlist. See
-	// DefaultConfig for the numbers and the failure-detection budget.
+	// DefaultConfig for the numbers and the failure-detection budget. All
+	// must be > 0, except that 0 is memberlist's own setting for three of
+	// them: IndirectChecks 0 asks no other member to probe a member that
+	// failed a direct probe, PushPullInterval 0 turns periodic full state
+	// syncs off, and GossipToTheDeadTime 0 stops gossiping to a dead
+	// member at once.
 	GossipInterval          time.Duration
 	GossipNodes             int
 	ProbeInterval           time.Duration
@@ -133,7 +142,8 @@ type Config struct {
 	// before it is reaped; TombstoneTimeout the same for left members;
 	// LeavePropagateDelay how long Leave waits for the leave message to
 	// spread; BroadcastTimeout how long SetTags and Leave wait for their
-	// broadcast to be sent.
+	// broadcast to be sent. All must be > 0, except LeavePropagateDelay,
+	// for which 0 means Leave does not wait.
 	ReapInterval        time.Duration
 	ReconnectInterval   time.Duration
 	ReconnectTimeout    time.Duration
@@ -160,7 +170,7 @@ type Config struct {
 // member still has the whole suspicion window to refute.
 func DefaultConfig() *Config {
 	return &Config{
-		Role:     RoleNode,
+		Role:     RoleNode,  // most members are nodes
 		BindAddr: "0.0.0.0", // all interfaces
 		BindPort: 7946,      // serf's customary LAN port
 		WSScheme: "wss",     // every listener that leaves the host speaks TLS
@@ -224,4 +234,63 @@ func LocalConfig() *Config {
 	c.LeavePropagateDelay = 200 * time.Millisecond
 	c.BroadcastTimeout = 2 * time.Second
 	return c
+}
+
+// validate reports the first timing or mode in c that is out of range. The
+// identity fields (Name, Role, addresses, Cap) and the key are checked by
+// Create with the facts they become.
+func (c *Config) validate() error {
+	if c.BindPort < 0 || c.BindPort > 65535 {
+		return fmt.Errorf("cluster: BindPort %d out of range 0-65535", c.BindPort)
+	}
+	if c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
+		return fmt.Errorf("cluster: AdvertisePort %d out of range 0-65535", c.AdvertisePort)
+	}
+	if c.CountMode != CountsUserEvents && c.CountMode != CountsTags {
+		return fmt.Errorf("cluster: CountMode %d is not CountsUserEvents or CountsTags", c.CountMode)
+	}
+	positive := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"CountInterval", c.CountInterval}, {"CountRefresh", c.CountRefresh},
+		{"GossipInterval", c.GossipInterval}, {"ProbeInterval", c.ProbeInterval},
+		{"ProbeTimeout", c.ProbeTimeout}, {"TCPTimeout", c.TCPTimeout},
+		{"ReapInterval", c.ReapInterval}, {"ReconnectInterval", c.ReconnectInterval},
+		{"ReconnectTimeout", c.ReconnectTimeout}, {"TombstoneTimeout", c.TombstoneTimeout},
+		{"BroadcastTimeout", c.BroadcastTimeout},
+	}
+	for _, f := range positive {
+		if f.v <= 0 {
+			return fmt.Errorf("cluster: %s must be > 0, got %s", f.name, f.v)
+		}
+	}
+	nonNegative := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PushPullInterval", c.PushPullInterval}, {"GossipToTheDeadTime", c.GossipToTheDeadTime},
+		{"LeavePropagateDelay", c.LeavePropagateDelay},
+	}
+	for _, f := range nonNegative {
+		if f.v < 0 {
+			return fmt.Errorf("cluster: %s must not be negative, got %s", f.name, f.v)
+		}
+	}
+	counts := []struct {
+		name string
+		v    int
+	}{
+		{"EventBuffer", c.EventBuffer}, {"GossipNodes", c.GossipNodes}, {"SuspicionMult", c.SuspicionMult},
+		{"SuspicionMaxTimeoutMult", c.SuspicionMaxTimeoutMult}, {"RetransmitMult", c.RetransmitMult},
+	}
+	for _, f := range counts {
+		if f.v <= 0 {
+			return fmt.Errorf("cluster: %s must be > 0, got %d", f.name, f.v)
+		}
+	}
+	if c.IndirectChecks < 0 {
+		return fmt.Errorf("cluster: IndirectChecks must not be negative, got %d", c.IndirectChecks)
+	}
+	return nil
 }

@@ -5,7 +5,7 @@
 // public address, WebSocket port, cap, zone, draining) travel in serf tags,
 // which change rarely. The volatile connection count travels in serf user
 // events instead: updating tags on every connect would bump the member's
-// incarnation and flood the cluster with alive messages (see DESIGN.md
+// incarnation and flood the cluster with alive messages (see docs/design.md
 // section 4 and BenchmarkFreshnessUserEvents / BenchmarkFreshnessTags for the
 // measurement that picked user events).
 //

@@ -8,8 +8,8 @@ import (
 )
 
 // The benchmarks below are how the count transport and the failure-detection
-// timings were chosen (DESIGN.md section 4). Each iteration is one sample;
-// run with a fixed count so percentiles mean something, e.g.
+// timings were chosen (docs/design.md section 4). Each iteration is one
+// sample; run with a fixed count so percentiles mean something, e.g.
 //
 //	go test ./cluster -run '^$' -bench 'Freshness' -benchtime 100x
 //	go test ./cluster -run '^$' -bench 'FailedNodeRemoval' -benchtime 5x

@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,20 +52,33 @@ func TestLoadKeyFileErrors(t *testing.T) {
 }
 
 func TestCountMsgRoundTrip(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	for _, c := range []countMsg{
 		{name: "n1", seq: 1, conns: 0},
 		{name: strings.Repeat("x", MaxNameLen), seq: 1<<64 - 1, conns: 1 << 30},
 	} {
-		b := c.encode()
+		b := c.encode(priv)
 		if len(b)+len(countEventName) > 512 {
 			t.Fatalf("payload %d bytes exceeds serf's 512", len(b))
 		}
 		got, err := decodeCount(b)
-		if err != nil || got != c {
+		if err != nil || got.countMsg != c || !got.verify(pub) {
 			t.Fatalf("decode(encode(%+v)) = %+v, %v", c, got, err)
 		}
+		if got.verify(otherPub) {
+			t.Fatal("verified with another member's key")
+		}
+		// Any change to the signed part breaks the signature.
+		for i := 1; i < len(b)-countSigSize; i++ {
+			m := bytes.Clone(b)
+			m[i] ^= 1
+			if d, err := decodeCount(m); err == nil && d.verify(pub) {
+				t.Fatalf("byte %d flipped and still verified", i)
+			}
+		}
 	}
-	for _, bad := range [][]byte{nil, {9, 1, 1, 'a'}, {1}, {1, 1}, {1, 1, 1}, {1, 0x80}} {
+	for _, bad := range [][]byte{nil, {9, 1, 1, 'a'}, {1, 1, 1, 'a'}, {2}, {2, 1}, {2, 1, 1}, {2, 0x80}} {
 		if _, err := decodeCount(bad); err == nil {
 			t.Fatalf("decodeCount(%v) succeeded", bad)
 		}

@@ -24,6 +24,7 @@ const (
 	tagScheme   = "s" // "wss" for TLS; absent means "ws" (members older than the tag)
 	tagNotReady = "u" // "1" while not ready (no certificate yet), absent otherwise
 	tagConns    = "n" // only in CountsTags mode
+	tagCountKey = "k" // the key the node's counts are signed with (counts.go)
 
 	tagSchema = "1"
 )
@@ -44,6 +45,7 @@ type staticFacts struct {
 	zone     string
 	draining bool
 	notReady bool
+	countKey string // encoded public count key; nodes only
 }
 
 func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
@@ -57,6 +59,9 @@ func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
 		t[tagCap] = strconv.Itoa(f.cap)
 		if f.scheme != "ws" {
 			t[tagScheme] = f.scheme
+		}
+		if f.countKey != "" {
+			t[tagCountKey] = f.countKey
 		}
 	}
 	if f.zone != "" {
@@ -86,11 +91,14 @@ func encodedTagSize(tags map[string]string) (int, error) {
 }
 
 // checkTags errors when tags exceed MaxTagBytes. The count tag of
-// CountsTags mode and the draining and not-ready flags are sized at their
-// widest so the tags can never overflow later.
+// CountsTags mode, the count key and the draining and not-ready flags are
+// sized at their widest so the tags can never overflow later.
 func checkTags(f staticFacts, mode CountMode) error {
 	// At their widest: the flags that come and go are counted as set.
 	f.draining, f.notReady = true, true
+	if f.role == RoleNode {
+		f.countKey = strings.Repeat("k", 43) // base64 of 32 bytes, unpadded
+	}
 	n, err := encodedTagSize(f.tags(mode, -1<<31))
 	if err != nil {
 		return fmt.Errorf("encode tags: %w", err)
@@ -141,9 +149,6 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 		draining: c.Draining,
 		notReady: c.NotReady,
 	}
-	if f.role == "" {
-		f.role = RoleNode
-	}
 	switch f.role {
 	case RoleNode:
 		if f.addr == "" {
@@ -161,7 +166,7 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 	case RoleAuth:
 		f.addr, f.port, f.cap, f.scheme = "", 0, 0, ""
 	default:
-		return f, fmt.Errorf("cluster: unknown role %q (want %q or %q)", f.role, RoleNode, RoleAuth)
+		return f, fmt.Errorf("cluster: Role %q is not %q or %q", f.role, RoleNode, RoleAuth)
 	}
 	return f, checkTags(f, c.CountMode)
 }

@@ -110,19 +110,97 @@ func TestPublisherCounts(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, 5*time.Second, "churn settled", func() bool { v, _ := f.pub.last(); return v == 3 && f.node.Conns() == 3 })
+	if churned.Load() == 0 {
+		t.Fatal("no churn connection succeeded")
+	}
+	// The client's dial returns once the 101 is written, before the server
+	// registers (and publishes) the connection, so a churn connection can
+	// still be published after the count is back at 3: wait for every
+	// connect and disconnect, not only for the final value.
+	want := 5 + 2 + 2*int(churned.Load())
+	published := func() int {
+		f.pub.mu.Lock()
+		defer f.pub.mu.Unlock()
+		return len(f.pub.conns)
+	}
+	eventually(t, 5*time.Second, "churn settled", func() bool {
+		v, _ := f.pub.last()
+		return published() >= want && v == 3 && f.node.Conns() == 3
+	})
 	f.pub.mu.Lock()
-	n := len(f.pub.conns)
 	for _, v := range f.pub.conns {
 		if v < 0 || v > 100 {
 			t.Errorf("published impossible count %d", v)
 		}
 	}
 	f.pub.mu.Unlock()
-	if churned.Load() == 0 {
-		t.Fatal("no churn connection succeeded")
+}
+
+// TestPerUserLimit: one user may hold at most MaxConnsPerUser connections
+// on a node, even when it sends more upgrades at once; the next gets 429
+// too_many_connections, other users are unaffected, and a closed connection
+// gives its user the room back.
+func TestPerUserLimit(t *testing.T) {
+	const perUser = 3
+	f := newFixture(t, func(c *Config) { c.MaxConns = 50; c.MaxConnsPerUser = perUser })
+	toks := make([]string, 4*perUser)
+	for i := range toks {
+		toks[i] = f.mint("hog")
 	}
-	if n < 5+2+2*int(churned.Load()) {
-		t.Fatalf("only %d SetConns calls; want one per connect and disconnect", n)
+	var (
+		mu      sync.Mutex
+		ok      []*websocket.Conn
+		limited int
+		wrong   []string
+	)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, tok := range toks {
+		wg.Add(1)
+		go func(tok string) {
+			defer wg.Done()
+			<-start
+			ws, resp, we, err := f.dial(tok, false)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok = append(ok, ws)
+			case resp != nil && resp.StatusCode == http.StatusTooManyRequests && we != nil && we.Code == CodeTooManyConnections &&
+				resp.Header.Get("Retry-After") != "":
+				limited++
+			default:
+				wrong = append(wrong, err.Error())
+			}
+		}(tok)
 	}
+	close(start)
+	wg.Wait()
+	if len(wrong) > 0 {
+		t.Fatalf("unexpected outcomes: %v", wrong)
+	}
+	if len(ok) != perUser || limited != len(toks)-perUser {
+		t.Fatalf("%d accepted, %d limited; want %d and %d", len(ok), limited, perUser, len(toks)-perUser)
+	}
+	if got := f.metric("wsdirect_node_rejects_total", ReasonUserLimit); got != float64(limited) {
+		t.Errorf("user_limit rejects metric = %v, want %d", got, limited)
+	}
+	// Another user is not affected.
+	other, _, _, err := f.dial(f.mint("someone-else"), false)
+	if err != nil {
+		t.Fatalf("another user: %v", err)
+	}
+	other.Close()
+	// Closing one gives the room back.
+	ok[0].Close()
+	eventually(t, 5*time.Second, "hog at 2 connections", func() bool { return f.node.users.count("hog") == perUser-1 })
+	ws, _, _, err := f.dial(f.mint("hog"), false)
+	if err != nil {
+		t.Fatalf("after a close: %v", err)
+	}
+	ws.Close()
+	for _, c := range ok[1:] {
+		c.Close()
+	}
+	eventually(t, 5*time.Second, "all closed", func() bool { return f.node.users.count("hog") == 0 && f.node.Conns() == 0 })
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Config configures a Node. Start from DefaultConfig and change what you
-// need; New validates the result.
+// Config configures a Node. Start from DefaultConfig; New rejects invalid
+// fields.
 type Config struct {
 	// Name is this node's id in the cluster and the audience its tokens are
 	// minted for. It only labels logs here; the Verifier enforces the
@@ -22,8 +22,17 @@ type Config struct {
 	// 503 and Retry-After. Must be > 0.
 	MaxConns int
 
+	// MaxConnsPerUser caps the open connections of one user (the token's
+	// sub) on this node; one more is refused with 429 and the code
+	// CodeTooManyConnections before the upgrade. It keeps one account from
+	// holding a node's capacity: across the cluster a user holds at most
+	// nodes * MaxConnsPerUser connections, and auth's per-user limit on
+	// outstanding tokens bounds how fast it gets there. 0 means no limit
+	// (load tests whose clients all share one user).
+	MaxConnsPerUser int
+
 	// ReadLimit is the largest message a client may send, in bytes. A larger
-	// one closes the connection with 1009 (message too big).
+	// one closes the connection with 1009 (message too big). Must be > 0.
 	ReadLimit int64
 
 	// HandshakeTimeout bounds the whole opening handshake: reading the
@@ -48,20 +57,20 @@ type Config struct {
 	// frame after sending its own, before it drops the TCP connection.
 	CloseGrace time.Duration
 
-	// ReadBufferSize is each connection's read buffer. Small, because it is
-	// held for the connection's whole life; messages larger than the buffer
-	// are still read correctly, in several chunks.
+	// ReadBufferSize is each connection's read buffer, at least 128 bytes.
+	// Small, because it is held for the connection's whole life; messages
+	// larger than the buffer are still read correctly, in several chunks.
 	ReadBufferSize int
 
 	// TLSReadBufferSize replaces ReadBufferSize on connections that arrive
-	// over TLS (wss://). crypto/tls already holds each whole record it
+	// over TLS (wss://), at least 128 bytes. crypto/tls already holds each whole record it
 	// decrypted, so this buffer only has to parse frame headers out of it:
 	// reading a larger message in more chunks costs memory copies, not
 	// system calls.
 	TLSReadBufferSize int
 
-	// WriteBufferSize is the size of the pooled write buffers. A connection
-	// holds one only while it writes a message.
+	// WriteBufferSize is the size of the pooled write buffers, at least 256
+	// bytes. A connection holds one only while it writes a message.
 	WriteBufferSize int
 
 	// Upstream, when set, is a ws:// URL every client connection is relayed
@@ -73,7 +82,7 @@ type Config struct {
 	// do not all come back to auth in the same instant.
 	DrainBatch int
 
-	// DrainInterval is the pause between drain steps.
+	// DrainInterval is the pause between drain steps; 0 means no pause.
 	DrainInterval time.Duration
 
 	// DrainDeadline bounds a whole drain; clients still connected then are
@@ -93,12 +102,16 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
-// DefaultConfig returns a Config with production defaults; Name is left empty.
+// DefaultConfig returns a Config with production defaults; the caller sets
+// Name.
 func DefaultConfig() *Config {
 	return &Config{
 		// 10,000 leaves headroom under a typical 20,000 open-files limit
 		// for the node's other sockets and for upstream relays.
 		MaxConns: 10000,
+		// A person has a few tabs and devices; 100 leaves room for shared
+		// accounts while no one account can fill a 10,000-connection node.
+		MaxConnsPerUser: 100,
 		// 64 KiB is plenty for chat-like traffic and bounds what one client
 		// can make the node buffer.
 		ReadLimit: 64 << 10,
@@ -137,18 +150,22 @@ func (c *Config) validate() error {
 		return errors.New("node: Name is required")
 	case c.MaxConns <= 0:
 		return fmt.Errorf("node: MaxConns must be > 0, got %d", c.MaxConns)
+	case c.MaxConnsPerUser < 0:
+		return fmt.Errorf("node: MaxConnsPerUser must be >= 0 (0: no limit), got %d", c.MaxConnsPerUser)
 	case c.ReadLimit <= 0:
 		return fmt.Errorf("node: ReadLimit must be > 0, got %d", c.ReadLimit)
 	case c.HandshakeTimeout <= 0:
-		return errors.New("node: HandshakeTimeout must be > 0")
-	case c.PingInterval <= 0 || c.PongWait <= 0:
-		return errors.New("node: PingInterval and PongWait must be > 0")
+		return fmt.Errorf("node: HandshakeTimeout must be > 0, got %s", c.HandshakeTimeout)
+	case c.PingInterval <= 0:
+		return fmt.Errorf("node: PingInterval must be > 0, got %s", c.PingInterval)
+	case c.PongWait <= 0:
+		return fmt.Errorf("node: PongWait must be > 0, got %s", c.PongWait)
 	case c.PingInterval >= c.PongWait:
 		return fmt.Errorf("node: PingInterval (%s) must be smaller than PongWait (%s)", c.PingInterval, c.PongWait)
 	case c.WriteWait <= 0:
-		return errors.New("node: WriteWait must be > 0")
+		return fmt.Errorf("node: WriteWait must be > 0, got %s", c.WriteWait)
 	case c.CloseGrace <= 0:
-		return errors.New("node: CloseGrace must be > 0")
+		return fmt.Errorf("node: CloseGrace must be > 0, got %s", c.CloseGrace)
 	case c.ReadBufferSize < 128:
 		return fmt.Errorf("node: ReadBufferSize must be >= 128, got %d", c.ReadBufferSize)
 	case c.TLSReadBufferSize < 128:
@@ -157,8 +174,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: WriteBufferSize must be >= 256, got %d", c.WriteBufferSize)
 	case c.DrainBatch <= 0:
 		return fmt.Errorf("node: DrainBatch must be > 0, got %d", c.DrainBatch)
-	case c.DrainInterval < 0 || c.DrainDeadline <= 0:
-		return errors.New("node: DrainInterval must be >= 0 and DrainDeadline > 0")
+	case c.DrainInterval < 0:
+		return fmt.Errorf("node: DrainInterval must not be negative, got %s", c.DrainInterval)
+	case c.DrainDeadline <= 0:
+		return fmt.Errorf("node: DrainDeadline must be > 0, got %s", c.DrainDeadline)
 	}
 	if c.Upstream != "" {
 		u, err := url.Parse(c.Upstream)

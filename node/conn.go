@@ -70,6 +70,7 @@ func (c *conn) finish() {
 	delete(s.m, c)
 	s.mu.Unlock()
 	n.active.Add(-1)
+	n.users.release(c.user)
 	n.release()
 	n.publish()
 }

@@ -2,8 +2,10 @@
 // auth service assigned to this node.
 //
 // A Node checks each client's connection token before the upgrade (offline,
-// with the auth service's public keys), enforces the connection cap with an
-// atomic reservation so a burst can never overshoot it, and then either echoes
+// with the auth service's public keys; tokens issued before the node started
+// are refused, so a token stays single use across a restart), enforces the
+// connection cap with an atomic reservation so a burst can never overshoot
+// it, caps each user's connections (MaxConnsPerUser), and then either echoes
 // messages or relays them frame for frame to an upstream WebSocket app. It
 // publishes its live count to the cluster through a Publisher, drains in
 // batches with a "reconnect elsewhere" close code, and exposes /healthz,

@@ -124,7 +124,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	if mod != nil {
 		mod(conf)
 	}
-	n, err := New(conf, token.NewVerifier(testNode, f.keys), f.pub)
+	n, err := New(conf, token.NewVerifier(testNode, f.keys).RejectIssuedBefore(time.Now()), f.pub)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,24 +208,38 @@ func TestTwoNodesOneProcess(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
+	// Each key is the field the error must name: New fills nothing in.
 	bad := map[string]func(*Config){
-		"no name":          func(c *Config) { c.Name = "" },
-		"zero cap":         func(c *Config) { c.MaxConns = 0 },
-		"ping >= pongwait": func(c *Config) { c.PingInterval = c.PongWait },
-		"tiny buffer":      func(c *Config) { c.ReadBufferSize = 10 },
-		"http upstream":    func(c *Config) { c.Upstream = "http://127.0.0.1:1/x" },
-		"zero batch":       func(c *Config) { c.DrainBatch = 0 },
+		"Name":             func(c *Config) { c.Name = "" },
+		"MaxConns":         func(c *Config) { c.MaxConns = 0 },
+		"ReadLimit":        func(c *Config) { c.ReadLimit = 0 },
+		"HandshakeTimeout": func(c *Config) { c.HandshakeTimeout = 0 },
+		"PingInterval":     func(c *Config) { c.PingInterval = c.PongWait },
+		"PongWait":         func(c *Config) { c.PongWait = 0 },
+		"WriteWait":        func(c *Config) { c.WriteWait = 0 },
+		"CloseGrace":       func(c *Config) { c.CloseGrace = 0 },
+		"ReadBufferSize":   func(c *Config) { c.ReadBufferSize = 10 },
+		"WriteBufferSize":  func(c *Config) { c.WriteBufferSize = 0 },
+		"Upstream":         func(c *Config) { c.Upstream = "http://127.0.0.1:1/x" },
+		"DrainBatch":       func(c *Config) { c.DrainBatch = 0 },
+		"DrainInterval":    func(c *Config) { c.DrainInterval = -1 },
+		"DrainDeadline":    func(c *Config) { c.DrainDeadline = 0 },
+		"MaxConnsPerUser":  func(c *Config) { c.MaxConnsPerUser = -1 },
 	}
-	v := token.NewVerifier(testNode, token.KeySet{})
-	for name, mod := range bad {
+	v := token.NewVerifier(testNode, token.KeySet{}).RejectIssuedBefore(time.Now())
+	for field, mod := range bad {
 		c := testConfig()
 		mod(c)
-		if _, err := New(c, v, nil); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := New(c, v, nil); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
 		}
 	}
 	if _, err := New(testConfig(), nil, nil); err == nil {
 		t.Error("nil verifier accepted")
+	}
+	// A verifier that would accept tokens used before a restart.
+	if _, err := New(testConfig(), token.NewVerifier(testNode, token.KeySet{}), nil); err == nil || !strings.Contains(err.Error(), "RejectIssuedBefore") {
+		t.Errorf("verifier without a start time: %v", err)
 	}
 	n, err := New(testConfig(), v, nil)
 	if err != nil {

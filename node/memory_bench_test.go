@@ -45,6 +45,9 @@ const (
 	// envReadBuf overrides the child's ReadBufferSize, to measure what the
 	// small read buffer saves.
 	envReadBuf = "WSDIRECT_MEM_READBUF"
+	// envPerUser overrides MaxConnsPerUser (default: DefaultConfig's),
+	// to measure what counting connections per user costs.
+	envPerUser = "WSDIRECT_MEM_PER_USER"
 	// envHeapProfile, when set, is a file the child writes a heap profile
 	// to after each GC request (the last one is taken with all connections
 	// open): go tool pprof -sample_index=inuse_space <file>.
@@ -98,8 +101,14 @@ func runMemChild() int {
 			return 2
 		}
 	}
+	if v := os.Getenv(envPerUser); v != "" {
+		if conf.MaxConnsPerUser, err = strconv.Atoi(v); err != nil {
+			fmt.Fprintln(os.Stderr, "bad", envPerUser)
+			return 2
+		}
+	}
 	conf.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := New(conf, token.NewVerifier(benchNode, ks), nil)
+	n, err := New(conf, token.NewVerifier(benchNode, ks).RejectIssuedBefore(time.Now()), nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -156,10 +165,10 @@ func runMemChild() int {
 }
 
 // BenchmarkIdleConnMemory measures the node's RSS per idle WebSocket, ws://
-// and wss:// side by side in one run (docs/design.md: at most 8 KiB per ws
-// connection; wss at most 1.5x that and at most 12 KiB, at 18,000
-// connections). For each, the node runs in a child process of its own;
-// this process opens WSDIRECT_MEM_CONNS connections (default 2,000; set
+// and wss:// side by side in one run (docs/design.md section 11: at most
+// 8 KiB per ws connection; wss at most 1.5x that and at most 12 KiB, at
+// 18,000 connections). For each, the node runs in a child process of its
+// own; this process opens WSDIRECT_MEM_CONNS connections (default 2,000; set
 // 18000 for the real figure; WSDIRECT_MEM_READBUF overrides the node's
 // ReadBufferSize) from 127.0.0.2–127.0.0.9 and reads the child's VmRSS
 // before and after. Each sub-benchmark reports:

@@ -22,6 +22,9 @@ const (
 	ReasonBadRequest = "bad_request"
 	// ReasonUpstream: the upstream app could not be dialed.
 	ReasonUpstream = "upstream_unavailable"
+	// ReasonUserLimit: the user already holds MaxConnsPerUser connections
+	// on this node.
+	ReasonUserLimit = "user_limit"
 )
 
 // Error codes in the JSON body of refusals that are not token rejections
@@ -33,6 +36,7 @@ const (
 	CodeBadRequest          = "bad_request"
 	CodeUpstreamUnavailable = "upstream_unavailable"
 	CodeUnauthorized        = "unauthorized"
+	CodeTooManyConnections  = "too_many_connections"
 )
 
 type metrics struct {
@@ -71,7 +75,7 @@ func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error
 	for _, r := range token.Reasons {
 		m.rejects.WithLabelValues(string(r))
 	}
-	for _, r := range []string{ReasonFull, ReasonDraining, ReasonNotReady, ReasonBadRequest, ReasonUpstream} {
+	for _, r := range []string{ReasonFull, ReasonDraining, ReasonNotReady, ReasonBadRequest, ReasonUpstream, ReasonUserLimit} {
 		m.rejects.WithLabelValues(r)
 	}
 	for _, c := range []prometheus.Collector{m.conns, m.accepts, m.rejects, m.drains, m.handshake} {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlsbuf"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
@@ -43,6 +43,11 @@ type readinessPublisher interface {
 // retryAfterSeconds is what refused clients are told to wait. It is short:
 // the client goes back to auth, which will usually pick another node.
 const retryAfterSeconds = "1"
+
+// userLimitRetryAfter is what a client over its per-user limit is told to
+// wait: its other connections have to end first, which takes longer than a
+// node becoming free.
+const userLimitRetryAfter = "10"
 
 // pollInterval paces the bounded waits in Drain and Close.
 const pollInterval = 10 * time.Millisecond
@@ -72,6 +77,9 @@ type Node struct {
 	shards  [connShards]connShard
 	nextIdx atomic.Uint32
 
+	// users counts open connections per user when MaxConnsPerUser > 0.
+	users userCounts
+
 	// pubMu orders SetConns calls so the last published value is the
 	// current one, even when connects and disconnects race.
 	pubMu sync.Mutex
@@ -97,6 +105,11 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 	if v == nil {
 		return nil, errors.New("node: nil token.Verifier")
 	}
+	if v.IssuedAfter().IsZero() {
+		// Without it a token used before a restart connects again after it:
+		// the replay cache starts empty in every process.
+		return nil, errors.New("node: the token.Verifier must refuse tokens issued before the node started (call Verifier.RejectIssuedBefore with the start time plus the clock-skew leeway)")
+	}
 	c := *conf
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -119,6 +132,7 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 	for i := range n.shards {
 		n.shards[i].m = make(map[*conn]struct{})
 	}
+	n.users.init(c.MaxConnsPerUser)
 	m, err := newMetrics(c.Registry, func() float64 { return float64(n.active.Load()) })
 	if err != nil {
 		return nil, err
@@ -278,6 +292,21 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !n.users.acquire(claims.Subject) {
+		// After the token check, which burns the token: the user is known
+		// only from it, and a client refused here needs a new one anyway.
+		w.Header().Set("Retry-After", userLimitRetryAfter)
+		n.refuse(w, r, http.StatusTooManyRequests, ReasonUserLimit, CodeTooManyConnections,
+			"this user already holds the most connections allowed on this node", false)
+		return
+	}
+	userHeld := true
+	defer func() {
+		if userHeld {
+			n.users.release(claims.Subject)
+		}
+	}()
+
 	var up *websocket.Conn
 	if n.dialer != nil {
 		// Dialed before the upgrade, so a dead upstream is a plain 502 the
@@ -304,7 +333,7 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 		n.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	reserved = false // the slot now belongs to the connection
+	reserved, userHeld = false, false // the slot and the user's count now belong to the connection
 	n.metrics.accepts.Inc()
 	n.metrics.handshake.Observe(time.Since(start).Seconds())
 	c := n.newConn(ws, claims.Subject)
@@ -405,7 +434,7 @@ func (n *Node) adminAuthorized(r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(n.conf.AdminToken)) == 1
+	return secret.Equal(strings.TrimSpace(got), n.conf.AdminToken)
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {

@@ -46,7 +46,7 @@ func TestTokenRejections(t *testing.T) {
 		}, 401, token.ReasonBadSignature},
 		{"unknown kid", func() string { return mintWith(outsider, testNode) }, 401, token.ReasonUnknownKey},
 		{"outside key with a trusted kid", func() string {
-			claims := token.Claims{Subject: "u", Audience: jwt.ClaimStrings{testNode}, ID: "0123456789abcdef",
+			claims := jwt.RegisteredClaims{Subject: "u", Audience: jwt.ClaimStrings{testNode}, ID: "0123456789abcdef",
 				ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute)), IssuedAt: jwt.NewNumericDate(time.Now())}
 			tk := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 			tk.Header["kid"] = f.signer.KeyID()

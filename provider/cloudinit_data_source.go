@@ -131,7 +131,7 @@ func (d *cloudInitDataSource) Read(ctx context.Context, req datasource.ReadReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	cfg := userdata.Config{Role: m.Role.ValueString()}
+	cfg := cloudInitDefaults(m.Role.ValueString(), m.TLS)
 	intSetting := func(v types.Int64) types.String {
 		if v.IsNull() {
 			return types.StringNull()

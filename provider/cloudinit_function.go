@@ -103,7 +103,7 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 	if resp.Error != nil {
 		return
 	}
-	cfg := userdata.Config{Role: role}
+	cfg := cloudInitDefaults(role, settings["tls"])
 	keys := make([]string, 0, len(settings))
 	for k, v := range settings {
 		// A null entry (e.g. an unset optional variable) means "default".
@@ -126,26 +126,45 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 	resp.Error = function.ConcatFuncErrors(resp.Result.Set(ctx, out))
 }
 
+// cloudInitDefaults is the Config the settings are applied to: the
+// defaults of role under the TLS mode tls (userdata.DefaultTLS when null or
+// empty), since the default bind and certificate paths depend on the mode.
+func cloudInitDefaults(role string, tls types.String) userdata.Config {
+	mode := userdata.DefaultTLS
+	if v := tls.ValueString(); v != "" {
+		mode = v
+	}
+	return userdata.DefaultConfigTLS(role, mode)
+}
+
 // applyCloudInitSetting sets one setting by its Terraform name; the data
-// source uses it too.
+// source uses it too. c starts as cloudInitDefaults(role, tls). An empty
+// string keeps the default, like null: Terraform variables often default
+// to "" for "unset". (Where the default is empty, keeping it and setting ""
+// are the same.)
 func applyCloudInitSetting(c *userdata.Config, key, value string) error {
+	str := func(dst *string) {
+		if value != "" {
+			*dst = value
+		}
+	}
 	switch key {
 	case "release_url":
-		c.ReleaseURL = value
+		str(&c.ReleaseURL)
 	case "sha256":
-		c.SHA256 = value
+		str(&c.SHA256)
 	case "gossip_key":
-		c.GossipKey = value
+		str(&c.GossipKey)
 	case "join_tag":
-		c.JoinTag = value
+		str(&c.JoinTag)
 	case "bind":
-		c.Bind = value
+		str(&c.Bind)
 	case "gossip_bind":
-		c.GossipBind = value
+		str(&c.GossipBind)
 	case "name":
-		c.Name = value
+		str(&c.Name)
 	case "advertise":
-		c.Advertise = value
+		str(&c.Advertise)
 	case "max_conns":
 		n, err := strconv.Atoi(strings.TrimSpace(value))
 		if err != nil {
@@ -153,18 +172,21 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		}
 		c.MaxConns = n
 	case "auth_public_keys":
-		c.AuthPublicKeys = value
+		str(&c.AuthPublicKeys)
 	case "upstream":
-		c.Upstream = value
+		str(&c.Upstream)
 	case "signing_key":
-		c.SigningKey = value
+		str(&c.SigningKey)
 	case "users":
-		c.Users = value
+		str(&c.Users)
 	case "admin_token":
-		c.AdminToken = value
+		str(&c.AdminToken)
 	case "tls":
-		c.TLS = value
+		str(&c.TLS)
 	case "tls_names":
+		if value == "" {
+			break
+		}
 		c.TLSNames = nil
 		for _, n := range strings.Split(value, ",") {
 			if n = strings.TrimSpace(n); n != "" {
@@ -172,17 +194,17 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 			}
 		}
 	case "tls_cert_file":
-		c.TLSCertFile = value
+		str(&c.TLSCertFile)
 	case "tls_key_file":
-		c.TLSKeyFile = value
+		str(&c.TLSKeyFile)
 	case "acme_email":
-		c.ACMEEmail = value
+		str(&c.ACMEEmail)
 	case "acme_directory":
-		c.ACMEDirectory = value
+		str(&c.ACMEDirectory)
 	case "acme_profile":
-		c.ACMEProfile = value
+		str(&c.ACMEProfile)
 	case "acme_ca_root":
-		c.ACMECARoot = value
+		str(&c.ACMECARoot)
 	case "advertise_port":
 		n, err := strconv.Atoi(strings.TrimSpace(value))
 		if err != nil {

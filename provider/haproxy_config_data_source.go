@@ -137,9 +137,9 @@ func (d *haproxyConfigDataSource) Read(ctx context.Context, req datasource.ReadR
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	cfg := haproxycfg.Config{}
+	cfg := haproxycfg.DefaultConfig()
 	for _, b := range m.Backends {
-		cfg.Backends = append(cfg.Backends, haproxycfg.Backend{Name: b.Name.ValueString(), Address: b.Address.ValueString(), Port: int(b.Port.ValueInt64())})
+		cfg.Backends = append(cfg.Backends, b.backend())
 	}
 	for _, s := range m.SourceIPs {
 		cfg.SourceIPs = append(cfg.SourceIPs, s.ValueString())

@@ -118,10 +118,11 @@ func (f *haproxyConfigFunction) Run(ctx context.Context, req function.RunRequest
 		resp.Error = function.NewArgumentFuncError(2, fmt.Sprintf("at most one options map may be given, got %d", len(options)))
 		return
 	}
-	cfg := haproxycfg.Config{SourceIPs: sources}
+	cfg := haproxycfg.DefaultConfig()
+	cfg.SourceIPs = sources
 	cfg.Backends = make([]haproxycfg.Backend, len(backends))
 	for i, b := range backends {
-		cfg.Backends[i] = haproxycfg.Backend{Name: b.Name.ValueString(), Address: b.Address.ValueString(), Port: int(b.Port.ValueInt64())}
+		cfg.Backends[i] = b.backend()
 	}
 	if len(options) == 1 {
 		keys := make([]string, 0, len(options[0]))
@@ -147,15 +148,37 @@ func (f *haproxyConfigFunction) Run(ctx context.Context, req function.RunRequest
 	resp.Error = function.ConcatFuncErrors(resp.Result.Set(ctx, out))
 }
 
+// backend is b with a null port taken as haproxycfg.DefaultBackendPort (0
+// too, as the function's objects have no validator) and a null name as
+// empty: named by position.
+func (b haproxyBackendModel) backend() haproxycfg.Backend {
+	port := int(b.Port.ValueInt64())
+	if port == 0 {
+		port = haproxycfg.DefaultBackendPort
+	}
+	return haproxycfg.Backend{Name: b.Name.ValueString(), Address: b.Address.ValueString(), Port: port}
+}
+
 // applyHAProxyOption sets one option by its Terraform name. The data
-// source feeds its attributes through here too, so both parse alike.
+// source feeds its attributes through here too, so both parse alike. c
+// starts as haproxycfg.DefaultConfig(). An empty string or 0 keeps the
+// default, like null (Terraform variables often default to "" or 0 for
+// "unset"); where the default is empty or 0, keeping it is the same as
+// setting the value.
 func applyHAProxyOption(c *haproxycfg.Config, key, value string) error {
+	str := func(dst *string) {
+		if value != "" {
+			*dst = value
+		}
+	}
 	num := func(dst *int) error {
 		n, err := strconv.Atoi(strings.TrimSpace(value))
 		if err != nil {
 			return fmt.Errorf("option %q: %q is not a whole number", key, value)
 		}
-		*dst = n
+		if n != 0 {
+			*dst = n
+		}
 		return nil
 	}
 	dur := func(dst *time.Duration) error {
@@ -171,17 +194,17 @@ func applyHAProxyOption(c *haproxycfg.Config, key, value string) error {
 	}
 	switch key {
 	case "bind":
-		c.Bind = value
+		str(&c.Bind)
 	case "mode":
-		c.Mode = value
+		str(&c.Mode)
 	case "balance":
-		c.Balance = value
+		str(&c.Balance)
 	case "maxconn":
 		return num(&c.MaxConn)
 	case "server_maxconn":
 		return num(&c.ServerMaxConn)
 	case "health_check_path":
-		c.HealthCheckPath = value
+		str(&c.HealthCheckPath)
 	case "health_check_interval":
 		return dur(&c.HealthCheckInterval)
 	case "health_check_fall":
@@ -199,11 +222,11 @@ func applyHAProxyOption(c *haproxycfg.Config, key, value string) error {
 	case "timeout_client_fin":
 		return dur(&c.TimeoutClientFin)
 	case "stats_socket":
-		c.StatsSocket = value
+		str(&c.StatsSocket)
 	case "stats_bind":
-		c.StatsBind = value
+		str(&c.StatsBind)
 	case "log":
-		c.Log = value
+		str(&c.Log)
 	default:
 		return fmt.Errorf("unknown option %q; valid options are %s", key, strings.Join(sortedOptionKeys(), ", "))
 	}

@@ -185,6 +185,13 @@ func WriteKeyPair(privPath, pubPath string, priv ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
+	// The umask can only take bits away from 0600 (leaving 0400, say); set
+	// the mode outright.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(privPath)
+		return err
+	}
 	if _, err := f.Write(privPEM); err != nil {
 		f.Close()
 		os.Remove(privPath)

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // DefaultTTL is how long a minted token stays valid. It only has to cover
@@ -24,9 +22,29 @@ const MaxTokenBytes = 2048
 // DefaultLeeway tolerates clock skew between auth and node hosts.
 const DefaultLeeway = 2 * time.Second
 
-// Claims are the registered JWT claims a connection token carries: sub
-// (user), aud (node id), exp, iat, nbf and jti.
-type Claims = jwt.RegisteredClaims
+// Claims are what a connection token says. On the wire they are exactly
+// the JSON object
+//
+//	{"sub":"alice","aud":"node-1","exp":1800000030,"nbf":1800000000,"iat":1800000000.123,"jti":"<32 hex digits>"}
+//
+// with the header {"alg":"EdDSA","kid":"<key id>","typ":"JWT"}. aud is one
+// string, never an array: a token names one node. exp and nbf are whole
+// seconds; iat carries milliseconds, so that a node can refuse every token
+// issued before it started without refusing the ones issued just after.
+type Claims struct {
+	// Subject (sub) is the authenticated user.
+	Subject string
+	// Audience (aud) is the node the token is for.
+	Audience string
+	// ID (jti) is 128 random bits in hex; the replay cache keys on it.
+	ID string
+	// IssuedAt (iat) is when the token was minted, to the millisecond.
+	IssuedAt time.Time
+	// NotBefore (nbf) is IssuedAt rounded down to the second.
+	NotBefore time.Time
+	// ExpiresAt (exp) is NotBefore plus the signer's TTL, in whole seconds.
+	ExpiresAt time.Time
+}
 
 // Reason names why a token was rejected. Nodes count rejections by reason.
 type Reason string
@@ -42,11 +60,14 @@ const (
 	ReasonNotYetValid   Reason = "not_yet_valid"
 	ReasonReplayed      Reason = "replayed"
 	ReasonMissing       Reason = "missing"
+	// ReasonBeforeStart: issued before the node started (see
+	// Verifier.RejectIssuedBefore); it may have been used already.
+	ReasonBeforeStart Reason = "issued_before_start"
 )
 
 // Reasons lists every rejection reason, for pre-registering metrics.
 var Reasons = []Reason{ReasonMalformed, ReasonOversized, ReasonBadSignature, ReasonUnknownKey,
-	ReasonWrongAudience, ReasonExpired, ReasonNotYetValid, ReasonReplayed, ReasonMissing}
+	ReasonWrongAudience, ReasonExpired, ReasonNotYetValid, ReasonReplayed, ReasonMissing, ReasonBeforeStart}
 
 // Error is a rejected token.
 type Error struct {
@@ -129,6 +150,8 @@ func (s *Signer) TTL() time.Duration { return s.ttl }
 func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
 
 // Mint returns a token for user to connect to node, and when it expires.
+// The token is exactly the format Claims describes; a user name that is not
+// valid UTF-8 cannot be minted.
 func (s *Signer) Mint(user, node string) (string, time.Time, error) {
 	if user == "" || node == "" {
 		return "", time.Time{}, errors.New("token: user and node must not be empty")
@@ -137,21 +160,20 @@ func (s *Signer) Mint(user, node string) (string, time.Time, error) {
 	if _, err := s.rand(id[:]); err != nil {
 		return "", time.Time{}, fmt.Errorf("token: jti: %w", err)
 	}
-	now := s.now().Truncate(time.Second)
-	exp := now.Add(s.ttl)
-	claims := Claims{
-		Subject:   user,
-		Audience:  jwt.ClaimStrings{node},
-		ExpiresAt: jwt.NewNumericDate(exp),
-		IssuedAt:  jwt.NewNumericDate(now),
-		NotBefore: jwt.NewNumericDate(now),
-		ID:        hex.EncodeToString(id[:]),
+	now := s.now()
+	nbf := now.Truncate(time.Second)
+	exp := nbf.Add(s.ttl).Truncate(time.Second)
+	c := wireClaims{
+		Sub: user,
+		Aud: node,
+		Exp: exp.Unix(),
+		Nbf: nbf.Unix(),
+		Iat: float64(now.UnixMilli()) / 1000,
+		Jti: hex.EncodeToString(id[:]),
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	t.Header["kid"] = s.kid
-	signed, err := t.SignedString(s.key)
+	signed, err := sign(s.key, header{Alg: algEdDSA, Kid: s.kid, Typ: typJWT}, c)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("token: sign: %w", err)
+		return "", time.Time{}, fmt.Errorf("token: %w", err)
 	}
 	return signed, exp, nil
 }

@@ -71,7 +71,7 @@ func TestMintVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Subject != "alice" || len(c.ID) != 32 || c.Audience[0] != "node-1" {
+	if c.Subject != "alice" || len(c.ID) != 32 || c.Audience != "node-1" || !c.IssuedAt.Equal(f.now) {
 		t.Fatalf("claims = %+v", c)
 	}
 	if len(tok) > 400 {
@@ -95,7 +95,7 @@ func TestRejections(t *testing.T) {
 	t.Run("tampered claims", func(t *testing.T) {
 		tok := f.mint(t, "u", "n1")
 		parts := strings.Split(tok, ".")
-		parts[1] = base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin","aud":["n1"],"exp":9999999999,"iat":1,"jti":"x"}`))
+		parts[1] = base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin","aud":"n1","exp":9999999999,"nbf":1,"iat":1,"jti":"0123456789abcdef0123456789abcdef"}`))
 		_, err := f.verifier("n1").Verify(strings.Join(parts, "."))
 		wantReason(t, err, ReasonBadSignature)
 	})
@@ -105,7 +105,7 @@ func TestRejections(t *testing.T) {
 		wantReason(t, err, ReasonUnknownKey)
 	})
 	t.Run("untrusted key, forged trusted kid", func(t *testing.T) {
-		claims := Claims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc",
+		claims := jwt.RegisteredClaims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc",
 			ExpiresAt: jwt.NewNumericDate(f.now.Add(time.Minute)), IssuedAt: jwt.NewNumericDate(f.now)}
 		tk := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 		tk.Header["kid"] = f.signer.KeyID()
@@ -115,14 +115,14 @@ func TestRejections(t *testing.T) {
 		wantReason(t, err, ReasonBadSignature)
 	})
 	t.Run("no kid", func(t *testing.T) {
-		claims := Claims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc",
+		claims := jwt.RegisteredClaims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc",
 			ExpiresAt: jwt.NewNumericDate(f.now.Add(time.Minute)), IssuedAt: jwt.NewNumericDate(f.now)}
 		raw, _ := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(f.signer.key)
 		_, err := f.verifier("n1").Verify(raw)
 		wantReason(t, err, ReasonUnknownKey)
 	})
 	t.Run("alg none", func(t *testing.T) {
-		claims := Claims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc",
+		claims := jwt.RegisteredClaims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc",
 			ExpiresAt: jwt.NewNumericDate(f.now.Add(time.Minute))}
 		tk := jwt.NewWithClaims(jwt.SigningMethodNone, claims)
 		tk.Header["kid"] = f.signer.KeyID()
@@ -131,7 +131,7 @@ func TestRejections(t *testing.T) {
 		wantReason(t, err, ReasonBadSignature)
 	})
 	t.Run("alg confusion HS256 with public key", func(t *testing.T) {
-		claims := Claims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc",
+		claims := jwt.RegisteredClaims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc",
 			ExpiresAt: jwt.NewNumericDate(f.now.Add(time.Minute))}
 		tk := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 		tk.Header["kid"] = f.signer.KeyID()
@@ -189,7 +189,7 @@ func TestRejections(t *testing.T) {
 		wantReason(t, err, ReasonMissing)
 	})
 	t.Run("missing jti", func(t *testing.T) {
-		claims := Claims{Subject: "u", Audience: jwt.ClaimStrings{"n1"},
+		claims := jwt.RegisteredClaims{Subject: "u", Audience: jwt.ClaimStrings{"n1"},
 			ExpiresAt: jwt.NewNumericDate(f.now.Add(time.Minute))}
 		tk := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 		tk.Header["kid"] = f.signer.KeyID()
@@ -198,7 +198,7 @@ func TestRejections(t *testing.T) {
 		wantReason(t, err, ReasonMalformed)
 	})
 	t.Run("no exp", func(t *testing.T) {
-		claims := Claims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc"}
+		claims := jwt.RegisteredClaims{Subject: "u", Audience: jwt.ClaimStrings{"n1"}, ID: "abc"}
 		tk := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 		tk.Header["kid"] = f.signer.KeyID()
 		raw, _ := tk.SignedString(f.signer.key)

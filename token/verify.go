@@ -3,10 +3,9 @@ package token
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 var errUnknownKID = errors.New("unknown key id")
@@ -18,6 +17,9 @@ type Verifier struct {
 	replay   *ReplayCache
 	now      func() time.Time
 	leeway   time.Duration
+	// issuedAfter is the earliest iat accepted (RejectIssuedBefore); zero
+	// means no such check.
+	issuedAfter time.Time
 }
 
 // NewVerifier returns a Verifier that accepts tokens for node signed by any
@@ -46,6 +48,33 @@ func (v *Verifier) WithLeeway(d time.Duration) *Verifier {
 	return v
 }
 
+// Leeway is the clock-skew tolerance in force.
+func (v *Verifier) Leeway() time.Duration { return v.leeway }
+
+// RejectIssuedBefore makes v refuse every token minted before t (by its
+// iat), with ReasonBeforeStart. Call before use.
+//
+// This is what keeps tokens single use across a node restart: the replay
+// cache lives in memory and a new process starts with an empty one, so a
+// node passes the time it started, plus the clock skew it tolerates (a token
+// minted just before the restart on an auth host whose clock runs ahead
+// carries an iat up to the skew later). Tokens minted within that skew after
+// the start are refused too; their clients get 401 and fetch a new token.
+//
+// Why not persist the replay cache instead: it would cost a synchronous disk
+// write per connection on the connect path, and a crash loses whatever was
+// not yet on disk, which is exactly the case it is for. The iat rule costs
+// nothing, holds across crashes and relies only on the clock agreement that
+// exp already relies on.
+func (v *Verifier) RejectIssuedBefore(t time.Time) *Verifier {
+	v.issuedAfter = t
+	return v
+}
+
+// IssuedAfter is the earliest iat v accepts; zero when RejectIssuedBefore
+// was not called.
+func (v *Verifier) IssuedAfter() time.Time { return v.issuedAfter }
+
 // SetKeys replaces the trusted keys; safe while verifying, so a node can
 // reload keys on SIGHUP during rotation.
 func (v *Verifier) SetKeys(keys KeySet) {
@@ -63,13 +92,17 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !v.replay.Add(claims.ID, claims.ExpiresAt.Time.Add(v.leeway)) {
+	if !v.replay.Add(claims.ID, claims.ExpiresAt.Add(v.leeway)) {
 		return nil, &Error{Reason: ReasonReplayed}
 	}
 	return claims, nil
 }
 
 // Check verifies everything but single use. Verify is what a node calls.
+//
+// The order matters: the signature is checked before the claims are even
+// parsed, because the claims of a token that is not ours mean nothing, and a
+// bad signature must be reported as such.
 func (v *Verifier) Check(raw string) (*Claims, error) {
 	if raw == "" {
 		return nil, &Error{Reason: ReasonMissing}
@@ -77,50 +110,34 @@ func (v *Verifier) Check(raw string) (*Claims, error) {
 	if len(raw) > MaxTokenBytes {
 		return nil, &Error{Reason: ReasonOversized}
 	}
+	p, perr := split(raw)
+	if perr != nil {
+		return nil, perr
+	}
 	keys := *v.keys.Load()
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithAudience(v.audience),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(v.leeway),
-		jwt.WithTimeFunc(v.now),
-	)
-	claims := &Claims{}
-	_, err := p.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		pub, ok := keys[kid]
-		if !ok {
-			return nil, errUnknownKID
-		}
-		return ed25519.PublicKey(pub), nil
-	})
-	if err != nil {
-		return nil, classify(err)
+	pub, ok := keys[p.header.Kid]
+	if !ok {
+		return nil, &Error{Reason: ReasonUnknownKey, Err: errUnknownKID}
 	}
-	if claims.ID == "" || claims.Subject == "" {
-		return nil, &Error{Reason: ReasonMalformed, Err: errors.New("missing jti or sub")}
+	if !ed25519.Verify(pub, []byte(p.input), p.sig) {
+		return nil, &Error{Reason: ReasonBadSignature, Err: errors.New("ed25519 verification failed")}
 	}
-	return claims, nil
-}
-
-// classify maps jwt's errors to a Reason. Order matters: jwt joins several
-// errors, and a bad signature must win over claim errors because claims of
-// an unsigned token mean nothing.
-func classify(err error) *Error {
+	c, cerr := decodeClaims(p.claims)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if c.Audience != v.audience {
+		return nil, &Error{Reason: ReasonWrongAudience, Err: fmt.Errorf("token is for %q", c.Audience)}
+	}
+	now := v.now()
 	switch {
-	case errors.Is(err, errUnknownKID):
-		return &Error{Reason: ReasonUnknownKey, Err: err}
-	case errors.Is(err, jwt.ErrTokenMalformed), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return &Error{Reason: ReasonMalformed, Err: err}
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrEd25519Verification):
-		return &Error{Reason: ReasonBadSignature, Err: err}
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return &Error{Reason: ReasonWrongAudience, Err: err}
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return &Error{Reason: ReasonExpired, Err: err}
-	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return &Error{Reason: ReasonNotYetValid, Err: err}
+	case now.After(c.ExpiresAt.Add(v.leeway)):
+		return nil, &Error{Reason: ReasonExpired, Err: fmt.Errorf("expired at %s", c.ExpiresAt.UTC().Format(time.RFC3339))}
+	case now.Add(v.leeway).Before(c.NotBefore), now.Add(v.leeway).Before(c.IssuedAt):
+		return nil, &Error{Reason: ReasonNotYetValid, Err: fmt.Errorf("not valid before %s", c.NotBefore.UTC().Format(time.RFC3339))}
+	case c.IssuedAt.Before(v.issuedAfter):
+		return nil, &Error{Reason: ReasonBeforeStart, Err: fmt.Errorf("issued at %s, before this node accepted tokens (%s)",
+			c.IssuedAt.UTC().Format(time.RFC3339Nano), v.issuedAfter.UTC().Format(time.RFC3339Nano))}
 	}
-	return &Error{Reason: ReasonMalformed, Err: err}
+	return c, nil
 }

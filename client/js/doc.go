@@ -6,6 +6,6 @@
 // cross-origin, which nodes accept because the token is the credential).
 //
 // The JavaScript sources live next to this file; the module's unit tests run
-// under node (test/*.test.mjs), and e2e/browser_test.go drives the demo page
-// in headless Chromium against an in-process cluster.
+// under node (test/*.test.mjs), and internal/testing/e2e/browser_test.go
+// drives the demo page in headless Chromium against an in-process cluster.
 package jsclient

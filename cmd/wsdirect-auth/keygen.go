@@ -17,9 +17,6 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
-// errFlagParse means the flag package already printed the problem.
-var errFlagParse = errors.New("invalid flags")
-
 // Files written by keygen.
 const (
 	signingKeyFile = "signing.key"
@@ -30,15 +27,29 @@ const (
 // runKeygen writes a fresh Ed25519 signing pair and a gossip key into -out,
 // refusing to overwrite existing files.
 func runKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs := flag.NewFlagSet("wsdirect-auth keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "", "directory to write signing.key (0600), signing.pub and gossip.key into (created if missing)")
-	if err := fs.Parse(args); err != nil {
-		return errFlagParse
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: wsdirect-auth keygen -out <dir>
+
+Writes a fresh Ed25519 token signing pair (signing.key, 0600, for auth;
+signing.pub for every node's -auth-keys) and a gossip key (gossip.key,
+0600, for every member's -gossip-key-file). Existing files are never
+overwritten.
+
+flags:
+`)
+		fs.PrintDefaults()
 	}
-	if *out == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: wsdirect-auth keygen -out <dir>")
-		return errFlagParse
+	out := fs.String("out", "", "directory to write signing.key (0600), signing.pub and gossip.key into (created if missing); required")
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError{fs.Name(), fmt.Errorf("keygen: unexpected arguments %q", fs.Args())}
+	case *out == "":
+		return usageError{fs.Name(), errors.New("keygen: -out is required")}
 	}
 	paths := []string{filepath.Join(*out, signingKeyFile), filepath.Join(*out, signingPubFile), filepath.Join(*out, gossipKeyFile)}
 	for _, p := range paths {
@@ -48,8 +59,16 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("keygen: %w", err)
 		}
 	}
+	_, statErr := os.Stat(*out)
 	if err := os.MkdirAll(*out, 0o700); err != nil {
 		return fmt.Errorf("keygen: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// Created here: 0700 whatever the umask (a directory left 0500
+		// could not take the files).
+		if err := os.Chmod(*out, 0o700); err != nil {
+			return fmt.Errorf("keygen: %w", err)
+		}
 	}
 	_, priv, err := token.GenerateKey()
 	if err != nil {
@@ -66,6 +85,12 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
+	// The umask can only take bits away from 0600, leaving a mode such as
+	// 0400; set it outright.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("keygen: %w", err)
+	}
 	if _, err := fmt.Fprintln(f, cluster.EncodeKey(gk)); err != nil {
 		f.Close()
 		return fmt.Errorf("keygen: %w", err)
@@ -79,18 +104,32 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 }
 
 // runHashPassword reads one password line from stdin and prints a
-// users-file line for -user.
+// users-file line for -user, or appends it to the -o file.
 func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
+	fs := flag.NewFlagSet("wsdirect-auth hash-password", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	user := fs.String("user", "", "user name (required)")
-	cost := fs.Int("cost", 10, "bcrypt cost (4..31); each step doubles the work")
-	if err := fs.Parse(args); err != nil {
-		return errFlagParse
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: echo -n <password> | wsdirect-auth hash-password -user <name> [-cost 10] [-o users-file]
+
+Reads a password (the first line of stdin) and prints a users-file line
+for -users: <name>:<bcrypt hash>. With -o, appends the line to that file
+instead (created if needed, and kept at mode 0600).
+
+flags:
+`)
+		fs.PrintDefaults()
 	}
-	if *user == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: echo -n <password> | wsdirect-auth hash-password -user <name> [-cost 10]")
-		return errFlagParse
+	user := fs.String("user", "", "user name; required")
+	cost := fs.Int("cost", 10, "bcrypt cost (4..31); each step doubles the work")
+	outPath := fs.String("o", "", "append the line to this users file (created, and kept, mode 0600) instead of printing it")
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError{fs.Name(), fmt.Errorf("hash-password: unexpected arguments %q", fs.Args())}
+	case *user == "":
+		return usageError{fs.Name(), errors.New("hash-password: -user is required")}
 	}
 	// The first line is the password, so `echo pw |` and `echo -n pw |`
 	// both work; a password cannot contain a newline.
@@ -103,6 +142,47 @@ func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("hash-password: %w", err)
 	}
-	_, err = fmt.Fprintln(stdout, out)
-	return err
+	if *outPath == "" {
+		_, err = fmt.Fprintln(stdout, out)
+		return err
+	}
+	if err := appendUser(*outPath, *user, out); err != nil {
+		return fmt.Errorf("hash-password: %w", err)
+	}
+	fmt.Fprintf(stderr, "added %s to %s (mode 0600)\n", *user, *outPath)
+	return nil
+}
+
+// appendUser adds a users-file line to path, creating the file. The file
+// ends up mode 0600 whatever the umask and whatever mode it had: it holds
+// password hashes, which a shell redirect would leave world-readable under
+// the usual umask 022. A file that does not parse, or already lists the
+// user, is left alone.
+func appendUser(path, user, line string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	old, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	users, _, err := authsvc.ParseUsers(old)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if _, dup := users[user]; dup {
+		return fmt.Errorf("%s already lists %q; remove that line first to change the password", path, user)
+	}
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		line = "\n" + line
+	}
+	if _, err := io.WriteString(f, line+"\n"); err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -297,7 +300,7 @@ func TestReload(t *testing.T) {
 	if err := os.WriteFile(usersPath, []byte(line+line2), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log, _ := newLogger("error", io.Discard)
+	log := gossipcli.NewLogger(io.Discard, slog.LevelError)
 	reload(srv, users, o, log)
 	if srv.Signer().KeyID() == signer.KeyID() {
 		t.Error("signing key not rotated")
@@ -320,3 +323,135 @@ func TestReload(t *testing.T) {
 type emptyView struct{}
 
 func (emptyView) Nodes() []cluster.Member { return nil }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeJoinsInBackground: with a -join address nobody answers on, the
+// auth service still serves (503 no_capacity, as with no node), retries
+// the join with backoff, and stops retrying once a node joins it. Every log
+// line of the run is JSON without a key twice.
+func TestServeJoinsInBackground(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errs := run(t, "", "keygen", "-out", dir); code != 0 {
+		t.Fatal(errs)
+	}
+	_, line, _ := run(t, "pw\n", "hash-password", "-user", "alice", "-cost", "4")
+	usersPath := filepath.Join(dir, "users")
+	if err := os.WriteFile(usersPath, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseServeFlags([]string{
+		"-bind", "127.0.0.1:0", "-gossip-bind", "127.0.0.1:0", "-gossip-key-file", filepath.Join(dir, gossipKeyFile),
+		"-signing-key", filepath.Join(dir, signingKeyFile), "-users", usersPath,
+		"-join", "127.0.0.1:1", // nobody listens on port 1
+		"-name", "auth-test", "-log-level", "debug",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type addrs struct{ http, gossip string }
+	ready := make(chan addrs, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, o, logs, func(h, g string) { ready <- addrs{h, g} })
+	}()
+	var a addrs
+	select {
+	case a = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v\n%s", err, logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	connect := func() (int, wire.Error) {
+		t.Helper()
+		resp, err := http.Post("http://"+a.http+wire.ConnectPath, "application/json", strings.NewReader(`{"username":"alice","password":"pw"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e wire.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e
+	}
+	if code, e := connect(); code != http.StatusServiceUnavailable || e.Code != authsvc.ResultNoCapacity {
+		t.Fatalf("connect before any node: %d %+v", code, e)
+	}
+	const retry = `"msg":"no member answered; retrying"`
+	waitLog := func(what string, within time.Duration, cond func(string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !cond(logs.String()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s in the logs:\n%s", what, logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitLog("second join attempt", 20*time.Second, func(s string) bool { return strings.Count(s, retry) >= 2 })
+
+	key, err := cluster.LoadKeyFile(filepath.Join(dir, gossipKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := cluster.LocalConfig()
+	nc.Name, nc.Role, nc.PublicAddr, nc.WSPort, nc.Cap, nc.SecretKey = "node-1", cluster.RoleNode, "127.0.0.1", 9999, 10, key
+	nc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	node, err := cluster.Create(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Shutdown()
+	if _, err := node.Join([]string{a.gossip}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, e := connect()
+		if code == http.StatusOK {
+			break
+		}
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("connect after the node joined: %d %+v", code, e)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The loop notices after its current wait, which doubles per attempt
+	// (capped at 30s): generous, since only the outcome is asserted.
+	waitLog("end of the join attempts", 60*time.Second, func(s string) bool {
+		return strings.Contains(s, `"msg":"another member joined this one; stopping the join attempts"`)
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	n, err := logcheck.Lines([]byte(logs.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d log lines checked", n)
+}

@@ -11,52 +11,52 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
-
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	jsclient "github.com/wsdirect/terraform-provider-wsdirect/client/js"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
 // options are the flags of the serve command.
 type options struct {
-	bind, gossipBind, gossipAdvertise, gossipKeyFile string
-	dev                                              bool
-	join, joinEC2Tag, ec2Endpoint                    string
-	signingKey                                       string
-	users, authCallback                              string
-	jwksURL, jwtIssuer, jwtAudience                  string
-	adminTokenFile                                   string
-	tokenTTL                                         time.Duration
-	loginRate                                        float64
-	loginBurst                                       int
-	trustForwardedFor                                bool
-	demo                                             bool
-	name, logLevel                                   string
-	callbackTimeout, shutdownTimeout                 time.Duration
-	tls                                              *tlscert.Config
+	bind                             string
+	gossip                           gossipcli.Flags
+	signingKey                       string
+	users, authCallback              string
+	jwksURL, jwtIssuer, jwtAudience  string
+	adminTokenFile                   string
+	tokenTTL                         time.Duration
+	loginRate                        float64
+	loginBurst, maxUserTokens        int
+	trustForwardedFor                bool
+	demo                             bool
+	name                             string
+	callbackTimeout, shutdownTimeout time.Duration
+	tls                              *tlscert.Config
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{tls: tlscert.DefaultConfig()}
+// serveFlags defines the serve command's flags on a new flag set whose
+// usage is the command's whole usage: the subcommands, then these flags.
+// It sets o.tls to tlscert.DefaultConfig, whose values are the TLS flags'
+// defaults.
+func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
+	o.tls = tlscert.DefaultConfig()
 	fs := flag.NewFlagSet("wsdirect-auth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.bind, "bind", "127.0.0.1:8443", "HTTP address for /v1/connect, /v1/nodes, /healthz and /metrics")
-	fs.StringVar(&o.gossipBind, "gossip-bind", "0.0.0.0:7946", "serf gossip address (UDP and TCP)")
-	fs.StringVar(&o.gossipAdvertise, "gossip-advertise", "", "gossip address other members reach this one at (host or host:port; default derived from -gossip-bind)")
-	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "base64 32-byte gossip encryption key (from keygen); required unless -dev")
-	fs.BoolVar(&o.dev, "dev", false, "allow unencrypted gossip (developer machines only)")
-	fs.StringVar(&o.join, "join", "", "comma-separated gossip addresses (host or host:port) of members to join")
-	fs.StringVar(&o.joinEC2Tag, "join-ec2-tag", "", "join the running EC2 instances with this tag, Key=Value (DescribeInstances)")
-	fs.StringVar(&o.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint override for -join-ec2-tag (tests)")
+	o.gossip.Register(fs)
 	fs.StringVar(&o.signingKey, "signing-key", "", "Ed25519 private key PEM file (from keygen) for minting connection tokens; required")
 	fs.StringVar(&o.users, "users", "", "bcrypt users file (user:$2y$... lines, htpasswd -B compatible); the default backend")
 	fs.StringVar(&o.authCallback, "auth-callback", "", "URL of an existing auth endpoint to POST credentials to instead of -users")
@@ -67,45 +67,27 @@ func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.tokenTTL, "token-ttl", token.DefaultTTL, "lifetime of connection tokens")
 	fs.Float64Var(&o.loginRate, "login-rate", 1, "failed logins allowed per second per client IP, after the burst")
 	fs.IntVar(&o.loginBurst, "login-burst", 10, "failed logins allowed in a row per client IP")
+	fs.IntVar(&o.maxUserTokens, "max-user-tokens", authsvc.DefaultMaxUserTokens, "tokens one user may hold that no node has counted yet; more get 429 too_many_tokens (0: no limit)")
 	fs.BoolVar(&o.demo, "demo", false, "serve the browser demo page and JS client under /demo/ (same origin as /v1/connect)")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
 	fs.DurationVar(&o.callbackTimeout, "auth-callback-timeout", authsvc.DefaultCallbackTimeout, "timeout of one -auth-callback request")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to let in-flight requests finish on SIGTERM")
 	fs.StringVar(&o.name, "name", "", "unique cluster member name (default auth-<hostname>)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.tls.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, errFlagParse
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q (subcommands: keygen, hash-password)", fs.Args())
-	}
-	if o.signingKey == "" {
-		return nil, errors.New("-signing-key is required (create one with `wsdirect-auth keygen -out <dir>`)")
-	}
-	backends := 0
-	for _, s := range []string{o.users, o.authCallback, o.jwksURL} {
-		if s != "" {
-			backends++
-		}
-	}
-	if backends != 1 {
-		return nil, errors.New("give exactly one credential backend: -users <file>, -auth-callback <url> or -jwks-url <url>")
-	}
-	if o.jwksURL != "" && (o.jwtIssuer == "" || o.jwtAudience == "") {
-		return nil, errors.New("-jwks-url needs -jwt-issuer and -jwt-audience")
-	}
-	if o.tokenTTL < time.Second {
-		return nil, fmt.Errorf("-token-ttl %v is too short (at least 1s)", o.tokenTTL)
-	}
-	if o.loginRate <= 0 || o.loginBurst <= 0 {
-		return nil, errors.New("-login-rate and -login-burst must be positive")
-	}
-	if !o.dev && o.gossipKeyFile == "" {
-		return nil, errors.New("-gossip-key-file is required (or -dev for unencrypted gossip on a developer machine)")
-	}
-	if err := o.tls.CheckFlags(o.bind, o.dev, false); err != nil {
+	return fs
+}
+
+// parseServeFlags parses and checks the serve command line. It returns
+// flag.ErrHelp for -h, errFlagParse when the flag package rejected the
+// line, and a usageError for a bad value or combination.
+func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := serveFlags(o, stderr)
+	if err := parseArgs(fs, args); err != nil {
 		return nil, err
+	}
+	if err := o.check(fs); err != nil {
+		return nil, usageError{"wsdirect-auth", err}
 	}
 	if o.name == "" {
 		h, err := os.Hostname()
@@ -117,26 +99,38 @@ func parseServeFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
+func (o *options) check(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (subcommands: keygen, hash-password)", fs.Args())
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
-// splitHostPort parses "host", "host:port" or ":port" with a default port.
-func splitHostPort(s string, defPort int) (string, int, error) {
-	host, portStr, err := net.SplitHostPort(s)
-	if err != nil {
-		// No port.
-		return strings.Trim(s, "[]"), defPort, nil
+	if o.signingKey == "" {
+		return errors.New("-signing-key is required (create one with `wsdirect-auth keygen -out <dir>`)")
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("bad port in %q", s)
+	backends := 0
+	for _, s := range []string{o.users, o.authCallback, o.jwksURL} {
+		if s != "" {
+			backends++
+		}
 	}
-	return host, port, nil
+	if backends != 1 {
+		return errors.New("give exactly one credential backend: -users <file>, -auth-callback <url> or -jwks-url <url>")
+	}
+	if o.jwksURL != "" && (o.jwtIssuer == "" || o.jwtAudience == "") {
+		return errors.New("-jwks-url needs -jwt-issuer and -jwt-audience")
+	}
+	if o.tokenTTL < time.Second {
+		return fmt.Errorf("-token-ttl %v is too short (at least 1s)", o.tokenTTL)
+	}
+	if o.loginRate <= 0 || o.loginBurst <= 0 {
+		return errors.New("-login-rate and -login-burst must be positive")
+	}
+	if o.maxUserTokens < 0 {
+		return errors.New("-max-user-tokens must be >= 0 (0: no limit)")
+	}
+	if err := o.gossip.Validate(); err != nil {
+		return err
+	}
+	return o.tls.CheckFlags(o.bind, o.gossip.Dev, false)
 }
 
 func loadSigner(path string, ttl time.Duration) (*token.Signer, error) {
@@ -161,11 +155,7 @@ func runServe(args []string, stderr io.Writer) error {
 // serve runs the auth service until ctx ends. ready, when set, is called
 // with the HTTP and gossip addresses once both are listening (tests).
 func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAddr, gossipAddr string)) error {
-	log, err := newLogger(o.logLevel, stderr)
-	if err != nil {
-		return err
-	}
-
+	log := o.gossip.Logger(stderr)
 	signer, err := loadSigner(o.signingKey, o.tokenTTL)
 	if err != nil {
 		return err
@@ -179,6 +169,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		}
 		creds = users
 		log.Info("credentials: users file", "path", o.users, "users", users.Len())
+		warnMixedCosts(users, log)
 	case o.authCallback != "":
 		creds = authsvc.NewHTTPCallback(o.authCallback, &http.Client{Timeout: o.callbackTimeout})
 		log.Info("credentials: HTTP callback", "url", o.authCallback)
@@ -192,29 +183,18 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	}
 	var adminToken string
 	if o.adminTokenFile != "" {
-		b, err := os.ReadFile(o.adminTokenFile)
-		if err != nil {
-			return fmt.Errorf("admin token: %w", err)
-		}
-		if adminToken = strings.TrimSpace(string(b)); adminToken == "" {
-			return fmt.Errorf("admin token file %s is empty", o.adminTokenFile)
+		if adminToken, err = secret.Read("-admin-token-file", o.adminTokenFile); err != nil {
+			return err
 		}
 	}
 
-	cc := cluster.DefaultConfig()
-	cc.Name, cc.Role, cc.Dev, cc.Logger = o.name, cluster.RoleAuth, o.dev, log
-	if cc.BindAddr, cc.BindPort, err = splitHostPort(o.gossipBind, 7946); err != nil {
-		return fmt.Errorf("-gossip-bind: %w", err)
+	cc, err := o.gossip.ClusterConfig(o.name, cluster.RoleAuth, log)
+	if err != nil {
+		return err
 	}
-	if o.gossipAdvertise != "" {
-		if cc.AdvertiseAddr, cc.AdvertisePort, err = splitHostPort(o.gossipAdvertise, cc.BindPort); err != nil {
-			return fmt.Errorf("-gossip-advertise: %w", err)
-		}
-	}
-	if o.gossipKeyFile != "" {
-		if cc.SecretKey, err = cluster.LoadKeyFile(o.gossipKeyFile); err != nil {
-			return err
-		}
+	jc, err := o.gossip.JoinConfig(ctx, log)
+	if err != nil {
+		return err
 	}
 	cl, err := cluster.Create(cc)
 	if err != nil {
@@ -225,14 +205,17 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 			log.Warn("leave cluster", "err", err)
 		}
 	}()
-	if err := joinCluster(ctx, cl, o, cc.BindPort, log); err != nil {
-		return err
-	}
+	// Join in the background: until a node is seen, /v1/connect answers
+	// 503 no_capacity, which clients retry.
+	joinCtx, stopJoin := context.WithCancel(ctx)
+	defer stopJoin()                                    // before Leave
+	go func() { _ = gossipcli.Join(joinCtx, cl, jc) }() // logs its own progress
 
 	conf := authsvc.DefaultConfig()
 	conf.Signer, conf.Credentials, conf.View = signer, creds, cl
 	conf.AdminToken = adminToken
 	conf.LoginRate, conf.LoginBurst = rate.Limit(o.loginRate), o.loginBurst
+	conf.MaxUserTokens = o.maxUserTokens
 	conf.TrustForwardedFor = o.trustForwardedFor
 	conf.Logger = log
 	srv, err := authsvc.New(conf)
@@ -330,7 +313,18 @@ func reload(srv *authsvc.Server, users *authsvc.UsersFile, o *options, log *slog
 			log.Error("reload users file; keeping the old one", "err", err)
 		} else {
 			log.Info("users file reloaded", "users", users.Len())
+			warnMixedCosts(users, log)
 		}
+	}
+}
+
+// warnMixedCosts says when the users file mixes bcrypt costs: every check
+// then costs as much as the highest, so that answer times do not tell user
+// names apart, and the operator may want to rehash the cheap ones.
+func warnMixedCosts(users *authsvc.UsersFile, log *slog.Logger) {
+	if lo, hi := users.Costs(); lo != hi {
+		log.Warn("users file mixes bcrypt costs; every login check costs as much as the highest, so that timing does not reveal which users exist",
+			"lowest", lo, "highest", hi)
 	}
 }
 

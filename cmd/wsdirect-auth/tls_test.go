@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -47,7 +48,7 @@ func TestServeTLS(t *testing.T) {
 	}
 	o, err := parseServeFlags([]string{
 		"-bind", "127.0.0.1:0", "-gossip-bind", "127.0.0.1:0", "-gossip-key-file", filepath.Join(dir, gossipKeyFile),
-		"-signing-key", filepath.Join(dir, signingKeyFile), "-users", usersPath, "-name", "auth-tls", "-log-level", "warn",
+		"-signing-key", filepath.Join(dir, signingKeyFile), "-users", usersPath, "-name", "auth-tls", "-log-level", "debug",
 		"-tls", "files", "-tls-cert", certFile, "-tls-key", keyFile, "-tls-names", "auth.example.test",
 	}, io.Discard)
 	if err != nil {
@@ -57,7 +58,8 @@ func TestServeTLS(t *testing.T) {
 	type addrs struct{ http, gossip string }
 	ready := make(chan addrs, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, o, io.Discard, func(h, g string) { ready <- addrs{h, g} }) }()
+	logs := &lockedBuffer{}
+	go func() { done <- serve(ctx, o, logs, func(h, g string) { ready <- addrs{h, g} }) }()
 	var a addrs
 	select {
 	case a = <-ready:
@@ -72,6 +74,14 @@ func TestServeTLS(t *testing.T) {
 		case <-done:
 		case <-time.After(20 * time.Second):
 			t.Error("serve did not stop")
+		}
+		// With TLS every line is still one JSON object, no key twice.
+		n, err := logcheck.Lines([]byte(logs.String()))
+		if err != nil {
+			t.Error(err)
+		}
+		if !strings.Contains(logs.String(), `"tls":"files"`) {
+			t.Errorf("no TLS line among %d:\n%s", n, logs.String())
 		}
 	}()
 

@@ -20,20 +20,15 @@ func TestUserDataFlagsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := userdata.Config{
-		Role: userdata.RoleAuth, ReleaseURL: "https://example.com/wsdirect-auth", JoinTag: "k=v",
-		GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", SigningKey: string(pem), Users: "alice:$2a$10$x\n",
-	}
-	for name, mut := range map[string]func(*userdata.Config){
-		"acme": func(c *userdata.Config) {
-			c.TLSNames, c.ACMEDirectory = []string{"auth.example.com"}, "https://ca.example.com/dir"
-		},
-		"files":   func(c *userdata.Config) { c.TLS = userdata.TLSFiles },
-		"offload": func(c *userdata.Config) { c.TLS = userdata.TLSOffload },
-	} {
-		t.Run(name, func(t *testing.T) {
-			c := base
-			mut(&c)
+	for _, mode := range []string{userdata.TLSACME, userdata.TLSFiles, userdata.TLSOffload} {
+		t.Run(mode, func(t *testing.T) {
+			c := userdata.DefaultConfigTLS(userdata.RoleAuth, mode)
+			c.ReleaseURL, c.JoinTag = "https://example.com/wsdirect-auth", "k=v"
+			c.GossipKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+			c.SigningKey, c.Users = string(pem), "alice:$2a$10$x\n"
+			if mode == userdata.TLSACME {
+				c.TLSNames, c.ACMEDirectory = []string{"auth.example.com"}, "https://ca.example.com/dir"
+			}
 			out, err := userdata.Render(c)
 			if err != nil {
 				t.Fatal(err)

@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
 )
@@ -17,10 +15,9 @@ import (
 // workload against direct assignment, HAProxy mode http and HAProxy mode
 // tcp, with ratios to direct.
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("compare", "Runs the same workload via direct assignment, HAProxy mode http and mode tcp; ratios to direct (make bench-compare).", stderr)
 	var (
-		cfg       compare.CompareConfig
+		cfg       = compare.DefaultCompareConfig()
 		paths     string
 		sourceIPs string
 		asJSON    bool
@@ -29,26 +26,23 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	)
 	fs.StringVar(&cfg.Env.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
 	fs.StringVar(&cfg.Env.HAProxyBinary, "haproxy", "", "haproxy binary (default $WSDIRECT_HAPROXY, /usr/sbin/haproxy or PATH)")
-	fs.IntVar(&cfg.Env.Nodes, "nodes", 3, "node processes behind every path")
-	fs.StringVar(&sourceIPs, "source-ips", strings.Join(compare.DefaultSourceIPs, ","), "HAProxy mode http \"source\" addresses (comma list)")
-	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", 9000, "HAProxy maxconn (2 descriptors per connection; the hard limit is 20,000 files)")
-	fs.StringVar(&paths, "paths", strings.Join(compare.Paths, ","), "paths to run, the baseline first: "+strings.Join(compare.Paths, ",")+" or "+strings.Join(compare.TLSPaths, ","))
-	fs.BoolVar(&cfg.ClassicKeyExchange, "classic-kex", false, "TLS clients offer X25519 only (HAProxy 2.6 on OpenSSL 3.0 has no post-quantum key exchange)")
-	fs.IntVar(&cfg.Conns, "conns", 8000, "connections per path")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "target connect rate per second (0 = as fast as -concurrency allows: the path's full-flow rate)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "handshakes in flight at most")
-	fs.Float64Var(&cfg.MsgRate, "msg-rate", 1, "echoed messages per second per connection")
-	fs.IntVar(&cfg.MsgSize, "msg-size", 64, "message size in bytes (>= 8)")
-	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "length of the message phase")
-	fs.IntVar(&cfg.Workers, "workers", 0, "client worker processes (default one per 8,000 connections)")
+	fs.IntVar(&cfg.Env.Nodes, "nodes", cfg.Env.Nodes, "node processes behind every path")
+	fs.StringVar(&sourceIPs, "source-ips", strings.Join(cfg.Env.SourceIPs, ","), "HAProxy mode http \"source\" addresses (comma list)")
+	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", cfg.Env.HAProxyMaxConn, "HAProxy maxconn (2 descriptors per connection; the hard limit is 20,000 files)")
+	fs.StringVar(&paths, "paths", strings.Join(cfg.Paths, ","), "paths to run, the baseline first: "+strings.Join(compare.Paths, ",")+" or "+strings.Join(compare.TLSPaths, ","))
+	fs.BoolVar(&cfg.ClassicKeyExchange, "classic-kex", cfg.ClassicKeyExchange, "TLS clients offer X25519 only (HAProxy 2.6 on OpenSSL 3.0 has no post-quantum key exchange)")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections per path")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "target connect rate per second (0 = as fast as -concurrency allows: the path's full-flow rate)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "handshakes in flight at most")
+	fs.Float64Var(&cfg.MsgRate, "msg-rate", cfg.MsgRate, "echoed messages per second per connection")
+	fs.IntVar(&cfg.MsgSize, "msg-size", cfg.MsgSize, "message size in bytes (>= 8)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the message phase")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "client worker processes (default one per 8,000 connections)")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&quiet, "q", false, "no progress on stderr")
 	fs.StringVar(&fromJSON, "from-json", "", "print the table of a saved -json result instead of running")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("compare: unexpected arguments %v", fs.Args())
 	}
 	if fromJSON != "" {
 		data, err := os.ReadFile(fromJSON)

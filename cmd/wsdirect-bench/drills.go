@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
@@ -15,12 +16,21 @@ import (
 
 // drillCmd is "wsdirect-bench drill <kill|drain|auth-restart|haproxy-kill>".
 func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("drill: name one of %s first, e.g. \"wsdirect-bench drill kill -clients 30000\"", strings.Join(compare.Drills, ", "))
+	drillUsage := fmt.Sprintf("usage: wsdirect-bench drill <%s> [flags]\n\nScripted failure drills with managed clients. \"wsdirect-bench drill <drill> -h\" lists a drill's flags.\n",
+		strings.Join(compare.Drills, "|"))
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		fmt.Fprint(stderr, drillUsage)
+		return flag.ErrHelp
+	case len(args) == 0 || strings.HasPrefix(args[0], "-"):
+		fmt.Fprint(stderr, drillUsage)
+		return usageError{err: errors.New("drill: name a drill first, e.g. \"wsdirect-bench drill kill -clients 30000\"")}
+	case !slices.Contains(compare.Drills, args[0]):
+		fmt.Fprint(stderr, drillUsage)
+		return usageError{err: fmt.Errorf("drill: unknown drill %q", args[0])}
 	}
-	fs := flag.NewFlagSet("drill "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := compare.DrillConfig{Drill: args[0]}
+	fs := newFlagSet("drill "+args[0], drillSummaries[args[0]], stderr)
+	cfg := compare.DefaultDrillConfig(args[0])
 	var (
 		asJSON    bool
 		inProcess bool
@@ -30,23 +40,20 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	)
 	fs.StringVar(&cfg.Env.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
 	fs.StringVar(&cfg.Env.HAProxyBinary, "haproxy", "", "haproxy binary for haproxy-kill (default $WSDIRECT_HAPROXY, /usr/sbin/haproxy or PATH)")
-	fs.IntVar(&cfg.Env.Nodes, "nodes", 3, "node processes")
-	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", 9000, "HAProxy maxconn for haproxy-kill")
-	fs.StringVar(&sourceIPs, "source-ips", strings.Join(compare.DefaultSourceIPs, ","), "HAProxy \"source\" addresses for haproxy-kill (comma list)")
+	fs.IntVar(&cfg.Env.Nodes, "nodes", cfg.Env.Nodes, "node processes")
+	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", cfg.Env.HAProxyMaxConn, "HAProxy maxconn for haproxy-kill")
+	fs.StringVar(&sourceIPs, "source-ips", strings.Join(cfg.Env.SourceIPs, ","), "HAProxy \"source\" addresses for haproxy-kill (comma list)")
 	fs.StringVar(&clientIPs, "client-ips", "127.0.3.1-127.0.3.8", "loopback addresses the clients bind, round-robin (each has its own ephemeral ports)")
-	fs.IntVar(&cfg.Clients, "clients", 0, "managed clients (default 30,000; 8,000 for haproxy-kill)")
-	fs.Float64Var(&cfg.Rate, "rate", 2000, "first-connect rate per second")
-	fs.IntVar(&cfg.Workers, "workers", 0, "client processes (default one per 8,000 clients)")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "managed clients")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "first-connect rate per second")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "client processes (default one per 8,000 clients)")
 	fs.BoolVar(&inProcess, "in-process", false, "run the clients in this process (at most ~19,000)")
-	fs.DurationVar(&cfg.RecoverTimeout, "timeout", 60*time.Second, "how long to wait for the drill's outcome")
-	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "auth-restart / haproxy-kill: how long to keep watching after the event")
+	fs.DurationVar(&cfg.RecoverTimeout, "timeout", cfg.RecoverTimeout, "how long to wait for the drill's outcome")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "auth-restart / haproxy-kill: how long to keep watching after the event")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&quiet, "q", false, "no narrative on stderr")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("drill: unexpected arguments %v", fs.Args())
 	}
 	cfg.Env.SourceIPs = splitList(sourceIPs)
 	ips, err := loadtest.ParseSourceIPs(clientIPs)
@@ -71,4 +78,12 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return err
+}
+
+// drillSummaries is what each drill's -h says it does.
+var drillSummaries = map[string]string{
+	compare.DrillKill:        "SIGKILLs the node holding the most clients and times their move to the other nodes through auth.",
+	compare.DrillDrain:       "Drains the busiest node (SIGTERM) and times it to empty.",
+	compare.DrillAuthRestart: "Restarts auth while every client is connected and counts the connections that dropped (the goal is none).",
+	compare.DrillHAProxyKill: "SIGKILLs HAProxy in front of the nodes (mode http) and counts the clients lost.",
 }

@@ -42,19 +42,71 @@ commands:
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := realMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "wsdirect-bench:", err)
+	code := exitCode(realMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError is a bad command line: exit status 2. printed means the flag
+// package has already shown the fault and the usage.
+type usageError struct {
+	err     error
+	printed bool
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCode reports err on stderr unless it was already shown and returns
+// the exit status: 0 for success and -h, 2 for a bad command line, 1 for a
+// failure.
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		if !ue.printed {
+			fmt.Fprintln(stderr, "wsdirect-bench:", err)
 		}
-		stop()
-		os.Exit(1)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "wsdirect-bench:", err)
+		return 1
 	}
+}
+
+// newFlagSet returns a command's flag set: errors and usage go to stderr,
+// and -h says what the command does before listing its flags.
+func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("wsdirect-bench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: wsdirect-bench %s [flags]\n\n%s\n\nflags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs: flag.ErrHelp for -h (usage printed), a
+// usageError for what the flag package rejects or for stray arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err: err, printed: true}
+	}
+	if fs.NArg() > 0 {
+		return usageError{err: fmt.Errorf("unexpected arguments %q (%s -h lists the flags)", fs.Args(), fs.Name())}
+	}
+	return nil
 }
 
 func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("missing command")
+		return usageError{err: errors.New("missing command")}
 	}
 	switch args[0] {
 	case "run":
@@ -74,18 +126,17 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case loadtest.WorkerCommand:
 		return loadtest.RunWorker(ctx, stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stderr, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usageError{err: fmt.Errorf("unknown command %q", args[0])}
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", "Opens connections through auth at a target rate and reports.", stderr)
 	var (
-		cfg       loadtest.Config
+		cfg       = loadtest.DefaultConfig()
 		sourceIPs string
 		workers   int
 		asJSON    bool
@@ -96,26 +147,23 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&cfg.BearerToken, "bearer-token", "", "bearer token for JWKS/callback auth backends (default: $WSDIRECT_BEARER_TOKEN)")
 	fs.IntVar(&cfg.Conns, "conns", 1000, "connections to open")
 	fs.Float64Var(&cfg.Rate, "rate", 1000, "target connect rate per second (0 = as fast as -concurrency allows)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "handshakes in flight at most")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "handshakes in flight at most")
 	fs.StringVar(&sourceIPs, "source-ips", "", "local source addresses bound round-robin, e.g. 127.0.0.2-127.0.0.9,127.0.0.20")
 	fs.Float64Var(&cfg.MsgRate, "msg-rate", 0, "messages per second per connection (0 = idle); round trips are measured")
-	fs.IntVar(&cfg.MsgSize, "msg-size", 64, "message size in bytes (>= 8)")
+	fs.IntVar(&cfg.MsgSize, "msg-size", cfg.MsgSize, "message size in bytes (>= 8)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send messages, with -msg-rate")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "keep connections open this long after connecting")
-	fs.DurationVar(&cfg.HandshakeTimeout, "timeout", 10*time.Second, "timeout of one auth request + upgrade")
+	fs.DurationVar(&cfg.HandshakeTimeout, "timeout", cfg.HandshakeTimeout, "timeout of one auth request + upgrade")
 	fs.BoolVar(&cfg.TokenInSubprotocol, "token-in-subprotocol", false, "send the token in Sec-WebSocket-Protocol instead of ?token=")
-	fs.IntVar(&cfg.BufferSize, "buffer-size", 1024, "client read/write buffer size per connection")
+	fs.IntVar(&cfg.BufferSize, "buffer-size", cfg.BufferSize, "client read/write buffer size per connection")
 	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM file or bundle of CAs to trust for https:// auth and wss:// nodes (default: system roots)")
 	fs.BoolVar(&cfg.TLSResume, "tls-resume", false, "keep TLS sessions and resume them (as returning clients do)")
 	fs.BoolVar(&cfg.FreshAuthConns, "fresh-auth-conns", false, "a new connection to auth for every connect, as distinct clients have (no keep-alive)")
 	fs.BoolVar(&cfg.ClassicKeyExchange, "classic-kex", false, "offer classical TLS key shares only (X25519), no post-quantum one")
 	fs.IntVar(&workers, "workers", 1, "worker processes (each holds conns/workers; one process may open at most 20,000 files)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("run: unexpected arguments %v", fs.Args())
 	}
 	if cfg.Password == "" {
 		cfg.Password = os.Getenv("WSDIRECT_PASSWORD")
@@ -157,25 +205,21 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", "Starts a local cluster, connects 10,000 clients, kills a node and watches them move (make demo).", stderr)
 	var (
-		cfg      loadtest.DemoConfig
+		cfg      = loadtest.DefaultDemoConfig()
 		keepLogs bool
 	)
 	fs.StringVar(&cfg.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
-	fs.IntVar(&cfg.Nodes, "nodes", 3, "node processes")
-	fs.IntVar(&cfg.Clients, "clients", 10_000, "clients to connect (one process: keep under 19,000)")
-	fs.Float64Var(&cfg.Rate, "rate", 2000, "target connect rate per second")
-	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 60*time.Second, "deadline for all clients to connect")
-	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", 30*time.Second, "deadline for the killed node's clients to reconnect elsewhere")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "node processes")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "clients to connect (one process: keep under 19,000)")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "target connect rate per second")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "deadline for all clients to connect")
+	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", cfg.ReconnectTimeout, "deadline for the killed node's clients to reconnect elsewhere")
 	fs.BoolVar(&keepLogs, "keep-logs", false, "keep the cluster's keys and logs directory")
 	plain := fs.Bool("plain", false, "plain http:// and ws:// on loopback instead of TLS from a local test CA")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("demo: unexpected arguments %v", fs.Args())
 	}
 	cfg.Cluster.TLS = !*plain
 	cfg.Out = stdout
@@ -188,22 +232,18 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg localcluster.Config
+	fs := newFlagSet("cluster", "Starts a local cluster (auth + nodes on loopback) and keeps it up until interrupted.", stderr)
+	cfg := localcluster.DefaultConfig()
 	fs.StringVar(&cfg.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
-	fs.IntVar(&cfg.Nodes, "nodes", 3, "node processes")
-	fs.IntVar(&cfg.Auths, "auths", 1, "auth processes")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "node processes")
+	fs.IntVar(&cfg.Auths, "auths", cfg.Auths, "auth processes")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 19000, "per-node connection cap")
 	fs.StringVar(&cfg.Password, "password", "", "bench user's password (default: random, printed)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for keys and logs (default: a temporary one, removed on exit)")
-	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of every process")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level of every process")
 	fs.BoolVar(&cfg.TLS, "tls", true, "serve auth on https:// and nodes on wss:// with certificates from a local test CA (its root is ca.pem in -dir)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("cluster: unexpected arguments %v", fs.Args())
 	}
 	cfg.KeepDir = cfg.Dir != ""
 	cfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -17,8 +15,7 @@ import (
 // held through worker processes, per-node counts and memory, and the limits
 // set and hit.
 func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("scale", "Holds many connections over a local cluster; per-node counts, memory, limits set and hit (make bench-scale).", stderr)
 	cfg := scalerun.DefaultConfig()
 	var (
 		sourceIPs string
@@ -47,11 +44,8 @@ func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.StringVar(&jsonOut, "json-out", "", "also write the report as JSON to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("scale: unexpected arguments %v", fs.Args())
 	}
 	ips, err := loadtest.ParseSourceIPs(sourceIPs)
 	if err != nil {

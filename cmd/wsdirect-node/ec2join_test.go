@@ -50,7 +50,7 @@ func TestJoinViaEC2Tag(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer obs.Shutdown()
-	_, port, _ := splitHostPort("gossip", obs.GossipAddr())
+	port := cc.BindPort
 
 	t.Setenv("AWS_ACCESS_KEY_ID", ec2sim.TestAccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", ec2sim.TestSecretAccessKey)

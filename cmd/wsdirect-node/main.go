@@ -29,8 +29,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +36,8 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/discover"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
@@ -49,174 +49,155 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], sigs, os.Stderr))
 }
 
-// listFlag collects a repeatable, comma-separated flag.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-
-func (l *listFlag) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
-
 type options struct {
-	name, bind, advertise, gossipBind, gossipAdvertise, gossipKeyFile string
-	advertisePort                                                     int
-	dev                                                               bool
-	join                                                              listFlag
-	joinEC2Tag, ec2Endpoint                                           string
-	maxConns                                                          int
-	authKeys                                                          listFlag
-	upstream, zone, adminTokenFile                                    string
-	drainDeadline                                                     time.Duration
-	logLevel                                                          string
-	tls                                                               *tlscert.Config
+	name, bind, advertise string
+	advertisePort         int
+	gossip                gossipcli.Flags
+	maxConns              int
+	maxConnsPerUser       int
+	authKeys              gossipcli.ListFlag
+	upstream, zone        string
+	adminTokenFile        string
+	tokenAudience         string
+	drainDeadline         time.Duration
+	tokenLeeway           time.Duration
+	tls                   *tlscert.Config
 }
 
+const usageHead = `usage: wsdirect-node [flags]
+
+Serves the WebSocket clients the auth service assigns to this node and
+gossips its live connection count. SIGTERM or SIGINT drains and exits;
+SIGHUP reloads -auth-keys and, with -tls files, the certificate.
+
+flags:
+`
+
+// Bad command lines exit with status 2: errFlagParse when the flag package
+// has printed the fault and the usage, a usageError for a bad combination
+// or value found after parsing.
+var errFlagParse = errors.New("invalid flags")
+
+type usageError struct{ error }
+
+// parseFlags parses and checks the command line. flag.ErrHelp means -h:
+// the usage is printed.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{tls: tlscert.DefaultConfig()}
 	def := node.DefaultConfig()
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("wsdirect-node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.name, "name", host, "unique node id in the cluster; tokens are minted for it")
-	fs.StringVar(&o.bind, "bind", "127.0.0.1:8080", "WebSocket and HTTP listen address")
+	fs.StringVar(&o.bind, "bind", "127.0.0.1:8080", "WebSocket and HTTP listen address, host:port")
 	fs.StringVar(&o.advertise, "advertise", "", `public address clients dial: an IP or host name, or "auto" (EC2 IMDSv2 public-ipv4); default: the -bind host`)
 	fs.IntVar(&o.advertisePort, "advertise-port", 0, "public WebSocket port clients dial (default: the -bind port)")
-	fs.StringVar(&o.gossipBind, "gossip-bind", "0.0.0.0:7946", "serf gossip listen address (UDP and TCP)")
-	fs.StringVar(&o.gossipAdvertise, "gossip-advertise", "", "gossip address other members use, host[:port] (default: derived from -gossip-bind)")
-	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file with the base64 32-byte gossip encryption key (required unless -dev)")
-	fs.BoolVar(&o.dev, "dev", false, "developer mode: allow unencrypted gossip")
-	fs.Var(&o.join, "join", "gossip addresses to join, host[:port] (repeatable or comma list)")
-	fs.StringVar(&o.joinEC2Tag, "join-ec2-tag", "", "join the private IPs of running EC2 instances with this tag, Key=Value")
-	fs.StringVar(&o.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint override (tests, VPC endpoints)")
+	o.gossip.Register(fs)
 	fs.IntVar(&o.maxConns, "max-conns", def.MaxConns, "connection cap; upgrades beyond it get 503")
-	fs.Var(&o.authKeys, "auth-keys", "PEM file or directory with the auth service's public keys (repeatable or comma list; required)")
+	fs.IntVar(&o.maxConnsPerUser, "max-conns-per-user", def.MaxConnsPerUser, "open connections one user may hold on this node; more get 429 (0: no limit)")
+	fs.Var(&o.authKeys, "auth-keys", "PEM `file` or directory with the auth service's public keys (repeatable or comma list; required)")
 	fs.StringVar(&o.upstream, "upstream", "", "relay each client to this ws:// app on the same host (default: built-in echo)")
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file with the bearer token for POST /admin/drain (default: endpoint disabled)")
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.tokenAudience, "token-audience", "", "token audience this node accepts (default: -name, the audience auth mints for it); set a shared one only behind a balancer that picks the node, where a token is good once on each node sharing it")
+	fs.DurationVar(&o.tokenLeeway, "token-leeway", token.DefaultLeeway, "clock skew tolerated between auth and node hosts for token times; tokens issued before the node started plus this are refused")
 	o.tls.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errFlagParse
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	switch {
-	case o.name == "":
-		return nil, errors.New("-name is required")
-	case len(o.authKeys) == 0:
-		return nil, errors.New("-auth-keys is required: the auth service's public key file(s)")
-	case o.gossipKeyFile == "" && !o.dev:
-		return nil, errors.New("-gossip-key-file is required (or -dev for unencrypted gossip on a developer machine)")
-	case o.maxConns <= 0:
-		return nil, fmt.Errorf("-max-conns must be > 0, got %d", o.maxConns)
-	case o.drainDeadline <= 0:
-		return nil, fmt.Errorf("-drain-deadline must be > 0, got %s", o.drainDeadline)
-	}
-	if err := o.tls.CheckFlags(o.bind, o.dev, true); err != nil {
-		return nil, err
+	if err := o.check(fs); err != nil {
+		return nil, usageError{err}
 	}
 	return o, nil
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("-log-level: %w", err)
+func (o *options) check(fs *flag.FlagSet) error {
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	case o.name == "":
+		return errors.New("-name is required")
+	case len(o.authKeys) == 0:
+		return errors.New("-auth-keys is required: the auth service's public key file(s)")
+	case o.maxConns <= 0:
+		return fmt.Errorf("-max-conns must be > 0, got %d", o.maxConns)
+	case o.maxConnsPerUser < 0:
+		return fmt.Errorf("-max-conns-per-user must be >= 0, got %d", o.maxConnsPerUser)
+	case o.tokenLeeway < 0:
+		return fmt.Errorf("-token-leeway must be >= 0, got %s", o.tokenLeeway)
+	case o.drainDeadline <= 0:
+		return fmt.Errorf("-drain-deadline must be > 0, got %s", o.drainDeadline)
 	}
-	return l, nil
-}
-
-// splitHostPort parses host:port with a numeric port.
-func splitHostPort(flagName, v string) (string, int, error) {
-	host, p, err := net.SplitHostPort(v)
-	if err != nil {
-		return "", 0, fmt.Errorf("-%s %q: %w", flagName, v, err)
+	if _, _, err := net.SplitHostPort(o.bind); err != nil {
+		return fmt.Errorf("-bind: %w", err)
 	}
-	port, err := strconv.Atoi(p)
-	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("-%s %q: bad port", flagName, v)
+	if err := o.gossip.Validate(); err != nil {
+		return err
 	}
-	return host, port, nil
+	return o.tls.CheckFlags(o.bind, o.gossip.Dev, true)
 }
 
 // run is main without the process: it returns the exit code. sigs delivers
 // SIGTERM/SIGINT (drain and exit) and SIGHUP (reload keys).
 func run(ctx context.Context, args []string, sigs <-chan os.Signal, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	var ue usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "wsdirect-node:", err)
+	case errors.Is(err, errFlagParse):
+		return 2
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "wsdirect-node: %v\n(wsdirect-node -h lists the flags)\n", err)
 		return 2
 	}
-	level, err := parseLevel(o.logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "wsdirect-node:", err)
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", o.name)
+	log := o.gossip.Logger(stderr)
 	if err := serve(ctx, o, sigs, log); err != nil {
-		log.Error("exiting", "err", err)
+		log.Error("exiting", "node", o.name, "err", err)
 		return 1
 	}
 	return 0
 }
 
 func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Logger) error {
+	// The node and cluster packages label their own lines (node=, and
+	// component=cluster member=); this command's lines carry node= too.
+	mlog := log.With("node", o.name)
+	// Tokens issued before this moment (plus the clock-skew leeway) may have
+	// been used by this node's previous process; see
+	// token.Verifier.RejectIssuedBefore.
+	started := time.Now()
 	limit, known := openFileLimit()
-	checkFileLimit(log, o.maxConns, limit, known)
+	checkFileLimit(mlog, o.maxConns, limit, known)
 	keys, err := token.LoadKeySet(o.authKeys...)
 	if err != nil {
 		return fmt.Errorf("-auth-keys: %w", err)
 	}
 	var adminToken string
 	if o.adminTokenFile != "" {
-		b, err := os.ReadFile(o.adminTokenFile)
-		if err != nil {
-			return fmt.Errorf("-admin-token-file: %w", err)
-		}
-		if adminToken = strings.TrimSpace(string(b)); adminToken == "" {
-			return fmt.Errorf("-admin-token-file %s is empty", o.adminTokenFile)
-		}
-	}
-	var gossipKey []byte
-	if o.gossipKeyFile != "" {
-		if gossipKey, err = cluster.LoadKeyFile(o.gossipKeyFile); err != nil {
+		if adminToken, err = secret.Read("-admin-token-file", o.adminTokenFile); err != nil {
 			return err
 		}
 	}
-	if o.joinEC2Tag != "" {
-		if _, _, err := discover.ParseTag(o.joinEC2Tag); err != nil {
-			return fmt.Errorf("-join-ec2-tag: %w", err)
-		}
-	}
-	bindHost, bindPort, err := splitHostPort("bind", o.bind)
+	cc, err := o.gossip.ClusterConfig(o.name, cluster.RoleNode, log)
 	if err != nil {
 		return err
 	}
-	gHost, gPort, err := splitHostPort("gossip-bind", o.gossipBind)
+	jc, err := o.gossip.JoinConfig(ctx, mlog)
 	if err != nil {
 		return err
 	}
-	var gAdvHost string
-	var gAdvPort int
-	if o.gossipAdvertise != "" {
-		gAdvHost, gAdvPort = o.gossipAdvertise, 0
-		if h, p, err := net.SplitHostPort(o.gossipAdvertise); err == nil {
-			if gAdvPort, err = strconv.Atoi(p); err != nil {
-				return fmt.Errorf("-gossip-advertise %q: bad port", o.gossipAdvertise)
-			}
-			gAdvHost = h
-		}
+	bindHost, _, err := net.SplitHostPort(o.bind)
+	if err != nil {
+		return fmt.Errorf("-bind: %w", err)
 	}
 
 	// Listen before announcing ourselves, so a node that cannot serve
@@ -226,9 +207,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 		return err
 	}
 	defer ln.Close()
-	if bindPort == 0 {
-		bindPort = ln.Addr().(*net.TCPAddr).Port
-	}
+	bindPort := ln.Addr().(*net.TCPAddr).Port
 
 	public, err := advertiseAddr(ctx, o.advertise, bindHost)
 	if err != nil {
@@ -247,12 +226,12 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 		tc.Names = []string{public}
 	}
 	tc.ListenAddr = ln.Addr().String()
-	tc.Logger, tc.Registry = log, reg
+	tc.Logger, tc.Registry = mlog, reg
 	if tc.Tickets == tlscert.TicketsCluster {
-		if gossipKey == nil {
+		if cc.SecretKey == nil {
 			tc.Tickets = tlscert.TicketsProcess // -dev without a key: nothing shared to derive from
 		}
-		tc.TicketSecret = gossipKey
+		tc.TicketSecret = cc.SecretKey
 	}
 	certs, err := tlscert.New(&tc)
 	if err != nil {
@@ -260,11 +239,6 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	}
 	defer certs.Close()
 
-	cc := cluster.DefaultConfig()
-	cc.Name = o.name
-	cc.Role = cluster.RoleNode
-	cc.BindAddr, cc.BindPort = gHost, gPort
-	cc.AdvertiseAddr, cc.AdvertisePort = gAdvHost, gAdvPort
 	cc.PublicAddr, cc.WSPort = public, wsPort
 	cc.WSScheme = certs.Scheme()
 	// Joined not ready until a certificate is in place: auth sees the node
@@ -272,9 +246,6 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	cc.NotReady = certs.Ready() != nil
 	cc.Cap = o.maxConns
 	cc.Zone = o.zone
-	cc.SecretKey = gossipKey
-	cc.Dev = o.dev
-	cc.Logger = log.With("component", "cluster")
 	cl, err := cluster.Create(cc)
 	if err != nil {
 		return err
@@ -289,12 +260,18 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc := node.DefaultConfig()
 	nc.Name = o.name
 	nc.MaxConns = o.maxConns
+	nc.MaxConnsPerUser = o.maxConnsPerUser
 	nc.Upstream = o.upstream
 	nc.DrainDeadline = o.drainDeadline
 	nc.AdminToken = adminToken
 	nc.Logger = log
 	nc.Registry = reg
-	verifier := token.NewVerifier(o.name, keys)
+	audience := o.tokenAudience
+	if audience == "" {
+		audience = o.name
+	}
+	verifier := token.NewVerifier(audience, keys).WithLeeway(o.tokenLeeway)
+	verifier.RejectIssuedBefore(started.Add(o.tokenLeeway))
 	n, err := node.New(nc, verifier, cl)
 	if err != nil {
 		return err
@@ -313,34 +290,32 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	if err := certs.Start(ctx, tlscert.HealthOnly(n.Handler())); err != nil {
 		return err
 	}
-	log.Info("serving", "bind", ln.Addr().String(), "url", cluster.Member{Addr: public, Port: wsPort, Scheme: certs.Scheme()}.URL(),
+	mlog.Info("serving", "bind", ln.Addr().String(), "url", cluster.Member{Addr: public, Port: wsPort, Scheme: certs.Scheme()}.URL(),
 		"tls", string(certs.Mode()), "gossip", cl.GossipAddr(), "max_conns", o.maxConns, "upstream", o.upstream, "keys", keys.IDs())
 
 	joinCtx, stopJoin := context.WithCancel(ctx)
 	defer stopJoin()
-	if len(o.join) > 0 || o.joinEC2Tag != "" {
-		go joinLoop(joinCtx, o, cl, log)
-	}
+	go func() { _ = gossipcli.Join(joinCtx, cl, jc) }() // logs its own progress
 
 	// Wait for a reason to stop.
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
 	case <-n.Drained():
-		log.Info("drained via admin endpoint; leaving")
+		mlog.Info("drained via admin endpoint; leaving")
 	case <-ctx.Done():
-	case <-waitStop(sigs, verifier, o.authKeys, certs, log):
-		log.Info("signal received; draining", "deadline", o.drainDeadline)
+	case <-waitStop(sigs, verifier, o.authKeys, certs, mlog):
+		mlog.Info("signal received; draining", "deadline", o.drainDeadline)
 		drainCtx, cancel := context.WithTimeout(ctx, o.drainDeadline)
 		drained := make(chan error, 1)
 		go func() { drained <- n.Drain(drainCtx) }()
 		select {
 		case err := <-drained:
 			if err != nil {
-				log.Warn("drain incomplete", "err", err)
+				mlog.Warn("drain incomplete", "err", err)
 			}
-		case <-waitStop(sigs, verifier, o.authKeys, certs, log):
-			log.Warn("second signal: exiting without finishing the drain")
+		case <-waitStop(sigs, verifier, o.authKeys, certs, mlog):
+			mlog.Warn("second signal: exiting without finishing the drain")
 		}
 		cancel()
 	}
@@ -352,19 +327,19 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	select {
 	case err := <-leaveDone:
 		if err != nil {
-			log.Warn("cluster leave", "err", err)
+			mlog.Warn("cluster leave", "err", err)
 		}
 	case <-time.After(10 * time.Second):
-		log.Warn("cluster leave timed out")
+		mlog.Warn("cluster leave timed out")
 	}
 	left = true
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx) // hijacked WebSockets are not waited for
 	if err := n.Close(); err != nil {
-		log.Warn("close", "err", err)
+		mlog.Warn("close", "err", err)
 	}
-	log.Info("stopped")
+	mlog.Info("stopped")
 	return nil
 }
 
@@ -412,49 +387,4 @@ func advertiseAddr(ctx context.Context, flagValue, bindHost string) (string, err
 		return "", fmt.Errorf("-advertise: %w", err)
 	}
 	return addr, nil
-}
-
-// joinLoop joins the cluster, retrying with backoff until some member
-// answers: at boot the others may not be up yet, and EC2 tag lookups may
-// see instances still starting.
-func joinLoop(ctx context.Context, o *options, cl *cluster.Cluster, log *slog.Logger) {
-	backoff := time.Second
-	for {
-		addrs := append([]string(nil), o.join...)
-		if o.joinEC2Tag != "" {
-			ips, err := ec2TagAddrs(ctx, o)
-			if err != nil {
-				log.Warn("EC2 tag lookup failed", "tag", o.joinEC2Tag, "err", err)
-			}
-			addrs = append(addrs, ips...)
-		}
-		if len(addrs) > 0 {
-			n, err := cl.Join(addrs)
-			if err == nil {
-				log.Info("joined", "contacted", n)
-				return
-			}
-			log.Warn("join failed; retrying", "err", err, "in", backoff)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
-}
-
-func ec2TagAddrs(ctx context.Context, o *options) ([]string, error) {
-	key, value, err := discover.ParseTag(o.joinEC2Tag)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	client, err := discover.NewEC2Client(ctx, o.ec2Endpoint)
-	if err != nil {
-		return nil, err
-	}
-	return discover.EC2Tag(ctx, client, key, value)
 }

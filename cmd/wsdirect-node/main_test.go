@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -60,7 +62,9 @@ type harness struct {
 	exit   chan int
 	logs   *lockedBuffer
 	toks   []string
-	client *tls.Config
+	args   []string
+	client *tls.Config   // nil: plain http and ws
+	ready  time.Duration // bound of the wait for /readyz
 }
 
 // start runs the node binary's run() in-process with a fresh key pair in a
@@ -81,7 +85,10 @@ type hopts struct {
 
 func startWith(t *testing.T, o hopts, extra ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}, client: o.client}
+	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}, client: o.client, ready: o.ready}
+	if h.ready == 0 {
+		h.ready = 10 * time.Second
+	}
 	_, priv, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -105,14 +112,44 @@ func startWith(t *testing.T, o hopts, extra ...string) *harness {
 		"-name", "n1", "-bind", h.addr, "-gossip-bind", "127.0.0.1:0", "-dev",
 		"-auth-keys", keys, "-admin-token-file", filepath.Join(h.dir, "admin"),
 		"-drain-deadline", "3s", "-log-level", "debug",
+		// One host, one clock: no skew to allow for, so tokens minted right
+		// after the start are accepted at once.
+		"-token-leeway", "0s",
 	}, extra...)
-	go func() { h.exit <- run(context.Background(), args, h.sigs, h.logs) }()
-	wait := o.ready
-	if wait == 0 {
-		wait = 10 * time.Second
-	}
+	h.args = args
+	h.run()
+	t.Cleanup(func() {
+		select {
+		case h.sigs <- syscall.SIGTERM:
+		default:
+		}
+		select {
+		case <-h.exit:
+		case <-time.After(15 * time.Second):
+			t.Error("node did not exit")
+		}
+		logs := h.logs.String()
+		for _, tok := range h.toks {
+			if strings.Contains(logs, tok) {
+				t.Error("a token was logged")
+			}
+		}
+		// Every run's lines, TLS modes included: one JSON object each, no
+		// key twice.
+		if _, err := logcheck.Lines([]byte(logs)); err != nil {
+			t.Error(err)
+		}
+	})
+	return h
+}
+
+// run starts run() with h.args and waits until the node is ready.
+func (h *harness) run() {
+	t := h.t
+	t.Helper()
+	go func() { h.exit <- run(context.Background(), h.args, h.sigs, h.logs) }()
 	hc := h.httpClient()
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(h.ready)
 	for {
 		resp, err := hc.Get(h.httpURL("/readyz"))
 		if err == nil {
@@ -131,24 +168,21 @@ func startWith(t *testing.T, o hopts, extra ...string) *harness {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Cleanup(func() {
-		select {
-		case h.sigs <- syscall.SIGTERM:
-		default:
-		}
-		select {
-		case <-h.exit:
-		case <-time.After(15 * time.Second):
-			t.Error("node did not exit")
-		}
-		logs := h.logs.String()
-		for _, tok := range h.toks {
-			if strings.Contains(logs, tok) {
-				t.Error("a token was logged")
-			}
-		}
-	})
-	return h
+}
+
+// restart stops the node with SIGTERM and starts it again with the same
+// flags, keys and address: a new process as far as the node knows.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.sigs <- syscall.SIGTERM
+	if code := h.waitExit(15 * time.Second); code != 0 {
+		h.t.Fatalf("exit %d before the restart", code)
+	}
+	<-h.exit // waitExit left the code for Cleanup
+	// A fresh signal channel: the old process's signal goroutine may still
+	// be reading the old one (a process would have exited).
+	h.sigs = make(chan os.Signal, 2)
+	h.run()
 }
 
 // httpClient reaches the node's HTTP endpoints, over TLS when it serves it.
@@ -167,17 +201,34 @@ func (h *harness) httpURL(path string) string {
 }
 
 func (h *harness) dial(s *token.Signer) (*websocket.Conn, error) {
+	ws, _, err := h.dialToken(h.mint(s))
+	return ws, err
+}
+
+func (h *harness) mint(s *token.Signer) string {
 	tok, _, err := s.Mint("alice", "n1")
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.toks = append(h.toks, tok)
+	return tok
+}
+
+// dialToken presents tok; on refusal it returns the JSON error code.
+func (h *harness) dialToken(tok string) (*websocket.Conn, string, error) {
 	d, scheme := *websocket.DefaultDialer, "ws://"
 	if h.client != nil {
 		d.TLSClientConfig, scheme = h.client, "wss://"
 	}
-	ws, _, err := d.Dial(scheme+h.addr+wire.WSPath+"?token="+tok, nil)
-	return ws, err
+	ws, resp, err := d.Dial(scheme+h.addr+wire.WSPath+"?token="+tok, nil)
+	code := ""
+	if resp != nil && err != nil {
+		var we wire.Error
+		if json.NewDecoder(resp.Body).Decode(&we) == nil {
+			code = we.Code
+		}
+	}
+	return ws, code, err
 }
 
 func (h *harness) waitExit(within time.Duration) int {
@@ -210,7 +261,7 @@ func TestFlagErrors(t *testing.T) {
 		"bad cap":             {[]string{"-dev", "-auth-keys", pub, "-max-conns", "0"}, 2, "-max-conns"},
 		"missing key file":    {[]string{"-dev", "-auth-keys", filepath.Join(dir, "nope.pub")}, 1, "-auth-keys"},
 		"wildcard, no advert": {[]string{"-dev", "-auth-keys", pub, "-bind", "0.0.0.0:0", "-gossip-bind", "127.0.0.1:0"}, 1, "-advertise is required"},
-		"bad ec2 tag":         {[]string{"-dev", "-auth-keys", pub, "-bind", "127.0.0.1:0", "-join-ec2-tag", "novalue"}, 1, "-join-ec2-tag"},
+		"bad ec2 tag":         {[]string{"-dev", "-auth-keys", pub, "-bind", "127.0.0.1:0", "-join-ec2-tag", "novalue"}, 2, "-join-ec2-tag"},
 		"bad gossip key":      {[]string{"-auth-keys", pub, "-gossip-key-file", pub}, 1, "gossip key"},
 	}
 	for name, tc := range cases {
@@ -379,4 +430,68 @@ func TestFileLimitWarning(t *testing.T) {
 	if strings.Contains(under.logs.String(), "open-file limit") {
 		t.Errorf("warning for -max-conns %d with nofile %d", limit-fileReserve, limit)
 	}
+}
+
+// TestLogLines: a node's whole life (start, join, a client, SIGHUP, drain,
+// leave) logs only JSON lines, none with a key twice. The node and cluster
+// packages add their own keys (node=, component=cluster), so the command
+// must not add them again.
+func TestLogLines(t *testing.T) {
+	cc := cluster.LocalConfig()
+	cc.Name, cc.Role, cc.Dev = "observer", cluster.RoleAuth, true
+	obs, err := cluster.Create(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Shutdown()
+	h := start(t, "-join", obs.GossipAddr()) // at -log-level debug
+	ws, err := h.dial(h.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	h.sigs <- syscall.SIGHUP
+	h.sigs <- syscall.SIGTERM
+	if code := h.waitExit(12 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	logs := h.logs.String()
+	n, err := logcheck.Lines([]byte(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"msg":"serving"`, `"msg":"joined cluster"`, `"msg":"SIGHUP: auth keys reloaded"`, `"msg":"stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %s line among %d:\n%s", want, n, logs)
+		}
+	}
+	t.Logf("%d log lines checked", n)
+}
+
+// TestReplayAfterRestart: a token used before the node restarted is refused
+// after it (issued_before_start), although the new process's replay cache
+// has never seen it; a token minted after the restart connects.
+func TestReplayAfterRestart(t *testing.T) {
+	h := start(t)
+	tok := h.mint(h.signer)
+	ws, _, err := h.dialToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.Close()
+	if _, code, err := h.dialToken(tok); err == nil || code != string(token.ReasonReplayed) {
+		t.Fatalf("replay on the same process: %v %q, want refused as replayed", err, code)
+	}
+	h.restart()
+	if ws, code, err := h.dialToken(tok); err == nil {
+		ws.Close()
+		t.Fatal("a token used before the restart connected again after it")
+	} else if code != string(token.ReasonBeforeStart) {
+		t.Fatalf("replay after the restart: %v %q, want %q", err, code, token.ReasonBeforeStart)
+	}
+	ws, err = h.dial(h.signer)
+	if err != nil {
+		t.Fatalf("a fresh token after the restart: %v", err)
+	}
+	ws.Close()
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/pebble"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
@@ -187,14 +188,19 @@ func TestTLSACME(t *testing.T) {
 	}
 	const ip = "127.0.9.1"
 	httpPort, tlsPort := pebble.FreePortOn(t, ip), pebble.FreePortOn(t, ip)
-	p := pebble.Prepare(t, pebble.Options{HTTPPort: httpPort, TLSPort: tlsPort})
+	po := pebble.DefaultOptions()
+	po.HTTPPort, po.TLSPort = httpPort, tlsPort
+	p := pebble.Prepare(t, po)
 	obs := observer(t)
 	httpAddr := net.JoinHostPort(ip, strconv.Itoa(httpPort))
 	args := []string{"-name", "n1", "-bind", net.JoinHostPort(ip, strconv.Itoa(tlsPort)), "-gossip-bind", "127.0.0.1:0", "-dev",
 		"-join", obs.GossipAddr(), "-log-level", "debug",
 		"-tls", "acme", "-acme-directory", p.DirectoryURL(), "-acme-ca-root", p.CAFile,
 		"-acme-storage", filepath.Join(t.TempDir(), "acme"), "-acme-http-bind", httpAddr,
-		"-acme-retry-min", "200ms", "-acme-retry-max", "1s"}
+		"-acme-retry-min", "200ms", "-acme-retry-max", "1s",
+		// One host, one clock: a token minted as soon as the node is ready
+		// must not fall within the restart leeway.
+		"-token-leeway", "0s"}
 
 	// run, not the harness: the node cannot answer /readyz over TLS yet.
 	dir := t.TempDir()
@@ -214,6 +220,15 @@ func TestTLSACME(t *testing.T) {
 		case <-exit:
 		case <-time.After(15 * time.Second):
 			t.Error("node did not exit")
+		}
+		// The ACME library's lines (bridged from zap) obey the same rule
+		// as the node's own: one JSON object, no key twice.
+		n, err := logcheck.Lines([]byte(logs.String()))
+		if err != nil {
+			t.Error(err)
+		}
+		if !strings.Contains(logs.String(), `"library":"certmagic"`) {
+			t.Errorf("no line from the ACME library among %d", n)
 		}
 		if t.Failed() {
 			t.Logf("node log:\n%s", logs.String())

@@ -40,32 +40,29 @@ func TestUserDataFlagsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := userdata.Config{
-		Role: userdata.RoleNode, ReleaseURL: "https://example.com/wsdirect-node", JoinTag: "k=v",
-		GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", AuthPublicKeys: string(pem),
-	}
-	for name, mut := range map[string]func(*userdata.Config){
-		"acme ip": func(*userdata.Config) {},
-		"acme names": func(c *userdata.Config) {
+	for name, tc := range map[string]struct {
+		mode string
+		mut  func(*userdata.Config)
+	}{
+		"acme ip": {userdata.TLSACME, func(*userdata.Config) {}},
+		"acme names": {userdata.TLSACME, func(c *userdata.Config) {
 			c.Advertise, c.ACMEEmail, c.ACMEProfile = "%l.ws.example.com", "ops@example.com", "tlsserver"
-		},
-		"files":   func(c *userdata.Config) { c.TLS = userdata.TLSFiles },
-		"offload": func(c *userdata.Config) { c.TLS, c.AdvertisePort = userdata.TLSOffload, 443 },
+		}},
+		"files":   {userdata.TLSFiles, func(*userdata.Config) {}},
+		"offload": {userdata.TLSOffload, func(c *userdata.Config) { c.AdvertisePort = 443 }},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := base
-			mut(&c)
+			c := userdata.DefaultConfigTLS(userdata.RoleNode, tc.mode)
+			c.ReleaseURL, c.JoinTag = "https://example.com/wsdirect-node", "k=v"
+			c.GossipKey, c.AuthPublicKeys = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", string(pem)
+			tc.mut(&c)
 			args := execArgs(t, c)
 			o, err := parseFlags(args, io.Discard)
 			if err != nil {
 				t.Fatalf("%v: %v", args, err)
 			}
-			want := c.TLS
-			if want == "" {
-				want = userdata.DefaultTLS
-			}
-			if string(o.tls.Mode) != want {
-				t.Errorf("mode %s, want %s", o.tls.Mode, want)
+			if string(o.tls.Mode) != tc.mode {
+				t.Errorf("mode %s, want %s", o.tls.Mode, tc.mode)
 			}
 		})
 	}

@@ -29,9 +29,16 @@ const usage = `usage: wsdirect-plot balance [flags]
 
 Commands:
   balance   balance of a burst of assignments under stale gossip, per strategy
+
+"wsdirect-plot balance -h" lists its flags.
 `
 
-// run is main without the process; it returns the exit code.
+// errFlagParse means the flag package already printed the fault and the
+// usage.
+var errFlagParse = errors.New("invalid flags")
+
+// run is main without the process; it returns the exit code: 0, or 2 for a
+// bad command line or a failure. Usage goes to stderr.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -40,15 +47,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "balance":
 		if err := balanceCmd(args[1:], stdout, stderr); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
+			switch {
+			case errors.Is(err, flag.ErrHelp):
 				return 0
+			case !errors.Is(err, errFlagParse): // else flag printed it
+				fmt.Fprintln(stderr, "wsdirect-plot balance:", err)
 			}
-			fmt.Fprintln(stderr, "wsdirect-plot balance:", err)
 			return 2
 		}
 		return 0
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stderr, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "wsdirect-plot: unknown command %q\n%s", args[0], usage)
@@ -58,8 +67,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func balanceCmd(args []string, stdout, stderr io.Writer) error {
 	def := balance.DefaultConfig()
-	fs := flag.NewFlagSet("balance", flag.ContinueOnError)
+	fs := flag.NewFlagSet("wsdirect-plot balance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: wsdirect-plot balance [flags]
+
+Simulates a burst of assignments under stale gossip for every assignment
+strategy, writes the PNG and prints the Markdown table that goes with it.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
 	out := fs.String("out", "docs/img/balance.png", "PNG file to write")
 	nodes := fs.Int("nodes", def.Base.Nodes, "nodes in the cluster")
 	auths := fs.Int("auths", def.Base.Auths, "auth instances picking independently")
@@ -70,7 +89,10 @@ func balanceCmd(args []string, stdout, stderr io.Writer) error {
 	checkpoints := fs.Int("checkpoints", def.Checkpoints, "points on each course line")
 	seed := fs.Uint64("seed", def.Base.Seed, "random seed (same seed, same figures)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errFlagParse
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -84,6 +106,9 @@ func balanceCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := def
 	cfg.Base.Nodes, cfg.Base.Auths, cfg.Base.Assignments, cfg.Base.Lag, cfg.Base.Seed = *nodes, *auths, *burst, *lag, *seed
+	// The auth service settles pending assignments after about one gossip
+	// lag.
+	cfg.Base.Settle = *lag
 	cfg.Rates, cfg.CourseRate, cfg.Checkpoints = rs, *courseRate, *checkpoints
 
 	start := time.Now()

@@ -22,41 +22,81 @@ const (
 	ModeTCP = "tcp"
 )
 
-// Defaults applied by Render to zero-valued Config fields.
+// The values DefaultConfig sets. The provider documents them as the
+// defaults of its optional settings.
 const (
-	DefaultBind                = "*:80"
-	DefaultMode                = ModeHTTP
-	DefaultBalance             = "leastconn"
-	DefaultMaxConn             = 100000
-	DefaultHealthCheckPath     = "/healthz"
+	// DefaultBind is the HTTP port on every IPv4 address.
+	DefaultBind = "*:80"
+	// DefaultMode is the article's setup: HAProxy sees the upgrade, adds
+	// X-Forwarded-For and checks the nodes over HTTP.
+	DefaultMode = ModeHTTP
+	// DefaultBalance spreads long-lived WebSockets by open connections,
+	// not by requests.
+	DefaultBalance = "leastconn"
+	// DefaultMaxConn has room for ten nodes at node.DefaultConfig's cap
+	// of 10,000; HAProxy then needs a descriptor limit of about
+	// 2 × DefaultMaxConn.
+	DefaultMaxConn = 100000
+	// DefaultHealthCheckPath is wsdirect-node's liveness endpoint.
+	DefaultHealthCheckPath = "/healthz"
+	// A node that stops answering leaves rotation after Fall × Interval =
+	// 6 s and comes back Rise × Interval = 4 s after it recovers.
 	DefaultHealthCheckInterval = 2 * time.Second
 	DefaultHealthCheckFall     = 3
 	DefaultHealthCheckRise     = 2
-	DefaultTimeoutConnect      = 5 * time.Second
-	DefaultTimeoutClient       = 30 * time.Second
-	DefaultTimeoutServer       = 30 * time.Second
-	DefaultTimeoutTunnel       = time.Hour
-	DefaultTimeoutClientFin    = 30 * time.Second
+	// DefaultTimeoutConnect is far above a round trip inside a VPC and
+	// covers a lost SYN.
+	DefaultTimeoutConnect = 5 * time.Second
+	// DefaultTimeoutClient and DefaultTimeoutServer bound the HTTP phase
+	// before the upgrade.
+	DefaultTimeoutClient = 30 * time.Second
+	DefaultTimeoutServer = 30 * time.Second
+	// DefaultTimeoutTunnel must exceed the node's ping interval (30 s by
+	// default); an hour only reaps tunnels whose ends both went silent.
+	DefaultTimeoutTunnel = time.Hour
+	// DefaultTimeoutClientFin keeps clients that vanished after their FIN
+	// from pinning a tunnel for an hour.
+	DefaultTimeoutClientFin = 30 * time.Second
 	// DefaultBackendPort is the port wsdirect-node serves WebSockets on.
 	DefaultBackendPort = 8080
 )
+
+// DefaultConfig returns a production-shaped configuration; the caller sets
+// Backends (and usually SourceIPs).
+func DefaultConfig() Config {
+	return Config{
+		Bind:                DefaultBind,
+		Mode:                DefaultMode,
+		Balance:             DefaultBalance,
+		MaxConn:             DefaultMaxConn,
+		HealthCheckPath:     DefaultHealthCheckPath,
+		HealthCheckInterval: DefaultHealthCheckInterval,
+		HealthCheckFall:     DefaultHealthCheckFall,
+		HealthCheckRise:     DefaultHealthCheckRise,
+		TimeoutConnect:      DefaultTimeoutConnect,
+		TimeoutClient:       DefaultTimeoutClient,
+		TimeoutServer:       DefaultTimeoutServer,
+		TimeoutTunnel:       DefaultTimeoutTunnel,
+		TimeoutClientFin:    DefaultTimeoutClientFin,
+	}
+}
 
 // Backend is one wsdirect node HAProxy forwards to.
 type Backend struct {
 	// Name identifies the node in server names (e.g. "node1" gives
 	// "node1_src1", "node1_src2", ...). Letters, digits, '_', '-' and '.';
-	// default "node<N>" (1-based position in Config.Backends).
+	// empty means "node<N>", N its 1-based position in Config.Backends.
 	Name string
 	// Address is the node's IP address (usually its private IP) or a DNS
 	// host name resolved by HAProxy at start-up.
 	Address string
-	// Port is the node's WebSocket port; default DefaultBackendPort.
+	// Port is the node's WebSocket port (wsdirect-node's is
+	// DefaultBackendPort). Required.
 	Port int
 }
 
-// Config describes one haproxy.cfg. Zero values take the documented
-// defaults, so Config{Backends: ..., SourceIPs: ...} is a complete,
-// production-shaped configuration.
+// Config describes one haproxy.cfg. Start from DefaultConfig; Render
+// rejects invalid fields.
 type Config struct {
 	// Backends lists the nodes. At least one is required.
 	Backends []Backend
@@ -73,31 +113,33 @@ type Config struct {
 	// HAProxy through the environment.
 	SourceIPs []string
 	// Bind is the frontend's listen address as "host:port"; host may be
-	// "*" or empty for all IPv4 addresses. Default DefaultBind.
+	// "*" or empty for all IPv4 addresses.
 	Bind string
-	// Mode is ModeHTTP (default) or ModeTCP.
+	// Mode is ModeHTTP or ModeTCP.
 	Mode string
-	// Balance is the load-balancing algorithm: "leastconn" (default),
-	// "roundrobin", "source", "random" or "random(N)".
+	// Balance is the load-balancing algorithm: "leastconn", "roundrobin",
+	// "source", "random" or "random(N)".
 	Balance string
 	// MaxConn caps concurrent connections for the whole process and the
-	// frontend. Default DefaultMaxConn. Each proxied connection uses two
-	// file descriptors, so HAProxy needs a descriptor limit of about
-	// 2×MaxConn.
+	// frontend; at least 1. Each proxied connection uses two file
+	// descriptors, so HAProxy needs a descriptor limit of about 2×MaxConn.
 	MaxConn int
 	// ServerMaxConn caps concurrent connections per server line (per
 	// backend and source IP). 0 means no per-server cap.
 	ServerMaxConn int
 	// HealthCheckPath is the HTTP path checked in ModeHTTP
-	// ("option httpchk GET <path>", expecting 200). Default
-	// DefaultHealthCheckPath. Ignored in ModeTCP, where checks are TCP
-	// connects.
+	// ("option httpchk GET <path>", expecting 200). Ignored in ModeTCP,
+	// where checks are TCP connects.
 	HealthCheckPath string
-	// HealthCheckInterval is the time between checks ("inter").
+	// HealthCheckInterval is the time between checks ("inter"). It and
+	// the timeouts below must be whole milliseconds from 1ms to HAProxy's
+	// largest timer (about 24.8 days).
 	HealthCheckInterval time.Duration
-	// HealthCheckFall is how many failed checks mark a server down.
+	// HealthCheckFall is how many failed checks mark a server down; at
+	// least 1.
 	HealthCheckFall int
-	// HealthCheckRise is how many passed checks mark a server up again.
+	// HealthCheckRise is how many passed checks mark a server up again; at
+	// least 1.
 	HealthCheckRise int
 	// TimeoutConnect bounds the TCP connect to a node.
 	TimeoutConnect time.Duration
@@ -150,55 +192,32 @@ var (
 // maxTimeout is HAProxy's largest timer value, 2^31-1 milliseconds.
 const maxTimeout = time.Duration(math.MaxInt32) * time.Millisecond
 
-// withDefaults returns c with zero-valued fields set to their defaults.
-// Slices are copied so that normalising never aliases the caller's data.
-func (c Config) withDefaults() Config {
+// normalized returns c with Backend names filled in by position. Slices
+// are copied so that normalising never aliases the caller's data.
+func (c Config) normalized() Config {
 	out := c
 	out.Backends = make([]Backend, len(c.Backends))
 	for i, b := range c.Backends {
 		if b.Name == "" {
 			b.Name = fmt.Sprintf("node%d", i+1)
 		}
-		if b.Port == 0 {
-			b.Port = DefaultBackendPort
-		}
 		out.Backends[i] = b
 	}
 	out.SourceIPs = append([]string(nil), c.SourceIPs...)
-	setDefault(&out.Bind, DefaultBind)
-	setDefault(&out.Mode, DefaultMode)
-	setDefault(&out.Balance, DefaultBalance)
-	setDefault(&out.MaxConn, DefaultMaxConn)
-	setDefault(&out.HealthCheckPath, DefaultHealthCheckPath)
-	setDefault(&out.HealthCheckInterval, DefaultHealthCheckInterval)
-	setDefault(&out.HealthCheckFall, DefaultHealthCheckFall)
-	setDefault(&out.HealthCheckRise, DefaultHealthCheckRise)
-	setDefault(&out.TimeoutConnect, DefaultTimeoutConnect)
-	setDefault(&out.TimeoutClient, DefaultTimeoutClient)
-	setDefault(&out.TimeoutServer, DefaultTimeoutServer)
-	setDefault(&out.TimeoutTunnel, DefaultTimeoutTunnel)
-	setDefault(&out.TimeoutClientFin, DefaultTimeoutClientFin)
 	return out
 }
 
-func setDefault[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
-	}
-}
-
-// Validate reports every problem in c (after defaults are applied), joined
-// into one error, or nil when Render would succeed.
+// Validate reports every problem in c, joined into one error, or nil when
+// Render would succeed.
 func (c Config) Validate() error {
 	_, err := c.normalize()
 	return err
 }
 
-// normalize applies defaults and validates; the returned Config is what
+// normalize names the backends and validates; the returned Config is what
 // gets rendered.
 func (c Config) normalize() (Config, error) {
-	n := c.withDefaults()
+	n := c.normalized()
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 

@@ -1,5 +1,7 @@
 // Package haproxycfg renders a complete haproxy.cfg for putting HAProxy in
-// front of wsdirect nodes: the article's "approach 2", generalised.
+// front of wsdirect nodes: the article's HAProxy approach, generalised
+// (docs/design.md sections 1 and 10; the article is
+// https://www.codeceo.com/article/websocket-load-balanced.html).
 //
 // A Linux host can open at most about 64k outgoing connections from one
 // source IP to one (destination IP, port) pair, because each needs its own

@@ -27,27 +27,33 @@ func threeNodes() []Backend {
 // configs are the shapes the provider, the haproxy module and the bench
 // render; every one must pass the real "haproxy -c".
 func configs() map[string]Config {
+	cfg := func(mod func(c *Config)) Config {
+		c := DefaultConfig()
+		mod(&c)
+		return c
+	}
 	return map[string]Config{
-		"default_http": {
-			Backends:  threeNodes(),
-			SourceIPs: []string{"10.0.0.11", "10.0.0.12"},
-		},
-		"tcp_nlb_standin": {
-			Backends:      []Backend{{Address: "127.0.0.2", Port: 18080}, {Address: "127.0.0.3", Port: 18080}},
-			SourceIPs:     []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"},
-			Bind:          "127.0.0.1:18000",
-			Mode:          ModeTCP,
-			Balance:       "roundrobin",
-			MaxConn:       9000,
-			ServerMaxConn: 1000,
-		},
-		"no_source_ips": {
-			Backends: []Backend{{Name: "i-0abc", Address: "192.168.1.5"}},
-		},
+		"default_http": cfg(func(c *Config) {
+			c.Backends = threeNodes()
+			c.SourceIPs = []string{"10.0.0.11", "10.0.0.12"}
+		}),
+		"tcp_nlb_standin": cfg(func(c *Config) {
+			c.Backends = []Backend{{Address: "127.0.0.2", Port: 18080}, {Address: "127.0.0.3", Port: 18080}}
+			c.SourceIPs = []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
+			c.Bind = "127.0.0.1:18000"
+			c.Mode = ModeTCP
+			c.Balance = "roundrobin"
+			c.MaxConn = 9000
+			c.ServerMaxConn = 1000
+		}),
+		"no_source_ips": cfg(func(c *Config) {
+			c.Backends = []Backend{{Name: "i-0abc", Address: "192.168.1.5", Port: DefaultBackendPort}}
+		}),
 		"everything": {
 			Backends:            threeNodes(),
 			SourceIPs:           []string{"10.0.0.11", "10.0.0.12", "10.0.0.13", "10.0.0.14"},
 			Bind:                "0.0.0.0:8000",
+			Mode:                ModeHTTP,
 			Balance:             "random(2)",
 			MaxConn:             200000,
 			ServerMaxConn:       60000,
@@ -64,22 +70,29 @@ func configs() map[string]Config {
 			StatsBind:           "127.0.0.1:8404",
 			Log:                 "stdout format raw local0",
 		},
-		"ipv6_source_balance": {
-			Backends:  []Backend{{Name: "v6a", Address: "fd00::10", Port: 8080}, {Name: "v6b", Address: "fd00::11", Port: 8080}},
-			SourceIPs: []string{"fd00::100", "fd00::101"},
-			Bind:      "[::]:80",
-			Balance:   "source",
-		},
-		"hostname_backend": {
-			Backends: []Backend{{Name: "local", Address: "localhost", Port: 8080}},
-			Mode:     ModeTCP,
-			Balance:  "leastconn",
-		},
+		"ipv6_source_balance": cfg(func(c *Config) {
+			c.Backends = []Backend{{Name: "v6a", Address: "fd00::10", Port: 8080}, {Name: "v6b", Address: "fd00::11", Port: 8080}}
+			c.SourceIPs = []string{"fd00::100", "fd00::101"}
+			c.Bind = "[::]:80"
+			c.Balance = "source"
+		}),
+		"hostname_backend": cfg(func(c *Config) {
+			c.Backends = []Backend{{Name: "local", Address: "localhost", Port: 8080}}
+			c.Mode = ModeTCP
+			c.Balance = "leastconn"
+		}),
 	}
 }
 
+// withBackends is DefaultConfig with backends and source IPs.
+func withBackends(backends []Backend, sourceIPs ...string) Config {
+	c := DefaultConfig()
+	c.Backends, c.SourceIPs = backends, sourceIPs
+	return c
+}
+
 func TestRenderDefaults(t *testing.T) {
-	cfg, err := Render(Config{Backends: threeNodes(), SourceIPs: []string{"10.0.0.11", "10.0.0.12"}})
+	cfg, err := Render(withBackends(threeNodes(), []string{"10.0.0.11", "10.0.0.12"}...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +133,7 @@ func TestRenderServerLinePerBackendAndSource(t *testing.T) {
 		for i := range k {
 			src = append(src, "10.0.9."+strconv.Itoa(i+1))
 		}
-		c := Config{Backends: threeNodes(), SourceIPs: src}
+		c := withBackends(threeNodes(), src...)
 		servers, err := c.Servers()
 		if err != nil {
 			t.Fatal(err)
@@ -155,11 +168,11 @@ func TestRenderServerLinePerBackendAndSource(t *testing.T) {
 func TestServerNamesStable(t *testing.T) {
 	// Adding a source IP must not rename existing servers, so HAProxy's
 	// server-state and stats stay attached across re-renders.
-	a, err := Config{Backends: threeNodes(), SourceIPs: []string{"10.0.0.11"}}.Servers()
+	a, err := withBackends(threeNodes(), []string{"10.0.0.11"}...).Servers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Config{Backends: threeNodes(), SourceIPs: []string{"10.0.0.11", "10.0.0.12"}}.Servers()
+	b, err := withBackends(threeNodes(), []string{"10.0.0.11", "10.0.0.12"}...).Servers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +187,8 @@ func TestServerNamesStable(t *testing.T) {
 	}
 }
 
-func TestRenderDefaultNamesAndPorts(t *testing.T) {
-	cfg, err := Render(Config{Backends: []Backend{{Address: "10.0.0.1"}, {Address: "10.0.0.2", Port: 9000}}})
+func TestRenderDefaultNames(t *testing.T) {
+	cfg, err := Render(withBackends([]Backend{{Address: "10.0.0.1", Port: DefaultBackendPort}, {Address: "10.0.0.2", Port: 9000}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +254,7 @@ func TestRenderDeterministicAndPure(t *testing.T) {
 }
 
 func TestRenderEnvSources(t *testing.T) {
-	cfg, err := Render(Config{Backends: threeNodes(), SourceIPs: []string{"${WSDIRECT_SRC1}", "${WSDIRECT_SRC2}"}})
+	cfg, err := Render(withBackends(threeNodes(), "${WSDIRECT_SRC1}", "${WSDIRECT_SRC2}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +266,7 @@ func TestRenderEnvSources(t *testing.T) {
 
 func TestHAProxyExpandsEnvSources(t *testing.T) {
 	bin := haproxyOrSkip(t)
-	cfg, err := Render(Config{Backends: threeNodes(), SourceIPs: []string{"${WSDIRECT_SRC1}", "${WSDIRECT_SRC2}"}})
+	cfg, err := Render(withBackends(threeNodes(), "${WSDIRECT_SRC1}", "${WSDIRECT_SRC2}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +297,7 @@ func TestDuration(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	ok := func() Config { return Config{Backends: threeNodes(), SourceIPs: []string{"10.0.0.11", "10.0.0.12"}} }
+	ok := func() Config { return withBackends(threeNodes(), []string{"10.0.0.11", "10.0.0.12"}...) }
 	cases := []struct {
 		name   string
 		mutate func(*Config)
@@ -312,6 +325,11 @@ func TestValidation(t *testing.T) {
 		{"bad bind host", func(c *Config) { c.Bind = "eth0:80" }, []string{`host "eth0" must be '*' or an IP address`}},
 		{"stats on frontend port", func(c *Config) { c.Bind = "*:80"; c.StatsBind = "*:80" }, []string{"must differ from the frontend bind"}},
 		{"negative maxconn", func(c *Config) { c.MaxConn = -5 }, []string{"maxconn must be positive, got -5"}},
+		{"zero port", func(c *Config) { c.Backends[0].Port = 0 }, []string{"port 0 is out of range 1-65535"}},
+		{"zero config", func(c *Config) { *c = Config{Backends: c.Backends} }, []string{
+			`bind "": must be "host:port"`, `mode "" is not supported`, `balance "" is not supported`, "maxconn must be positive, got 0",
+			"health check fall must be positive", "health check rise must be positive", "health check interval must be at least 1ms",
+			"timeout connect must be at least 1ms", "timeout tunnel must be at least 1ms"}},
 		{"negative server maxconn", func(c *Config) { c.ServerMaxConn = -1 }, []string{"server maxconn must not be negative"}},
 		{"bad health path", func(c *Config) { c.HealthCheckPath = "healthz" }, []string{"health check path \"healthz\" must start with '/'"}},
 		{"injected health path", func(c *Config) { c.HealthCheckPath = "/x\nbackend evil" }, []string{"must start with '/' and contain no spaces"}},

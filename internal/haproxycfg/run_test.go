@@ -54,16 +54,11 @@ func TestHAProxySpreadsSourceIPs(t *testing.T) {
 
 	frontPort := freePort(t)
 	sources := []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
-	cfg, err := Render(Config{
-		Backends:            []Backend{{Name: "b", Address: "127.0.0.2", Port: backend.Addr().(*net.TCPAddr).Port}},
-		SourceIPs:           sources,
-		Bind:                fmt.Sprintf("127.0.0.1:%d", frontPort),
-		Mode:                ModeTCP,
-		Balance:             "roundrobin",
-		MaxConn:             500,
-		HealthCheckInterval: time.Second,
-		HealthCheckRise:     1,
-	})
+	hc := withBackends([]Backend{{Name: "b", Address: "127.0.0.2", Port: backend.Addr().(*net.TCPAddr).Port}}, sources...)
+	hc.Bind = fmt.Sprintf("127.0.0.1:%d", frontPort)
+	hc.Mode, hc.Balance, hc.MaxConn = ModeTCP, "roundrobin", 500
+	hc.HealthCheckInterval, hc.HealthCheckRise = time.Second, 1
+	cfg, err := Render(hc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,9 @@ func TestACMEIPCertificate(t *testing.T) {
 	t.Parallel()
 	const ip = "127.0.8.1"
 	httpPort, tlsPort := pebble.FreePortOn(t, ip), pebble.FreePortOn(t, ip)
-	p := pebble.Start(t, pebble.Options{HTTPPort: httpPort, TLSPort: tlsPort, ShortLivedValidity: 160 * time.Hour})
+	po := pebble.DefaultOptions()
+	po.HTTPPort, po.TLSPort, po.ShortLivedValidity = httpPort, tlsPort, 160*time.Hour
+	p := pebble.Start(t, po)
 	storage := t.TempDir()
 	c := acmeConfig(t, p, storage, ip, httpPort, tlsPort, ip)
 	c.ACMETLSALPN = false // http-01 here; tls-alpn-01 is the DNS test's
@@ -137,7 +139,9 @@ func TestACMEDNSNames(t *testing.T) {
 	ips := []string{"127.0.8.11", "127.0.8.12"}
 	names := []string{"n-1.ws.example.test", "n-2.ws.example.test"}
 	httpPort, tlsPort := pebble.FreePortOn(t, ips...), pebble.FreePortOn(t, ips...)
-	p := pebble.Start(t, pebble.Options{HTTPPort: httpPort, TLSPort: tlsPort, DNS: true})
+	po := pebble.DefaultOptions()
+	po.HTTPPort, po.TLSPort, po.DNS = httpPort, tlsPort, true
+	p := pebble.Start(t, po)
 	for i := range names {
 		p.AddA(names[i], ips[i])
 	}
@@ -179,7 +183,9 @@ func TestACMERenewal(t *testing.T) {
 	t.Parallel()
 	const ip = "127.0.8.21"
 	httpPort, tlsPort := pebble.FreePortOn(t, ip), pebble.FreePortOn(t, ip)
-	p := pebble.Start(t, pebble.Options{HTTPPort: httpPort, TLSPort: tlsPort, ShortLivedValidity: 30 * time.Second})
+	po := pebble.DefaultOptions()
+	po.HTTPPort, po.TLSPort, po.ShortLivedValidity = httpPort, tlsPort, 30*time.Second
+	p := pebble.Start(t, po)
 	c := acmeConfig(t, p, t.TempDir(), ip, httpPort, tlsPort, ip)
 	c.RenewCheckInterval = 500 * time.Millisecond
 	c.RenewalWindowRatio = 0.5
@@ -230,7 +236,9 @@ func TestACMEUnreachableThenReady(t *testing.T) {
 	t.Parallel()
 	const ip = "127.0.8.31"
 	httpPort, tlsPort := pebble.FreePortOn(t, ip), pebble.FreePortOn(t, ip)
-	p := pebble.Prepare(t, pebble.Options{HTTPPort: httpPort, TLSPort: tlsPort})
+	po := pebble.DefaultOptions()
+	po.HTTPPort, po.TLSPort = httpPort, tlsPort
+	p := pebble.Prepare(t, po)
 	c := acmeConfig(t, p, t.TempDir(), ip, httpPort, tlsPort, ip)
 	m := startACME(t, c)
 

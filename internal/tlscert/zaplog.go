@@ -48,12 +48,30 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
+	var attrs []slog.Attr
 	if e.LoggerName != "" {
-		r.AddAttrs(slog.String("logger", e.LoggerName))
+		attrs = append(attrs, slog.String("logger", e.LoggerName))
 	}
-	r.AddAttrs(c.attrs...)
-	r.AddAttrs(fieldAttrs(fields)...)
+	attrs = append(append(attrs, c.attrs...), fieldAttrs(fields)...)
+	r.AddAttrs(lastOfEachKey(attrs)...)
 	return c.h.Handle(context.Background(), r)
+}
+
+// lastOfEachKey keeps, for every key, only its last attribute, where it
+// first appeared: zap lets a field repeat a key given to With earlier, and
+// the JSON handler would write both (a log line with a key twice).
+func lastOfEachKey(attrs []slog.Attr) []slog.Attr {
+	at := make(map[string]int, len(attrs))
+	out := attrs[:0:0]
+	for _, a := range attrs {
+		if i, ok := at[a.Key]; ok {
+			out[i] = a
+			continue
+		}
+		at[a.Key] = len(out)
+		out = append(out, a)
+	}
+	return out
 }
 
 func (c *slogCore) Sync() error { return nil }

@@ -49,20 +49,33 @@ const (
 	TLSOff = "off"
 )
 
-// Defaults applied to zero-valued fields.
+// The values DefaultConfig and DefaultConfigTLS set. The provider documents
+// them as the defaults of its optional settings.
 const (
-	DefaultTLS        = TLSACME
-	DefaultTLSBind    = "0.0.0.0:443" // with TLSACME and TLSFiles, node and auth
-	DefaultNodeBind   = "0.0.0.0:8080"
-	DefaultAuthBind   = "0.0.0.0:8443"
+	// DefaultTLS: every listener that leaves the host speaks TLS, with a
+	// certificate the service gets itself, so nothing has to be copied to
+	// the instance.
+	DefaultTLS = TLSACME
+	// DefaultTLSBind is the HTTPS port on every interface, for a service
+	// that terminates TLS itself (TLSACME, TLSFiles), node and auth alike.
+	DefaultTLSBind = "0.0.0.0:443"
+	// DefaultNodeBind and DefaultAuthBind listen on every interface, on
+	// the ports wsdirect-node and wsdirect-auth use by default; they are
+	// the plain listeners of TLSOffload.
+	DefaultNodeBind = "0.0.0.0:8080"
+	DefaultAuthBind = "0.0.0.0:8443"
+	// DefaultGossipBind is serf's customary LAN port on every interface.
 	DefaultGossipBind = "0.0.0.0:7946"
-	DefaultAdvertise  = "auto"
+	// DefaultAdvertise sends clients to the instance's public IPv4, read
+	// from IMDSv2 at start-up, so one user data serves every node.
+	DefaultAdvertise = "auto"
 	// DefaultName is systemd's %H specifier: the instance's host name,
 	// unique within a VPC, so one user data serves every node.
 	DefaultName = "%H"
-	// MaxUserData is EC2's limit on raw user data.
-	MaxUserData = 16 * 1024
 )
+
+// MaxUserData is EC2's limit on raw user data.
+const MaxUserData = 16 * 1024
 
 // Where the rendered user data puts things on the instance.
 const (
@@ -87,9 +100,9 @@ const (
 	ACMEStorage = StateDir + "/acme"
 )
 
-// Config describes the user data for one role. Secrets (GossipKey,
-// SigningKey, AdminToken, Users) end up in the output, so treat the
-// rendered text as a secret.
+// Config describes the user data for one role. Start from DefaultConfig;
+// Render rejects invalid fields. Secrets (GossipKey, SigningKey, AdminToken,
+// Users) end up in the output, so treat the rendered text as a secret.
 type Config struct {
 	// Role is RoleNode or RoleAuth.
 	Role string
@@ -98,25 +111,25 @@ type Config struct {
 	// (as goreleaser builds them).
 	ReleaseURL string
 	// SHA256 is the hex SHA-256 of the file at ReleaseURL; when set the
-	// download is verified before it is installed.
+	// download is verified before it is installed, when empty it is not.
 	SHA256 string
 	// GossipKey is the base64 of the 32-byte serf keyring key. Required.
 	GossipKey string
 	// JoinTag is "Key=Value": members find each other by listing running
 	// instances with this tag (-join-ec2-tag). Required.
 	JoinTag string
-	// GossipBind is the serf listen address; default DefaultGossipBind.
+	// GossipBind is the serf listen address, "ip:port". Required.
 	GossipBind string
-	// Bind is the service's listen address; default DefaultNodeBind or
-	// DefaultAuthBind.
+	// Bind is the service's listen address, "ip:port". Required.
 	Bind string
 
 	// Node only.
 
-	// Name is the node's member name; default DefaultName (the host name).
+	// Name is the node's member name, or DefaultName (the host name).
+	// Required for nodes.
 	Name string
 	// Advertise is the public address clients are sent to, or "auto" for
-	// the instance's public IPv4 from IMDSv2. Default "auto".
+	// the instance's public IPv4 from IMDSv2. Required for nodes.
 	Advertise string
 	// MaxConns caps WebSocket connections on the node; 0 keeps the
 	// binary's default.
@@ -125,7 +138,7 @@ type Config struct {
 	// node accepts connection tokens from. Required for nodes.
 	AuthPublicKeys string
 	// Upstream, when set, is a ws:// or wss:// URL the node relays every
-	// client connection to.
+	// client connection to; empty means the built-in echo.
 	Upstream string
 
 	// Auth only.
@@ -133,33 +146,67 @@ type Config struct {
 	// SigningKey is the Ed25519 PKCS#8 "PRIVATE KEY" PEM that signs
 	// connection tokens. Required for auth hosts.
 	SigningKey string
-	// Users is the content of the users file (bcrypt users), optional.
+	// Users is the content of the users file (bcrypt users); empty writes
+	// no users file.
 	Users string
-	// AdminToken protects the admin API (GET /v1/nodes), optional.
+	// AdminToken protects the admin API (GET /v1/nodes); empty leaves the
+	// admin API disabled.
 	AdminToken string
 
 	// Both roles: TLS.
 
-	// TLS is TLSACME (default), TLSFiles, TLSOffload or TLSOff.
+	// TLS is TLSACME (DefaultTLS), TLSFiles, TLSOffload or TLSOff.
+	// Required.
 	TLS string
 	// TLSNames are the DNS names and IP addresses the certificate is for
-	// (-tls-names). Nodes default to their advertised address (an IP
+	// (-tls-names). Empty on a node means its advertised address (an IP
 	// certificate with advertise "auto"); auth hosts with TLSACME need at
 	// least one: the name clients reach auth by.
 	TLSNames []string
-	// TLSCertFile and TLSKeyFile are PEM files on the instance (TLSFiles).
-	// Defaults DefaultTLSCertFile and DefaultTLSKeyFile.
+	// TLSCertFile and TLSKeyFile are PEM files on the instance; required
+	// with TLSFiles (DefaultConfigTLS sets DefaultTLSCertFile and
+	// DefaultTLSKeyFile), empty otherwise.
 	TLSCertFile, TLSKeyFile string
 	// ACMEEmail, ACMEDirectory and ACMEProfile are the ACME account's
-	// contact, the CA's directory URL (default Let's Encrypt) and the
-	// profile (default: shortlived for IP certificates).
+	// contact, the CA's directory URL and the profile. Empty keeps the
+	// binary's default: no contact, Let's Encrypt production, shortlived
+	// for IP certificates and the CA's default for names.
 	ACMEEmail, ACMEDirectory, ACMEProfile string
 	// ACMECARoot is the PEM of an extra root CA to trust for the ACME
-	// directory (a private CA). Public, so it may travel in user data.
+	// directory (a private CA); empty trusts the system roots only. Public,
+	// so it may travel in user data.
 	ACMECARoot string
 	// AdvertisePort (node) is the port clients dial when it is not the
-	// bind port, e.g. 443 on a TLS terminator in front (TLSOffload).
+	// bind port, e.g. 443 on a TLS terminator in front (TLSOffload); 0
+	// means the bind port.
 	AdvertisePort int
+}
+
+// DefaultConfig returns the defaults for role (RoleNode or RoleAuth), with
+// DefaultTLS; the caller sets the release, the gossip key, the join tag and
+// the role's keys. Fields that apply to the other role are left empty.
+func DefaultConfig(role string) Config { return DefaultConfigTLS(role, DefaultTLS) }
+
+// DefaultConfigTLS is DefaultConfig for TLS mode tls, whose defaults
+// differ: a service that terminates TLS itself binds DefaultTLSBind, the
+// others the role's plain port; TLSFiles reads DefaultTLSCertFile and
+// DefaultTLSKeyFile. Render still rejects a mode that is not one of the
+// TLS constants.
+func DefaultConfigTLS(role, tls string) Config {
+	c := Config{Role: role, GossipBind: DefaultGossipBind, TLS: tls}
+	switch role {
+	case RoleNode:
+		c.Bind, c.Name, c.Advertise = DefaultNodeBind, DefaultName, DefaultAdvertise
+	case RoleAuth:
+		c.Bind = DefaultAuthBind
+	}
+	if c.servesTLS() {
+		c.Bind = DefaultTLSBind
+	}
+	if tls == TLSFiles {
+		c.TLSCertFile, c.TLSKeyFile = DefaultTLSCertFile, DefaultTLSKeyFile
+	}
+	return c
 }
 
 var (
@@ -180,46 +227,6 @@ func (c Config) binary() string { return "wsdirect-" + c.Role }
 // servesTLS reports whether the service terminates TLS itself.
 func (c Config) servesTLS() bool { return c.TLS == TLSACME || c.TLS == TLSFiles }
 
-// withDefaults fills zero-valued fields.
-func (c Config) withDefaults() Config {
-	if c.GossipBind == "" {
-		c.GossipBind = DefaultGossipBind
-	}
-	if c.TLS == "" {
-		c.TLS = DefaultTLS
-	}
-	if c.Bind == "" && c.servesTLS() {
-		c.Bind = DefaultTLSBind
-	}
-	if c.TLS == TLSFiles {
-		if c.TLSCertFile == "" {
-			c.TLSCertFile = DefaultTLSCertFile
-		}
-		if c.TLSKeyFile == "" {
-			c.TLSKeyFile = DefaultTLSKeyFile
-		}
-	}
-	c.TLSNames = append([]string(nil), c.TLSNames...)
-	switch c.Role {
-	case RoleNode:
-		if c.Bind == "" {
-			c.Bind = DefaultNodeBind
-		}
-		if c.Advertise == "" {
-			c.Advertise = DefaultAdvertise
-		}
-		if c.Name == "" {
-			c.Name = DefaultName
-		}
-	case RoleAuth:
-		if c.Bind == "" {
-			c.Bind = DefaultAuthBind
-		}
-	}
-	c.SHA256 = strings.ToLower(c.SHA256)
-	return c
-}
-
 // Validate reports every problem with c, joined into one error.
 func (c Config) Validate() error {
 	_, err := c.normalize()
@@ -227,7 +234,8 @@ func (c Config) Validate() error {
 }
 
 func (c Config) normalize() (Config, error) {
-	n := c.withDefaults()
+	n := c
+	n.SHA256 = strings.ToLower(n.SHA256)
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 

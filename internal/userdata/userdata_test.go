@@ -40,31 +40,35 @@ func keys(t *testing.T) (pubPEM, privPEM string) {
 	return string(p), string(k)
 }
 
-func nodeConfig(t *testing.T) Config {
+func nodeConfig(t *testing.T) Config { return nodeConfigTLS(t, DefaultTLS) }
+
+func nodeConfigTLS(t *testing.T, tls string) Config {
 	pub, _ := keys(t)
-	return Config{
-		Role:           RoleNode,
-		ReleaseURL:     "https://releases.example.com/v1.2.3/wsdirect-node_1.2.3_linux_amd64.tar.gz",
-		SHA256:         strings.Repeat("ab", 32),
-		GossipKey:      testGossipKey,
-		JoinTag:        "wsdirect:cluster=prod",
-		MaxConns:       50000,
-		AuthPublicKeys: pub,
-	}
+	c := DefaultConfigTLS(RoleNode, tls)
+	c.ReleaseURL = "https://releases.example.com/v1.2.3/wsdirect-node_1.2.3_linux_amd64.tar.gz"
+	c.SHA256 = strings.Repeat("ab", 32)
+	c.GossipKey = testGossipKey
+	c.JoinTag = "wsdirect:cluster=prod"
+	c.MaxConns = 50000
+	c.AuthPublicKeys = pub
+	return c
 }
 
-func authConfig(t *testing.T) Config {
+func authConfig(t *testing.T) Config { return authConfigTLS(t, DefaultTLS) }
+
+func authConfigTLS(t *testing.T, tls string) Config {
 	_, priv := keys(t)
-	return Config{
-		Role:       RoleAuth,
-		ReleaseURL: "http://10.0.0.1/wsdirect-auth",
-		GossipKey:  testGossipKey,
-		JoinTag:    "wsdirect:cluster=prod",
-		SigningKey: priv,
-		Users:      "alice:$2a$10$abcdefghijklmnopqrstuv\n",
-		AdminToken: "s3cr3t-admin",
-		TLSNames:   []string{"auth.example.com"},
+	c := DefaultConfigTLS(RoleAuth, tls)
+	c.ReleaseURL = "http://10.0.0.1/wsdirect-auth"
+	c.GossipKey = testGossipKey
+	c.JoinTag = "wsdirect:cluster=prod"
+	c.SigningKey = priv
+	c.Users = "alice:$2a$10$abcdefghijklmnopqrstuv\n"
+	c.AdminToken = "s3cr3t-admin"
+	if tls == TLSACME {
+		c.TLSNames = []string{"auth.example.com"}
 	}
+	return c
 }
 
 type parsed struct {
@@ -257,8 +261,7 @@ func TestRenderTLSModes(t *testing.T) {
 		}
 	})
 	t.Run("files", func(t *testing.T) {
-		c := authConfig(t)
-		c.TLS, c.TLSNames = TLSFiles, nil
+		c := authConfigTLS(t, TLSFiles)
 		unit := unitOf(t, c)
 		if !strings.Contains(unit, " -bind 0.0.0.0:443 ") || !strings.Contains(unit, " -tls files -tls-cert /etc/wsdirect/tls/cert.pem -tls-key /etc/wsdirect/tls/key.pem\n") {
 			t.Errorf("files unit:\n%s", unit)
@@ -268,8 +271,8 @@ func TestRenderTLSModes(t *testing.T) {
 		}
 	})
 	t.Run("offload", func(t *testing.T) {
-		c := nodeConfig(t)
-		c.TLS, c.AdvertisePort = TLSOffload, 443
+		c := nodeConfigTLS(t, TLSOffload)
+		c.AdvertisePort = 443
 		unit := unitOf(t, c)
 		if !strings.Contains(unit, " -bind 0.0.0.0:8080 -advertise auto -advertise-port 443 ") || !strings.Contains(unit, " -tls offload\n") {
 			t.Errorf("offload unit:\n%s", unit)
@@ -279,12 +282,35 @@ func TestRenderTLSModes(t *testing.T) {
 		}
 	})
 	t.Run("off on loopback", func(t *testing.T) {
-		c := nodeConfig(t)
-		c.TLS, c.Bind = TLSOff, "127.0.0.1:8080"
+		c := nodeConfigTLS(t, TLSOff)
+		c.Bind = "127.0.0.1:8080"
 		if unit := unitOf(t, c); !strings.Contains(unit, " -tls off\n") {
 			t.Errorf("off unit:\n%s", unit)
 		}
 	})
+}
+
+// TestDefaultConfigTLS: the defaults that depend on the TLS mode, per role.
+func TestDefaultConfigTLS(t *testing.T) {
+	for _, tc := range []struct {
+		role, tls, bind, cert, key string
+	}{
+		{RoleNode, TLSACME, DefaultTLSBind, "", ""},
+		{RoleAuth, TLSACME, DefaultTLSBind, "", ""},
+		{RoleNode, TLSFiles, DefaultTLSBind, DefaultTLSCertFile, DefaultTLSKeyFile},
+		{RoleAuth, TLSFiles, DefaultTLSBind, DefaultTLSCertFile, DefaultTLSKeyFile},
+		{RoleNode, TLSOffload, DefaultNodeBind, "", ""},
+		{RoleAuth, TLSOffload, DefaultAuthBind, "", ""},
+		{RoleNode, TLSOff, DefaultNodeBind, "", ""},
+	} {
+		c := DefaultConfigTLS(tc.role, tc.tls)
+		if c.TLS != tc.tls || c.Bind != tc.bind || c.TLSCertFile != tc.cert || c.TLSKeyFile != tc.key || c.GossipBind != DefaultGossipBind {
+			t.Errorf("DefaultConfigTLS(%s, %s) = tls %q bind %q cert %q key %q gossip %q", tc.role, tc.tls, c.TLS, c.Bind, c.TLSCertFile, c.TLSKeyFile, c.GossipBind)
+		}
+	}
+	if d := DefaultConfig(RoleNode); d.TLS != DefaultTLS || d.Bind != DefaultTLSBind {
+		t.Errorf("DefaultConfig(node) = tls %q bind %q", d.TLS, d.Bind)
+	}
 }
 
 // testCARoot is a PEM root certificate, as an operator's private CA's.
@@ -364,10 +390,12 @@ func TestValidation(t *testing.T) {
 		{"bad name", nodeConfig, func(c *Config) { c.Name = "a b" }, `name "a b" must start`},
 		{"bad advertise", nodeConfig, func(c *Config) { c.Advertise = "not a name" }, `advertise "not a name" must be "auto", an IP address or a DNS name`},
 		{"bad tls mode", nodeConfig, func(c *Config) { c.TLS = "sometimes" }, `tls "sometimes" is not supported`},
+		{"empty tls mode", nodeConfig, func(c *Config) { c.TLS = "" }, `tls "" is not supported`},
 		{"plain off loopback", nodeConfig, func(c *Config) { c.TLS = TLSOff }, `tls "off" needs a loopback bind`},
 		{"auth acme without names", authConfig, func(c *Config) { c.TLSNames = nil }, "needs tls_names"},
 		{"bad tls name", nodeConfig, func(c *Config) { c.TLSNames = []string{"a b"} }, `tls name "a b" is neither`},
-		{"cert path with space", nodeConfig, func(c *Config) { c.TLS, c.TLSCertFile = TLSFiles, "/etc/my cert.pem" }, "must be an absolute path"},
+		{"cert path with space", nodeConfig, func(c *Config) { c.TLS, c.TLSCertFile, c.TLSKeyFile = TLSFiles, "/etc/my cert.pem", DefaultTLSKeyFile }, "must be an absolute path"},
+		{"files without paths", nodeConfig, func(c *Config) { c.TLS = TLSFiles }, `tls cert file "" must be an absolute path`},
 		{"cert file with acme", nodeConfig, func(c *Config) { c.TLSCertFile = "/etc/c.pem" }, `apply to tls "files" only`},
 		{"acme email with files", nodeConfig, func(c *Config) { c.TLS, c.ACMEEmail = TLSFiles, "a@b.c" }, `apply to tls "acme" only`},
 		{"http directory", nodeConfig, func(c *Config) { c.ACMEDirectory = "http://ca.example.com/dir" }, "must use scheme https"},
@@ -375,6 +403,11 @@ func TestValidation(t *testing.T) {
 		{"bad profile", nodeConfig, func(c *Config) { c.ACMEProfile = "short lived" }, "acme profile"},
 		{"bad ca root", nodeConfig, func(c *Config) { c.ACMECARoot = "nope" }, "acme CA root must be a PEM CERTIFICATE"},
 		{"advertise port on auth", authConfig, func(c *Config) { c.AdvertisePort = 443 }, "apply to the node role only"},
+		{"empty bind", nodeConfig, func(c *Config) { c.Bind = "" }, `bind "" must be "ip:port"`},
+		{"empty gossip bind", authConfig, func(c *Config) { c.GossipBind = "" }, `gossip bind "" must be "ip:port"`},
+		{"empty name", nodeConfig, func(c *Config) { c.Name = "" }, `name "" must start`},
+		{"empty advertise", nodeConfig, func(c *Config) { c.Advertise = "" }, `advertise "" must be "auto", an IP address or a DNS name`},
+		{"auth with node defaults", authConfig, func(c *Config) { c.Name, c.Advertise = DefaultName, DefaultAdvertise }, "apply to the node role only"},
 		{"negative conns", nodeConfig, func(c *Config) { c.MaxConns = -1 }, "max_conns must not be negative"},
 		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "auth public keys are required"},
 		{"bad auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" }, "auth public keys:"},

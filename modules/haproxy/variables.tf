@@ -26,7 +26,7 @@ variable "instance_type" {
 }
 
 variable "source_ip_count" {
-  description = "K: secondary private IPs on the host. HAProxy connects to every backend from each of them, so a backend can take about K x 64k connections (the article's approach 2)."
+  description = "K: secondary private IPs on the host. HAProxy connects to every backend from each of them, so a backend can take about K x 64k connections (the article's HAProxy approach)."
   type        = number
   default     = 3
 

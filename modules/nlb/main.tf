@@ -1,8 +1,8 @@
-# The article's approach 1: an NLB in TCP mode. An NLB keeps the client's
-# connection end to end, so it has no source-port ceiling towards the nodes,
-# but each WebSocket still passes through it (and its per-hour and per-LCU
-# price), and a TCP connection idle for 350 s is dropped: nodes must ping
-# more often than that.
+# An NLB in TCP mode: today's form of the article's ELB approach (see
+# README.md). An NLB keeps the client's connection end to end, so it has no
+# source-port ceiling towards the nodes, but each WebSocket still passes
+# through it (and its per-hour and per-LCU price), and a TCP connection idle
+# for 350 s is dropped: nodes must ping more often than that.
 
 resource "aws_lb" "this" {
   name                             = var.name

@@ -1,5 +1,5 @@
 // Drives the demo page in headless Chromium through playwright-core, for
-// e2e/browser_test.go:
+// internal/testing/e2e/browser_test.go:
 //
 //   node client/js/test/browser.mjs <pageURL> <screenshot.png> <userDataDir>
 //

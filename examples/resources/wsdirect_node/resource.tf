@@ -14,7 +14,8 @@ resource "wsdirect_node" "node" {
 }
 
 # An HAProxy host with 4 secondary private IPs to use as source addresses
-# (the article's approach 2).
+# (the article's HAProxy approach:
+# https://www.codeceo.com/article/websocket-load-balanced.html).
 resource "wsdirect_node" "haproxy" {
   ami                        = "ami-0123456789abcdef0"
   instance_type              = "c6i.large"

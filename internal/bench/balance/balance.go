@@ -7,28 +7,26 @@ import (
 	"time"
 )
 
-// Config selects what Run simulates. Base carries everything the
-// strategies share (nodes, auth instances, lag, burst size, seed); its
-// Strategy and Rate are set by Run.
+// Config selects what Run simulates. Start from DefaultConfig; Run rejects
+// invalid fields. Base carries everything the strategies share (nodes,
+// auth instances, lag, burst size, seed); its Strategy and Rate are set by
+// Run.
 type Config struct {
-	// Base is the shared simulation setup. Zero fields take authsvc's
-	// defaults: 10 nodes, 3 auth instances, 1 s lag, a 100,000 burst,
-	// counts published every 100 ms. Cap defaults here to 2 × burst /
-	// nodes, fixed for every prefix run of the course (see package doc).
+	// Base is the shared simulation setup. Its Cap, when 0, is derived
+	// once from the whole burst and fixed for every prefix run of the
+	// course (see package doc); Report.Config holds the cap used.
 	Base SimConfig
-	// Strategies to compare, in table and legend order. Default: every
-	// authsvc strategy (Strategies).
+	// Strategies to compare, in table and legend order; at least one.
 	Strategies []Strategy
 	// Rates are the arrival rates (assignments per second across all auth
-	// instances) of the table and the bar panel. Default DefaultRates.
+	// instances) of the table and the bar panel; at least one.
 	Rates []float64
 	// CourseRate is the arrival rate of the course-of-the-burst panel.
-	// Default DefaultCourseRate.
+	// Must be > 0.
 	CourseRate float64
-	// Checkpoints is how many points each course has. Each point costs a
-	// simulation of the burst up to that point, so the course costs about
-	// Checkpoints/2 full bursts. Default DefaultCheckpoints; 0 or less
-	// after defaults means no course.
+	// Checkpoints is how many points each course has; 0 means no course.
+	// Each point costs a simulation of the burst up to that point, so the
+	// course costs about Checkpoints/2 full bursts.
 	Checkpoints int
 }
 
@@ -50,11 +48,11 @@ const (
 	DefaultSeed = 1
 )
 
-// DefaultConfig is the setup behind docs/benchmarks.md: DESIGN.md's
-// 10 nodes, 3 auth instances, 1 s gossip lag and a 100k burst.
+// DefaultConfig is the setup behind docs/benchmarks.md and docs/design.md
+// section 5: 10 nodes, 3 auth instances, 1 s gossip lag and a 100k burst.
 func DefaultConfig() Config {
 	return Config{
-		Base:        SimConfig{Nodes: 10, Auths: 3, Assignments: 100_000, Lag: time.Second, Seed: DefaultSeed},
+		Base:        DefaultSimConfig(),
 		Strategies:  append([]Strategy(nil), Strategies...),
 		Rates:       append([]float64(nil), DefaultRates...),
 		CourseRate:  DefaultCourseRate,
@@ -81,7 +79,7 @@ type Point struct {
 
 // Report is what Run measured.
 type Report struct {
-	// Config is the configuration after defaults.
+	// Config is the configuration run, with the cap used.
 	Config Config
 	// Rows holds every (strategy, rate) pair, strategies in Config order
 	// within each rate, rates in Config order.
@@ -91,55 +89,51 @@ type Report struct {
 	Course map[Strategy][]Point
 }
 
-func (c Config) withDefaults() (Config, error) {
-	if len(c.Strategies) == 0 {
-		c.Strategies = append([]Strategy(nil), Strategies...)
-	}
-	if len(c.Rates) == 0 {
-		c.Rates = append([]float64(nil), DefaultRates...)
-	}
-	if c.CourseRate == 0 {
-		c.CourseRate = DefaultCourseRate
-	}
-	if c.Base.Nodes == 0 {
-		c.Base.Nodes = 10
-	}
-	if c.Base.Assignments == 0 {
-		c.Base.Assignments = 100_000
-	}
-	if c.Base.Cap == 0 {
-		c.Base.Cap = max(1, 2*c.Base.Assignments/c.Base.Nodes)
-	}
+// validate reports every problem with c, the base simulation included.
+func (c Config) validate() error {
 	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("balanceplot: "+format, args...)) }
+	if len(c.Strategies) == 0 {
+		add("Strategies: at least one is required")
+	}
 	seen := map[Strategy]bool{}
 	for _, s := range c.Strategies {
 		if seen[s] {
-			errs = append(errs, fmt.Errorf("strategy %q is listed twice", s))
+			add("Strategies: %q is listed twice", s)
 		}
 		seen[s] = true
 	}
+	if len(c.Rates) == 0 {
+		add("Rates: at least one is required")
+	}
 	for _, r := range c.Rates {
 		if r <= 0 {
-			errs = append(errs, fmt.Errorf("rate %g must be positive", r))
+			add("Rates: %g must be positive", r)
 		}
 	}
-	if c.CourseRate < 0 {
-		errs = append(errs, fmt.Errorf("course rate %g must be positive", c.CourseRate))
+	if !(c.CourseRate > 0) {
+		add("CourseRate %g must be positive", c.CourseRate)
 	}
-	if c.Checkpoints > c.Base.Assignments {
-		errs = append(errs, fmt.Errorf("checkpoints (%d) must not exceed the burst size (%d)", c.Checkpoints, c.Base.Assignments))
+	if c.Checkpoints < 0 || c.Checkpoints > c.Base.Assignments {
+		add("Checkpoints (%d) must be from 0 to the burst size (%d)", c.Checkpoints, c.Base.Assignments)
 	}
-	return c, errors.Join(errs...)
+	// Strategy and Rate are set per run; check the rest with any valid pair.
+	base := c.Base
+	base.Strategy, base.Rate = StrategyP2C, 1
+	if err := base.validate(); err != nil {
+		add("Base: %v", err)
+	}
+	return errors.Join(errs...)
 }
 
 // Run simulates every strategy at every rate, and the course of the burst
 // at CourseRate. Invalid settings (here or in SimConfig) give an
 // error naming them.
 func Run(cfg Config) (*Report, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, fmt.Errorf("balanceplot: %w", err)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
+	cfg.Base.Cap = cfg.Base.capOrDerived()
 	rep := &Report{Config: cfg, Course: map[Strategy][]Point{}}
 	for _, rate := range cfg.Rates {
 		for _, s := range cfg.Strategies {
@@ -162,9 +156,8 @@ func Run(cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// runCourse replays the burst up to each checkpoint. Cap is fixed (by
-// withDefaults) so that every prefix run makes the same choices as the
-// full burst.
+// runCourse replays the burst up to each checkpoint. Cap is fixed (by Run)
+// so that every prefix run makes the same choices as the full burst.
 func runCourse(cfg Config, s Strategy) ([]Point, error) {
 	var out []Point
 	n := cfg.Base.Assignments

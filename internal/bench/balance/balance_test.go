@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestBalanceUnderStaleness checks DESIGN.md section 7's balance figure on
+// TestBalanceUnderStaleness checks docs/design.md section 11's balance figure on
 // its own setup: 10 nodes, 3 auth instances, 1 s gossip lag, a burst of
 // 100k assignments. p2c with pending accounting must stay within 1.05
 // throughout, and beat naive least-loaded (which herds) and p2c without
@@ -151,6 +151,12 @@ func TestBadConfig(t *testing.T) {
 		"negative rate":      func(c *Config) { c.Rates = []float64{-1} },
 		"too many points":    func(c *Config) { c.Checkpoints = c.Base.Assignments + 1 },
 		"negative lag":       func(c *Config) { c.Base.Lag = -time.Second },
+		"no rates":           func(c *Config) { c.Rates = nil },
+		"no strategies":      func(c *Config) { c.Strategies = nil },
+		"zero course rate":   func(c *Config) { c.CourseRate = 0 },
+		"negative points":    func(c *Config) { c.Checkpoints = -1 },
+		"zero nodes":         func(c *Config) { c.Base.Nodes = 0 },
+		"zero token ttl":     func(c *Config) { c.Base.TokenTTL = 0 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := smallConfig()

@@ -3,9 +3,9 @@
 // stale gossiped counts, and draws the result as a PNG for
 // docs/benchmarks.md.
 //
-// It drives authsvc.SimulateBurst (the same Picker code the auth service
-// runs) for every strategy and several arrival rates, and rebuilds the
-// course of each burst from prefix runs: the simulation is deterministic
+// It drives SimulateBurst (with the same authsvc.Picker code the auth
+// service runs) for every strategy and several arrival rates, and rebuilds
+// the course of each burst from prefix runs: the simulation is deterministic
 // for a given seed, so a burst of k assignments is exactly the first k
 // assignments of a longer burst with the same rate and cap.
 //

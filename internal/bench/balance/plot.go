@@ -32,7 +32,7 @@ const (
 // the floor.
 const excessFloor = 1e-4
 
-// goal is DESIGN.md section 7's balance target.
+// goal is the balance target of docs/design.md section 11.
 const goal = 1.05
 
 func decades(maxOverMean float64) float64 {
@@ -72,7 +72,7 @@ func (r *Report) WritePNG(path string) error {
 // Plot writes a two-panel PNG to w: on the left, max/mean over the course
 // of the burst at Config.CourseRate, one line per strategy; on the right,
 // the worst max/mean seen during the burst, one bar per strategy and rate.
-// Both mark DESIGN.md's 1.05 goal.
+// Both mark the 1.05 goal of docs/design.md section 11.
 func (r *Report) Plot(w io.Writer) error {
 	left, err := r.coursePlot()
 	if err != nil {
@@ -106,7 +106,7 @@ func (r *Report) coursePlot() (*plot.Plot, error) {
 	b := r.Config.Base
 	p := plot.New()
 	r.title(p, fmt.Sprintf("Course of a %s burst at %s (%d nodes, %d auth instances, %s gossip lag)",
-		countLabel(b.Assignments), rateLabel(r.Config.CourseRate), b.Nodes, orDefault(b.Auths, 3), lagLabel(b)))
+		countLabel(b.Assignments), rateLabel(r.Config.CourseRate), b.Nodes, b.Auths, lagLabel(b)))
 	p.X.Label.Text = "seconds into the burst"
 	p.Y.Label.Text = "busiest node / mean (log scale of the excess)"
 	p.Y.Tick.Marker = plot.TickerFunc(balanceTicks)
@@ -210,7 +210,8 @@ func secondTicks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
-// addGoal draws DESIGN.md's max/mean goal as a dashed line from x0 to x1.
+// addGoal draws the max/mean goal of docs/design.md section 11 as a dashed
+// line from x0 to x1.
 func addGoal(p *plot.Plot, x0, x1 float64) error {
 	g, err := plotter.NewLine(plotter.XYs{{X: x0, Y: decades(goal)}, {X: x1, Y: decades(goal)}})
 	if err != nil {
@@ -244,16 +245,4 @@ func countLabel(n int) string {
 	return fmt.Sprint(n)
 }
 
-func lagLabel(b SimConfig) string {
-	if b.Lag == 0 {
-		return "1s"
-	}
-	return b.Lag.String()
-}
-
-func orDefault(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
+func lagLabel(b SimConfig) string { return b.Lag.String() }

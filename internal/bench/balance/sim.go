@@ -33,35 +33,61 @@ const (
 var Strategies = []Strategy{StrategyP2C, StrategyP2COwnPending, StrategyP2CNoPending, StrategyLeastLoaded, StrategyRoundRobin}
 
 // SimConfig describes a discrete-time simulation of a burst of assignments
-// made by several auth instances from stale gossiped counts.
+// made by several auth instances from stale gossiped counts. Start from
+// DefaultSimConfig; SimulateBurst rejects invalid fields.
 type SimConfig struct {
-	// Strategy is the picker every auth instance runs. Default StrategyP2C.
+	// Strategy is the picker every auth instance runs.
 	Strategy Strategy
-	// Nodes is the number of nodes. Default 10.
+	// Nodes is the number of nodes, at least 1.
 	Nodes int
-	// Auths is the number of auth instances; assignment k goes to auth
-	// k mod Auths, as behind a round-robin load balancer. Default 3.
+	// Auths is the number of auth instances, at least 1; assignment k goes
+	// to auth k mod Auths, as behind a round-robin load balancer.
 	Auths int
-	// Cap is every node's connection cap. Default 2 × Assignments / Nodes,
-	// so capacity does not mask imbalance.
+	// Cap is every node's connection cap; 0 means 2 × Assignments / Nodes
+	// (at least 1), so capacity does not mask imbalance.
 	Cap int
-	// Assignments is the size of the burst. Default 100,000.
+	// Assignments is the size of the burst, at least 1.
 	Assignments int
-	// Rate is assignments per second across all auth instances.
-	// Default 20,000 (5 s for the default burst).
+	// Rate is assignments per second across all auth instances. Must be
+	// > 0.
 	Rate float64
-	// Lag is how old a count is when an auth instance hears it. Default 1 s.
+	// Lag is how old a count is when an auth instance hears it; 0 means
+	// at once.
 	Lag time.Duration
 	// PublishInterval is how often nodes publish their count; 0 publishes
 	// continuously (every assignment is visible exactly Lag later).
-	// Default 100 ms.
 	PublishInterval time.Duration
-	// TokenTTL bounds pending assignments. Default 30 s.
+	// TokenTTL bounds pending assignments. Must be > 0.
 	TokenTTL time.Duration
-	// Settle is the Picker's settle time. Default Lag.
+	// Settle is the Picker's settle time; 0 retires a pending assignment
+	// as soon as a newer count arrives.
 	Settle time.Duration
 	// Seed seeds every random choice. The same config gives the same result.
 	Seed uint64
+}
+
+// DefaultSimConfig is the burst behind docs/benchmarks.md: 10 nodes, 3 auth
+// instances, 1 s gossip lag, 100,000 assignments at 20,000/s.
+func DefaultSimConfig() SimConfig {
+	return SimConfig{
+		// The auth service's own picker.
+		Strategy:    StrategyP2C,
+		Nodes:       10,
+		Auths:       3,
+		Assignments: 100_000,
+		// 20,000/s: the burst lasts 5 s, five gossip lags.
+		Rate: 20_000,
+		// 1 s: the count freshness the cluster aims at (p99).
+		Lag: time.Second,
+		// 100 ms: counts arrive in steps, as gossip delivers them, not
+		// continuously.
+		PublishInterval: 100 * time.Millisecond,
+		// The token TTL (token.DefaultTTL).
+		TokenTTL: 30 * time.Second,
+		// The auth service's DefaultPendingSettle, equal to Lag.
+		Settle: authsvc.DefaultPendingSettle,
+		Seed:   DefaultSeed,
+	}
 }
 
 // SimResult is the outcome of SimulateBurst.
@@ -72,7 +98,8 @@ type SimResult struct {
 	Max    int
 	Min    int
 	Mean   float64
-	// MaxOverMean is the balance figure DESIGN.md aims at (≤ 1.05).
+	// MaxOverMean is the balance figure docs/design.md section 11 aims at
+	// (≤ 1.05).
 	MaxOverMean float64
 	// PeakMaxOverMean is the worst max/mean seen at any of 100 checkpoints
 	// during the burst (from the 10th on, so tiny counts do not dominate):
@@ -88,54 +115,34 @@ func (r SimResult) String() string {
 		r.Strategy, r.MaxOverMean, r.PeakMaxOverMean, r.Max, r.Min, r.Mean, r.Refused)
 }
 
-func (c SimConfig) withDefaults() (SimConfig, error) {
-	if c.Strategy == "" {
-		c.Strategy = StrategyP2C
-	}
-	if c.Nodes == 0 {
-		c.Nodes = 10
-	}
-	if c.Auths == 0 {
-		c.Auths = 3
-	}
-	if c.Assignments == 0 {
-		c.Assignments = 100_000
-	}
-	if c.Cap == 0 {
-		c.Cap = 2 * c.Assignments / c.Nodes
-		if c.Cap < 1 {
-			c.Cap = 1
-		}
-	}
-	if c.Rate == 0 {
-		c.Rate = 20_000
-	}
-	if c.Lag == 0 {
-		c.Lag = time.Second
-	}
-	if c.PublishInterval == 0 {
-		c.PublishInterval = 100 * time.Millisecond
-	} else if c.PublishInterval < 0 {
-		c.PublishInterval = 0
-	}
-	if c.TokenTTL == 0 {
-		c.TokenTTL = 30 * time.Second
-	}
-	if c.Settle == 0 {
-		c.Settle = c.Lag
-	}
+// validate reports the first problem with c.
+func (c SimConfig) validate() error {
 	switch {
-	case c.Nodes < 1 || c.Auths < 1 || c.Assignments < 1 || c.Cap < 1:
-		return c, fmt.Errorf("sim: nodes, auths, assignments and cap must be positive")
-	case c.Rate <= 0 || c.Lag < 0:
-		return c, fmt.Errorf("sim: rate must be positive and lag non-negative")
+	case c.Nodes < 1 || c.Auths < 1 || c.Assignments < 1:
+		return fmt.Errorf("sim: Nodes, Auths and Assignments must be at least 1, got %d, %d and %d", c.Nodes, c.Auths, c.Assignments)
+	case c.Cap < 0:
+		return fmt.Errorf("sim: Cap must not be negative, got %d", c.Cap)
+	case !(c.Rate > 0):
+		return fmt.Errorf("sim: Rate must be > 0, got %g", c.Rate)
+	case c.Lag < 0 || c.PublishInterval < 0 || c.Settle < 0:
+		return fmt.Errorf("sim: Lag, PublishInterval and Settle must not be negative, got %s, %s and %s", c.Lag, c.PublishInterval, c.Settle)
+	case c.TokenTTL <= 0:
+		return fmt.Errorf("sim: TokenTTL must be > 0, got %s", c.TokenTTL)
 	}
 	switch c.Strategy {
 	case StrategyP2C, StrategyP2COwnPending, StrategyP2CNoPending, StrategyLeastLoaded, StrategyRoundRobin:
 	default:
-		return c, fmt.Errorf("sim: unknown strategy %q", c.Strategy)
+		return fmt.Errorf("sim: unknown Strategy %q", c.Strategy)
 	}
-	return c, nil
+	return nil
+}
+
+// capOrDerived is Cap, or for 0 the documented 2 × Assignments / Nodes.
+func (c SimConfig) capOrDerived() int {
+	if c.Cap > 0 {
+		return c.Cap
+	}
+	return max(1, 2*c.Assignments/c.Nodes)
 }
 
 // SimulateBurst runs cfg: assignments arrive at a fixed rate, a client's
@@ -144,10 +151,10 @@ func (c SimConfig) withDefaults() (SimConfig, error) {
 // they were published. Each auth instance has its own picker. An invalid
 // config yields an error.
 func SimulateBurst(cfg SimConfig) (SimResult, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.validate(); err != nil {
 		return SimResult{}, err
 	}
+	cfg.Cap = cfg.capOrDerived()
 	t0 := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	pickers := make([]authsvc.NodePicker, cfg.Auths)
 	for a := range pickers {

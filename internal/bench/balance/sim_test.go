@@ -2,17 +2,21 @@ package balance
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
-// TestSimulateBurstP2CBeatsLeastLoaded is DESIGN.md section 7's balance
-// figure: 10 nodes, 3 auth instances, counts 1 s stale, a burst of 100k.
+// TestSimulateBurstP2CBeatsLeastLoaded is the balance figure of
+// docs/design.md section 11: 10 nodes, 3 auth instances, counts 1 s stale,
+// a burst of 100k.
 func TestSimulateBurstP2CBeatsLeastLoaded(t *testing.T) {
 	results := map[Strategy]SimResult{}
 	// The other strategies are in BenchmarkSimulateBurst; this keeps the
 	// test quick under -race.
 	for _, s := range []Strategy{StrategyP2C, StrategyP2COwnPending, StrategyLeastLoaded} {
-		r, err := SimulateBurst(SimConfig{Strategy: s, Seed: 1})
+		c := DefaultSimConfig()
+		c.Strategy, c.Seed = s, 1
+		r, err := SimulateBurst(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -24,7 +28,7 @@ func TestSimulateBurstP2CBeatsLeastLoaded(t *testing.T) {
 	}
 	p2c, ll := results[StrategyP2C], results[StrategyLeastLoaded]
 	if p2c.MaxOverMean > 1.05 {
-		t.Errorf("P2C max/mean = %.4f, DESIGN target ≤ 1.05", p2c.MaxOverMean)
+		t.Errorf("P2C max/mean = %.4f, design target ≤ 1.05", p2c.MaxOverMean)
 	}
 	if !(p2c.MaxOverMean < ll.MaxOverMean) || !(p2c.PeakMaxOverMean < ll.PeakMaxOverMean) {
 		t.Errorf("P2C (%.4f, peak %.4f) does not beat least-loaded (%.4f, peak %.4f)",
@@ -34,17 +38,33 @@ func TestSimulateBurstP2CBeatsLeastLoaded(t *testing.T) {
 		t.Errorf("scaled pending (%.4f) is worse than own pending only (%.4f)", p2c.MaxOverMean, own.MaxOverMean)
 	}
 	// Same config, same answer.
-	small := SimConfig{Strategy: StrategyP2C, Seed: 7, Assignments: 5000}
+	small := DefaultSimConfig()
+	small.Seed, small.Assignments = 7, 5000
 	r1, _ := SimulateBurst(small)
 	r2, _ := SimulateBurst(small)
 	if fmt.Sprint(r1.Counts) != fmt.Sprint(r2.Counts) {
 		t.Error("SimulateBurst is not deterministic for a seed")
 	}
-	if _, err := SimulateBurst(SimConfig{Strategy: "nope"}); err == nil {
-		t.Error("unknown strategy: no error")
+	for name, mod := range map[string]func(*SimConfig){
+		"Strategy":        func(c *SimConfig) { c.Strategy = "nope" },
+		"Nodes":           func(c *SimConfig) { c.Nodes = -1 },
+		"Rate":            func(c *SimConfig) { c.Rate = 0 },
+		"TokenTTL":        func(c *SimConfig) { c.TokenTTL = 0 },
+		"PublishInterval": func(c *SimConfig) { c.PublishInterval = -1 },
+		"Cap":             func(c *SimConfig) { c.Cap = -1 },
+	} {
+		c := DefaultSimConfig()
+		mod(&c)
+		if _, err := SimulateBurst(c); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: got %v, want an error naming it", name, err)
+		}
 	}
-	if _, err := SimulateBurst(SimConfig{Nodes: -1}); err == nil {
-		t.Error("negative nodes: no error")
+	// Zero is a setting for these: no lag, continuous publishing, no
+	// settle time.
+	zero := DefaultSimConfig()
+	zero.Assignments, zero.Lag, zero.PublishInterval, zero.Settle = 1000, 0, 0, 0
+	if _, err := SimulateBurst(zero); err != nil {
+		t.Errorf("zero lag, publish interval and settle: %v", err)
 	}
 }
 
@@ -57,7 +77,9 @@ func BenchmarkSimulateBurst(b *testing.B) {
 				var r SimResult
 				for i := 0; i < b.N; i++ {
 					var err error
-					if r, err = SimulateBurst(SimConfig{Strategy: s, Rate: rate, Seed: uint64(i) + 1}); err != nil {
+					c := DefaultSimConfig()
+					c.Strategy, c.Rate, c.Seed = s, rate, uint64(i)+1
+					if r, err = SimulateBurst(c); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -16,31 +16,31 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 )
 
-// CompareConfig describes a side-by-side run. Zero fields take the defaults
-// noted.
+// CompareConfig describes a side-by-side run. Start from
+// DefaultCompareConfig; Compare rejects invalid fields.
 type CompareConfig struct {
 	// Env describes the servers; Env.BinDir is required.
 	Env EnvConfig
-	// Paths to run, in order. Default Paths (direct, haproxy-http,
-	// haproxy-tcp); TLSPaths is the TLS comparison. Ratios are to the first
-	// path, which must be direct or direct-tls.
+	// Paths to run, in order (DefaultCompareConfig: Paths; TLSPaths is the
+	// TLS comparison). Ratios are to the first path, which must be direct
+	// or direct-tls.
 	Paths []string
-	// Conns is the number of connections per path. Default 8,000 (one
-	// HAProxy process holds at most about 9,500 under the 20,000-file limit).
+	// Conns is the number of connections per path, at least 1.
 	Conns int
-	// Rate is the target connect rate; 0 (default) connects as fast as
-	// Concurrency allows, which measures the path's full-flow connect rate.
+	// Rate is the target connect rate; 0 connects as fast as Concurrency
+	// allows, which measures the path's full-flow connect rate.
 	Rate float64
-	// Concurrency bounds handshakes in flight. Default 256.
+	// Concurrency bounds handshakes in flight; at least 1.
 	Concurrency int
-	// MsgRate is echoed messages per second per connection. Default 1.
+	// MsgRate is echoed messages per second per connection. Must be > 0:
+	// the CPU figures are per message.
 	MsgRate float64
-	// MsgSize in bytes. Default 64.
+	// MsgSize in bytes, at least 8.
 	MsgSize int
-	// Duration of the message phase. Default 20s.
+	// Duration of the message phase. Must be > 0.
 	Duration time.Duration
 	// Workers is the number of client processes; 1 runs the clients in this
-	// process. Default: one per 8,000 connections.
+	// process, 0 means one per 8,000 connections.
 	Workers int
 	// WorkerExe is a binary with loadtest's "worker" subcommand
 	// (wsdirect-bench); required when Workers > 1.
@@ -51,53 +51,71 @@ type CompareConfig struct {
 	// clients and nodes agree on X25519MLKEM768 by default. false: Go's
 	// default.
 	ClassicKeyExchange bool
-	// Progress receives progress lines. Default: discarded.
+	// Progress receives progress lines; nil discards them.
 	Progress io.Writer
 }
 
-func (c *CompareConfig) withDefaults() error {
+// DefaultCompareConfig is `make bench-compare`; the caller sets Env.BinDir
+// (and WorkerExe for more than 8,000 connections).
+func DefaultCompareConfig() CompareConfig {
+	return CompareConfig{
+		Env:   DefaultEnvConfig(),
+		Paths: append([]string(nil), Paths...),
+		// 8,000: one HAProxy process holds at most about 9,500 under the
+		// 20,000-file limit.
+		Conns: 8_000,
+		// 256 handshakes in flight, as loadtest.DefaultConfig.
+		Concurrency: 256,
+		// One message a second per connection: 8,000 echoes a second in
+		// all, a chat-like load.
+		MsgRate: 1,
+		MsgSize: 64,
+		// 20 s: 160,000 round trips at the defaults.
+		Duration: 20 * time.Second,
+	}
+}
+
+// validate reports the first problem with c (the servers are checked by
+// StartEnv).
+func (c *CompareConfig) validate() error {
 	if len(c.Paths) == 0 {
-		c.Paths = Paths
+		return errors.New("benchcompare: Paths: at least one is required")
 	}
 	for _, p := range c.Paths {
 		if !knownPath(p) {
-			return fmt.Errorf("benchcompare: unknown path %q (want from %v or %v)", p, Paths, TLSPaths)
+			return fmt.Errorf("benchcompare: Paths: unknown path %q (want from %v or %v)", p, Paths, TLSPaths)
 		}
 	}
-	if b := c.Paths[0]; b != PathDirect && b != PathDirectTLS {
-		return errors.New("benchcompare: the first path is the baseline of every ratio; make it direct or direct-tls")
+	switch b := c.Paths[0]; {
+	case b != PathDirect && b != PathDirectTLS:
+		return errors.New("benchcompare: Paths: the first path is the baseline of every ratio; make it direct or direct-tls")
+	case c.Conns < 1:
+		return fmt.Errorf("benchcompare: Conns must be at least 1, got %d", c.Conns)
+	case c.Rate < 0:
+		return fmt.Errorf("benchcompare: Rate must not be negative, got %g", c.Rate)
+	case c.Concurrency < 1:
+		return fmt.Errorf("benchcompare: Concurrency must be at least 1, got %d", c.Concurrency)
+	case !(c.MsgRate > 0):
+		return fmt.Errorf("benchcompare: MsgRate must be > 0, got %g", c.MsgRate)
+	case c.MsgSize < 8:
+		return fmt.Errorf("benchcompare: MsgSize must be at least 8, got %d", c.MsgSize)
+	case c.Duration <= 0:
+		return fmt.Errorf("benchcompare: Duration must be > 0, got %s", c.Duration)
+	case c.Workers < 0:
+		return fmt.Errorf("benchcompare: Workers must not be negative, got %d", c.Workers)
 	}
-	if c.Conns == 0 {
-		c.Conns = 8_000
-	}
-	if c.Conns < 0 {
-		return errors.New("benchcompare: conns must be positive")
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 256
-	}
-	if c.MsgRate == 0 {
-		c.MsgRate = 1
-	}
-	if c.MsgRate < 0 || c.Rate < 0 {
-		return errors.New("benchcompare: rates must not be negative")
-	}
-	if c.MsgSize == 0 {
-		c.MsgSize = 64
-	}
-	if c.Duration <= 0 {
-		c.Duration = 20 * time.Second
-	}
-	if c.Workers <= 0 {
-		c.Workers = (c.Conns + 7_999) / 8_000
-	}
-	if c.Workers > 1 && c.WorkerExe == "" {
-		return errors.New("benchcompare: more than one worker needs WorkerExe (the wsdirect-bench binary)")
-	}
-	if c.Progress == nil {
-		c.Progress = io.Discard
+	if workers := c.workers(); workers > 1 && c.WorkerExe == "" {
+		return fmt.Errorf("benchcompare: %d workers need WorkerExe (the wsdirect-bench binary)", workers)
 	}
 	return nil
+}
+
+// workers is Workers, or for 0 one per 8,000 connections.
+func (c *CompareConfig) workers() int {
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	return (c.Conns + 7_999) / 8_000
 }
 
 // PathResult is what one path measured.
@@ -181,11 +199,15 @@ type CompareResult struct {
 // Compare runs the workload against each path in turn, each on a fresh set
 // of processes.
 func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
-	if err := cfg.withDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Env.withDefaults(); err != nil {
+	if err := cfg.Env.validate(); err != nil {
 		return nil, err
+	}
+	cfg.Workers = cfg.workers()
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
 	}
 	if cfg.Env.MaxConns < cfg.Conns {
 		// Any node may end up with every connection (HAProxy leastconn
@@ -211,23 +233,16 @@ func comparePath(ctx context.Context, path string, cfg CompareConfig) (*PathResu
 	}
 	defer env.Stop()
 
-	lc := loadtest.Config{
-		AuthURL:     env.AuthURL(),
-		Username:    env.Cluster.Username(),
-		Password:    env.Cluster.Password(),
-		Conns:       cfg.Conns,
-		Rate:        cfg.Rate,
-		Concurrency: cfg.Concurrency,
-		MsgRate:     cfg.MsgRate,
-		MsgSize:     cfg.MsgSize,
-		Duration:    cfg.Duration,
-		CAFile:      env.CAFile(),
-		TLSResume:   path == PathDirectTLSResume,
-		// Over TLS every connect is a new client: its own TLS handshake
-		// with auth, not a kept-alive connection of the load generator's.
-		FreshAuthConns:     isTLS(path),
-		ClassicKeyExchange: cfg.ClassicKeyExchange && isTLS(path),
-	}
+	lc := loadtest.DefaultConfig()
+	lc.AuthURL, lc.Username, lc.Password = env.AuthURL(), env.Cluster.Username(), env.Cluster.Password()
+	lc.Conns, lc.Rate, lc.Concurrency = cfg.Conns, cfg.Rate, cfg.Concurrency
+	lc.MsgRate, lc.MsgSize, lc.Duration = cfg.MsgRate, cfg.MsgSize, cfg.Duration
+	lc.CAFile = env.CAFile()
+	lc.TLSResume = path == PathDirectTLSResume
+	// Over TLS every connect is a new client: its own TLS handshake with
+	// auth, not a kept-alive connection of the load generator's.
+	lc.FreshAuthConns = isTLS(path)
+	lc.ClassicKeyExchange = cfg.ClassicKeyExchange && isTLS(path)
 	var pids []int
 	procs := env.PeakRSS()
 	for _, p := range procs {

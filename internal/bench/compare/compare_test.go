@@ -17,13 +17,9 @@ func TestCompareSmoke(t *testing.T) {
 	env := servers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := Compare(ctx, CompareConfig{
-		Env:      env,
-		Conns:    200,
-		MsgRate:  10,
-		Duration: time.Second,
-		Progress: testWriter{t},
-	})
+	cfg := DefaultCompareConfig()
+	cfg.Env, cfg.Conns, cfg.MsgRate, cfg.Duration, cfg.Progress = env, 200, 10, time.Second, testWriter{t}
+	res, err := Compare(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,18 +87,13 @@ func TestCompareTLSSmoke(t *testing.T) {
 	env := servers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := Compare(ctx, CompareConfig{
-		Env:   env,
-		Paths: TLSPaths,
-		Conns: 150,
-		// Few in flight: under -race on 2 loaded cores, 150 TLS handshakes at
-		// once can outlast the 10 s handshake timeout; this test checks
-		// the paths work, the benchmark measures rates.
-		Concurrency: 8,
-		MsgRate:     5,
-		Duration:    time.Second,
-		Progress:    testWriter{t},
-	})
+	cfg := DefaultCompareConfig()
+	cfg.Env, cfg.Paths, cfg.Conns, cfg.MsgRate, cfg.Duration, cfg.Progress = env, TLSPaths, 150, 5, time.Second, testWriter{t}
+	// Few in flight: under -race on 2 loaded cores, 150 TLS handshakes at
+	// once can outlast the 10 s handshake timeout; this test checks the
+	// paths work, the benchmark measures rates.
+	cfg.Concurrency = 8
+	res, err := Compare(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,15 +131,26 @@ func TestCompareTLSSmoke(t *testing.T) {
 }
 
 func TestCompareConfigErrors(t *testing.T) {
-	for name, cfg := range map[string]CompareConfig{
-		"unknown path":     {Paths: []string{"direct", "nginx"}},
-		"no baseline":      {Paths: []string{PathHAProxyTCP}},
-		"tls, no baseline": {Paths: []string{PathHAProxyTLS, PathDirectTLS}},
-		"negative":         {Conns: -1},
-		"workers, no exe":  {Conns: 100, Workers: 2},
+	// Each key is what the error must name: Compare fills nothing in.
+	for field, mod := range map[string]func(*CompareConfig){
+		"unknown path": func(c *CompareConfig) { c.Paths = []string{"direct", "nginx"} },
+		"baseline":     func(c *CompareConfig) { c.Paths = []string{PathHAProxyTCP} },
+		"direct-tls":   func(c *CompareConfig) { c.Paths = []string{PathHAProxyTLS, PathDirectTLS} },
+		"Conns":        func(c *CompareConfig) { c.Conns = -1 },
+		"Concurrency":  func(c *CompareConfig) { c.Concurrency = 0 },
+		"MsgRate":      func(c *CompareConfig) { c.MsgRate = 0 },
+		"MsgSize":      func(c *CompareConfig) { c.MsgSize = 0 },
+		"Duration":     func(c *CompareConfig) { c.Duration = 0 },
+		"WorkerExe":    func(c *CompareConfig) { c.Conns, c.Workers = 100, 2 },
+		"2 workers":    func(c *CompareConfig) { c.Conns = 16_000 },
+		"BinDir":       func(c *CompareConfig) { c.Env.BinDir = "" },
+		"MaxConns":     func(c *CompareConfig) { c.Env.MaxConns = 0 },
 	} {
-		if _, err := Compare(context.Background(), cfg); err == nil {
-			t.Errorf("%s: no error", name)
+		cfg := DefaultCompareConfig()
+		cfg.Env.BinDir = "/nonexistent"
+		mod(&cfg)
+		if _, err := Compare(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
 		}
 	}
 }

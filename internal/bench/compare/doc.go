@@ -1,6 +1,8 @@
-// Package compare measures wsdirect against the two approaches the
-// article started from, on one machine and in one run, and scripts the
-// failure drills.
+// Package compare measures wsdirect against the two balancer designs of the
+// article wsdirect started from
+// (https://www.codeceo.com/article/websocket-load-balanced.html), the
+// article's HAProxy approach and its L4 balancer, on one machine and in one
+// run, and scripts the failure drills.
 //
 // Compare runs the same client workload (loadtest.Run: full auth-then-
 // connect flow, then echoed messages at a fixed rate) against three paths in

@@ -30,18 +30,18 @@ const (
 // Drills lists every drill.
 var Drills = []string{DrillKill, DrillDrain, DrillAuthRestart, DrillHAProxyKill}
 
-// DrillConfig describes one drill. Zero fields take the defaults noted.
+// DrillConfig describes one drill. Start from DefaultDrillConfig; Drill
+// rejects invalid fields.
 type DrillConfig struct {
 	// Env describes the servers; Env.BinDir is required.
 	Env EnvConfig
 	// Drill is one of Drills.
 	Drill string
-	// Clients is the number of managed clients. Default 30,000, or 8,000
-	// for haproxy-kill (one HAProxy holds at most about 9,500 here).
+	// Clients is the number of managed clients, at least 1.
 	Clients int
-	// Rate is the first-connect rate per second. Default 2,000.
+	// Rate is the first-connect rate per second. Must be > 0.
 	Rate float64
-	// Workers splits the clients over this many fleets. Default: one per
+	// Workers splits the clients over this many fleets; 0 means one per
 	// 8,000 clients.
 	Workers int
 	// WorkerArgv runs each fleet in a worker process started as this
@@ -49,67 +49,73 @@ type DrillConfig struct {
 	// the fleets in this process, which one process can do up to about
 	// 19,000 clients.
 	WorkerArgv []string
-	// ConnectTimeout bounds the wait for every client's first connect.
-	// Default: twice Clients/Rate plus 30s.
+	// ConnectTimeout bounds the wait for every client's first connect; 0
+	// means twice Clients/Rate plus 30s.
 	ConnectTimeout time.Duration
-	// RecoverTimeout bounds the wait for the drill's outcome. Default 60s.
+	// RecoverTimeout bounds the wait for the drill's outcome. Must be > 0.
 	RecoverTimeout time.Duration
-	// SourceIPs are the loopback addresses the clients bind, round-robin.
-	// Default DefaultFleetSourceIPs.
+	// SourceIPs are the loopback addresses the clients bind, round-robin;
+	// empty lets the kernel pick (127.0.0.1).
 	SourceIPs []netip.Addr
 	// Settle is how long auth-restart and haproxy-kill keep watching after
-	// the event. Default 3s.
+	// the event. Must be > 0.
 	Settle time.Duration
-	// Progress receives a narrative. Default: discarded.
+	// Progress receives a narrative; nil discards it.
 	Progress io.Writer
 }
 
-func (c *DrillConfig) withDefaults() error {
+// DefaultDrillConfig returns the full-size drill of that name; the caller
+// sets Env.BinDir (and WorkerArgv for more than 19,000 clients).
+func DefaultDrillConfig(drill string) DrillConfig {
+	c := DrillConfig{
+		Env:   DefaultEnvConfig(),
+		Drill: drill,
+		// 30,000 clients: 10,000 per node, more than one client process
+		// can hold.
+		Clients: 30_000,
+		// 2,000/s: 30,000 clients connect in 15 s.
+		Rate: 2000,
+		// Bounds a drill that went wrong.
+		RecoverTimeout: 60 * time.Second,
+		SourceIPs:      append([]netip.Addr(nil), DefaultFleetSourceIPs...),
+		// 3 s: many gossip rounds (200 ms each) after the event.
+		Settle: 3 * time.Second,
+	}
+	if drill == DrillHAProxyKill {
+		// One HAProxy holds at most about 9,500 here.
+		c.Clients = 8_000
+	}
+	return c
+}
+
+// validate reports the first problem with c (the servers are checked by
+// StartEnv).
+func (c *DrillConfig) validate() error {
 	switch c.Drill {
 	case DrillKill, DrillDrain, DrillAuthRestart, DrillHAProxyKill:
 	default:
-		return fmt.Errorf("benchcompare: unknown drill %q (want one of %v)", c.Drill, Drills)
+		return fmt.Errorf("benchcompare: unknown Drill %q (want one of %v)", c.Drill, Drills)
 	}
-	if c.Clients == 0 {
-		c.Clients = 30_000
-		if c.Drill == DrillHAProxyKill {
-			c.Clients = 8_000
-		}
-	}
-	if c.Clients < 0 {
-		return errors.New("benchcompare: clients must be positive")
-	}
-	if c.Rate < 0 {
-		return errors.New("benchcompare: rate must not be negative")
-	}
-	if c.Rate == 0 {
-		c.Rate = 2000
-	}
-	if c.Workers <= 0 {
-		c.Workers = (c.Clients + 7_999) / 8_000
-	}
-	if len(c.WorkerArgv) == 0 && c.Clients > 19_000 {
-		return fmt.Errorf("benchcompare: %d clients need worker processes (one process may open 20,000 files); set WorkerArgv", c.Clients)
-	}
-	if c.ConnectTimeout <= 0 {
-		c.ConnectTimeout = 2*time.Duration(float64(c.Clients)/c.Rate*float64(time.Second)) + 30*time.Second
-	}
-	if c.RecoverTimeout <= 0 {
-		c.RecoverTimeout = 60 * time.Second
-	}
-	if len(c.SourceIPs) == 0 {
-		c.SourceIPs = DefaultFleetSourceIPs
+	switch {
+	case c.Clients < 1:
+		return fmt.Errorf("benchcompare: Clients must be at least 1, got %d", c.Clients)
+	case !(c.Rate > 0):
+		return fmt.Errorf("benchcompare: Rate must be > 0, got %g", c.Rate)
+	case c.Workers < 0:
+		return fmt.Errorf("benchcompare: Workers must not be negative, got %d", c.Workers)
+	case len(c.WorkerArgv) == 0 && c.Clients > 19_000:
+		return fmt.Errorf("benchcompare: %d Clients need worker processes (one process may open 20,000 files); set WorkerArgv", c.Clients)
+	case c.ConnectTimeout < 0:
+		return fmt.Errorf("benchcompare: ConnectTimeout must not be negative, got %s", c.ConnectTimeout)
+	case c.RecoverTimeout <= 0:
+		return fmt.Errorf("benchcompare: RecoverTimeout must be > 0, got %s", c.RecoverTimeout)
+	case c.Settle <= 0:
+		return fmt.Errorf("benchcompare: Settle must be > 0, got %s", c.Settle)
 	}
 	for _, ip := range c.SourceIPs {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("benchcompare: client source IP %s is not a loopback address", ip)
+			return fmt.Errorf("benchcompare: SourceIPs: %s is not a loopback address", ip)
 		}
-	}
-	if c.Settle <= 0 {
-		c.Settle = 3 * time.Second
-	}
-	if c.Progress == nil {
-		c.Progress = io.Discard
 	}
 	return nil
 }
@@ -155,11 +161,20 @@ type DrillResult struct {
 // returns an error (with the partial result) when the drill's outcome is
 // not reached in time.
 func Drill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
-	if err := cfg.withDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Env.withDefaults(); err != nil {
+	if err := cfg.Env.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = (cfg.Clients + 7_999) / 8_000
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 2*time.Duration(float64(cfg.Clients)/cfg.Rate*float64(time.Second)) + 30*time.Second
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
 	}
 	begin := time.Now()
 	say := func(format string, args ...any) {
@@ -183,14 +198,10 @@ func Drill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 
 	res := &DrillResult{Drill: cfg.Drill, Clients: cfg.Clients, Workers: cfg.Workers}
 	creds := env.Credentials()
-	fs, err := startFleets(ctx, FleetConfig{
-		AuthURL:   env.AuthURL(),
-		Username:  creds.Username,
-		Password:  creds.Password,
-		Clients:   cfg.Clients,
-		Rate:      cfg.Rate,
-		SourceIPs: cfg.SourceIPs,
-	}, cfg.Workers, cfg.WorkerArgv)
+	fc := DefaultFleetConfig()
+	fc.AuthURL, fc.Username, fc.Password = env.AuthURL(), creds.Username, creds.Password
+	fc.Clients, fc.Rate, fc.SourceIPs = cfg.Clients, cfg.Rate, cfg.SourceIPs
+	fs, err := startFleets(ctx, fc, cfg.Workers, cfg.WorkerArgv)
 	if err != nil {
 		return nil, err
 	}

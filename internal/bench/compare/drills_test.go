@@ -5,21 +5,24 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
 
 // The drills at CI size: 300 managed clients each, on the real binaries.
 
-func runDrill(t *testing.T, cfg DrillConfig) *DrillResult {
+func runDrill(t *testing.T, drill string, tune func(*DrillConfig)) *DrillResult {
 	t.Helper()
+	cfg := DefaultDrillConfig(drill)
 	cfg.Env = servers(t)
 	cfg.Progress = testWriter{t}
-	if cfg.Clients == 0 {
-		cfg.Clients = 300
-	}
+	cfg.Clients = 300
 	cfg.Rate = 1000
 	cfg.RecoverTimeout = 30 * time.Second
+	if tune != nil {
+		tune(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := Drill(ctx, cfg)
@@ -45,7 +48,7 @@ func TestDrillKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(fleetWorkerEnv, "1")
-	res := runDrill(t, DrillConfig{Drill: DrillKill, Workers: 2, WorkerArgv: []string{exe}})
+	res := runDrill(t, DrillKill, func(c *DrillConfig) { c.Workers, c.WorkerArgv = 2, []string{exe} })
 	if res.Workers != 2 {
 		t.Errorf("workers = %d", res.Workers)
 	}
@@ -64,7 +67,7 @@ func TestDrillKill(t *testing.T) {
 }
 
 func TestDrillDrain(t *testing.T) {
-	res := runDrill(t, DrillConfig{Drill: DrillDrain})
+	res := runDrill(t, DrillDrain, nil)
 	if _, ok := res.After[res.Target]; ok {
 		t.Errorf("drained %s still holds clients: %v", res.Target, res.After)
 	}
@@ -77,29 +80,71 @@ func TestDrillDrain(t *testing.T) {
 }
 
 func TestDrillAuthRestart(t *testing.T) {
-	res := runDrill(t, DrillConfig{Drill: DrillAuthRestart, Settle: time.Second})
+	res := runDrill(t, DrillAuthRestart, func(c *DrillConfig) { c.Settle = time.Second })
 	if res.Dropped != 0 || res.NotConnected != 0 {
 		t.Errorf("auth restart dropped %d connections, %d not connected", res.Dropped, res.NotConnected)
 	}
 }
 
 func TestDrillHAProxyKill(t *testing.T) {
-	res := runDrill(t, DrillConfig{Drill: DrillHAProxyKill, Settle: time.Second})
+	res := runDrill(t, DrillHAProxyKill, func(c *DrillConfig) { c.Settle = time.Second })
 	if res.Lost != res.Clients || res.Dropped != int64(res.Clients) {
 		t.Errorf("lost %d, dropped %d of %d: a dead single balancer loses every client", res.Lost, res.Dropped, res.Clients)
 	}
 }
 
 func TestDrillConfigErrors(t *testing.T) {
-	for name, cfg := range map[string]DrillConfig{
-		"unknown":          {Drill: "reboot"},
-		"too many in-proc": {Drill: DrillKill, Clients: 30_000},
-		"negative clients": {Drill: DrillKill, Clients: -1},
-		"non-loopback ips": {Drill: DrillKill, Clients: 10, SourceIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, Env: EnvConfig{BinDir: "/nonexistent"}},
-		"haproxy too many": {Drill: DrillHAProxyKill, Clients: 12_000, WorkerArgv: []string{"x"}, Env: EnvConfig{BinDir: "/nonexistent"}},
+	// Each key is the field the error must name: Drill fills nothing in.
+	for field, tc := range map[string]struct {
+		drill string
+		mod   func(*DrillConfig)
+	}{
+		"Drill":          {"reboot", nil},
+		"WorkerArgv":     {DrillKill, func(c *DrillConfig) { c.Clients = 30_000 }},
+		"Clients":        {DrillKill, func(c *DrillConfig) { c.Clients = -1 }},
+		"Rate":           {DrillKill, func(c *DrillConfig) { c.Rate = 0 }},
+		"RecoverTimeout": {DrillKill, func(c *DrillConfig) { c.RecoverTimeout = 0 }},
+		"Settle":         {DrillKill, func(c *DrillConfig) { c.Settle = 0 }},
+		"SourceIPs":      {DrillKill, func(c *DrillConfig) { c.SourceIPs = []netip.Addr{netip.MustParseAddr("10.0.0.1")} }},
+		"BinDir":         {DrillKill, func(c *DrillConfig) { c.Env.BinDir = "" }},
+		"Nodes":          {DrillKill, func(c *DrillConfig) { c.Env.Nodes = 0 }},
+		"maxconn":        {DrillHAProxyKill, func(c *DrillConfig) { c.Clients, c.WorkerArgv = 12_000, []string{"x"} }},
 	} {
-		if _, err := Drill(context.Background(), cfg); err == nil {
-			t.Errorf("%s: no error", name)
+		cfg := DefaultDrillConfig(tc.drill)
+		cfg.Env.BinDir, cfg.Clients = "/nonexistent", 10
+		if tc.mod != nil {
+			tc.mod(&cfg)
+		}
+		if _, err := Drill(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
+		}
+	}
+	if c := DefaultDrillConfig(DrillHAProxyKill); c.Clients != 8_000 {
+		t.Errorf("haproxy-kill defaults to %d clients, want 8,000 (one HAProxy's share)", c.Clients)
+	}
+}
+
+func TestFleetConfigErrors(t *testing.T) {
+	good := DefaultFleetConfig()
+	good.AuthURL, good.Clients = "http://127.0.0.1:1", 1
+	if err := good.validate(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	// Each key is the field the error must name: StartFleet fills nothing in.
+	for field, mod := range map[string]func(*FleetConfig){
+		"AuthURL":      func(c *FleetConfig) { c.AuthURL = "" },
+		"Clients":      func(c *FleetConfig) { c.Clients = 0 },
+		"Rate":         func(c *FleetConfig) { c.Rate = 0 },
+		"Concurrency":  func(c *FleetConfig) { c.Concurrency = 0 },
+		"BackoffBase":  func(c *FleetConfig) { c.BackoffBase = 0 },
+		"BackoffMax":   func(c *FleetConfig) { c.BackoffMax = c.BackoffBase / 2 },
+		"SourceOffset": func(c *FleetConfig) { c.SourceOffset = -1 },
+		"SourceIPs":    func(c *FleetConfig) { c.SourceIPs = []netip.Addr{netip.MustParseAddr("10.0.0.1")} },
+	} {
+		c := good
+		mod(&c)
+		if _, err := StartFleet(context.Background(), c); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
 		}
 	}
 }

@@ -36,6 +36,11 @@ const (
 	PathHAProxyTLS = "haproxy-tls"
 )
 
+// PoolAudience is the token audience every node accepts on the HAProxy
+// paths (wsdirect-node -token-audience), where the balancer, not auth,
+// picks the node.
+const PoolAudience = "haproxy-pool"
+
 // Paths lists the plain paths, direct first (the baseline of the ratios).
 var Paths = []string{PathDirect, PathHAProxyHTTP, PathHAProxyTCP}
 
@@ -71,45 +76,54 @@ var (
 	DefaultSourceIPs = []string{"127.0.1.1", "127.0.1.2", "127.0.1.3"}
 )
 
-// EnvConfig describes the servers of one path. Zero fields take the
-// defaults noted.
+// EnvConfig describes the servers of one path. Start from
+// DefaultEnvConfig; StartEnv rejects invalid fields.
 type EnvConfig struct {
 	// BinDir holds wsdirect-node and wsdirect-auth. Required.
 	BinDir string
-	// HAProxyBinary is haproxy; default haproxycfg.FindBinary().
+	// HAProxyBinary is haproxy; empty means haproxycfg.FindBinary().
 	HAProxyBinary string
-	// Nodes is the number of node processes. Default 3.
+	// Nodes is the number of node processes, at least 1.
 	Nodes int
-	// MaxConns is every node's cap. Default 19,000.
+	// MaxConns is every node's cap, at least 1.
 	MaxConns int
-	// SourceIPs are HAProxy's "source" addresses in mode http. Default
-	// DefaultSourceIPs. Mode tcp uses none, like an NLB.
+	// SourceIPs are HAProxy's "source" addresses in mode http; empty
+	// means one server line per node and the kernel's choice of source.
+	// Mode tcp uses none, like an NLB.
 	SourceIPs []string
-	// HAProxyMaxConn is HAProxy's maxconn. Default 9,000: every proxied
-	// connection takes two descriptors and the hard limit is 20,000.
+	// HAProxyMaxConn is HAProxy's maxconn, at least 1.
 	HAProxyMaxConn int
-	// Logf receives progress lines. Default: none.
+	// Logf, when set, receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }
 
-func (c *EnvConfig) withDefaults() error {
-	if c.BinDir == "" {
+// DefaultEnvConfig returns the defaults; the caller sets BinDir.
+func DefaultEnvConfig() EnvConfig {
+	return EnvConfig{
+		// Three nodes, as in the product's smallest cluster.
+		Nodes: 3,
+		// 19,000: under one process's 20,000 files, with room for the
+		// node's other sockets.
+		MaxConns: 19_000,
+		// The article's setup: several source addresses per node.
+		SourceIPs: append([]string(nil), DefaultSourceIPs...),
+		// 9,000: every proxied connection takes two descriptors and the
+		// hard limit is 20,000.
+		HAProxyMaxConn: 9_000,
+	}
+}
+
+// validate reports the first problem with c.
+func (c *EnvConfig) validate() error {
+	switch {
+	case c.BinDir == "":
 		return errors.New("benchcompare: BinDir is required")
-	}
-	if c.Nodes <= 0 {
-		c.Nodes = 3
-	}
-	if c.MaxConns <= 0 {
-		c.MaxConns = 19_000
-	}
-	if len(c.SourceIPs) == 0 {
-		c.SourceIPs = DefaultSourceIPs
-	}
-	if c.HAProxyMaxConn <= 0 {
-		c.HAProxyMaxConn = 9_000
-	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
+	case c.Nodes < 1:
+		return fmt.Errorf("benchcompare: Nodes must be at least 1, got %d", c.Nodes)
+	case c.MaxConns < 1:
+		return fmt.Errorf("benchcompare: MaxConns must be at least 1, got %d", c.MaxConns)
+	case c.HAProxyMaxConn < 1:
+		return fmt.Errorf("benchcompare: HAProxyMaxConn must be at least 1, got %d", c.HAProxyMaxConn)
 	}
 	return nil
 }
@@ -129,8 +143,11 @@ type Env struct {
 // peak RSS is its own) and, for the HAProxy paths, haproxy in front of its
 // nodes plus the token service, and checks one connection end to end.
 func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
-	if err := cfg.withDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
 	}
 	var mode string
 	switch path {
@@ -154,16 +171,17 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Path: path, dir: dir}
-	cl, err := localcluster.Start(ctx, localcluster.Config{
-		BinDir:   cfg.BinDir,
-		Nodes:    cfg.Nodes,
-		MaxConns: cfg.MaxConns,
-		LogLevel: "warn",
-		Logf:     cfg.Logf,
-		// On the direct TLS paths the nodes and auth terminate TLS; behind
-		// HAProxy they stay plain on loopback, HAProxy terminates it.
-		TLS: isDirect(path) && isTLS(path),
-	})
+	lc := localcluster.DefaultConfig()
+	lc.BinDir, lc.Nodes, lc.MaxConns, lc.LogLevel, lc.Logf = cfg.BinDir, cfg.Nodes, cfg.MaxConns, "warn", cfg.Logf
+	// On the direct TLS paths the nodes and auth terminate TLS; behind
+	// HAProxy they stay plain on loopback, HAProxy terminates it.
+	lc.TLS = isDirect(path) && isTLS(path)
+	if mode != "" {
+		// HAProxy, not auth, picks the node: every node accepts the token
+		// service's tokens for the shared audience.
+		lc.NodeArgs = []string{"-token-audience", PoolAudience}
+	}
+	cl, err := localcluster.Start(ctx, lc)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -174,16 +192,12 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		return e, nil
 	}
 
-	hcfg := haproxycfg.Config{
-		Mode:                mode,
-		MaxConn:             cfg.HAProxyMaxConn,
-		HealthCheckInterval: time.Second,
-		HealthCheckRise:     1,
-	}
+	hcfg := haproxycfg.DefaultConfig()
+	hcfg.Mode, hcfg.MaxConn = mode, cfg.HAProxyMaxConn
+	hcfg.HealthCheckInterval, hcfg.HealthCheckRise = time.Second, 1
 	if mode == haproxycfg.ModeHTTP {
 		hcfg.SourceIPs = cfg.SourceIPs
 	}
-	var names []string
 	for _, p := range cl.Nodes {
 		ap, err := netip.ParseAddrPort(p.HTTPAddr)
 		if err != nil {
@@ -191,7 +205,6 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 			return nil, err
 		}
 		hcfg.Backends = append(hcfg.Backends, haproxycfg.Backend{Name: p.Name, Address: ap.Addr().String(), Port: int(ap.Port())})
-		names = append(names, p.Name)
 	}
 	if hcfg.Bind, err = freeAddr(haproxyIP); err != nil {
 		e.Stop()
@@ -225,13 +238,10 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		e.Stop()
 		return nil, err
 	}
-	e.Tokens, err = StartTokenService(tsAddr, TokenServiceConfig{
-		SigningKey:    key,
-		Audiences:     names,
-		WSURL:         wsURL,
-		Authenticator: users,
-		TLS:           tsTLS,
-	})
+	tc := DefaultTokenServiceConfig()
+	tc.SigningKey, tc.Audience, tc.Authenticator = key, PoolAudience, users
+	tc.WSURL, tc.TLS = wsURL, tsTLS
+	e.Tokens, err = StartTokenService(tsAddr, tc)
 	if err != nil {
 		e.Stop()
 		return nil, err
@@ -261,7 +271,7 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(names), e.Tokens.URL())
+	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(cl.Nodes), e.Tokens.URL())
 	return e, nil
 }
 

@@ -30,22 +30,24 @@ import (
 // fleet worker (RunFleetWorker).
 const FleetWorkerCommand = "drill-worker"
 
-// FleetConfig describes a set of managed clients. It travels as JSON to
-// worker processes on their stdin, so the password stays off command lines.
+// FleetConfig describes a set of managed clients. Start from
+// DefaultFleetConfig; StartFleet rejects invalid fields. It travels as JSON
+// to worker processes on their stdin, so the password stays off command
+// lines.
 type FleetConfig struct {
+	// AuthURL is the auth service's base URL. Required.
 	AuthURL  string `json:"auth_url"`
 	Username string `json:"username"`
 	Password string `json:"password"`
-	// Clients is how many managed clients to run.
+	// Clients is how many managed clients to run, at least 1.
 	Clients int `json:"clients"`
-	// Rate is the first-connect rate per second. Default 2,000.
+	// Rate is the first-connect rate per second. Must be > 0.
 	Rate float64 `json:"rate,omitempty"`
-	// Concurrency bounds clients whose first connect is in flight.
-	// Default 64.
+	// Concurrency bounds clients whose first connect is in flight; at
+	// least 1.
 	Concurrency int `json:"concurrency,omitempty"`
-	// BackoffBase and BackoffMax are the clients' reconnect backoff.
-	// Defaults 500ms and 4s: the first window spreads a lost node's clients
-	// over half a second instead of sending them to auth all at once.
+	// BackoffBase and BackoffMax are the clients' reconnect backoff (see
+	// client.ManagedConfig).
 	BackoffBase time.Duration `json:"backoff_base,omitempty"`
 	BackoffMax  time.Duration `json:"backoff_max,omitempty"`
 	// SourceIPs are loopback addresses the clients bind, round-robin from
@@ -55,6 +57,22 @@ type FleetConfig struct {
 	// the more so when other runs share the machine's loopback.
 	SourceIPs    []netip.Addr `json:"source_ips,omitempty"`
 	SourceOffset int          `json:"source_offset,omitempty"`
+}
+
+// DefaultFleetConfig returns the defaults; the caller sets AuthURL, the
+// credentials and Clients.
+func DefaultFleetConfig() FleetConfig {
+	return FleetConfig{
+		// 2,000/s: 30,000 clients connect in 15 s.
+		Rate: 2000,
+		// 64 first connects in flight: a slow auth service sees a short
+		// queue instead of a pile of requests that time out and return.
+		Concurrency: 64,
+		// The first window spreads a lost node's clients over half a
+		// second instead of sending them to auth all at once.
+		BackoffBase: 500 * time.Millisecond,
+		BackoffMax:  4 * time.Second,
+	}
 }
 
 // DefaultFleetSourceIPs are the addresses drill clients bind by default,
@@ -70,29 +88,28 @@ var DefaultFleetSourceIPs = func() []netip.Addr {
 	return out
 }()
 
-func (c *FleetConfig) withDefaults() error {
-	if c.AuthURL == "" {
-		return errors.New("benchcompare: fleet needs an auth URL")
-	}
-	if c.Clients <= 0 {
-		return errors.New("benchcompare: fleet needs a positive number of clients")
-	}
-	if c.Rate <= 0 {
-		c.Rate = 2000
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 64
+// validate reports the first problem with c.
+func (c *FleetConfig) validate() error {
+	switch {
+	case c.AuthURL == "":
+		return errors.New("benchcompare: fleet AuthURL is required")
+	case c.Clients < 1:
+		return fmt.Errorf("benchcompare: fleet Clients must be at least 1, got %d", c.Clients)
+	case !(c.Rate > 0):
+		return fmt.Errorf("benchcompare: fleet Rate must be > 0, got %g", c.Rate)
+	case c.Concurrency < 1:
+		return fmt.Errorf("benchcompare: fleet Concurrency must be at least 1, got %d", c.Concurrency)
+	case c.BackoffBase <= 0:
+		return fmt.Errorf("benchcompare: fleet BackoffBase must be > 0, got %s", c.BackoffBase)
+	case c.BackoffMax < c.BackoffBase:
+		return fmt.Errorf("benchcompare: fleet BackoffMax (%s) must be at least BackoffBase (%s)", c.BackoffMax, c.BackoffBase)
+	case c.SourceOffset < 0:
+		return fmt.Errorf("benchcompare: fleet SourceOffset must not be negative, got %d", c.SourceOffset)
 	}
 	for _, ip := range c.SourceIPs {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("benchcompare: client source IP %s is not a loopback address", ip)
+			return fmt.Errorf("benchcompare: fleet SourceIPs: %s is not a loopback address", ip)
 		}
-	}
-	if c.BackoffBase <= 0 {
-		c.BackoffBase = 500 * time.Millisecond
-	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 4 * time.Second
 	}
 	return nil
 }
@@ -161,7 +178,7 @@ type Fleet struct {
 // StartFleet starts cfg.Clients managed clients at cfg.Rate. They keep
 // themselves connected until Stop.
 func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
-	if err := cfg.withDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -204,27 +221,31 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		for i := range f.clients {
 			var once sync.Once
 			release := func() { once.Do(func() { <-inflight }) }
-			m := client.NewManaged(cfg.AuthURL, creds, client.ManagedConfig{
-				Options:     optSets[(i+cfg.SourceOffset)%len(optSets)],
-				BackoffBase: cfg.BackoffBase,
-				BackoffMax:  cfg.BackoffMax,
-				OnConnect: func(*wire.ConnectResponse) {
-					f.connects.Add(1)
-					f.lastConnect.Store(time.Now().UnixNano())
-					release()
-				},
-				OnDisconnect: func(code int, err error) {
-					if code != 0 {
-						f.disconnects.Add(1)
-						return
-					}
-					if err != nil {
-						f.mu.Lock()
-						f.failed[loadtest.ErrorKind(err)]++
-						f.mu.Unlock()
-					}
-				},
-			})
+			mc := client.DefaultManagedConfig()
+			mc.Options = optSets[(i+cfg.SourceOffset)%len(optSets)]
+			mc.BackoffBase, mc.BackoffMax = cfg.BackoffBase, cfg.BackoffMax
+			mc.OnConnect = func(*wire.ConnectResponse) {
+				f.connects.Add(1)
+				f.lastConnect.Store(time.Now().UnixNano())
+				release()
+			}
+			mc.OnDisconnect = func(code int, err error) {
+				if code != 0 {
+					f.disconnects.Add(1)
+					return
+				}
+				if err != nil {
+					f.mu.Lock()
+					f.failed[loadtest.ErrorKind(err)]++
+					f.mu.Unlock()
+				}
+			}
+			m, err := client.NewManaged(cfg.AuthURL, creds, mc)
+			if err != nil {
+				// validate checked the backoff; count it all the same.
+				f.gaveUp.Add(1)
+				continue
+			}
 			f.mu.Lock()
 			f.clients[i] = m
 			f.mu.Unlock()
@@ -408,7 +429,7 @@ type fleets []fleet
 // empty, else in worker processes started as workerArgv (e.g.
 // [".../wsdirect-bench", "drill-worker"]).
 func startFleets(ctx context.Context, cfg FleetConfig, workers int, workerArgv []string) (fleets, error) {
-	if err := cfg.withDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	workers = max(1, min(workers, cfg.Clients))

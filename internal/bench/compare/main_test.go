@@ -71,7 +71,9 @@ func servers(t *testing.T) EnvConfig {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return EnvConfig{BinDir: binDir, HAProxyBinary: hp, Logf: t.Logf}
+	c := DefaultEnvConfig()
+	c.BinDir, c.HAProxyBinary, c.Logf = binDir, hp, t.Logf
+	return c
 }
 
 // testWriter sends progress lines to t.Log.

@@ -3,9 +3,7 @@ package compare
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,35 +12,46 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
-// TokenServiceConfig configures a TokenService.
+// TokenServiceConfig configures a TokenService. Start from
+// DefaultTokenServiceConfig; StartTokenService rejects invalid fields.
 type TokenServiceConfig struct {
 	// SigningKey is the auth service's private key (the cluster's
 	// signing.key), so nodes accept the tokens with the keys they have.
 	SigningKey ed25519.PrivateKey
-	// Audiences are the names of every node behind the balancer: the token
-	// must be good on whichever node HAProxy picks.
-	Audiences []string
-	// WSURL is where clients connect, e.g. "ws://127.0.1.30:40000/ws" (the
-	// HAProxy frontend).
+	// Audience is the token audience every node behind the balancer
+	// accepts (their -token-audience, PoolAudience in the harness): the
+	// token must be good on whichever node HAProxy picks.
+	Audience string
+	// WSURL is where clients connect, e.g. "ws://127.0.1.30:40000/ws" or
+	// "wss://..." (the HAProxy frontend).
 	WSURL string
-	// NodeID is what the answer names as the node. Default "haproxy".
+	// NodeID is what the answer names as the node. Required.
 	NodeID string
 	// Authenticator checks the credentials. The harness passes auth's own
 	// users-file backend on the cluster's users file, so credentials cost
 	// the same (bcrypt, then auth's credential cache) on every path.
 	Authenticator authsvc.Authenticator
-	// TTL of minted tokens. Default token.DefaultTTL.
+	// TTL of minted tokens. Must be > 0.
 	TTL time.Duration
 	// TLS, when set, serves https:// with it (like wsdirect-auth with
 	// -tls); nil serves http://.
 	TLS *tls.Config
+}
+
+// DefaultTokenServiceConfig returns the defaults; the caller sets the key,
+// the audiences, WSURL and the Authenticator.
+func DefaultTokenServiceConfig() TokenServiceConfig {
+	return TokenServiceConfig{
+		// The balancer, not a node, is what clients are sent to.
+		NodeID: "haproxy",
+		// The auth service's token lifetime, so tokens cost the same.
+		TTL: token.DefaultTTL,
+	}
 }
 
 // TokenService is the HAProxy paths' stand-in for wsdirect-auth: it serves
@@ -51,10 +60,10 @@ type TokenServiceConfig struct {
 // with the balancer's URL and a token for any node behind it. It picks no
 // node: that is HAProxy's job on these paths.
 type TokenService struct {
-	cfg TokenServiceConfig
-	kid string
-	ln  net.Listener
-	srv *http.Server
+	cfg    TokenServiceConfig
+	signer *token.Signer
+	ln     net.Listener
+	srv    *http.Server
 }
 
 // StartTokenService listens on addr (host:port, port 0 for any) and serves.
@@ -62,24 +71,22 @@ func StartTokenService(addr string, cfg TokenServiceConfig) (*TokenService, erro
 	switch {
 	case len(cfg.SigningKey) != ed25519.PrivateKeySize:
 		return nil, errors.New("benchcompare: token service needs the Ed25519 signing key")
-	case len(cfg.Audiences) == 0:
-		return nil, errors.New("benchcompare: token service needs at least one node name")
+	case cfg.Audience == "":
+		return nil, errors.New("benchcompare: token service needs the nodes' shared audience")
 	case cfg.WSURL == "":
-		return nil, errors.New("benchcompare: token service needs the balancer's ws:// URL")
+		return nil, errors.New("benchcompare: token service needs the balancer's ws:// or wss:// URL")
 	case cfg.Authenticator == nil:
 		return nil, errors.New("benchcompare: token service needs an authenticator")
-	}
-	if cfg.NodeID == "" {
-		cfg.NodeID = "haproxy"
-	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = token.DefaultTTL
+	case cfg.NodeID == "":
+		return nil, errors.New("benchcompare: token service NodeID is required")
+	case cfg.TTL <= 0:
+		return nil, fmt.Errorf("benchcompare: token service TTL must be > 0, got %s", cfg.TTL)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("benchcompare: token service: %w", err)
 	}
-	ts := &TokenService{cfg: cfg, kid: token.KeyID(cfg.SigningKey.Public().(ed25519.PublicKey)), ln: ln}
+	ts := &TokenService{cfg: cfg, signer: token.NewSigner(cfg.SigningKey).WithTTL(cfg.TTL), ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.ConnectPath, ts.connect)
 	ts.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -130,27 +137,10 @@ func (ts *TokenService) connect(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(wire.ConnectResponse{URL: ts.cfg.WSURL, Token: raw, NodeID: ts.cfg.NodeID, ExpiresAt: exp})
 }
 
-// mint signs a token with the same claims auth puts in one (sub, exp, iat,
-// nbf, 128-bit single-use jti, kid header), except that aud lists every
-// node; a node accepts a token when its name is among the audiences.
+// mint signs a token exactly as auth does (the same token.Signer), with the
+// nodes' shared audience instead of one node's name.
 func (ts *TokenService) mint(user string) (string, time.Time, error) {
-	var id [16]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return "", time.Time{}, err
-	}
-	now := time.Now().Truncate(time.Second)
-	exp := now.Add(ts.cfg.TTL)
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, token.Claims{
-		Subject:   user,
-		Audience:  jwt.ClaimStrings(ts.cfg.Audiences),
-		ExpiresAt: jwt.NewNumericDate(exp),
-		IssuedAt:  jwt.NewNumericDate(now),
-		NotBefore: jwt.NewNumericDate(now),
-		ID:        hex.EncodeToString(id[:]),
-	})
-	t.Header["kid"] = ts.kid
-	raw, err := t.SignedString(ts.cfg.SigningKey)
-	return raw, exp, err
+	return ts.signer.Mint(user, ts.cfg.Audience)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

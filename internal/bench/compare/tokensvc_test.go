@@ -14,9 +14,10 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
-// TestTokenService checks that the HAProxy paths' tokens pass every node's
-// real verifier (any audience listed, once), are refused by a node not
-// listed, and that the service checks credentials like auth.
+// TestTokenService checks that the HAProxy paths' tokens pass the real
+// verifier of every node sharing the pool audience, once per node, are
+// refused by a node with its own audience, and that the service checks
+// credentials like auth.
 func TestTokenService(t *testing.T) {
 	pub, priv, err := token.GenerateKey()
 	if err != nil {
@@ -34,12 +35,10 @@ func TestTokenService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := StartTokenService("127.0.1.20:0", TokenServiceConfig{
-		SigningKey:    priv,
-		Audiences:     []string{"node-1", "node-2"},
-		WSURL:         "ws://127.0.1.30:1/ws",
-		Authenticator: users,
-	})
+	cfg := DefaultTokenServiceConfig()
+	cfg.SigningKey, cfg.Audience, cfg.Authenticator = priv, PoolAudience, users
+	cfg.WSURL = "ws://127.0.1.30:1/ws"
+	ts, err := StartTokenService("127.0.1.20:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +54,8 @@ func TestTokenService(t *testing.T) {
 	if resp.URL != "ws://127.0.1.30:1/ws" || resp.NodeID != "haproxy" {
 		t.Errorf("answer %+v", resp)
 	}
-	v := token.NewVerifier("node-1", keys)
-	for node, v := range map[string]*token.Verifier{"node-1": v, "node-2": token.NewVerifier("node-2", keys)} {
+	v := token.NewVerifier(PoolAudience, keys)
+	for node, v := range map[string]*token.Verifier{"node-1": v, "node-2": token.NewVerifier(PoolAudience, keys)} {
 		if c, err := v.Verify(resp.Token); err != nil || c.Subject != "bench" {
 			t.Errorf("%s: %v, %+v", node, err, c)
 		}
@@ -65,7 +64,7 @@ func TestTokenService(t *testing.T) {
 		t.Errorf("second use on node-1: %v, want replayed", err)
 	}
 	if _, err := token.NewVerifier("node-3", keys).Verify(resp.Token); token.ReasonOf(err) != token.ReasonWrongAudience {
-		t.Errorf("node-3: %v, want wrong audience", err)
+		t.Errorf("node-3 with its own audience: %v, want wrong audience", err)
 	}
 
 	_, err = client.Authorize(ctx, ts.URL(), client.Credentials{Username: "bench", Password: "wrong"})
@@ -90,7 +89,15 @@ func TestTokenService(t *testing.T) {
 		t.Errorf("bad body: %s", res.Status)
 	}
 
-	if _, err := StartTokenService("127.0.1.20:0", TokenServiceConfig{SigningKey: priv, WSURL: "ws://x/ws", Authenticator: users}); err == nil {
-		t.Error("no audiences: no error")
+	for name, mod := range map[string]func(*TokenServiceConfig){
+		"no audience": func(c *TokenServiceConfig) { c.Audience = "" },
+		"no node id":  func(c *TokenServiceConfig) { c.NodeID = "" },
+		"zero ttl":    func(c *TokenServiceConfig) { c.TTL = 0 },
+	} {
+		c := cfg
+		mod(&c)
+		if _, err := StartTokenService("127.0.1.20:0", c); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }

@@ -17,7 +17,9 @@ func benchCluster(b *testing.B, nodes int) *localcluster.Cluster {
 	if err := localcluster.BuildBinaries(ctx, bin); err != nil {
 		b.Fatal(err)
 	}
-	c, err := localcluster.Start(ctx, localcluster.Config{BinDir: bin, Nodes: nodes, Dir: b.TempDir(), MaxConns: 19000})
+	cfg := localcluster.DefaultConfig()
+	cfg.BinDir, cfg.Nodes, cfg.Dir, cfg.MaxConns = bin, nodes, b.TempDir(), 19000
+	c, err := localcluster.Start(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -28,17 +30,17 @@ func benchCluster(b *testing.B, nodes int) *localcluster.Cluster {
 // BenchmarkFullFlowConnect measures the full-flow connect rate (auth
 // request, then upgrade) against a real 3-node local cluster: 6,000
 // connections per iteration as fast as 256 handshakes in flight allow, from
-// 4 source IPs. DESIGN.md section 7 aims at ≥ 5,000/s.
+// 4 source IPs. docs/design.md section 11 aims at ≥ 5,000/s.
 func BenchmarkFullFlowConnect(b *testing.B) {
 	c := benchCluster(b, 3)
 	ips, _ := ParseSourceIPs("127.0.0.2-127.0.0.5")
 	merged := NewReport()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rep, err := Run(context.Background(), Config{
-			AuthURL: c.AuthURL(), Username: c.Username(), Password: c.Password(),
-			Conns: 6000, Concurrency: 256, SourceIPs: ips,
-		}, nil)
+		cfg := DefaultConfig()
+		cfg.AuthURL, cfg.Username, cfg.Password = c.AuthURL(), c.Username(), c.Password()
+		cfg.Conns, cfg.Concurrency, cfg.SourceIPs = 6000, 256, ips
+		rep, err := Run(context.Background(), cfg, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -58,8 +60,8 @@ func BenchmarkFullFlowConnect(b *testing.B) {
 
 // BenchmarkReconnectAfterKill is the demo at full size: 10,000 clients on 3
 // nodes, SIGKILL the busiest, time until its last client is connected
-// elsewhere. DESIGN.md section 7 aims at ≤ 10 s for a third of 30k clients
-// (the 30k multi-process drill belongs to the scale harness).
+// elsewhere. docs/design.md section 11 aims at ≤ 10 s for a third of 30k
+// clients (the 30k multi-process drill belongs to the scale harness).
 func BenchmarkReconnectAfterKill(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -70,7 +72,9 @@ func BenchmarkReconnectAfterKill(b *testing.B) {
 	var reconnect, total, rate float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := Demo(ctx, DemoConfig{BinDir: bin, Clients: 10_000, Cluster: localcluster.Config{Dir: b.TempDir()}})
+		cfg := DefaultDemoConfig()
+		cfg.BinDir, cfg.Clients, cfg.Cluster.Dir = bin, 10_000, b.TempDir()
+		res, err := Demo(ctx, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

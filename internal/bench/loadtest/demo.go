@@ -20,34 +20,80 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
-// DemoConfig tunes Demo. Zero fields take the defaults noted.
+// DemoConfig tunes Demo. Start from DefaultDemoConfig; Demo rejects invalid
+// fields.
 type DemoConfig struct {
 	// BinDir holds wsdirect-node and wsdirect-auth. Required.
 	BinDir string
-	// Nodes in the local cluster. Default 3.
+	// Nodes in the local cluster, at least 2 (one is killed).
 	Nodes int
-	// Clients to connect. Default 10,000 (one process holds them: 10k file
-	// descriptors, under the 20,000 limit; the nodes hold the server sides).
+	// Clients to connect, at least 1.
 	Clients int
-	// Rate is the target connect rate per second. Default 2,000.
+	// Rate is the target connect rate per second. Must be > 0.
 	Rate float64
 	// Concurrency bounds clients whose first connect is in flight, so a
 	// slow auth service sees a queue of bounded length instead of a pile
-	// of requests that time out and come back. Default 64.
+	// of requests that time out and come back. At least 1.
 	Concurrency int
-	// ConnectTimeout bounds the wait for every client to connect. Default 60s.
+	// ConnectTimeout bounds the wait for every client to connect. Must be
+	// > 0.
 	ConnectTimeout time.Duration
 	// ReconnectTimeout bounds the wait, after the kill, for every client of
-	// the killed node to be connected elsewhere. Default 30s.
+	// the killed node to be connected elsewhere. Must be > 0.
 	ReconnectTimeout time.Duration
-	// BackoffBase and BackoffMax are the clients' reconnect backoff.
-	// Defaults 100ms and 2s.
+	// BackoffBase and BackoffMax are the clients' reconnect backoff (see
+	// client.ManagedConfig).
 	BackoffBase, BackoffMax time.Duration
-	// Cluster, when set, is used for everything in localcluster.Config
-	// except BinDir and Nodes.
+	// Cluster is used for everything in localcluster.Config except BinDir
+	// and Nodes, which Demo sets. Cluster.MaxConns 0 means Clients: room
+	// for everyone on the survivors after the kill.
 	Cluster localcluster.Config
-	// Out receives the demo's narrative. Default io.Discard.
+	// Out receives the demo's narrative; nil discards it.
 	Out io.Writer
+}
+
+// DefaultDemoConfig is `make demo`; the caller sets BinDir.
+func DefaultDemoConfig() DemoConfig {
+	return DemoConfig{
+		Nodes: 3,
+		// 10,000 clients in one process hold 10k file descriptors, under
+		// the 20,000 limit; the nodes hold the server sides.
+		Clients: 10_000,
+		// 2,000/s connects the 10,000 clients in 5 s.
+		Rate:        2000,
+		Concurrency: 64,
+		// Twelve times the 5 s the clients need at Rate: generous on a
+		// loaded machine.
+		ConnectTimeout:   60 * time.Second,
+		ReconnectTimeout: 30 * time.Second,
+		// The first retry window spreads a killed node's clients over half
+		// a second instead of sending them all to auth at once.
+		BackoffBase: 500 * time.Millisecond,
+		BackoffMax:  4 * time.Second,
+		Cluster:     localcluster.DefaultConfig(),
+	}
+}
+
+// validate reports the first problem with c; the cluster is checked by
+// localcluster.Start.
+func (c *DemoConfig) validate() error {
+	switch {
+	case c.BinDir == "":
+		return errors.New("demo: BinDir is required")
+	case c.Nodes < 2:
+		return fmt.Errorf("demo: Nodes must be at least 2 (one is killed), got %d", c.Nodes)
+	case c.Clients < 1:
+		return fmt.Errorf("demo: Clients must be at least 1, got %d", c.Clients)
+	case !(c.Rate > 0):
+		return fmt.Errorf("demo: Rate must be > 0, got %g", c.Rate)
+	case c.Concurrency < 1:
+		return fmt.Errorf("demo: Concurrency must be at least 1, got %d", c.Concurrency)
+	case c.ConnectTimeout <= 0:
+		return fmt.Errorf("demo: ConnectTimeout must be > 0, got %s", c.ConnectTimeout)
+	case c.ReconnectTimeout <= 0:
+		return fmt.Errorf("demo: ReconnectTimeout must be > 0, got %s", c.ReconnectTimeout)
+	}
+	return nil
 }
 
 // DemoResult is what Demo measured.
@@ -78,31 +124,8 @@ type demoClient struct {
 // returns an error when a step fails or misses its deadline.
 func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 	begin := time.Now()
-	if cfg.Nodes <= 0 {
-		cfg.Nodes = 3
-	}
-	if cfg.Clients <= 0 {
-		cfg.Clients = 10_000
-	}
-	if cfg.Rate <= 0 {
-		cfg.Rate = 2000
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 60 * time.Second
-	}
-	if cfg.ReconnectTimeout <= 0 {
-		cfg.ReconnectTimeout = 30 * time.Second
-	}
-	// The first retry window spreads a killed node's clients over half a
-	// second instead of sending them all to auth at once.
-	if cfg.BackoffBase <= 0 {
-		cfg.BackoffBase = 500 * time.Millisecond
-	}
-	if cfg.BackoffMax <= 0 {
-		cfg.BackoffMax = 4 * time.Second
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	out := cfg.Out
 	if out == nil {
@@ -182,34 +205,35 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 		dc := &demoClient{}
 		var releaseOnce sync.Once
 		release := func() { releaseOnce.Do(func() { <-inflight }) }
-		dc.m = client.NewManaged(cl.AuthURL(), creds, client.ManagedConfig{
-			Options:     opts,
-			BackoffBase: cfg.BackoffBase,
-			BackoffMax:  cfg.BackoffMax,
-			OnTiming: func(auth, upgrade time.Duration) {
-				if dc.connects.Load() == 0 {
-					histMu.Lock()
-					res.Handshake.Record(auth + upgrade)
-					histMu.Unlock()
-				}
-			},
-			OnConnect: func(*wire.ConnectResponse) {
-				now := time.Now().UnixNano()
-				dc.lastConnect.Store(now)
-				if dc.connects.Add(1) == 1 {
-					firstConnects.Add(1)
-					lastFirstConnect.Store(now)
-					release()
-				}
-			},
-			OnDisconnect: func(code int, err error) {
-				if code == 0 && err != nil {
-					errMu.Lock()
-					attemptErrors[ErrorKind(err)]++
-					errMu.Unlock()
-				}
-			},
-		})
+		mcfg := client.DefaultManagedConfig()
+		mcfg.Options = opts
+		mcfg.BackoffBase, mcfg.BackoffMax = cfg.BackoffBase, cfg.BackoffMax
+		mcfg.OnTiming = func(auth, upgrade time.Duration) {
+			if dc.connects.Load() == 0 {
+				histMu.Lock()
+				res.Handshake.Record(auth + upgrade)
+				histMu.Unlock()
+			}
+		}
+		mcfg.OnConnect = func(*wire.ConnectResponse) {
+			now := time.Now().UnixNano()
+			dc.lastConnect.Store(now)
+			if dc.connects.Add(1) == 1 {
+				firstConnects.Add(1)
+				lastFirstConnect.Store(now)
+				release()
+			}
+		}
+		mcfg.OnDisconnect = func(code int, err error) {
+			if code == 0 && err != nil {
+				errMu.Lock()
+				attemptErrors[ErrorKind(err)]++
+				errMu.Unlock()
+			}
+		}
+		if dc.m, err = client.NewManaged(cl.AuthURL(), creds, mcfg); err != nil {
+			return nil, err
+		}
 		clients[i] = dc
 		if err := lim.Wait(connectCtx); err != nil {
 			return nil, fmt.Errorf("demo: only %d of %d clients connected within %v (errors: %v)",

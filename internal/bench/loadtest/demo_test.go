@@ -25,13 +25,10 @@ func TestDemoSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res, err := Demo(ctx, DemoConfig{
-		BinDir:  bin,
-		Clients: 300,
-		Rate:    500,
-		Cluster: localcluster.Config{Dir: t.TempDir(), TLS: true},
-		Out:     &out,
-	})
+	cfg := DefaultDemoConfig()
+	cfg.BinDir, cfg.Clients, cfg.Rate = bin, 300, 500
+	cfg.Cluster.Dir, cfg.Cluster.TLS, cfg.Out = t.TempDir(), true, &out
+	res, err := Demo(ctx, cfg)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)

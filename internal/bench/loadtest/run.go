@@ -21,23 +21,24 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 )
 
-// Config describes one load run. It is also what a parent process sends to
-// its worker processes, as JSON on their stdin, so every field is exported
-// and serializable (the password never appears on a command line).
+// Config describes one load run. Start from DefaultConfig; Run rejects
+// invalid fields. It is also what a parent process sends to its worker
+// processes, as JSON on their stdin, so every field is exported and
+// serializable (the password never appears on a command line).
 type Config struct {
-	// AuthURL is the auth service, e.g. "http://127.0.0.1:8443".
+	// AuthURL is the auth service, e.g. "http://127.0.0.1:8443". Required.
 	AuthURL string `json:"auth_url"`
 	// Credentials for every connection.
 	Username    string `json:"username,omitempty"`
 	Password    string `json:"password,omitempty"`
 	BearerToken string `json:"bearer_token,omitempty"`
 
-	// Conns is how many connections to open.
+	// Conns is how many connections to open. Required (> 0).
 	Conns int `json:"conns"`
 	// Rate is the target connect rate in connections per second; 0 means
 	// as fast as Concurrency allows.
 	Rate float64 `json:"rate"`
-	// Concurrency bounds handshakes in flight. Default 256.
+	// Concurrency bounds handshakes in flight; at least 1.
 	Concurrency int `json:"concurrency,omitempty"`
 	// SourceIPs are local addresses bound round-robin, one per connection;
 	// empty lets the kernel pick.
@@ -50,20 +51,21 @@ type Config struct {
 	// idle. Messages go to the node's application (echo by default) and the
 	// round trip is measured.
 	MsgRate float64 `json:"msg_rate,omitempty"`
-	// MsgSize is the message size in bytes (at least 8). Default 64.
+	// MsgSize is the message size in bytes, at least 8 (it carries a
+	// timestamp).
 	MsgSize int `json:"msg_size,omitempty"`
-	// Duration is how long to send messages once every connection is open.
+	// Duration is how long to send messages once every connection is open;
+	// required (> 0) when MsgRate is set.
 	Duration time.Duration `json:"duration,omitempty"`
 	// Hold keeps connections open this long after the connect phase (at
-	// least Duration when messaging).
+	// least Duration when messaging); 0 closes them at once.
 	Hold time.Duration `json:"hold,omitempty"`
 
-	// HandshakeTimeout bounds auth request plus upgrade. Default 10s.
+	// HandshakeTimeout bounds auth request plus upgrade. Must be > 0.
 	HandshakeTimeout time.Duration `json:"handshake_timeout,omitempty"`
 	// TokenInSubprotocol sends the token in Sec-WebSocket-Protocol.
 	TokenInSubprotocol bool `json:"token_in_subprotocol,omitempty"`
-	// BufferSize is the client read and write buffer size. Default 1024:
-	// small buffers keep the client's own memory per connection low.
+	// BufferSize is the client read and write buffer size. Must be > 0.
 	BufferSize int `json:"buffer_size,omitempty"`
 
 	// CAFile is a PEM file or bundle of roots to trust for https:// auth
@@ -83,33 +85,49 @@ type Config struct {
 	ClassicKeyExchange bool `json:"classic_key_exchange,omitempty"`
 }
 
-func (c *Config) withDefaults() error {
-	if c.AuthURL == "" {
-		return errors.New("loadtest: auth url is required")
+// DefaultConfig returns the defaults; the caller sets AuthURL, the
+// credentials and Conns.
+func DefaultConfig() Config {
+	return Config{
+		// 256 handshakes in flight keep a local cluster busy and bound the
+		// sockets a run holds half-open.
+		Concurrency: 256,
+		// 64 bytes: a chat-sized message.
+		MsgSize: 64,
+		// Generous on a loaded machine: a handshake slower than this
+		// counts as a timeout.
+		HandshakeTimeout: 10 * time.Second,
+		// 1 KiB: small buffers keep the client's own memory per connection
+		// low.
+		BufferSize: 1024,
 	}
-	if c.Conns <= 0 {
-		return errors.New("loadtest: conns must be positive")
-	}
-	if c.Rate < 0 || c.MsgRate < 0 {
-		return errors.New("loadtest: rates must not be negative")
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 256
-	}
-	if c.MsgSize == 0 {
-		c.MsgSize = 64
-	}
-	if c.MsgSize < 8 {
-		return errors.New("loadtest: msg size must be at least 8 bytes (it carries a timestamp)")
-	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 10 * time.Second
-	}
-	if c.BufferSize <= 0 {
-		c.BufferSize = 1024
-	}
-	if c.MsgRate > 0 && c.Duration <= 0 {
-		return errors.New("loadtest: msg rate needs a duration")
+}
+
+// validate reports the first problem with c.
+func (c *Config) validate() error {
+	switch {
+	case c.AuthURL == "":
+		return errors.New("loadtest: AuthURL is required")
+	case c.Conns <= 0:
+		return fmt.Errorf("loadtest: Conns must be > 0, got %d", c.Conns)
+	case c.Rate < 0:
+		return fmt.Errorf("loadtest: Rate must not be negative, got %g", c.Rate)
+	case c.Concurrency < 1:
+		return fmt.Errorf("loadtest: Concurrency must be at least 1, got %d", c.Concurrency)
+	case c.SourceOffset < 0:
+		return fmt.Errorf("loadtest: SourceOffset must not be negative, got %d", c.SourceOffset)
+	case c.MsgRate < 0:
+		return fmt.Errorf("loadtest: MsgRate must not be negative, got %g", c.MsgRate)
+	case c.MsgSize < 8:
+		return fmt.Errorf("loadtest: MsgSize must be at least 8 bytes (it carries a timestamp), got %d", c.MsgSize)
+	case c.Duration < 0 || (c.MsgRate > 0 && c.Duration == 0):
+		return fmt.Errorf("loadtest: Duration must be > 0 with a MsgRate (and never negative), got %s", c.Duration)
+	case c.Hold < 0:
+		return fmt.Errorf("loadtest: Hold must not be negative, got %s", c.Hold)
+	case c.HandshakeTimeout <= 0:
+		return fmt.Errorf("loadtest: HandshakeTimeout must be > 0, got %s", c.HandshakeTimeout)
+	case c.BufferSize <= 0:
+		return fmt.Errorf("loadtest: BufferSize must be > 0, got %d", c.BufferSize)
 	}
 	return nil
 }
@@ -122,7 +140,7 @@ func (c *Config) Credentials() client.Credentials {
 // Run executes cfg in this process and returns its report. Progress lines go
 // to progress (may be nil).
 func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
-	if err := cfg.withDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if progress == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +32,10 @@ func TestMain(m *testing.M) {
 }
 
 func baseConfig(fc *clienttest.Cluster, conns int) Config {
-	return Config{AuthURL: fc.AuthURL(), Username: clienttest.Username, Password: clienttest.Password, Conns: conns, Concurrency: 16}
+	c := DefaultConfig()
+	c.AuthURL, c.Username, c.Password = fc.AuthURL(), clienttest.Username, clienttest.Password
+	c.Conns, c.Concurrency = conns, 16
+	return c
 }
 
 func TestRunConnectsMeasuresAndDistributes(t *testing.T) {
@@ -213,6 +217,50 @@ func TestWorkerShare(t *testing.T) {
 		}
 		if sum != c.total {
 			t.Errorf("shares of %d over %d sum to %d", c.total, c.workers, sum)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	good := DefaultConfig()
+	good.AuthURL, good.Conns = "http://127.0.0.1:1", 1
+	if err := good.validate(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	// Each key is the field the error must name: Run fills nothing in.
+	for field, mod := range map[string]func(*Config){
+		"AuthURL":          func(c *Config) { c.AuthURL = "" },
+		"Conns":            func(c *Config) { c.Conns = 0 },
+		"Rate":             func(c *Config) { c.Rate = -1 },
+		"Concurrency":      func(c *Config) { c.Concurrency = 0 },
+		"MsgRate":          func(c *Config) { c.MsgRate = -1 },
+		"MsgSize":          func(c *Config) { c.MsgSize = 0 },
+		"Duration":         func(c *Config) { c.MsgRate = 1 },
+		"Hold":             func(c *Config) { c.Hold = -1 },
+		"HandshakeTimeout": func(c *Config) { c.HandshakeTimeout = 0 },
+		"BufferSize":       func(c *Config) { c.BufferSize = 0 },
+	} {
+		c := good
+		mod(&c)
+		if _, err := Run(context.Background(), c, nil); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
+		}
+	}
+	d := DefaultDemoConfig()
+	d.BinDir = t.TempDir()
+	for field, mod := range map[string]func(*DemoConfig){
+		"BinDir":           func(c *DemoConfig) { c.BinDir = "" },
+		"Nodes":            func(c *DemoConfig) { c.Nodes = 1 },
+		"Clients":          func(c *DemoConfig) { c.Clients = 0 },
+		"Rate":             func(c *DemoConfig) { c.Rate = 0 },
+		"Concurrency":      func(c *DemoConfig) { c.Concurrency = 0 },
+		"ConnectTimeout":   func(c *DemoConfig) { c.ConnectTimeout = 0 },
+		"ReconnectTimeout": func(c *DemoConfig) { c.ReconnectTimeout = 0 },
+	} {
+		c := d
+		mod(&c)
+		if _, err := Demo(context.Background(), c); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("demo %s: got %v, want an error naming it", field, err)
 		}
 	}
 }

@@ -26,7 +26,7 @@ const WorkerCommand = "worker"
 // Separate processes are how a run gets past the 20,000 open files one
 // process may hold here; they also spread the client's CPU over cores.
 func RunWorkers(ctx context.Context, cfg Config, workers int, exe string, progress io.Writer) (*Report, error) {
-	if err := cfg.withDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if workers < 1 {

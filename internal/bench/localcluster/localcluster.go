@@ -37,41 +37,39 @@ const (
 	AuthBinary = "wsdirect-auth"
 )
 
-// Config describes a local cluster. Zero fields take the defaults noted.
+// Config describes a local cluster. Start from DefaultConfig; Start rejects
+// invalid fields.
 type Config struct {
 	// BinDir holds wsdirect-node and wsdirect-auth (`make build` puts them
 	// in ./bin). Required.
 	BinDir string
-	// Nodes is the number of node processes. Default 3.
+	// Nodes is the number of node processes, at least 1.
 	Nodes int
-	// Auths is the number of auth processes. Default 1.
+	// Auths is the number of auth processes, at least 1.
 	Auths int
-	// NodeIPBase is the address of node 0; node i takes the i-th next
-	// address. Default 127.0.0.11 (nodes on .11, .12, .13, ...).
+	// NodeIPBase is the loopback address of node 0; node i takes the i-th
+	// next address.
 	NodeIPBase netip.Addr
-	// AuthIPBase is the address of auth 0. Default 127.0.1.10, away from
-	// the 127.0.0.x source addresses benchmarks bind.
+	// AuthIPBase is the loopback address of auth 0.
 	AuthIPBase netip.Addr
-	// Dir holds keys, the users file and logs. Default: a new temporary
+	// Dir holds keys, the users file and logs. Empty means a new temporary
 	// directory, removed by Stop unless KeepDir.
 	Dir     string
 	KeepDir bool
 	// MaxConns is every node's -max-conns; 0 leaves the binary's default.
 	MaxConns int
-	// Username and Password of the bench user in the users file. Defaults
-	// "bench" and a random password.
+	// Username of the bench user in the users file. Required.
 	Username string
+	// Password of the bench user; empty means a random one, which
+	// Cluster.Password reports.
 	Password string
-	// BcryptCost of the bench user's hash. Default bcrypt.MinCost: every
-	// connect checks the password, and at the default cost (10) 10,000
-	// connects would cost the auth process minutes of CPU.
+	// BcryptCost of the bench user's hash, within bcrypt's MinCost-MaxCost.
 	BcryptCost int
 	// LoginRate and LoginBurst are passed to auth as -login-rate and
-	// -login-burst. Defaults 1e6 and 1e6: every local client shares one IP,
-	// so the per-IP brute-force limit must not apply to the bench user.
+	// -login-burst. Must be > 0.
 	LoginRate  float64
 	LoginBurst int
-	// LogLevel for every process. Default "info".
+	// LogLevel for every process (debug, info, warn or error). Required.
 	LogLevel string
 	// TLS serves auth on https:// and the nodes on wss:// (-tls files),
 	// with certificates from a test CA made for the run: its root is
@@ -81,61 +79,87 @@ type Config struct {
 	// NodeArgs and AuthArgs are appended to every node's / auth's flags.
 	NodeArgs []string
 	AuthArgs []string
-	// ReadyTimeout bounds Start's wait for readiness. Default 30s.
+	// ReadyTimeout bounds Start's wait for readiness. Must be > 0.
 	ReadyTimeout time.Duration
-	// Logf, when set, receives progress lines.
+	// Logf, when set, receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }
 
-func (c *Config) withDefaults() error {
-	if c.BinDir == "" {
-		return errors.New("localcluster: BinDir is required")
+// DefaultConfig returns a three-node, one-auth cluster on loopback; the
+// caller sets BinDir.
+func DefaultConfig() Config {
+	return Config{
+		// Three nodes: the smallest cluster where one can fail and the
+		// clients still have a choice of two.
+		Nodes: 3,
+		Auths: 1,
+		// Nodes on 127.0.0.11, .12, ...; auth on 127.0.1.10, away from the
+		// 127.0.0.x source addresses benchmarks bind.
+		NodeIPBase: netip.MustParseAddr("127.0.0.11"),
+		AuthIPBase: netip.MustParseAddr("127.0.1.10"),
+		Username:   "bench",
+		// bcrypt.MinCost: every connect checks the password, and at the
+		// production cost (10) 10,000 connects would cost the auth process
+		// minutes of CPU.
+		BcryptCost: bcrypt.MinCost,
+		// Every local client shares one IP, so the per-IP brute-force
+		// limit must not apply to the bench user.
+		LoginRate:  1e6,
+		LoginBurst: 1_000_000,
+		LogLevel:   "info",
+		// Generous for a loaded 2-core machine building its first gossip
+		// view.
+		ReadyTimeout: 30 * time.Second,
 	}
-	for _, b := range []string{NodeBinary, AuthBinary} {
-		if _, err := os.Stat(filepath.Join(c.BinDir, b)); err != nil {
-			return fmt.Errorf("localcluster: %s not found in %s (run `make build`): %w", b, c.BinDir, err)
+}
+
+// validate reports every problem with c.
+func (c *Config) validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("localcluster: "+format, args...)) }
+	if c.BinDir == "" {
+		add("BinDir is required")
+	} else {
+		for _, b := range []string{NodeBinary, AuthBinary} {
+			if _, err := os.Stat(filepath.Join(c.BinDir, b)); err != nil {
+				add("BinDir: %s not found in %s (run `make build`): %v", b, c.BinDir, err)
+			}
 		}
 	}
-	if c.Nodes <= 0 {
-		c.Nodes = 3
+	if c.Nodes < 1 {
+		add("Nodes must be at least 1, got %d", c.Nodes)
 	}
-	if c.Auths <= 0 {
-		c.Auths = 1
+	if c.Auths < 1 {
+		add("Auths must be at least 1, got %d", c.Auths)
 	}
-	if !c.NodeIPBase.IsValid() {
-		c.NodeIPBase = netip.MustParseAddr("127.0.0.11")
+	if !c.NodeIPBase.IsLoopback() {
+		add("NodeIPBase %v must be a loopback address", c.NodeIPBase)
 	}
-	if !c.AuthIPBase.IsValid() {
-		c.AuthIPBase = netip.MustParseAddr("127.0.1.10")
+	if !c.AuthIPBase.IsLoopback() {
+		add("AuthIPBase %v must be a loopback address", c.AuthIPBase)
 	}
-	if !c.NodeIPBase.IsLoopback() || !c.AuthIPBase.IsLoopback() {
-		return errors.New("localcluster: addresses must be loopback")
+	if c.MaxConns < 0 {
+		add("MaxConns must not be negative, got %d", c.MaxConns)
 	}
 	if c.Username == "" {
-		c.Username = "bench"
+		add("Username is required")
 	}
-	if c.Password == "" {
-		c.Password = randomHex(12)
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		add("BcryptCost %d out of range %d-%d", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	if c.BcryptCost == 0 {
-		c.BcryptCost = bcrypt.MinCost
+	if !(c.LoginRate > 0) {
+		add("LoginRate must be > 0, got %g", c.LoginRate)
 	}
-	if c.LoginRate <= 0 {
-		c.LoginRate = 1e6
-	}
-	if c.LoginBurst <= 0 {
-		c.LoginBurst = 1_000_000
+	if c.LoginBurst < 1 {
+		add("LoginBurst must be > 0, got %d", c.LoginBurst)
 	}
 	if c.LogLevel == "" {
-		c.LogLevel = "info"
+		add("LogLevel is required")
 	}
 	if c.ReadyTimeout <= 0 {
-		c.ReadyTimeout = 30 * time.Second
+		add("ReadyTimeout must be > 0, got %s", c.ReadyTimeout)
 	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Process is one running (or stopped) cluster process.
@@ -282,8 +306,14 @@ type Cluster struct {
 // processes, then waits until every node answers /readyz and auth lists all
 // of them. On error everything started is stopped.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
-	if err := cfg.withDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Password == "" {
+		cfg.Password = randomHex(12)
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
 	}
 	c := &Cluster{cfg: cfg, dir: cfg.Dir, http: &http.Client{Timeout: 5 * time.Second}}
 	if c.dir == "" {
@@ -480,6 +510,8 @@ func (c *Cluster) authArgs(p *Process, join []string) []string {
 		"-admin-token-file", c.path("admin.token"),
 		"-login-rate", strconv.FormatFloat(c.cfg.LoginRate, 'f', -1, 64),
 		"-login-burst", strconv.Itoa(c.cfg.LoginBurst),
+		// Every bench client logs in as the one bench user.
+		"-max-user-tokens", "0",
 		"-log-level", c.cfg.LogLevel,
 	}
 	if len(join) > 0 {
@@ -500,6 +532,11 @@ func (c *Cluster) nodeArgs(p *Process, join []string) []string {
 		"-gossip-key-file", c.path("gossip.key"),
 		"-auth-keys", c.path("signing.pub"),
 		"-admin-token-file", c.path("admin.token"),
+		// Every bench client logs in as the one bench user.
+		"-max-conns-per-user", "0",
+		// One host, one clock: no skew to allow for, so tokens minted right
+		// after a node starts are accepted.
+		"-token-leeway", "0s",
 		"-log-level", c.cfg.LogLevel,
 	}
 	if c.cfg.MaxConns > 0 {
@@ -771,9 +808,9 @@ func freePort(ip netip.Addr) (int, error) {
 
 func randomHex(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
+	// Since Go 1.24 crypto/rand.Read never returns an error: if the
+	// system's generator fails, the runtime crashes the program instead.
+	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
 

@@ -3,6 +3,7 @@ package localcluster
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,9 @@ func echo(t *testing.T, conn *websocket.Conn, msg string) {
 // connects through auth, an auth restart leaves its connection alone, a
 // killed node leaves assignment, and Stop leaves no process behind.
 func TestClusterLifecycle(t *testing.T) {
-	c := startCluster(t, Config{Nodes: 2, TLS: true})
+	cfg := DefaultConfig()
+	cfg.Nodes, cfg.TLS = 2, true
+	c := startCluster(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	creds := client.Credentials{Username: c.Username(), Password: c.Password()}
@@ -170,11 +173,45 @@ func TestClusterLifecycle(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	if _, err := Start(context.Background(), Config{}); err == nil {
-		t.Error("missing BinDir accepted")
+	if _, err := Start(context.Background(), DefaultConfig()); err == nil || !strings.Contains(err.Error(), "BinDir is required") {
+		t.Errorf("missing BinDir: %v", err)
 	}
-	if _, err := Start(context.Background(), Config{BinDir: t.TempDir()}); err == nil {
+	noBinaries := DefaultConfig()
+	noBinaries.BinDir = t.TempDir()
+	if _, err := Start(context.Background(), noBinaries); err == nil {
 		t.Error("BinDir without binaries accepted")
+	}
+	// Placeholder binaries: validation only looks for the files.
+	bin := t.TempDir()
+	for _, b := range []string{NodeBinary, AuthBinary} {
+		if err := os.WriteFile(filepath.Join(bin, b), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := DefaultConfig()
+	good.BinDir = bin
+	if err := good.validate(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	// Each key is the field the error must name: Start fills nothing in.
+	for field, mod := range map[string]func(*Config){
+		"Nodes":        func(c *Config) { c.Nodes = 0 },
+		"Auths":        func(c *Config) { c.Auths = 0 },
+		"NodeIPBase":   func(c *Config) { c.NodeIPBase = netip.Addr{} },
+		"AuthIPBase":   func(c *Config) { c.AuthIPBase = netip.MustParseAddr("10.0.0.1") },
+		"MaxConns":     func(c *Config) { c.MaxConns = -1 },
+		"Username":     func(c *Config) { c.Username = "" },
+		"BcryptCost":   func(c *Config) { c.BcryptCost = 0 },
+		"LoginRate":    func(c *Config) { c.LoginRate = 0 },
+		"LoginBurst":   func(c *Config) { c.LoginBurst = 0 },
+		"LogLevel":     func(c *Config) { c.LogLevel = "" },
+		"ReadyTimeout": func(c *Config) { c.ReadyTimeout = 0 },
+	} {
+		c := good
+		mod(&c)
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
+		}
 	}
 }
 

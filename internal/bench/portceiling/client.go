@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,8 +22,8 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
-// ClientEnv, when set in a process's environment, holds a JSON ClientSpec
-// and makes MaybeClientMain run the client instead of returning.
+// ClientEnv, when set in a process's environment, holds a JSON ClientSpec:
+// the process is to run ClientMain instead of its usual work.
 const ClientEnv = "WSDIRECT_PORTCEILING_CLIENT"
 
 // ClientSpec tells the client process what to connect to and how.
@@ -90,28 +89,20 @@ type ClientResult struct {
 	Elapsed time.Duration
 }
 
-// MaybeClientMain runs the client and exits the process when ClientEnv is
-// set; otherwise it returns at once. Call it first thing in main (or
-// TestMain).
-func MaybeClientMain() {
-	raw := os.Getenv(ClientEnv)
-	if raw == "" {
-		return
+// ClientMain is the body of the client process: spec is the value of
+// ClientEnv (a JSON ClientSpec); it runs the client and writes the
+// ClientResult as JSON to stdout. A main (the tests use TestMain) calls it
+// when ClientEnv is set, and exits non-zero when it returns an error.
+func ClientMain(ctx context.Context, spec string, stdout io.Writer) error {
+	var s ClientSpec
+	if err := json.Unmarshal([]byte(spec), &s); err != nil {
+		return fmt.Errorf("portceiling client: bad %s: %w", ClientEnv, err)
 	}
-	var spec ClientSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		fmt.Fprintf(os.Stderr, "portceiling client: bad %s: %v\n", ClientEnv, err)
-		os.Exit(2)
-	}
-	res, err := RunClient(context.Background(), spec)
+	res, err := RunClient(ctx, s)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "portceiling client:", err)
-		os.Exit(1)
+		return fmt.Errorf("portceiling client: %w", err)
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
-		os.Exit(1)
-	}
-	os.Exit(0)
+	return json.NewEncoder(stdout).Encode(res)
 }
 
 func (s ClientSpec) validate() error {

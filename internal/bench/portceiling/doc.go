@@ -1,8 +1,10 @@
-// Package portceiling reproduces, small and for real, the limit the
-// article ran into: a proxy opens one TCP connection per client to each
-// backend, and with one source IP those connections can only use the
-// ports in net.ipv4.ip_local_port_range, so a single backend caps out at
-// about that many clients, however large the machine.
+// Package portceiling reproduces, small and for real, the limit that the
+// article's HAProxy approach ran into
+// (https://www.codeceo.com/article/websocket-load-balanced.html): a proxy
+// opens one TCP connection per client to each backend, and with one source
+// IP those connections can only use the ports in
+// net.ipv4.ip_local_port_range, so a single backend caps out at about that
+// many clients, however large the machine.
 //
 // Everything runs inside a network namespace of its own (Namespace), where
 // the port range is narrowed to about 1,000 ports. The setting is per
@@ -19,6 +21,6 @@
 //     are not limited at all: a server's accepted connections take no
 //     ephemeral ports.
 //
-// The client process is any program that calls MaybeClientMain first
-// thing; the tests re-execute their own binary.
+// The client process is any program that runs ClientMain when ClientEnv
+// is set; the tests re-execute their own binary, whose TestMain does.
 package portceiling

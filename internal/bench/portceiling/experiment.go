@@ -20,37 +20,36 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
-// Config describes one port-ceiling experiment. Zero fields take the
-// documented defaults, except the binaries and Dir, which are required.
+// Config describes one port-ceiling experiment. Start from DefaultConfig;
+// Run rejects invalid fields.
 type Config struct {
-	// Ports is the size of the namespace's ephemeral port range.
-	// Default DefaultPorts. At most MaxPorts (see there).
+	// Ports is the size of the namespace's ephemeral port range, from 100
+	// to MaxPorts (see there).
 	Ports int
-	// PortRangeStart is the first ephemeral port. Default 40000, clear of
-	// the fixed ports the experiment listens on.
+	// PortRangeStart is the first ephemeral port, above the fixed ports
+	// the experiment listens on.
 	PortRangeStart int
-	// Mode is HAProxy's mode, haproxycfg.ModeHTTP (default, the article's
-	// setup) or haproxycfg.ModeTCP (standing in for an L4 balancer).
+	// Mode is HAProxy's mode, haproxycfg.ModeHTTP (the article's setup) or
+	// haproxycfg.ModeTCP (standing in for an L4 balancer).
 	Mode string
 	// NodeBinary is the wsdirect-node executable. Required.
 	NodeBinary string
 	// HAProxyBinary is the haproxy executable; required for HAProxy paths.
 	HAProxyBinary string
-	// ClientCommand is the argv of a program that calls MaybeClientMain
-	// first (a test re-executes its own binary). Required.
+	// ClientCommand is the argv of a program that runs ClientMain when
+	// ClientEnv is set (a test re-executes its own binary). Required.
 	ClientCommand []string
-	// Workers is how many handshakes the client runs at once. Default 16.
+	// Workers is how many handshakes the client runs at once; at least 1.
 	Workers int
 	// StopAfterFailures is how many failed connections in a row mean the
-	// ceiling is reached. Default 100.
+	// ceiling is reached; at least 1.
 	StopAfterFailures int
-	// Timeout bounds one path's run, start-up included. Default 2 minutes.
+	// Timeout bounds one path's run, start-up included. Must be > 0.
 	Timeout time.Duration
 	// Dir holds keys, configs and logs. Required.
 	Dir string
 }
 
-// Defaults.
 const (
 	// DefaultPorts is CI-sized: about 1,000 connections per source IP.
 	DefaultPorts = 1000
@@ -58,12 +57,27 @@ const (
 	// each process may have: HAProxy needs two descriptors per proxied
 	// connection, and 3 × 2,800 plus the attempts past the ceiling is
 	// about 18,700.
-	MaxPorts                 = 2800
-	defaultPortRangeStart    = 40000
-	defaultWorkers           = 16
-	defaultStopAfterFailures = 100
-	defaultTimeout           = 2 * time.Minute
+	MaxPorts = 2800
 )
+
+// DefaultConfig returns the CI-sized experiment; the caller sets the
+// binaries, ClientCommand and Dir.
+func DefaultConfig() Config {
+	return Config{
+		Ports: DefaultPorts,
+		// 40000, clear of the fixed ports below it.
+		PortRangeStart: 40000,
+		Mode:           haproxycfg.ModeHTTP,
+		// 16 handshakes in flight keep HAProxy and the node busy on a
+		// small machine.
+		Workers: 16,
+		// 100 failures in a row is no accident: the ceiling is reached.
+		StopAfterFailures: 100,
+		// Bounds a path that hangs: at DefaultPorts all five runs in
+		// docs/benchmarks.md, build included, took 53 s.
+		Timeout: 2 * time.Minute,
+	}
+}
 
 // Fixed addresses inside the namespace. The ports lie below the ephemeral
 // range so nothing competes with them.
@@ -135,43 +149,38 @@ type Result struct {
 // EADDRNOTAVAIL or EAGAIN.
 const noFreePorts = "no free ports"
 
-// withDefaults applies defaults and checks c.
-func (c Config) withDefaults() (Config, error) {
-	if c.Ports == 0 {
-		c.Ports = DefaultPorts
-	}
-	if c.PortRangeStart == 0 {
-		c.PortRangeStart = defaultPortRangeStart
-	}
-	if c.Mode == "" {
-		c.Mode = haproxycfg.ModeHTTP
-	}
-	if c.Workers == 0 {
-		c.Workers = defaultWorkers
-	}
-	if c.StopAfterFailures == 0 {
-		c.StopAfterFailures = defaultStopAfterFailures
-	}
-	if c.Timeout == 0 {
-		c.Timeout = defaultTimeout
-	}
+// validate reports every problem with c.
+func (c Config) validate() error {
 	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("portceiling: "+format, args...)) }
 	if c.Ports < 100 || c.Ports > MaxPorts {
-		errs = append(errs, fmt.Errorf("ports %d must be within 100-%d (HAProxy needs two descriptors per connection and has 20,000)", c.Ports, MaxPorts))
+		add("Ports %d must be within 100-%d (HAProxy needs two descriptors per connection and has 20,000)", c.Ports, MaxPorts)
 	}
 	if c.PortRangeStart <= frontendPort || c.PortRangeStart+c.Ports-1 > 65535 {
-		errs = append(errs, fmt.Errorf("port range start %d must be above %d and leave room for %d ports", c.PortRangeStart, frontendPort, c.Ports))
+		add("PortRangeStart %d must be above %d and leave room for %d ports", c.PortRangeStart, frontendPort, c.Ports)
 	}
 	if c.Mode != haproxycfg.ModeHTTP && c.Mode != haproxycfg.ModeTCP {
-		errs = append(errs, fmt.Errorf("mode %q: use %q or %q", c.Mode, haproxycfg.ModeHTTP, haproxycfg.ModeTCP))
+		add("Mode %q: use %q or %q", c.Mode, haproxycfg.ModeHTTP, haproxycfg.ModeTCP)
 	}
-	if c.NodeBinary == "" || len(c.ClientCommand) == 0 || c.Dir == "" {
-		errs = append(errs, errors.New("node binary, client command and dir are required"))
+	if c.NodeBinary == "" {
+		add("NodeBinary is required")
 	}
-	if c.Workers < 1 || c.StopAfterFailures < 1 || c.Timeout <= 0 {
-		errs = append(errs, errors.New("workers, stop-after-failures and timeout must be positive"))
+	if len(c.ClientCommand) == 0 {
+		add("ClientCommand is required")
 	}
-	return c, errors.Join(errs...)
+	if c.Dir == "" {
+		add("Dir is required")
+	}
+	if c.Workers < 1 {
+		add("Workers must be at least 1, got %d", c.Workers)
+	}
+	if c.StopAfterFailures < 1 {
+		add("StopAfterFailures must be at least 1, got %d", c.StopAfterFailures)
+	}
+	if c.Timeout <= 0 {
+		add("Timeout must be > 0, got %s", c.Timeout)
+	}
+	return errors.Join(errs...)
 }
 
 // attempts is how many connections a path tries: the target, plus room to
@@ -188,9 +197,8 @@ func (c Config) attempts(p Path) int {
 // adds the addresses, starts the node (and HAProxy), runs the client and
 // stops everything it started.
 func Run(ctx context.Context, ns *Namespace, cfg Config, p Path) (Result, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return Result{}, fmt.Errorf("portceiling: %w", err)
+	if err := cfg.validate(); err != nil {
+		return Result{}, err
 	}
 	if p.SourceIPs < 0 || p.SourceIPs > 250 {
 		return Result{}, fmt.Errorf("portceiling: %d source IPs: use 0 (direct) to 250", p.SourceIPs)
@@ -254,6 +262,8 @@ func Run(ctx context.Context, ns *Namespace, cfg Config, p Path) (Result, error)
 		"-dev",
 		"-max-conns", strconv.Itoa(3*cfg.Ports+1000),
 		"-auth-keys", pubFile,
+		// One host, one clock: tokens minted right after the start count.
+		"-token-leeway", "0s",
 		"-log-level", "warn",
 	), filepath.Join(dir, "node.log"))
 	if err != nil {
@@ -266,20 +276,20 @@ func Run(ctx context.Context, ns *Namespace, cfg Config, p Path) (Result, error)
 	haproxyLogFile := filepath.Join(dir, "haproxy.log")
 	if p.SourceIPs > 0 {
 		res.Mode = cfg.Mode
-		conf, err := haproxycfg.Render(haproxycfg.Config{
-			Backends:  []haproxycfg.Backend{{Name: "node1", Address: nodeHost, Port: nodePort}},
-			SourceIPs: haproxySources,
-			Bind:      net.JoinHostPort(frontendHost, strconv.Itoa(frontendPort)),
-			Mode:      cfg.Mode,
-			// HAProxy queues connections past maxconn instead of failing
-			// them; keep it above every attempt so the ports are the
-			// only limit.
-			MaxConn:          attempts + 64,
-			TimeoutTunnel:    time.Hour,
-			HealthCheckRise:  1,
-			Log:              "stderr format raw local0",
-			TimeoutClientFin: 5 * time.Second,
-		})
+		hc := haproxycfg.DefaultConfig()
+		hc.Backends = []haproxycfg.Backend{{Name: "node1", Address: nodeHost, Port: nodePort}}
+		hc.SourceIPs = haproxySources
+		hc.Bind = net.JoinHostPort(frontendHost, strconv.Itoa(frontendPort))
+		hc.Mode = cfg.Mode
+		// HAProxy queues connections past maxconn instead of failing
+		// them; keep it above every attempt so the ports are the only
+		// limit.
+		hc.MaxConn = attempts + 64
+		hc.TimeoutTunnel = time.Hour
+		hc.HealthCheckRise = 1
+		hc.Log = "stderr format raw local0"
+		hc.TimeoutClientFin = 5 * time.Second
+		conf, err := haproxycfg.Render(hc)
 		if err != nil {
 			return Result{}, err
 		}

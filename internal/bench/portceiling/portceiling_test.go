@@ -17,7 +17,13 @@ import (
 // TestMain lets the test binary double as the client process: Run
 // re-executes it inside the namespace with ClientEnv set.
 func TestMain(m *testing.M) {
-	MaybeClientMain()
+	if spec := os.Getenv(ClientEnv); spec != "" {
+		if err := ClientMain(context.Background(), spec, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -108,13 +114,12 @@ func TestPortCeiling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{
-		Ports:         ports,
-		NodeBinary:    buildNode(t),
-		HAProxyBinary: haproxy,
-		ClientCommand: []string{self, "-test.run=^$"},
-		Dir:           t.TempDir(),
-	}
+	cfg := DefaultConfig()
+	cfg.Ports = ports
+	cfg.NodeBinary = buildNode(t)
+	cfg.HAProxyBinary = haproxy
+	cfg.ClientCommand = []string{self, "-test.run=^$"}
+	cfg.Dir = t.TempDir()
 	hostRange := hostPortRange(t)
 
 	var results []Result
@@ -135,7 +140,9 @@ func TestPortCeiling(t *testing.T) {
 			}
 		})
 		c := cfg
-		c.Mode = mode
+		if mode != "" { // the direct path has no HAProxy, so no mode
+			c.Mode = mode
+		}
 		res, err := Run(ctx, ns, c, p)
 		if err != nil {
 			t.Fatal(err)
@@ -202,22 +209,38 @@ func TestParsePortRange(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	good := Config{NodeBinary: "n", ClientCommand: []string{"c"}, Dir: "d"}
-	if _, err := good.withDefaults(); err != nil {
+	good := DefaultConfig()
+	good.NodeBinary, good.ClientCommand, good.Dir = "n", []string{"c"}, "d"
+	if err := good.validate(); err != nil {
 		t.Fatalf("good config rejected: %v", err)
 	}
-	for name, c := range map[string]Config{
-		"too many ports": {Ports: MaxPorts + 1, NodeBinary: "n", ClientCommand: []string{"c"}, Dir: "d"},
-		"range overflow": {PortRangeStart: 65000, NodeBinary: "n", ClientCommand: []string{"c"}, Dir: "d"},
-		"bad mode":       {Mode: "udp", NodeBinary: "n", ClientCommand: []string{"c"}, Dir: "d"},
-		"no node":        {ClientCommand: []string{"c"}, Dir: "d"},
+	// Each key is the field the error must name: Run fills nothing in.
+	for field, mod := range map[string]func(*Config){
+		"Ports":             func(c *Config) { c.Ports = MaxPorts + 1 },
+		"PortRangeStart":    func(c *Config) { c.PortRangeStart = 65000 },
+		"Mode":              func(c *Config) { c.Mode = "udp" },
+		"NodeBinary":        func(c *Config) { c.NodeBinary = "" },
+		"ClientCommand":     func(c *Config) { c.ClientCommand = nil },
+		"Dir":               func(c *Config) { c.Dir = "" },
+		"Workers":           func(c *Config) { c.Workers = 0 },
+		"StopAfterFailures": func(c *Config) { c.StopAfterFailures = 0 },
+		"Timeout":           func(c *Config) { c.Timeout = 0 },
 	} {
-		if _, err := c.withDefaults(); err == nil {
-			t.Errorf("%s: accepted", name)
+		c := good
+		mod(&c)
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
 		}
 	}
 	if err := (ClientSpec{}).validate(); err == nil {
 		t.Error("empty client spec accepted")
+	}
+	var out strings.Builder
+	if err := ClientMain(context.Background(), "{", &out); err == nil || !strings.Contains(err.Error(), ClientEnv) {
+		t.Errorf("bad spec: %v", err)
+	}
+	if err := ClientMain(context.Background(), "{}", &out); err == nil || out.Len() != 0 {
+		t.Errorf("empty spec: %v, output %q", err, out.String())
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Config describes one scale run. Start from DefaultConfig.
+// Config describes one scale run. Start from DefaultConfig; Run rejects
+// invalid fields.
 type Config struct {
 	// BinDir holds wsdirect-node and wsdirect-auth. Required.
 	BinDir string
@@ -21,7 +22,7 @@ type Config struct {
 	Auths int
 	// MaxConns is every node's -max-conns (its connection cap).
 	MaxConns int
-	// LogLevel of the cluster processes.
+	// LogLevel of the cluster processes (debug, info, warn or error).
 	LogLevel string
 
 	// Conns is how many connections to open and hold, over Workers client
@@ -33,17 +34,19 @@ type Config struct {
 	// Concurrency allows); Concurrency bounds handshakes in flight, in total.
 	Rate        float64
 	Concurrency int
-	// SourceIPs are local addresses the clients bind round-robin.
+	// SourceIPs are local addresses the clients bind round-robin; empty
+	// lets the kernel pick.
 	SourceIPs []netip.Addr
 	// HandshakeTimeout bounds one auth request plus upgrade.
 	HandshakeTimeout time.Duration
 	// Hold is how long each worker keeps its connections after its connect
-	// phase; the run samples throughout.
+	// phase; the run samples throughout. 0 closes them at once.
 	Hold time.Duration
 	// SampleInterval is the pause between samples of every process.
 	SampleInterval time.Duration
 	// Settle is the pause after the cluster is ready and before the baseline
-	// sample, so start-up garbage does not count as per-connection memory.
+	// sample, so start-up garbage does not count as per-connection memory;
+	// 0 means no pause.
 	Settle time.Duration
 
 	// KeepDir keeps the cluster's keys and logs directory.
@@ -52,8 +55,8 @@ type Config struct {
 	Progress io.Writer
 }
 
-// DefaultConfig is the issue 4 aggregate run: 150,000 connections over 10
-// node processes and 10 client workers.
+// DefaultConfig is the aggregate run of docs/benchmarks.md: 150,000
+// connections over 10 node processes and 10 client workers.
 func DefaultConfig() Config {
 	return Config{
 		// 10 node processes: 150,000 / 10 = 15,000 each, under both the cap
@@ -106,6 +109,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("scalerun: Auths must be at least 1, got %d", c.Auths)
 	case c.MaxConns < 1:
 		return fmt.Errorf("scalerun: MaxConns must be at least 1, got %d", c.MaxConns)
+	case c.LogLevel == "":
+		return errors.New("scalerun: LogLevel is required")
 	case c.Conns < 1:
 		return fmt.Errorf("scalerun: Conns must be at least 1, got %d", c.Conns)
 	case c.Workers < 1:

@@ -1,8 +1,9 @@
-// Package scalerun is the scale run of issue 4: it starts a real local
-// cluster (localcluster: one or more wsdirect-auth and N wsdirect-node
-// processes on loopback), opens connections through auth with several
-// client worker processes (loadtest.RunWorkers), holds them while it samples
-// every process, and reports what was held and what limited it.
+// Package scalerun is the scale run past the port ceiling (docs/design.md
+// section 11; docs/benchmarks.md, "Scale past the port ceiling"): it starts
+// a real local cluster (localcluster: one or more wsdirect-auth and N
+// wsdirect-node processes on loopback), opens connections through auth with
+// several client worker processes (loadtest.RunWorkers), holds them while it
+// samples every process, and reports what was held and what limited it.
 //
 // Every process on the target machines may hold at most 20,000 open files,
 // so 150,000 connections need at least 8 node and 8 client processes. The

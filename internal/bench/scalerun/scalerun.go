@@ -49,10 +49,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	c, err := localcluster.Start(ctx, localcluster.Config{
-		BinDir: cfg.BinDir, Nodes: cfg.Nodes, Auths: cfg.Auths, MaxConns: cfg.MaxConns,
-		LogLevel: cfg.LogLevel, KeepDir: cfg.KeepDir, Logf: logf,
-	})
+	cc := localcluster.DefaultConfig()
+	cc.BinDir, cc.Nodes, cc.Auths, cc.MaxConns = cfg.BinDir, cfg.Nodes, cfg.Auths, cfg.MaxConns
+	cc.LogLevel, cc.KeepDir, cc.Logf = cfg.LogLevel, cfg.KeepDir, logf
+	c, err := localcluster.Start(ctx, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +76,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	logf("cluster ready: %d nodes, %d auth; opening %d connections with %d workers at %g/s",
 		cfg.Nodes, cfg.Auths, cfg.Conns, cfg.Workers, cfg.Rate)
 
-	lc := loadtest.Config{
-		AuthURL: c.AuthURL(), Username: c.Username(), Password: c.Password(),
-		Conns: cfg.Conns, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
-		SourceIPs: cfg.SourceIPs, HandshakeTimeout: cfg.HandshakeTimeout, Hold: cfg.Hold,
-	}
+	lc := loadtest.DefaultConfig()
+	lc.AuthURL, lc.Username, lc.Password = c.AuthURL(), c.Username(), c.Password()
+	lc.Conns, lc.Rate, lc.Concurrency = cfg.Conns, cfg.Rate, cfg.Concurrency
+	lc.SourceIPs, lc.HandshakeTimeout, lc.Hold = cfg.SourceIPs, cfg.HandshakeTimeout, cfg.Hold
 	type result struct {
 		rep *loadtest.Report
 		err error

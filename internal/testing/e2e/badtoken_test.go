@@ -21,7 +21,7 @@ import (
 // cluster, wired the way production wires it, and checks that none is
 // accepted and each gets the right status, JSON reason and metric.
 func TestBadTokens(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Nodes: 2})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes = 2 })
 	a, b := c.Node(0), c.Node(1)
 	now := time.Now()
 

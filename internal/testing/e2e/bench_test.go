@@ -24,7 +24,7 @@ import (
 )
 
 // These benchmarks each run one fixed-size scenario per b.N (run them with
-// -benchtime 1x) and report the DESIGN.md section 7 figures with
+// -benchtime 1x) and report the docs/design.md section 11 figures with
 // b.ReportMetric; ns/op is the whole scenario and means little.
 
 // staticCredentials accepts the test user without bcrypt, standing in for a
@@ -141,7 +141,7 @@ func BenchmarkFullFlowConnect(b *testing.B) {
 		{"tls-static-resume", staticCredentials{}, true, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := testcluster.Start(b, testcluster.Options{Nodes: 3, Credentials: bc.creds, TLS: bc.tls})
+			c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials, o.TLS = 3, bc.creds, bc.tls })
 			total := max(b.N, 5000)
 			var opts []client.Option
 			if bc.tls {
@@ -198,9 +198,9 @@ func BenchmarkBalanceBurst(b *testing.B) {
 	b.Run("sim-100k", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			for _, s := range []balance.Strategy{balance.StrategyP2C, balance.StrategyLeastLoaded} {
-				res, err := balance.SimulateBurst(balance.SimConfig{
-					Strategy: s, Nodes: 10, Auths: 3, Assignments: 100_000, Lag: time.Second, Seed: uint64(i + 1),
-				})
+				sc := balance.DefaultSimConfig()
+				sc.Strategy, sc.Nodes, sc.Auths, sc.Assignments, sc.Lag, sc.Seed = s, 10, 3, 100_000, time.Second, uint64(i+1)
+				res, err := balance.SimulateBurst(sc)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -222,9 +222,9 @@ func BenchmarkBalanceBurst(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				c := testcluster.Start(b, testcluster.Options{
-					Nodes: 10, Auths: 3, Credentials: staticCredentials{},
-					ClusterConfig: bc.cconf, AuthConfig: bc.aconf,
+				c := startCluster(b, func(o *testcluster.Options) {
+					o.Nodes, o.Auths, o.Credentials = 10, 3, staticCredentials{}
+					o.ClusterConfig, o.AuthConfig = bc.cconf, bc.aconf
 				})
 				urls := []string{c.AuthURL(0), c.AuthURL(1), c.AuthURL(2)}
 				_, perNode, conns, errs, elapsed := connectMany(urls, 5000, 64, true)
@@ -250,14 +250,15 @@ func BenchmarkBalanceBurst(b *testing.B) {
 // backoff: 100 ms base, 30 s cap) on 3 nodes; the node holding the most is
 // killed (sockets reset, no serf leave). Reports the time from the kill
 // until every affected client is connected to a survivor, and the
-// survivors' max/mean. Target (DESIGN.md, at 30k clients across
-// processes): ≤ 10 s, max/mean ≤ 1.1.
+// survivors' max/mean. Target (docs/design.md section 11, at 30k clients
+// across processes): ≤ 10 s, max/mean ≤ 1.1.
 func BenchmarkReconnectAfterKill(b *testing.B) {
 	const clients = 3000
 	for i := 0; i < b.N; i++ {
-		c := testcluster.Start(b, testcluster.Options{Nodes: 3, Credentials: staticCredentials{}})
+		c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 3, staticCredentials{} })
 		f := startFleet(b, c.AuthURL(0), clients, 2*time.Minute, func(mc *client.ManagedConfig) {
-			mc.BackoffBase, mc.BackoffMax = 0, 0 // the client's defaults
+			d := client.DefaultManagedConfig()
+			mc.BackoffBase, mc.BackoffMax = d.BackoffBase, d.BackoffMax // the client's defaults
 		})
 		victim, most := 0, -1
 		for j, n := range c.Nodes() {
@@ -313,7 +314,9 @@ func BenchmarkFailedNodeRemoval(b *testing.B) {
 			rounds := max(b.N, 3)
 			var sum, worst time.Duration
 			for r := 0; r < rounds; r++ {
-				c := testcluster.Start(b, testcluster.Options{Nodes: 3, Auths: 3, ClusterConfig: bc.cconf, Credentials: staticCredentials{}})
+				c := startCluster(b, func(o *testcluster.Options) {
+					o.Nodes, o.Auths, o.ClusterConfig, o.Credentials = 3, 3, bc.cconf, staticCredentials{}
+				})
 				name := c.Node(0).Name
 				// Let the cluster settle into steady-state probing.
 				time.Sleep(2 * time.Second)

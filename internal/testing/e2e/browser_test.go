@@ -186,7 +186,7 @@ func TestBrowserReconnectsElsewhere(t *testing.T) {
 	certutil := realClientTool(t, "certutil", hint, "certutil")
 	ensurePlaywright(t, npm)
 
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Auths: 1, TLS: true})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Auths, o.TLS = 3, 1, true })
 	pageURL := sameOriginDemo(t, c, c.Auth(0))
 
 	dir := t.TempDir()

@@ -54,7 +54,7 @@ func peakOf(peak *sync.Map, name string) int {
 // auth answers 503.
 func TestCapThroughAuth(t *testing.T) {
 	const capPerNode, nodes, burst = 20, 2, 64
-	c := testcluster.Start(t, testcluster.Options{Nodes: nodes, Cap: capPerNode})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Cap = nodes, capPerNode })
 	opts := clientOptions(burst)
 
 	stop := make(chan struct{})
@@ -174,7 +174,7 @@ func TestCapThroughAuth(t *testing.T) {
 // succeed; the rest get 503 with Retry-After and a JSON reason.
 func TestCapAtNode(t *testing.T) {
 	const capPerNode, burst = 25, 80
-	c := testcluster.Start(t, testcluster.Options{Nodes: 1, Cap: capPerNode})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Cap = 1, capPerNode })
 	n := c.Node(0)
 	tokens := make([]string, burst)
 	for i := range tokens {

@@ -23,11 +23,11 @@ import (
 // assignments exactly, sum to N, be balanced, and reach auth over gossip.
 func TestClusterServesAssignments(t *testing.T) {
 	const clients = 300
-	c := testcluster.Start(t, testcluster.Options{
-		Nodes: 3,
-		UpstreamFor: func(_ int, name string) string {
+	c := startCluster(t, func(o *testcluster.Options) {
+		o.Nodes = 3
+		o.UpstreamFor = func(_ int, name string) string {
 			return taggingUpstream(t, name)
-		},
+		}
 	})
 	opts := clientOptions(32)
 
@@ -151,7 +151,7 @@ func TestClusterServesAssignments(t *testing.T) {
 // TestEchoThroughAuth is the plain path with the built-in echo app and the
 // token in the subprotocol instead of the query string.
 func TestEchoThroughAuth(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Nodes: 2})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes = 2 })
 	for _, opts := range [][]client.Option{clientOptions(4), append(clientOptions(4), client.WithTokenInSubprotocol())} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		conn, resp, err := client.Dial(ctx, c.AuthURL(0), creds, opts...)

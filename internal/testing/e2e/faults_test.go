@@ -38,7 +38,7 @@ func assignsNever(t *testing.T, authURL, node string, k int) {
 // the drain close code and reconnects elsewhere, none is lost, everyone's
 // echo still works, and auth stops assigning the drained node.
 func TestDrainMovesClients(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes = 3 })
 	f := startFleet(t, c.AuthURL(0), fleetSize, 20*time.Second)
 	victim := c.Node(0)
 	onVictim := f.byNode()[victim.Name]
@@ -94,7 +94,7 @@ func TestDrainMovesClients(t *testing.T) {
 // TestDrainCloseCode checks that a drained client is told to go elsewhere
 // with wire.CloseDraining.
 func TestDrainCloseCode(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Nodes: 1})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, _, err := client.Dial(ctx, c.AuthURL(0), creds, clientOptions(2)...)
@@ -126,7 +126,7 @@ func TestDrainCloseCode(t *testing.T) {
 // leave): auth stops assigning it once failure detection notices, within a
 // bound, and its clients reconnect to the survivors.
 func TestKilledNodeLeavesAssignment(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes = 3 })
 	f := startFleet(t, c.AuthURL(0), fleetSize, 20*time.Second)
 	victim := c.Node(0)
 	onVictim := len(f.byNode()[victim.Name])
@@ -171,7 +171,7 @@ func TestKilledNodeLeavesAssignment(t *testing.T) {
 // clients: no WebSocket is disturbed, echo still works, and new clients
 // connect once auth is back.
 func TestAuthRestartKeepsConnections(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes = 3 })
 	f := startFleet(t, c.AuthURL(0), fleetSize/2, 20*time.Second)
 	before := c.ConnsByNode()
 

@@ -99,7 +99,7 @@ func roundTrip(c *websocket.Conn, msg string, timeout time.Duration) (string, er
 	return string(data), err
 }
 
-// maxOverMean is the balance figure of DESIGN.md section 7.
+// maxOverMean is the balance figure of docs/design.md section 11.
 func maxOverMean(counts map[string]int) float64 {
 	if len(counts) == 0 {
 		return 0
@@ -181,33 +181,35 @@ func startFleet(t testing.TB, authURL string, n int, timeout time.Duration, tune
 		mc := &managedClient{msgs: make(chan string, 16)}
 		first := make(chan struct{})
 		var once sync.Once
-		cfg := client.ManagedConfig{
-			Options:     opts,
-			BackoffBase: 50 * time.Millisecond,
-			BackoffMax:  time.Second,
-			OnConnect: func(resp *wire.ConnectResponse) {
-				mc.connects.Add(1)
-				mc.connectedAt.Store(time.Now().UnixNano())
-				mc.nodes.Store(resp.NodeID, true)
-				once.Do(func() { close(first) })
-			},
-			OnMessage: func(_ int, data []byte) {
-				select {
-				case mc.msgs <- string(data):
-				default:
-				}
-			},
-			OnDisconnect: func(code int, err error) {
-				if code != 0 {
-					mc.disconnects.Add(1)
-				}
-				mc.lastClose.Store(int64(code))
-			},
+		cfg := client.DefaultManagedConfig()
+		cfg.Options = opts
+		cfg.BackoffBase, cfg.BackoffMax = 50*time.Millisecond, time.Second
+		cfg.OnConnect = func(resp *wire.ConnectResponse) {
+			mc.connects.Add(1)
+			mc.connectedAt.Store(time.Now().UnixNano())
+			mc.nodes.Store(resp.NodeID, true)
+			once.Do(func() { close(first) })
+		}
+		cfg.OnMessage = func(_ int, data []byte) {
+			select {
+			case mc.msgs <- string(data):
+			default:
+			}
+		}
+		cfg.OnDisconnect = func(code int, err error) {
+			if code != 0 {
+				mc.disconnects.Add(1)
+			}
+			mc.lastClose.Store(int64(code))
 		}
 		for _, f := range tune {
 			f(&cfg)
 		}
-		mc.m = client.NewManaged(authURL, creds, cfg)
+		m, err := client.NewManaged(authURL, creds, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mc.m = m
 		f.clients = append(f.clients, mc)
 		f.wg.Add(1)
 		go func() {
@@ -320,4 +322,13 @@ func statusOf(err error) int {
 		return ne.Status
 	}
 	return 0
+}
+
+// startCluster starts a testcluster from testcluster.DefaultOptions as tune
+// changes them.
+func startCluster(tb testing.TB, tune func(*testcluster.Options)) *testcluster.Cluster {
+	tb.Helper()
+	o := testcluster.DefaultOptions()
+	tune(&o)
+	return testcluster.Start(tb, o)
 }

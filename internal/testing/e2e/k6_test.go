@@ -36,7 +36,7 @@ func TestK6FullFlow(t *testing.T) {
 		t.Skip("runs k6 for 10 s")
 	}
 	k6 := realClientTool(t, "k6", "GOBIN=$PWD/bin go install go.k6.io/k6@v1.8.1", envOr("K6_BIN", "../../../bin/k6", "k6")...)
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Auths: 1, TLS: true})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Auths, o.TLS = 3, 1, true })
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := c.CA.WriteRoot(caFile); err != nil {
 		t.Fatal(err)

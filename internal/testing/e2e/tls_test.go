@@ -19,7 +19,7 @@ import (
 // clients come back over wss:// on the others. A client that does not
 // trust the cluster's CA is refused at auth with a certificate error.
 func TestTLSFlow(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3, TLS: true})
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.TLS = 3, true })
 	if !strings.HasPrefix(c.AuthURL(0), "https://") {
 		t.Fatalf("auth URL %s", c.AuthURL(0))
 	}
@@ -71,9 +71,12 @@ func TestACMENodesNotAssignedUntilCertified(t *testing.T) {
 	}
 	ips := []string{"127.0.0.11", "127.0.0.12"}
 	httpPort := pebble.FreePortOn(t, ips...)
-	p := pebble.Prepare(t, pebble.Options{HTTPPort: httpPort, TLSPort: pebble.FreePortOn(t, ips...)})
-	acme := &testcluster.ACMEOptions{Directory: p.DirectoryURL(), CAFile: p.CAFile, HTTPPort: httpPort}
-	c := testcluster.Start(t, testcluster.Options{Nodes: 2, ACME: acme})
+	po := pebble.DefaultOptions()
+	po.HTTPPort, po.TLSPort = httpPort, pebble.FreePortOn(t, ips...)
+	p := pebble.Prepare(t, po)
+	acme := testcluster.DefaultACMEOptions()
+	acme.Directory, acme.CAFile, acme.HTTPPort = p.DirectoryURL(), p.CAFile, httpPort
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.TLS, o.ACME = 2, true, acme })
 	c.WaitAuthViews(10*time.Second, "auth sees both nodes not ready", func(view []cluster.Member) bool {
 		for _, m := range view {
 			if !m.NotReady {

@@ -37,12 +37,11 @@ type Options struct {
 	// tls-alpn-01 challenges on, for every identifier. Required: pick them
 	// with FreePortOn for the addresses under test.
 	HTTPPort, TLSPort int
-	// ListenAddr is the ACME directory's host:port. Default 127.0.0.1 and a
-	// free port.
+	// ListenAddr is the ACME directory's host:port; empty means 127.0.0.1
+	// and a free port.
 	ListenAddr string
 	// DefaultValidity and ShortLivedValidity are the lifetimes of the
-	// "default" and "shortlived" profiles. Defaults 90 days and 6 days, as
-	// Let's Encrypt's.
+	// "default" and "shortlived" profiles, > 0.
 	DefaultValidity, ShortLivedValidity time.Duration
 	// DNS starts pebble-challtestsrv as pebble's resolver; add names with
 	// AddA.
@@ -50,6 +49,28 @@ type Options struct {
 	// Env is added to pebble's environment, e.g. PEBBLE_VA_ALWAYS_VALID=1
 	// (only where a test says why).
 	Env []string
+}
+
+// DefaultOptions returns Let's Encrypt's lifetimes; the caller sets the
+// challenge ports.
+func DefaultOptions() Options {
+	return Options{
+		// As Let's Encrypt's: 90 days, and about 6 days for the
+		// shortlived profile IP certificates come under.
+		DefaultValidity:    90 * 24 * time.Hour,
+		ShortLivedValidity: 6 * 24 * time.Hour,
+	}
+}
+
+// validate reports the first problem with o.
+func (o *Options) validate() error {
+	switch {
+	case o.HTTPPort < 1 || o.HTTPPort > 65535 || o.TLSPort < 1 || o.TLSPort > 65535:
+		return fmt.Errorf("pebble: HTTPPort and TLSPort are required (1-65535), got %d and %d", o.HTTPPort, o.TLSPort)
+	case o.DefaultValidity <= 0 || o.ShortLivedValidity <= 0:
+		return fmt.Errorf("pebble: DefaultValidity and ShortLivedValidity must be > 0, got %s and %s", o.DefaultValidity, o.ShortLivedValidity)
+	}
+	return nil
 }
 
 // Pebble is a running pebble (and challtestsrv, with Options.DNS).
@@ -180,17 +201,11 @@ func Start(tb testing.TB, opts Options) *Pebble {
 // that is not there yet, then call Start.
 func Prepare(tb testing.TB, opts Options) *Pebble {
 	tb.Helper()
-	if opts.HTTPPort == 0 || opts.TLSPort == 0 {
-		tb.Fatal("pebble: HTTPPort and TLSPort are required")
+	if err := opts.validate(); err != nil {
+		tb.Fatal(err)
 	}
 	if opts.ListenAddr == "" {
 		opts.ListenAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePortOn(tb, "127.0.0.1")))
-	}
-	if opts.DefaultValidity == 0 {
-		opts.DefaultValidity = 90 * 24 * time.Hour
-	}
-	if opts.ShortLivedValidity == 0 {
-		opts.ShortLivedValidity = 6 * 24 * time.Hour
 	}
 	p := &Pebble{tb: tb, opts: opts, dir: tb.TempDir()}
 	ca, err := testca.New("pebble listener CA")

@@ -1,7 +1,8 @@
 // Package testcluster starts a whole wsdirect cluster inside one test
 // process: auth instances and nodes, each a real cluster.Cluster (serf over
 // loopback, encrypted with a shared gossip key) plus its real HTTP server on
-// its own 127.0.0.x address. Integration tests and benchmarks in e2e/ drive
+// its own 127.0.0.x address. Integration tests and benchmarks in
+// internal/testing/e2e drive
 // it with the real client.
 //
 // Nodes listen on 127.0.0.11, .12, ...; auth instances on 127.0.0.2, .3, ...

@@ -40,13 +40,14 @@ const (
 // AdminToken guards the nodes' and auth instances' admin endpoints.
 const AdminToken = "testcluster-admin-token"
 
-// Options shape a test cluster. Zero values mean the defaults in brackets.
+// Options shape a test cluster. Start from DefaultOptions; Start fails the
+// test on invalid fields.
 type Options struct {
-	// Nodes is the number of WebSocket nodes [3], at most 100.
+	// Nodes is the number of WebSocket nodes, 1-100.
 	Nodes int
-	// Auths is the number of auth instances [1], at most 9.
+	// Auths is the number of auth instances, 1-9.
 	Auths int
-	// Cap is every node's -max-conns [10000].
+	// Cap is every node's -max-conns, at least 1.
 	Cap int
 	// Upstream is the app every node relays to; "" means the built-in echo.
 	Upstream string
@@ -54,7 +55,7 @@ type Options struct {
 	UpstreamFor func(i int, name string) string
 	// Credentials replaces the bcrypt users-file backend when set.
 	Credentials authsvc.Authenticator
-	// TokenTTL is the connection token lifetime [token.DefaultTTL].
+	// TokenTTL is the connection token lifetime. Must be > 0.
 	TokenTTL time.Duration
 	// ClusterConfig, when set, adjusts every member's gossip configuration
 	// after the harness filled it in (e.g. to slow gossip down).
@@ -63,30 +64,88 @@ type Options struct {
 	// instance's configuration after the harness filled it in.
 	NodeConfig func(i int, c *node.Config)
 	AuthConfig func(i int, c *authsvc.Config)
-	// ReadyTimeout bounds the wait for every auth instance to see every node
-	// [20s].
+	// ReadyTimeout bounds the wait for every auth instance to see every
+	// node. Must be > 0.
 	ReadyTimeout time.Duration
 	// TLS serves auth on https:// and the nodes on wss://, through the
 	// same certificate machinery as the binaries (internal/tlscert), with
 	// certificates from the cluster's own test CA (CA) in files mode.
 	TLS bool
 	// ACME, when set, makes every node obtain its certificate from an ACME
-	// CA instead (auth keeps the test CA's); it implies TLS.
+	// CA instead (auth keeps the test CA's); TLS must be set with it. Nil:
+	// the test CA's certificates (with TLS).
 	ACME *ACMEOptions
 }
 
 // ACMEOptions point the nodes at an ACME CA (pebble in tests). Each node
 // orders a certificate for its own 127.0.0.x address and answers http-01
-// on it.
+// on it. Start from DefaultACMEOptions.
 type ACMEOptions struct {
-	// Directory is the CA's directory URL; CAFile the root of its HTTPS.
+	// Directory is the CA's directory URL and CAFile the root of its
+	// HTTPS. Required.
 	Directory, CAFile string
-	// HTTPPort is the port the CA validates http-01 on.
+	// HTTPPort is the port the CA validates http-01 on, 1-65535.
 	HTTPPort int
-	// Roots is what clients must trust for the issued certificates.
+	// Roots is what clients must trust for the issued certificates. It may
+	// be set after Start (pebble makes its roots when it starts);
+	// ClientTLS reads it when called.
 	Roots []byte
-	// RetryMin and RetryMax bound the nodes' retry backoff [200ms, 1s].
+	// RetryMin and RetryMax bound the nodes' retry backoff: RetryMin > 0,
+	// RetryMax >= RetryMin.
 	RetryMin, RetryMax time.Duration
+}
+
+// DefaultACMEOptions returns the retry bounds; the caller sets the CA.
+func DefaultACMEOptions() *ACMEOptions {
+	return &ACMEOptions{
+		// A test waits for the CA to come back: retry within a second, not
+		// tlscert's production half-minute.
+		RetryMin: 200 * time.Millisecond,
+		RetryMax: time.Second,
+	}
+}
+
+// DefaultOptions returns three nodes and one auth instance.
+func DefaultOptions() Options {
+	return Options{
+		// Three nodes: one can fail and the clients still have a choice.
+		Nodes: 3,
+		Auths: 1,
+		// node.DefaultConfig's cap.
+		Cap:      node.DefaultConfig().MaxConns,
+		TokenTTL: token.DefaultTTL,
+		// Generous for -race on a loaded 2-core machine.
+		ReadyTimeout: 20 * time.Second,
+	}
+}
+
+// validate reports the first problem with o.
+func (o *Options) validate() error {
+	switch {
+	case o.Nodes < 1 || o.Nodes > 100:
+		return fmt.Errorf("testcluster: Nodes must be 1-100, got %d", o.Nodes)
+	case o.Auths < 1 || o.Auths > 9:
+		return fmt.Errorf("testcluster: Auths must be 1-9, got %d", o.Auths)
+	case o.Cap < 1:
+		return fmt.Errorf("testcluster: Cap must be at least 1, got %d", o.Cap)
+	case o.TokenTTL <= 0:
+		return fmt.Errorf("testcluster: TokenTTL must be > 0, got %s", o.TokenTTL)
+	case o.ReadyTimeout <= 0:
+		return fmt.Errorf("testcluster: ReadyTimeout must be > 0, got %s", o.ReadyTimeout)
+	}
+	if a := o.ACME; a != nil {
+		switch {
+		case !o.TLS:
+			return errors.New("testcluster: ACME needs TLS (auth serves the test CA's certificate)")
+		case a.Directory == "" || a.CAFile == "":
+			return errors.New("testcluster: ACME.Directory and ACME.CAFile are required")
+		case a.HTTPPort < 1 || a.HTTPPort > 65535:
+			return fmt.Errorf("testcluster: ACME.HTTPPort must be 1-65535, got %d", a.HTTPPort)
+		case a.RetryMin <= 0 || a.RetryMax < a.RetryMin:
+			return fmt.Errorf("testcluster: ACME retry %s..%s: want 0 < RetryMin <= RetryMax", a.RetryMin, a.RetryMax)
+		}
+	}
+	return nil
 }
 
 // Cluster is a running in-process cluster. It is torn down by tb.Cleanup.
@@ -170,28 +229,10 @@ func (a *Auth) URL() string {
 // node. It fails tb on any error.
 func Start(tb testing.TB, opts Options) *Cluster {
 	tb.Helper()
-	if opts.Nodes == 0 {
-		opts.Nodes = 3
-	}
-	if opts.Auths == 0 {
-		opts.Auths = 1
-	}
-	if opts.Cap == 0 {
-		opts.Cap = 10000
-	}
-	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 20 * time.Second
-	}
-	if opts.Nodes < 1 || opts.Nodes > 100 || opts.Auths < 1 || opts.Auths > 9 {
-		tb.Fatalf("testcluster: need 1-100 nodes and 1-9 auth instances, got %d and %d", opts.Nodes, opts.Auths)
+	if err := opts.validate(); err != nil {
+		tb.Fatal(err)
 	}
 
-	if opts.ACME != nil {
-		opts.TLS = true
-		if opts.ACME.RetryMin == 0 {
-			opts.ACME.RetryMin, opts.ACME.RetryMax = 200*time.Millisecond, time.Second
-		}
-	}
 	c := &Cluster{tb: tb, opts: opts, dir: tb.TempDir()}
 	tb.Cleanup(c.Close)
 	if opts.TLS {
@@ -207,10 +248,7 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		tb.Fatalf("testcluster: signing key: %v", err)
 	}
 	c.SigningKey = priv
-	c.Signer = token.NewSigner(priv)
-	if opts.TokenTTL > 0 {
-		c.Signer = c.Signer.WithTTL(opts.TokenTTL)
-	}
+	c.Signer = token.NewSigner(priv).WithTTL(opts.TokenTTL)
 	c.Keys = token.KeySet{}
 	c.Keys.Add(c.Signer.PublicKey())
 	c.GossipKey = make([]byte, 32)
@@ -338,12 +376,16 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 		nconf.Upstream = c.opts.UpstreamFor(i, name)
 	}
 	nconf.AdminToken = AdminToken
+	// Every test client logs in as User: a per-user cap would refuse the
+	// tests themselves (it has its own tests in package node).
+	nconf.MaxConnsPerUser = 0
 	nconf.Logger = Logger().With("node", name)
 	nconf.Registry = nreg
 	if c.opts.NodeConfig != nil {
 		c.opts.NodeConfig(i, nconf)
 	}
-	v := token.NewVerifier(name, c.Keys)
+	// One host, one clock: no skew to allow for at the start.
+	v := token.NewVerifier(name, c.Keys).RejectIssuedBefore(time.Now())
 	srv, err := node.New(nconf, v, cl)
 	if err != nil {
 		certs.Close()
@@ -487,6 +529,9 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	// throttle the whole test, and it has its own unit tests.
 	aconf.LoginRate = rate.Inf
 	aconf.LoginBurst = 1 << 20
+	// Every test client logs in as User; the per-user token limit has its
+	// own tests in package authsvc.
+	aconf.MaxUserTokens = 0
 	aconf.Logger = Logger().With("auth", name)
 	aconf.Registry = areg
 	if c.opts.AuthConfig != nil {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestHelp: -h of the service and of each subcommand exits 0 and prints
+// the usage with the flags on stderr, none on stdout; a bad flag exits 2
+// with the usage.
+func TestHelp(t *testing.T) {
+	serveFlags := []string{"usage:", "wsdirect-auth keygen -out", "wsdirect-auth hash-password -user",
+		"-signing-key", "-users", "-gossip-key-file", "-join ", "-join-ec2-tag", "-log-level"}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"-h"}, 0, serveFlags},
+		{[]string{"--help"}, 0, serveFlags},
+		{[]string{"help"}, 0, serveFlags},
+		{[]string{"keygen", "-h"}, 0, []string{"usage: wsdirect-auth keygen -out <dir>", "-out"}},
+		{[]string{"hash-password", "-h"}, 0, []string{"usage: echo -n <password> | wsdirect-auth hash-password", "-user", "-cost"}},
+
+		{[]string{"-nope"}, 2, append([]string{"flag provided but not defined: -nope"}, serveFlags...)},
+		{[]string{"-log-level", "loud"}, 2, []string{`invalid value "loud" for flag -log-level`, "usage:"}},
+		{[]string{"-dev", "-users", "u"}, 2, []string{"-signing-key is required", "(wsdirect-auth -h lists the flags)"}},
+		{[]string{"keygen", "-nope"}, 2, []string{"usage: wsdirect-auth keygen"}},
+		{[]string{"keygen"}, 2, []string{"-out is required", "(wsdirect-auth keygen -h lists the flags)"}},
+		{[]string{"hash-password", "-cost", "x"}, 2, []string{"usage: echo -n <password> | wsdirect-auth hash-password"}},
+		{[]string{"hash-password", "-user", "a", "extra"}, 2, []string{"unexpected arguments", "(wsdirect-auth hash-password -h lists the flags)"}},
+	} {
+		code, stdout, stderr := run(t, "", tc.args...)
+		if code != tc.code {
+			t.Errorf("%q: exit %d, want %d\n%s", tc.args, code, tc.code, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("%q: output on stdout: %q", tc.args, stdout)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%q: stderr lacks %q:\n%s", tc.args, w, stderr)
+			}
+		}
+		if strings.Contains(stderr, "wsdirect-auth -h for flags") {
+			t.Errorf("%q: the usage points back at itself", tc.args)
+		}
+	}
+}

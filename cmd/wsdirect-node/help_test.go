@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestHelp: -h exits 0 and prints the usage with the flags on the output
+// (stderr); a bad flag exits 2 with the usage; a bad value after parsing
+// exits 2 naming the flag.
+func TestHelp(t *testing.T) {
+	flags := []string{"usage: wsdirect-node [flags]", "-auth-keys", "-max-conns", "-gossip-bind", "-gossip-key-file",
+		"-join ", "-join-ec2-tag", "-ec2-endpoint", "-log-level", "-dev"}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"-h"}, 0, flags},
+		{[]string{"-help"}, 0, flags},
+		{[]string{"-nope"}, 2, append([]string{"flag provided but not defined: -nope"}, flags...)},
+		{[]string{"-max-conns", "x"}, 2, []string{`invalid value "x" for flag -max-conns`, "usage: wsdirect-node"}},
+		{[]string{"-dev", "-auth-keys", "k", "-join", "h:x"}, 2, []string{"-join", "(wsdirect-node -h lists the flags)"}},
+		{[]string{"-dev", "-auth-keys", "k", "-bind", "nohost"}, 2, []string{"-bind", "missing port"}},
+		{[]string{"-dev", "-auth-keys", "k", "extra"}, 2, []string{"unexpected arguments"}},
+	} {
+		var out lockedBuffer
+		code := run(context.Background(), tc.args, make(chan os.Signal), &out)
+		if code != tc.code {
+			t.Errorf("%q: exit %d, want %d\n%s", tc.args, code, tc.code, out.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%q: output lacks %q:\n%s", tc.args, w, out.String())
+			}
+		}
+	}
+}
