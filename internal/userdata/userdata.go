@@ -72,6 +72,10 @@ const (
 	// DefaultName is systemd's %H specifier: the instance's host name,
 	// unique within a VPC, so one user data serves every node.
 	DefaultName = "%H"
+	// AuthName is the auth member name: the binary's own default
+	// (auth-<host name>), spelled out with systemd's %H so the unit, not
+	// the binary's view of the kernel host name, decides it.
+	AuthName = "auth-%H"
 )
 
 // MaxUserData is EC2's limit on raw user data.
@@ -146,8 +150,9 @@ type Config struct {
 	// SigningKey is the Ed25519 PKCS#8 "PRIVATE KEY" PEM that signs
 	// connection tokens. Required for auth hosts.
 	SigningKey string
-	// Users is the content of the users file (bcrypt users); empty writes
-	// no users file.
+	// Users is the content of the users file (bcrypt users). Required for
+	// auth hosts: wsdirect-auth needs exactly one credential backend, and
+	// the users file is the one user data carries.
 	Users string
 	// AdminToken protects the admin API (GET /v1/nodes); empty leaves the
 	// admin API disabled.
@@ -304,6 +309,9 @@ func (c Config) normalize() (Config, error) {
 			add("signing key is required for an auth host (Ed25519 PKCS#8 \"PRIVATE KEY\" PEM)")
 		} else if _, err := token.ParsePrivateKey([]byte(n.SigningKey)); err != nil {
 			add("signing key: %v", err)
+		}
+		if n.Users == "" {
+			add("users is required for an auth host: wsdirect-auth needs exactly one credential backend, and the users file (bcrypt lines from `wsdirect-auth hash-password`) is the one user data carries")
 		}
 		if strings.ContainsAny(n.AdminToken, " \t\r\n") {
 			add("admin token must not contain whitespace")
@@ -462,16 +470,15 @@ func Render(c Config) (string, error) {
 	case RoleAuth:
 		secret(SigningKeyFile, n.SigningKey)
 		args = append(args,
+			"-name", AuthName,
 			"-bind", n.Bind,
 			"-gossip-bind", n.GossipBind,
 			"-gossip-key-file", GossipKeyFile,
 			"-join-ec2-tag", n.JoinTag,
 			"-signing-key", SigningKeyFile,
 		)
-		if n.Users != "" {
-			secret(UsersFile, n.Users)
-			args = append(args, "-users", UsersFile)
-		}
+		secret(UsersFile, n.Users)
+		args = append(args, "-users", UsersFile)
 		if n.AdminToken != "" {
 			secret(AdminTokenFile, n.AdminToken)
 			args = append(args, "-admin-token-file", AdminTokenFile)
@@ -541,8 +548,16 @@ func ensureNewline(s string) string {
 func systemdUnit(c Config, args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
-		// Only the host name specifier, and only where a name is expected.
-		hostSpec := c.Role == RoleNode && i > 0 && (args[i-1] == "-name" || args[i-1] == "-advertise" || args[i-1] == "-tls-names")
+		// Only the host name specifiers, and only where a name is expected:
+		// a node's name, advertised name and certificate names, an auth
+		// host's certificate names and its AuthName.
+		prev := ""
+		if i > 0 {
+			prev = args[i-1]
+		}
+		hostSpec := prev == "-tls-names" ||
+			c.Role == RoleNode && (prev == "-name" || prev == "-advertise") ||
+			c.Role == RoleAuth && prev == "-name" && a == AuthName
 		quoted[i] = systemdArg(a, hostSpec)
 	}
 	var extra strings.Builder

@@ -10,6 +10,12 @@ variable "signing_key" {
   sensitive = true
 }
 
+variable "users" {
+  description = "bcrypt users file: lines from `wsdirect-auth hash-password -user <name>`."
+  type        = string
+  sensitive   = true
+}
+
 output "auth_user_data" {
   sensitive = true
   value = provider::wsdirect::cloudinit("auth", {
@@ -18,6 +24,7 @@ output "auth_user_data" {
     gossip_key  = var.gossip_key
     join_tag    = "wsdirect:cluster=chat"
     signing_key = var.signing_key
+    users       = var.users
     # https:// on 443 with a Let's Encrypt certificate for the name clients
     # use; tls = "files" takes a certificate already on the instance instead.
     tls       = "acme"
