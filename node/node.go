@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -88,8 +89,15 @@ type Node struct {
 	closed   atomic.Bool
 	// notReady holds why the node cannot serve (SetNotReady), or nil.
 	notReady atomic.Pointer[string]
-	// readyMu orders readiness publications.
+	// fresh holds, until the verifier's iat floor has passed, why auth
+	// should send no client yet: every token minted before then is refused
+	// (the restart rule, token.Verifier.RejectIssuedBefore). Nil after.
+	fresh      atomic.Pointer[string]
+	freshTimer *time.Timer
+	// readyMu orders readiness publications; published is the readiness
+	// last published (true until a change, as the cluster starts).
 	readyMu   sync.Mutex
+	published bool
 	done      chan struct{} // closed by Close; stops the pinger
 	closeOnce sync.Once
 	drained   chan struct{} // closed when a drain has finished
@@ -133,6 +141,7 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 		n.shards[i].m = make(map[*conn]struct{})
 	}
 	n.users.init(c.MaxConnsPerUser)
+	n.published = true
 	m, err := newMetrics(c.Registry, func() float64 { return float64(n.active.Load()) })
 	if err != nil {
 		return nil, err
@@ -164,6 +173,21 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 		}
 	}
 	go n.pinger()
+	// Until the iat floor has passed every token auth mints for this node
+	// is refused, so the node says it is not ready rather than have auth
+	// send it clients that would be turned away (401 issued_before_start).
+	// A freshly started or restarted node waits out the clock-skew leeway
+	// this way; with clocks further apart than the leeway its first clients
+	// may still be refused, and fetch a new token.
+	if floor := v.IssuedAfter(); time.Until(floor) > 0 {
+		reason := fmt.Sprintf("started moments ago: tokens issued before %s are refused (restart rule)", floor.UTC().Format(time.RFC3339Nano))
+		n.fresh.Store(&reason)
+		n.publishReadiness()
+		n.freshTimer = time.AfterFunc(time.Until(floor), func() {
+			n.fresh.Store(nil)
+			n.publishReadiness()
+		})
+	}
 	return n, nil
 }
 
@@ -175,8 +199,8 @@ func (n *Node) Handler() http.Handler {
 		writeText(w, http.StatusOK, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if r := n.notReady.Load(); r != nil {
-			writeText(w, http.StatusServiceUnavailable, "not ready: "+*r+"\n")
+		if r := n.NotReadyReason(); r != "" {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+r+"\n")
 			return
 		}
 		if !n.Ready() {
@@ -198,9 +222,9 @@ func (n *Node) Conns() int { return int(n.active.Load()) }
 func (n *Node) HighWater() int { return int(n.highWater.Load()) }
 
 // Ready reports whether the node accepts new connections: not draining,
-// not closed, and not marked not ready.
+// not closed, not marked not ready, and past the iat floor of its tokens.
 func (n *Node) Ready() bool {
-	return !n.draining.Load() && !n.closed.Load() && n.notReady.Load() == nil
+	return !n.draining.Load() && !n.closed.Load() && n.notReady.Load() == nil && n.fresh.Load() == nil
 }
 
 // SetNotReady marks the node as unable to serve for reason (for example
@@ -210,28 +234,38 @@ func (n *Node) Ready() bool {
 // node out of assignment. Connections already open are left alone. It
 // blocks while the change is published.
 func (n *Node) SetNotReady(reason string) {
-	n.readyMu.Lock()
-	defer n.readyMu.Unlock()
-	was := n.notReady.Load() != nil
 	if reason == "" {
 		n.notReady.Store(nil)
 	} else {
 		n.notReady.Store(&reason)
 	}
-	now := reason != ""
-	if was == now {
+	n.publishReadiness()
+}
+
+// publishReadiness publishes whether the node may be assigned clients (not
+// marked not ready, past its iat floor) when that changed.
+func (n *Node) publishReadiness() {
+	n.readyMu.Lock()
+	defer n.readyMu.Unlock()
+	ready := n.notReady.Load() == nil && n.fresh.Load() == nil
+	if ready == n.published || n.closed.Load() {
 		return
 	}
+	n.published = ready
 	if rp, ok := n.pub.(readinessPublisher); ok {
-		if err := rp.SetReady(!now); err != nil {
-			n.log.Warn("publishing readiness failed", "ready", !now, "err", err)
+		if err := rp.SetReady(ready); err != nil {
+			n.log.Warn("publishing readiness failed", "ready", ready, "err", err)
 		}
 	}
 }
 
-// NotReadyReason is why the node is not ready, or "".
+// NotReadyReason is why the node is not ready (SetNotReady, else the iat
+// floor after a start), or "".
 func (n *Node) NotReadyReason() string {
 	if r := n.notReady.Load(); r != nil {
+		return *r
+	}
+	if r := n.fresh.Load(); r != nil {
 		return *r
 	}
 	return ""

@@ -3,8 +3,12 @@ package node
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
 // TestNotReady: a node marked not ready (no TLS certificate) answers
@@ -56,5 +60,55 @@ func TestNotReady(t *testing.T) {
 	defer f.pub.mu.Unlock()
 	if len(f.pub.ready) != 2 || f.pub.ready[0] || !f.pub.ready[1] {
 		t.Fatalf("publisher saw readiness %v, want [false true]", f.pub.ready)
+	}
+}
+
+// TestNotReadyUntilTokenFloor: a node whose verifier refuses tokens issued
+// before a moment still to come (a start plus the clock-skew leeway) is not
+// ready until then, so auth sends it no client whose token it would refuse;
+// a TLS reason given and cleared meanwhile does not make it ready early.
+func TestNotReadyUntilTokenFloor(t *testing.T) {
+	_, priv, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := token.KeySet{}
+	signer := token.NewSigner(priv)
+	keys.Add(signer.PublicKey())
+	pub := &fakePub{}
+	floor := time.Now().Add(400 * time.Millisecond)
+	n, err := New(testConfig(), token.NewVerifier(testNode, keys).RejectIssuedBefore(floor), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	readyLog := func() []bool {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		return append([]bool(nil), pub.ready...)
+	}
+	if n.Ready() || !strings.Contains(n.NotReadyReason(), "restart rule") || !slices.Equal(readyLog(), []bool{false}) {
+		t.Fatalf("fresh node: ready %v, reason %q, published %v", n.Ready(), n.NotReadyReason(), readyLog())
+	}
+	n.SetNotReady("no TLS certificate yet")
+	n.SetNotReady("")
+	if n.Ready() || len(readyLog()) != 1 {
+		t.Fatalf("ready before the floor: %v, published %v", n.Ready(), readyLog())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !n.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 10 s after the floor: %q", n.NotReadyReason())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if time.Now().Before(floor) {
+		t.Fatal("ready before the floor")
+	}
+	for time.Now().Before(deadline) && len(readyLog()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !slices.Equal(readyLog(), []bool{false, true}) {
+		t.Fatalf("published %v, want [false true]", readyLog())
 	}
 }

@@ -68,10 +68,10 @@ data "wsdirect_cloudinit" "auth" {
 `, testCloudInitGossipKey, pub, testCloudInitGossipKey, priv),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.node", tfjsonpath.New("rendered"), cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
-						"-name node-a ", "-bind 0.0.0.0:443 ", "-join-ec2-tag wsdirect:cluster=ds ", "-max-conns 1000 -tls acme -acme-storage /var/lib/wsdirect/acme\n")),
+						"-name node-a ", "-bind 0.0.0.0:443 ", "-join-ec2-tag wsdirect:cluster=ds ", "-max-conns 1000 -tls acme -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n")),
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.auth", tfjsonpath.New("rendered"), cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
 						"-signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users -tls acme -tls-names auth.ds.example.com,auth2.ds.example.com "+
-							"-acme-storage /var/lib/wsdirect/acme -acme-email ops@example.com\n")),
+							"-acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme -acme-email ops@example.com\n")),
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.node", tfjsonpath.New("id"), knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f]{64}$`))),
 				},
 			},

@@ -46,7 +46,8 @@ var cloudInitOptionDocs = map[string]string{
 		"terminated in front; clients still use `wss://`), or `off` (plain text, only with a loopback `bind`). With `acme` and " +
 		"`files` the default `bind` is `0.0.0.0:443`; `acme` also answers the http-01 challenge on port 80.",
 	"tls_names": "Names and IPs of the certificate (`-tls-names`), comma-separated. Nodes default to their advertised address; " +
-		"auth hosts with `tls = \"acme\"` need the DNS name clients reach auth by. A label may be `%H` or `%l`, systemd's host name and short host name.",
+		"auth hosts with `tls = \"acme\"` get an IP certificate for their public IPv4 address without one (`-tls-names auto`, from instance " +
+		"metadata), or name the DNS name clients reach auth by. A label may be `%H` or `%l`, systemd's host name and short host name.",
 	"tls_cert_file": fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM certificate chain. Default `%s`. "+
 		"The certificate and its key are never part of the user data: bake them into the AMI or fetch them at boot.", userdata.DefaultTLSCertFile),
 	"tls_key_file":   fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM private key. Default `%s`.", userdata.DefaultTLSKeyFile),

@@ -125,11 +125,11 @@ output "auth" {
 					statecheck.ExpectKnownOutputValue("node", cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
 						"ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:443 -advertise auto -gossip-bind 0.0.0.0:7946 "+
 							"-gossip-key-file /etc/wsdirect/gossip.key -join-ec2-tag wsdirect:cluster=test -auth-keys /etc/wsdirect/auth-keys.pem -max-conns 40000 "+
-							"-tls acme -acme-storage /var/lib/wsdirect/acme\n")),
+							"-tls acme -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n")),
 					statecheck.ExpectKnownOutputValue("auth", cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
 						"ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key "+
 							"-join-ec2-tag wsdirect:cluster=test -signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users -admin-token-file /etc/wsdirect/admin-token "+
-							"-tls acme -tls-names auth.example.com -acme-storage /var/lib/wsdirect/acme\n")),
+							"-tls acme -tls-names auth.example.com -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n")),
 				},
 			},
 			{

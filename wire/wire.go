@@ -63,7 +63,8 @@ type NodeStatus struct {
 	Zone        string `json:"zone,omitempty"`
 	Draining    bool   `json:"draining"`
 	// Ready is false while the node cannot serve (no TLS certificate
-	// yet); such a node is not assigned.
+	// yet, or it started moments ago and still refuses new tokens); such a
+	// node is not assigned.
 	Ready     bool      `json:"ready"`
 	Alive     bool      `json:"alive"`
 	UpdatedAt time.Time `json:"updated_at"`

@@ -51,6 +51,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errFlagParse):
+		fmt.Fprintln(stderr, "wsdirect-auth:", err)
 		return 2
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "wsdirect-auth: %v\n(%s -h lists the flags)\n", ue.err, ue.cmd)
@@ -62,7 +63,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // errFlagParse means the flag package already printed the fault and the
-// usage.
+// usage; the fault is repeated after it, so that the last line of a
+// service's log says what is wrong.
 var errFlagParse = errors.New("invalid flags")
 
 // usageError is a bad value or combination found after parsing.
@@ -84,7 +86,7 @@ func parseArgs(fs *flag.FlagSet, args []string) error {
 	case errors.Is(err, flag.ErrHelp):
 		return err
 	default:
-		return errFlagParse
+		return fmt.Errorf("%w: %w", errFlagParse, err)
 	}
 }
 

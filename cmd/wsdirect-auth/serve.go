@@ -19,6 +19,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	jsclient "github.com/wsdirect/terraform-provider-wsdirect/client/js"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/discover"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
@@ -234,6 +235,17 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		return fmt.Errorf("-bind: %w", err)
 	}
 	tc := *o.tls
+	if tlscert.AutoNames(tc.Names) {
+		// An IP certificate for this instance's public address. An Elastic
+		// IP is associated after launch, so wait for it; systemd restarts
+		// the service if it never comes.
+		ip, err := discover.WaitPublicIPv4(ctx, nil, time.Second, 15*time.Second, 10*time.Minute, log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("-tls-names auto: %w", err)
+		}
+		tc.Names = []string{ip}
+	}
 	tc.ListenAddr = ln.Addr().String()
 	tc.Logger, tc.Registry = log, srv.Registry()
 	if tc.Tickets == tlscert.TicketsCluster {

@@ -8,15 +8,20 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/pebble"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -139,5 +144,118 @@ func TestServeTLS(t *testing.T) {
 	var unknown x509.UnknownAuthorityError
 	if _, err := http.Post(base+wire.ConnectPath, "application/json", strings.NewReader(`{}`)); !errors.As(err, &unknown) {
 		t.Errorf("client without the CA: %v", err)
+	}
+}
+
+// TestServeACMEAutoName: with -tls acme -tls-names auto, auth reads its
+// public IPv4 from instance metadata, waiting while the instance has none
+// (an Elastic IP not associated yet), then obtains an IP certificate for it
+// from the ACME CA (pebble, real http-01) and serves https:// with it.
+func TestServeACMEAutoName(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts pebble")
+	}
+	const ip = "127.0.9.21"
+	httpPort, tlsPort := pebble.FreePortOn(t, ip), pebble.FreePortOn(t, ip)
+	po := pebble.DefaultOptions()
+	po.HTTPPort, po.TLSPort = httpPort, tlsPort
+	p := pebble.Start(t, po)
+	md := &imdsAfter{after: 2, ip: ip}
+	srv := httptest.NewServer(md)
+	defer srv.Close()
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
+
+	dir := t.TempDir()
+	if code, _, errs := run(t, "", "keygen", "-out", dir); code != 0 {
+		t.Fatal(errs)
+	}
+	_, line, _ := run(t, "pw\n", "hash-password", "-user", "alice", "-cost", "4")
+	usersPath := filepath.Join(dir, "users")
+	if err := os.WriteFile(usersPath, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseServeFlags([]string{
+		"-bind", net.JoinHostPort(ip, strconv.Itoa(tlsPort)), "-gossip-bind", "127.0.0.1:0", "-gossip-key-file", filepath.Join(dir, gossipKeyFile),
+		"-signing-key", filepath.Join(dir, signingKeyFile), "-users", usersPath, "-name", "auth-auto", "-log-level", "debug",
+		"-tls", "acme", "-tls-names", "auto", "-acme-directory", p.DirectoryURL(), "-acme-ca-root", p.CAFile,
+		"-acme-storage", filepath.Join(dir, "acme"), "-acme-http-bind", net.JoinHostPort(ip, strconv.Itoa(httpPort)),
+		"-acme-retry-min", "200ms", "-acme-retry-max", "1s",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, o, logs, nil) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop")
+		}
+		if _, err := logcheck.Lines([]byte(logs.String())); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("auth log:\n%s", logs.String())
+		}
+	}()
+
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.RootPool()}}}
+	base := "https://" + net.JoinHostPort(ip, strconv.Itoa(tlsPort))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := client.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				cert := resp.TLS.PeerCertificates[0]
+				if len(cert.IPAddresses) != 1 || cert.IPAddresses[0].String() != ip || len(cert.DNSNames) != 0 {
+					t.Fatalf("certificate for %v %v, want the IP %s only", cert.IPAddresses, cert.DNSNames, ip)
+				}
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("auth not ready over https at its metadata address: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "waiting for this instance's public IPv4 address"); n != 2 {
+		t.Errorf("%d waiting lines while the metadata had no public IPv4, want 2", n)
+	}
+}
+
+// imdsAfter is an IMDSv2 server whose public-ipv4 is 404 for the first
+// `after` reads, then ip: an Elastic IP associated after launch.
+type imdsAfter struct {
+	after int32
+	ip    string
+	gets  atomic.Int32
+}
+
+func (m *imdsAfter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+		w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+		_, _ = io.WriteString(w, "token")
+	case r.Method == http.MethodGet && r.URL.Path == "/latest/meta-data/public-ipv4" && r.Header.Get("X-aws-ec2-metadata-token") == "token":
+		if m.gets.Add(1) <= m.after {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, m.ip)
+	default:
+		http.NotFound(w, r)
 	}
 }

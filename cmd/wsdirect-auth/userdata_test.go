@@ -20,14 +20,23 @@ func TestUserDataFlagsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []string{userdata.TLSACME, userdata.TLSFiles, userdata.TLSOffload} {
-		t.Run(mode, func(t *testing.T) {
-			c := userdata.DefaultConfigTLS(userdata.RoleAuth, mode)
+	for name, tc := range map[string]struct {
+		mode  string
+		names []string
+	}{
+		"acme name":       {userdata.TLSACME, []string{"auth.example.com"}},
+		"acme by address": {userdata.TLSACME, nil},
+		"files":           {userdata.TLSFiles, nil},
+		"offload":         {userdata.TLSOffload, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := userdata.DefaultConfigTLS(userdata.RoleAuth, tc.mode)
 			c.ReleaseURL, c.JoinTag = "https://example.com/wsdirect-auth", "k=v"
 			c.GossipKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 			c.SigningKey, c.Users = string(pem), "alice:$2a$10$x\n"
-			if mode == userdata.TLSACME {
-				c.TLSNames, c.ACMEDirectory = []string{"auth.example.com"}, "https://ca.example.com/dir"
+			c.TLSNames = tc.names
+			if tc.mode == userdata.TLSACME {
+				c.ACMEDirectory = "https://ca.example.com/dir"
 			}
 			out, err := userdata.Render(c)
 			if err != nil {

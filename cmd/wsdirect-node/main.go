@@ -74,8 +74,9 @@ flags:
 `
 
 // Bad command lines exit with status 2: errFlagParse when the flag package
-// has printed the fault and the usage, a usageError for a bad combination
-// or value found after parsing.
+// has printed the fault and the usage (the fault is repeated after it, so
+// that the last line of a service's log says what is wrong), a usageError
+// for a bad combination or value found after parsing.
 var errFlagParse = errors.New("invalid flags")
 
 type usageError struct{ error }
@@ -111,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, errFlagParse
+		return nil, fmt.Errorf("%w: %w", errFlagParse, err)
 	}
 	if err := o.check(fs); err != nil {
 		return nil, usageError{err}
@@ -154,6 +155,7 @@ func run(ctx context.Context, args []string, sigs <-chan os.Signal, stderr io.Wr
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errFlagParse):
+		fmt.Fprintf(stderr, "wsdirect-node: %v\n", err)
 		return 2
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "wsdirect-node: %v\n(wsdirect-node -h lists the flags)\n", err)
@@ -224,6 +226,13 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	tc := *o.tls
 	if len(tc.Names) == 0 && tc.Mode.ServesTLS() {
 		tc.Names = []string{public}
+	}
+	if tlscert.AutoNames(tc.Names) {
+		ip, err := discover.WaitPublicIPv4(ctx, nil, time.Second, 15*time.Second, 10*time.Minute, mlog)
+		if err != nil {
+			return fmt.Errorf("-tls-names auto: %w", err)
+		}
+		tc.Names = []string{ip}
 	}
 	tc.ListenAddr = ln.Addr().String()
 	tc.Logger, tc.Registry = mlog, reg

@@ -14,6 +14,6 @@ output "nodes" {
 }
 
 output "auth_public_ips" {
-  description = "Point the auth_domain A records here."
+  description = "Point the auth_domain A records here (with auth_domain)."
   value       = module.cluster.auth_public_ips
 }

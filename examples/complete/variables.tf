@@ -21,12 +21,25 @@ variable "security_group_ids" {
 }
 
 variable "auth_domain" {
-  description = "DNS name of the auth service (an A record per auth Elastic IP, see the auth_public_ips output); its certificate comes from Let's Encrypt."
+  description = "DNS name of the auth service (an A record per auth Elastic IP, see the auth_public_ips output), or null: clients reach each auth host by its Elastic IP, which gets an IP certificate."
   type        = string
+  default     = null
 }
 
 variable "acme_email" {
   description = "Contact e-mail for the Let's Encrypt account, or null."
+  type        = string
+  default     = null
+}
+
+variable "acme_directory" {
+  description = "https directory URL of the ACME CA, or null for Let's Encrypt production (a private CA, or the local cloud's)."
+  type        = string
+  default     = null
+}
+
+variable "acme_ca_root" {
+  description = "PEM root to trust for acme_directory's https, or null for the system roots."
   type        = string
   default     = null
 }

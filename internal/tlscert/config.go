@@ -258,6 +258,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("tls: mode %q: want one of %s", c.Mode, joinModes())
 	}
 	for _, n := range c.Names {
+		if strings.EqualFold(n, NamesAuto) {
+			return errors.New("tls: -tls-names auto stands for the instance's public IPv4 address and must be the only name; the binary resolves it before it starts TLS")
+		}
 		if err := checkName(n); err != nil {
 			return err
 		}
@@ -319,6 +322,17 @@ func checkName(n string) error {
 	return nil
 }
 
+// NamesAuto as the only -tls-names value stands for this instance's public
+// IPv4 address, read from EC2 instance metadata: an IP certificate without
+// a DNS name. The binaries resolve it before New (wsdirect-auth waits for
+// an Elastic IP associated after launch); Validate refuses it unresolved.
+const NamesAuto = "auto"
+
+// AutoNames reports whether names is [NamesAuto].
+func AutoNames(names []string) bool {
+	return len(names) == 1 && strings.EqualFold(strings.TrimSpace(names[0]), NamesAuto)
+}
+
 // HasIP reports whether any of names is an IP address.
 func HasIP(names []string) bool {
 	for _, n := range names {
@@ -331,8 +345,9 @@ func HasIP(names []string) bool {
 
 // CheckFlags validates flag values early, before the process has what it
 // fills in later: the TLS listen address is bind, a ticket secret is
-// assumed, and with namesLater set an empty Names is allowed (the node
-// orders its advertised address by default). It also runs CheckListener.
+// assumed, with namesLater set an empty Names is allowed (the node orders
+// its advertised address by default), and Names [NamesAuto] is allowed (the
+// binary resolves it). It also runs CheckListener.
 func (c *Config) CheckFlags(bind string, dev, namesLater bool) error {
 	if err := c.CheckListener("-bind", bind, dev); err != nil {
 		return err
@@ -340,7 +355,7 @@ func (c *Config) CheckFlags(bind string, dev, namesLater bool) error {
 	v := *c
 	v.ListenAddr = bind
 	v.TicketSecret = make([]byte, 32)
-	if namesLater && len(v.Names) == 0 {
+	if namesLater && len(v.Names) == 0 || AutoNames(v.Names) {
 		v.Names = []string{"advertised.invalid"}
 	}
 	return v.Validate()
@@ -409,7 +424,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		}
 		return fmt.Errorf("want one of %s", joinModes())
 	})
-	fs.Var(listFlag{&c.Names}, "tls-names", "DNS names and IPs the certificate is for (repeatable or comma list); acme orders them, files checks the certificate covers them")
+	fs.Var(listFlag{&c.Names}, "tls-names", "DNS names and IPs the certificate is for (repeatable or comma list); acme orders them, files checks the certificate covers them; \"auto\" alone: this EC2 instance's public IPv4 address from instance metadata (waits until the instance has one)")
 	fs.StringVar(&c.CertFile, "tls-cert", c.CertFile, "PEM certificate chain, leaf first (-tls files); re-read on SIGHUP and when it changes on disk")
 	fs.StringVar(&c.KeyFile, "tls-key", c.KeyFile, "PEM private key of -tls-cert (-tls files)")
 	fs.DurationVar(&c.CheckInterval, "tls-check-interval", c.CheckInterval, "how often the certificate files are checked for changes and the certificate for expiry")

@@ -82,6 +82,17 @@ func TestFlagsAndValidate(t *testing.T) {
 		{[]string{"-tls", "acme", "-tls-names", "a b"}, "neither an IP"},
 		{[]string{"-tls", "acme", "-tls-names", "a.example.com", "-acme-key-type", "dsa"}, "key type"},
 		{[]string{"-tls", "files", "-tls-cert", "c", "-tls-key", "k"}, "gossip key"},
+		{[]string{"-tls", "acme", "-tls-names", "auto"}, "binary resolves it"},
+		{[]string{"-tls", "acme", "-tls-names", "auto,a.example.com"}, "must be the only name"},
+	}
+	// The binaries accept "auto" alone on the command line and resolve it
+	// before New.
+	auto, err := parse("-tls", "acme", "-tls-names", "AUTO", "-tls-session-tickets", "process")
+	if err != nil || !AutoNames(auto.Names) {
+		t.Fatalf("-tls-names AUTO: %v %v", auto, err)
+	}
+	if err := auto.CheckFlags("0.0.0.0:443", false, false); err != nil {
+		t.Errorf("CheckFlags with -tls-names auto: %v", err)
 	}
 	for _, b := range bad {
 		c, err := parse(b.args...)

@@ -78,6 +78,10 @@ const (
 	AuthName = "auth-%H"
 )
 
+// tlsNamesAuto is the binaries' -tls-names value for the instance's public
+// IPv4 address (tlscert.NamesAuto).
+const tlsNamesAuto = "auto"
+
 // MaxUserData is EC2's limit on raw user data.
 const MaxUserData = 16 * 1024
 
@@ -165,8 +169,10 @@ type Config struct {
 	TLS string
 	// TLSNames are the DNS names and IP addresses the certificate is for
 	// (-tls-names). Empty on a node means its advertised address (an IP
-	// certificate with advertise "auto"); auth hosts with TLSACME need at
-	// least one: the name clients reach auth by.
+	// certificate with advertise "auto"); empty on an auth host with
+	// TLSACME means an IP certificate for its public IPv4 address, read
+	// from instance metadata (-tls-names auto): clients then reach auth by
+	// that address.
 	TLSNames []string
 	// TLSCertFile and TLSKeyFile are PEM files on the instance; required
 	// with TLSFiles (DefaultConfigTLS sets DefaultTLSCertFile and
@@ -318,9 +324,6 @@ func (c Config) normalize() (Config, error) {
 		}
 		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.Upstream != "" || n.AdvertisePort != 0 {
 			add("name, advertise, advertise port, max_conns, auth public keys and upstream apply to the node role only")
-		}
-		if n.TLS == TLSACME && len(n.TLSNames) == 0 {
-			add("tls \"acme\" on an auth host needs tls_names: the DNS name clients reach the auth service by (point it at the auth hosts' addresses)")
 		}
 	}
 	n.checkTLS(add)
@@ -485,14 +488,23 @@ func Render(c Config) (string, error) {
 		}
 	}
 	args = append(args, "-tls", n.TLS)
-	if len(n.TLSNames) > 0 {
+	switch {
+	case len(n.TLSNames) > 0:
 		args = append(args, "-tls-names", strings.Join(n.TLSNames, ","))
+	case n.Role == RoleAuth && n.TLS == TLSACME:
+		// No name: an IP certificate for the host's public address, as a
+		// node's (whose names default to its advertised address).
+		args = append(args, "-tls-names", tlsNamesAuto)
 	}
 	switch n.TLS {
 	case TLSFiles:
 		args = append(args, "-tls-cert", n.TLSCertFile, "-tls-key", n.TLSKeyFile)
 	case TLSACME:
-		args = append(args, "-acme-storage", ACMEStorage)
+		// The http-01 listener on the service's own address: spelled out,
+		// so that it binds what -bind binds (the binary's default is every
+		// interface).
+		host, _, _ := net.SplitHostPort(n.Bind)
+		args = append(args, "-acme-http-bind", net.JoinHostPort(host, "80"), "-acme-storage", ACMEStorage)
 		if n.ACMEDirectory != "" {
 			args = append(args, "-acme-directory", n.ACMEDirectory)
 		}

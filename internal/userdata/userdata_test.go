@@ -155,7 +155,7 @@ func TestRenderNode(t *testing.T) {
 	unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
 	wantExec := "ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:443 -advertise auto -gossip-bind 0.0.0.0:7946" +
 		" -gossip-key-file /etc/wsdirect/gossip.key -join-ec2-tag wsdirect:cluster=prod -auth-keys /etc/wsdirect/auth-keys.pem" +
-		" -max-conns 50000 -upstream ws://10.0.5.5:9000/echo -tls acme -acme-storage /var/lib/wsdirect/acme\n"
+		" -max-conns 50000 -upstream ws://10.0.5.5:9000/echo -tls acme -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
@@ -210,7 +210,7 @@ func TestRenderAuth(t *testing.T) {
 	unit := content(t, p, "/etc/systemd/system/wsdirect-auth.service")
 	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key" +
 		" -join-ec2-tag wsdirect:cluster=prod -signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users" +
-		" -admin-token-file /etc/wsdirect/admin-token -tls acme -tls-names auth.example.com -acme-storage /var/lib/wsdirect/acme\n"
+		" -admin-token-file /etc/wsdirect/admin-token -tls acme -tls-names auth.example.com -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
@@ -263,6 +263,16 @@ func TestRenderTLSModes(t *testing.T) {
 		}
 		if got := content(t, p, ACMECARootFile); got != c.ACMECARoot {
 			t.Errorf("CA root file = %q", got)
+		}
+	})
+	t.Run("acme auth by address", func(t *testing.T) {
+		// No name: an IP certificate for the host's public address, read
+		// from instance metadata, with the challenge on the bind address.
+		c := authConfig(t)
+		c.TLSNames, c.Bind = nil, "10.0.0.5:443"
+		unit := unitOf(t, c)
+		if !strings.Contains(unit, " -bind 10.0.0.5:443 ") || !strings.Contains(unit, " -tls acme -tls-names auto -acme-http-bind 10.0.0.5:80 -acme-storage /var/lib/wsdirect/acme\n") {
+			t.Errorf("auth acme unit without names:\n%s", unit)
 		}
 	})
 	t.Run("files", func(t *testing.T) {
@@ -397,7 +407,6 @@ func TestValidation(t *testing.T) {
 		{"bad tls mode", nodeConfig, func(c *Config) { c.TLS = "sometimes" }, `tls "sometimes" is not supported`},
 		{"empty tls mode", nodeConfig, func(c *Config) { c.TLS = "" }, `tls "" is not supported`},
 		{"plain off loopback", nodeConfig, func(c *Config) { c.TLS = TLSOff }, `tls "off" needs a loopback bind`},
-		{"auth acme without names", authConfig, func(c *Config) { c.TLSNames = nil }, "needs tls_names"},
 		{"bad tls name", nodeConfig, func(c *Config) { c.TLSNames = []string{"a b"} }, `tls name "a b" is neither`},
 		{"cert path with space", nodeConfig, func(c *Config) { c.TLS, c.TLSCertFile, c.TLSKeyFile = TLSFiles, "/etc/my cert.pem", DefaultTLSKeyFile }, "must be an absolute path"},
 		{"files without paths", nodeConfig, func(c *Config) { c.TLS = TLSFiles }, `tls cert file "" must be an absolute path`},

@@ -72,13 +72,6 @@ data "wsdirect_cloudinit" "auth" {
   acme_directory = local.acme ? var.acme_directory : null
   acme_profile   = local.acme ? var.acme_profile : null
   acme_ca_root   = local.acme ? var.acme_ca_root : null
-
-  lifecycle {
-    precondition {
-      condition     = !local.acme || length(var.auth_tls_names) > 0
-      error_message = "tls_mode = \"acme\" needs auth_tls_names: the DNS name clients reach the auth service by, pointed at auth_public_ips."
-    }
-  }
 }
 
 resource "wsdirect_node" "node" {

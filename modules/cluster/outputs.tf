@@ -4,7 +4,7 @@ output "auth_url" {
 }
 
 output "auth_urls" {
-  description = "https:// URLs of every auth host by address, for clients that spread over them (the certificate must cover the addresses: tls_mode = \"files\" or offload)."
+  description = "https:// URLs of every auth host by address, for clients that spread over them (the certificate must cover the addresses: tls_mode = \"acme\" without auth_tls_names, \"files\" or offload)."
   value       = [for a in wsdirect_node.auth : "https://${a.public_ip_address}${local.serves_tls ? "" : ":${local.auth_port}"}"]
 }
 

@@ -197,7 +197,7 @@ variable "node_domain" {
 }
 
 variable "auth_tls_names" {
-  description = "DNS names clients reach the auth service by (point them at auth_public_ips). Required with tls_mode = \"acme\"; the first one is in auth_url."
+  description = "DNS names clients reach the auth service by (point them at auth_public_ips); the first one is in auth_url. Empty with tls_mode = \"acme\": each auth host gets an IP certificate for its Elastic IP, and clients reach auth by address (auth_url, auth_urls)."
   type        = list(string)
   default     = []
 }

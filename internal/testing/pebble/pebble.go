@@ -1,7 +1,7 @@
 // Package pebble runs Let's Encrypt's test ACME server, pebble, and its DNS
 // companion pebble-challtestsrv, as real processes on loopback for tests
-// that need a CA: the binaries are built into the repository's bin/ by the
-// GNUmakefile. Validation is real: pebble connects to the http-01 or
+// (Start, Prepare) and harnesses (Run) that need a CA: the binaries are
+// built into the repository's bin/ by the GNUmakefile. Validation is real: pebble connects to the http-01 or
 // tls-alpn-01 port of the address it validates, which the tests point at a
 // 127.0.0.x address of their own.
 package pebble
@@ -31,7 +31,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 )
 
-// Options configure a pebble process. Zero fields take the defaults noted.
+// Options configure a pebble process. Start from DefaultOptions.
 type Options struct {
 	// HTTPPort and TLSPort are the ports pebble validates http-01 and
 	// tls-alpn-01 challenges on, for every identifier. Required: pick them
@@ -75,7 +75,7 @@ func (o *Options) validate() error {
 
 // Pebble is a running pebble (and challtestsrv, with Options.DNS).
 type Pebble struct {
-	tb   testing.TB
+	tb   testing.TB // nil for Run: methods return errors instead
 	opts Options
 	dir  string
 	// CA signed pebble's own HTTPS certificate: ACME clients must trust it
@@ -123,24 +123,31 @@ func (l *lockedBuffer) String() string {
 // missing tool is a failure, so tests cannot silently stop running.
 func Binary(tb testing.TB, name, env string) string {
 	tb.Helper()
+	p, err := binary(name, env)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("%v; CI must have it", err)
+	}
+	tb.Skipf("skipping: %v", err)
+	return ""
+}
+
+func binary(name, env string) (string, error) {
 	if v := os.Getenv(env); v != "" {
-		return v
+		return v, nil
 	}
 	if dir, err := repoRoot(); err == nil {
 		p := filepath.Join(dir, "bin", name)
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
+			return p, nil
 		}
 	}
 	if p, err := exec.LookPath(name); err == nil {
-		return p
+		return p, nil
 	}
-	hint := "run `make test` (it builds pebble into ./bin) or set " + env
-	if os.Getenv("CI") != "" {
-		tb.Fatalf("%s not found; CI must have it: %s", name, hint)
-	}
-	tb.Skipf("%s not found, skipping: %s", name, hint)
-	return ""
+	return "", fmt.Errorf("%s not found: run `make test` (it builds pebble into ./bin) or set %s", name, env)
 }
 
 func repoRoot() (string, error) {
@@ -164,6 +171,14 @@ func repoRoot() (string, error) {
 // ephemeral range so that no outgoing connection takes it meanwhile.
 func FreePortOn(tb testing.TB, ips ...string) int {
 	tb.Helper()
+	port, err := freePortOn(ips...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return port
+}
+
+func freePortOn(ips ...string) (int, error) {
 	for range 200 {
 		port := 20000 + rand.IntN(12000)
 		ok := true
@@ -180,11 +195,10 @@ func FreePortOn(tb testing.TB, ips ...string) int {
 			ln.Close()
 		}
 		if ok {
-			return port
+			return port, nil
 		}
 	}
-	tb.Fatalf("pebble: no port free on all of %v", ips)
-	return 0
+	return 0, fmt.Errorf("pebble: no port free on all of %v", ips)
 }
 
 // Start runs pebble (and challtestsrv with opts.DNS) and waits until its
@@ -201,31 +215,75 @@ func Start(tb testing.TB, opts Options) *Pebble {
 // that is not there yet, then call Start.
 func Prepare(tb testing.TB, opts Options) *Pebble {
 	tb.Helper()
-	if err := opts.validate(); err != nil {
-		tb.Fatal(err)
+	Binary(tb, "pebble", "WSDIRECT_PEBBLE") // skips without it (outside CI)
+	if opts.DNS {
+		Binary(tb, "pebble-challtestsrv", "WSDIRECT_CHALLTESTSRV")
 	}
-	if opts.ListenAddr == "" {
-		opts.ListenAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePortOn(tb, "127.0.0.1")))
+	p, err := prepare(opts, tb.TempDir())
+	if p != nil {
+		p.tb = tb
+		tb.Cleanup(p.stopAll)
 	}
-	p := &Pebble{tb: tb, opts: opts, dir: tb.TempDir()}
-	ca, err := testca.New("pebble listener CA")
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return p
+}
+
+// Run starts pebble (and challtestsrv with opts.DNS) for a harness outside
+// a test, keeping its files in dir, and waits until the directory answers.
+// Close stops it.
+func Run(opts Options, dir string) (*Pebble, error) {
+	p, err := prepare(opts, dir)
+	if err == nil {
+		err = p.start()
+	}
+	if err != nil {
+		if p != nil {
+			p.stopAll()
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// Close stops pebble and challtestsrv (Run).
+func (p *Pebble) Close() { p.stopAll() }
+
+func prepare(opts Options, dir string) (*Pebble, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if opts.ListenAddr == "" {
+		port, err := freePortOn("127.0.0.1")
+		if err != nil {
+			return nil, err
+		}
+		opts.ListenAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	p := &Pebble{opts: opts, dir: dir}
+	ca, err := testca.New("pebble listener CA")
+	if err != nil {
+		return nil, err
 	}
 	p.CA = ca
 	p.CAFile = filepath.Join(p.dir, "listener-ca.pem")
 	if err := ca.WriteRoot(p.CAFile); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	leaf, err := ca.Issue([]string{"127.0.0.1", "localhost"}, time.Time{}, time.Time{})
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	certFile, keyFile, err := leaf.WriteFiles(p.dir, "listener")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	p.mgmtAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePortOn(tb, "127.0.0.1")))
+	mport, err := freePortOn("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	p.mgmtAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(mport))
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":                  opts.ListenAddr,
 		"managementListenAddress":        p.mgmtAddr,
@@ -244,60 +302,72 @@ func Prepare(tb testing.TB, opts Options) *Pebble {
 	}}
 	data, _ := json.Marshal(conf)
 	if err := os.WriteFile(filepath.Join(p.dir, "pebble.json"), data, 0o644); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	if opts.DNS {
-		p.startChallSrv()
+		if err := p.startChallSrv(); err != nil {
+			return p, err
+		}
 	}
-	tb.Cleanup(p.stopAll)
-	return p
+	return p, nil
 }
 
-func (p *Pebble) startChallSrv() {
-	tb := p.tb
-	bin := Binary(tb, "pebble-challtestsrv", "WSDIRECT_CHALLTESTSRV")
-	p.dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freeUDPPort(tb)))
-	p.dnsMgmt = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePortOn(tb, "127.0.0.1")))
+func (p *Pebble) startChallSrv() error {
+	bin, err := binary("pebble-challtestsrv", "WSDIRECT_CHALLTESTSRV")
+	if err != nil {
+		return err
+	}
+	uport, err := freeUDPPort()
+	if err != nil {
+		return err
+	}
+	mport, err := freePortOn("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	p.dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(uport))
+	p.dnsMgmt = net.JoinHostPort("127.0.0.1", strconv.Itoa(mport))
 	// Only DNS: the challenges are answered by the code under test.
 	cmd := exec.Command(bin, "-dnsserver", p.dnsAddr, "-management", p.dnsMgmt,
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-defaultIPv4", "", "-defaultIPv6", "")
-	p.chall = startProc(tb, cmd)
+	if p.chall, err = startProc(cmd); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", p.dnsMgmt, time.Second)
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("pebble-challtestsrv did not start: %v\n%s", err, p.chall.out.String())
+			return fmt.Errorf("pebble-challtestsrv did not start: %v\n%s", err, p.chall.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func freeUDPPort(tb testing.TB) int {
+func freeUDPPort() (int, error) {
 	for range 200 {
 		port := 20000 + rand.IntN(12000)
 		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
 			c.Close()
-			return port
+			return port, nil
 		}
 	}
-	tb.Fatal("pebble: no free UDP port")
-	return 0
+	return 0, errors.New("pebble: no free UDP port")
 }
 
-func startProc(tb testing.TB, cmd *exec.Cmd) *proc {
+func startProc(cmd *exec.Cmd) (*proc, error) {
 	pr := &proc{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = pr.out, pr.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", cmd.Path, err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	go func() { _ = cmd.Wait(); close(pr.done) }()
-	return pr
+	return pr, nil
 }
 
 func (pr *proc) kill() {
@@ -314,9 +384,17 @@ func (pr *proc) kill() {
 // Start starts pebble (again, after Stop: a new process with a new root)
 // and waits until its directory answers.
 func (p *Pebble) Start() {
-	tb := p.tb
-	tb.Helper()
-	bin := Binary(tb, "pebble", "WSDIRECT_PEBBLE")
+	p.tb.Helper()
+	if err := p.start(); err != nil {
+		p.tb.Fatal(err)
+	}
+}
+
+func (p *Pebble) start() error {
+	bin, err := binary("pebble", "WSDIRECT_PEBBLE")
+	if err != nil {
+		return err
+	}
 	args := []string{"-config", filepath.Join(p.dir, "pebble.json")}
 	if p.dnsAddr != "" {
 		args = append(args, "-dnsserver", p.dnsAddr)
@@ -325,7 +403,10 @@ func (p *Pebble) Start() {
 	// No random sleeps before validation, and no injected bad-nonce
 	// errors: tests stay fast and deterministic.
 	cmd.Env = append(append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"), p.opts.Env...)
-	pr := startProc(tb, cmd)
+	pr, err := startProc(cmd)
+	if err != nil {
+		return err
+	}
 	p.mu.Lock()
 	p.pebble = pr
 	p.mu.Unlock()
@@ -336,16 +417,16 @@ func (p *Pebble) Start() {
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-pr.done:
-			tb.Fatalf("pebble exited:\n%s", pr.out.String())
+			return fmt.Errorf("pebble exited:\n%s", pr.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("pebble directory not answering: %v\n%s", err, pr.out.String())
+			return fmt.Errorf("pebble directory not answering: %v\n%s", err, pr.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -365,7 +446,7 @@ func (p *Pebble) stopAll() {
 	pr, ch := p.pebble, p.chall
 	p.pebble, p.chall = nil, nil
 	p.mu.Unlock()
-	if p.tb.Failed() {
+	if p.tb != nil && p.tb.Failed() {
 		if pr != nil {
 			p.tb.Logf("pebble output:\n%s", tailLines(pr.out.String(), 60))
 		}
@@ -408,25 +489,48 @@ func (p *Pebble) listenerClient() *http.Client {
 // client must trust to accept the certificates pebble issued.
 func (p *Pebble) RootPEM() []byte {
 	p.tb.Helper()
-	res, err := p.listenerClient().Get("https://" + p.mgmtAddr + "/roots/0")
+	data, err := p.Roots()
 	if err != nil {
-		p.tb.Fatalf("pebble roots: %v", err)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil || res.StatusCode != http.StatusOK {
-		p.tb.Fatalf("pebble roots: %s %v", res.Status, err)
+		p.tb.Fatal(err)
 	}
 	return data
 }
 
+// Roots is RootPEM for a harness (Run).
+func (p *Pebble) Roots() ([]byte, error) {
+	res, err := p.listenerClient().Get("https://" + p.mgmtAddr + "/roots/0")
+	if err != nil {
+		return nil, fmt.Errorf("pebble roots: %w", err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("pebble roots: %s %v", res.Status, err)
+	}
+	return data, nil
+}
+
 // RootPool is a pool holding only RootPEM.
 func (p *Pebble) RootPool() *x509.CertPool {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(p.RootPEM()) {
-		p.tb.Fatal("pebble roots: no certificate")
+	p.tb.Helper()
+	pool, err := p.RootCAs()
+	if err != nil {
+		p.tb.Fatal(err)
 	}
 	return pool
+}
+
+// RootCAs is RootPool for a harness (Run).
+func (p *Pebble) RootCAs() (*x509.CertPool, error) {
+	data, err := p.Roots()
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, errors.New("pebble roots: no certificate")
+	}
+	return pool, nil
 }
 
 // AddA makes challtestsrv answer A queries for host with addrs.
