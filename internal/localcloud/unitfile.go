@@ -28,15 +28,15 @@ const (
 
 // unitSpec is what the local cloud takes from a service unit and its drop-ins.
 type unitSpec struct {
-	Name               string
-	Description        string
-	Type               string   // simple, exec or oneshot
-	ExecStart          []string // raw command lines (one, except for oneshot)
-	RemainAfterExit    bool
-	User, Group        string
-	Environment        []string // KEY=VALUE, in order
-	EnvironmentFiles   []string // paths; a leading '-' means optional
-	WorkingDirectory   string
+	Name             string
+	Description      string
+	Type             string   // simple, exec or oneshot
+	ExecStart        []string // raw command lines (one, except for oneshot)
+	RemainAfterExit  bool
+	User, Group      string
+	Environment      []string // KEY=VALUE, in order
+	EnvironmentFiles []string // paths; a leading '-' means optional
+	WorkingDirectory string
 	// StateDirectory= names directories under /var/lib that systemd creates
 	// (mode StateDirectoryMode=, default 0755) before each start.
 	StateDirectories   []string
