@@ -14,6 +14,18 @@ variable "release_url" {
   default     = "https://example.com/releases/v1.0.0/wsdirect-node_1.0.0_linux_amd64.tar.gz"
 }
 
+variable "acme_directory" {
+  description = "https directory URL of the ACME CA the node gets its certificate from, or null for Let's Encrypt production."
+  type        = string
+  default     = null
+}
+
+variable "acme_ca_root" {
+  description = "PEM root to trust for acme_directory's https, or null for the system roots."
+  type        = string
+  default     = null
+}
+
 # User data for a wsdirect node; "rendered" is sensitive (it holds the
 # gossip key). tls = "acme" (the default): the node gets a Let's Encrypt IP
 # certificate for its public address and serves wss:// on 443; port 80 must
@@ -27,6 +39,8 @@ data "wsdirect_cloudinit" "node" {
   auth_public_keys = var.auth_public_keys
   tls              = "acme"
   acme_email       = "ops@example.com"
+  acme_directory   = var.acme_directory
+  acme_ca_root     = var.acme_ca_root
 }
 
 resource "wsdirect_node" "node" {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -30,6 +31,7 @@ type exampleVars func(e exampleEnv) map[string]any
 type exampleEnv struct {
 	info                          localcloud.Info
 	gossip, pub, priv, users, pwd string
+	ca                            *CA
 }
 
 func (e exampleEnv) archive(bin string) string {
@@ -45,10 +47,13 @@ var applyExamples = map[string]exampleVars{
 			"gossip_key": e.gossip, "auth_signing_key": e.priv, "auth_users": e.users,
 			"release_url": e.info.ReleaseURL, "release_version": e.info.ReleaseVersion, "release_sha256": e.info.ReleaseSHA256,
 			"iam_instance_profile": "wsdirect-node",
+			// Without auth_domain: each auth host gets an IP certificate for its Elastic IP.
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot,
 		}
 	},
 	"data-sources/wsdirect_cloudinit": func(e exampleEnv) map[string]any {
-		return map[string]any{"gossip_key": e.gossip, "auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node")}
+		return map[string]any{"gossip_key": e.gossip, "auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node"),
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot}
 	},
 	"data-sources/wsdirect_haproxy_config": func(exampleEnv) map[string]any { return nil },
 	"data-sources/wsdirect_nodes":          func(exampleEnv) map[string]any { return nil },
@@ -58,7 +63,8 @@ var applyExamples = map[string]exampleVars{
 	"functions/haproxy_config": func(exampleEnv) map[string]any { return nil },
 	"provider":                 func(exampleEnv) map[string]any { return nil },
 	"resources/wsdirect_node": func(e exampleEnv) map[string]any {
-		return map[string]any{"gossip_key": e.gossip, "auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node")}
+		return map[string]any{"gossip_key": e.gossip, "auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node"),
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot}
 	},
 }
 
@@ -107,6 +113,15 @@ func TestExamplesApplyOnLocalCloud(t *testing.T) {
 		}
 	}()
 	env := newExampleEnv(t, cloud.Info)
+	// The ACME CA of the run: the examples' nodes and auth hosts get their certificates from
+	// it, not from Let's Encrypt on the internet.
+	if env.ca, err = StartCA(filepath.Join(work, "acme-ca")); err != nil {
+		if errors.Is(err, ErrLowPorts) && os.Getenv("CI") == "" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer env.ca.Close()
 
 	for _, rel := range dirs {
 		t.Run(rel, func(t *testing.T) {
@@ -181,7 +196,7 @@ func TestExamplesApplyOnLocalCloud(t *testing.T) {
 				for _, u := range urls {
 					var cs Clients
 					err := waitOK(ctx, time.Minute, func() error {
-						return cs.Connect(ctx, u, client.Credentials{Username: "alice", Password: env.pwd}, 5, 5)
+						return cs.Connect(ctx, u, []User{{Creds: client.Credentials{Username: "alice", Password: env.pwd}}}, env.ca.Roots, 5, 5)
 					})
 					cs.Close()
 					if err != nil {
