@@ -135,6 +135,7 @@ func DefaultConfig() *Config {
 type Server struct {
 	conf    Config
 	signer  atomic.Pointer[token.Signer]
+	admin   atomic.Pointer[string] // SetAdminToken
 	picker  NodePicker
 	p2c     *Picker // picker when it is a *Picker, for SetPeers
 	limiter *ipLimiter
@@ -201,6 +202,7 @@ func New(conf *Config) (*Server, error) {
 		reg:     c.Registry,
 	}
 	s.signer.Store(c.Signer)
+	s.admin.Store(&c.AdminToken)
 	s.picker = c.Picker
 	if s.picker == nil {
 		p := NewPicker(c.Rand, c.Signer.TTL())
@@ -436,7 +438,7 @@ func (s *Server) refreshPeers(now time.Time) {
 }
 
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
-	if s.conf.AdminToken == "" {
+	if s.adminToken() == "" {
 		writeJSON(w, http.StatusNotFound, wire.Error{Code: "not_found", Message: "no admin token configured"})
 		return
 	}
@@ -446,7 +448,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	got, _ := bearer(r)
-	if !secret.Equal(got, s.conf.AdminToken) {
+	if !secret.Equal(got, s.adminToken()) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wsdirect-auth"`)
 		writeJSON(w, http.StatusUnauthorized, wire.Error{Code: "unauthorized", Message: "admin token required"})
 		return

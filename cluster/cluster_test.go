@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 func TestThreeNodeCluster(t *testing.T) {
@@ -77,9 +79,9 @@ func TestThreeNodeCluster(t *testing.T) {
 			t.Fatalf("local view of own count = %d, want 42 at once", got.Conns)
 		}
 		for _, obs := range []*Cluster{n2, n3} {
-			waitFor(t, 10*time.Second, obs.LocalName()+" sees n1 conns=42", func() bool {
+			probe.Until(t, 10*time.Second, obs.LocalName()+" sees n1 conns=42", func() error {
 				m, ok := obs.member("n1")
-				return ok && m.Conns == 42 && !m.UpdatedAt.IsZero()
+				return probe.Check(ok && m.Conns == 42 && !m.UpdatedAt.IsZero(), "n1 known %t as %+v", ok, m)
 			})
 		}
 		// A burst of changes coalesces; the last value wins everywhere.
@@ -87,9 +89,9 @@ func TestThreeNodeCluster(t *testing.T) {
 			n2.SetConns(i)
 		}
 		for _, obs := range []*Cluster{n1, n3} {
-			waitFor(t, 10*time.Second, obs.LocalName()+" sees n2 conns=100", func() bool {
+			probe.Until(t, 10*time.Second, obs.LocalName()+" sees n2 conns=100", func() error {
 				m, ok := obs.member("n2")
-				return ok && m.Conns == 100
+				return probe.Check(ok && m.Conns == 100, "n2 known %t as %+v", ok, m)
 			})
 		}
 	})
@@ -98,9 +100,9 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n2.SetDraining(true); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "n1 sees n2 draining", func() bool {
+		probe.Until(t, 10*time.Second, "n1 sees n2 draining", func() error {
 			m, ok := n1.member("n2")
-			return ok && m.Draining
+			return probe.Check(ok && m.Draining, "n2 known %t as %+v", ok, m)
 		})
 		// Draining does not lose the count.
 		if m, _ := n1.member("n2"); m.Conns != 100 {
@@ -109,9 +111,9 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n2.SetDraining(false); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "n3 sees n2 not draining", func() bool {
+		probe.Until(t, 10*time.Second, "n3 sees n2 not draining", func() error {
 			m, ok := n3.member("n2")
-			return ok && !m.Draining
+			return probe.Check(ok && !m.Draining, "n2 known %t as %+v", ok, m)
 		})
 	})
 
@@ -119,16 +121,16 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n2.SetReady(false); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "n1 sees n2 not ready", func() bool {
+		probe.Until(t, 10*time.Second, "n1 sees n2 not ready", func() error {
 			m, ok := n1.member("n2")
-			return ok && m.NotReady && !m.Draining
+			return probe.Check(ok && m.NotReady && !m.Draining, "n2 known %t as %+v", ok, m)
 		})
 		if err := n2.SetReady(true); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "n3 sees n2 ready", func() bool {
+		probe.Until(t, 10*time.Second, "n3 sees n2 ready", func() error {
 			m, ok := n3.member("n2")
-			return ok && !m.NotReady
+			return probe.Check(ok && !m.NotReady, "n2 known %t as %+v", ok, m)
 		})
 	})
 
@@ -136,9 +138,9 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n2.Shutdown(); err != nil { // no Leave: looks like a crash
 			t.Fatal(err)
 		}
-		waitFor(t, 15*time.Second, "n1 drops failed n2 from Nodes()", func() bool {
-			_, ok := findMember(n1.Nodes(), "n2")
-			return !ok
+		probe.Until(t, 15*time.Second, "n1 drops failed n2 from Nodes()", func() error {
+			m, ok := findMember(n1.Nodes(), "n2")
+			return probe.Check(!ok, "n2 still listed as %+v", m)
 		})
 		m, ok := findMember(n1.Members(), "n2")
 		if ok && m.Alive {
@@ -150,14 +152,15 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n3.Leave(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "n1 sees n3 not alive", func() bool {
+		probe.Until(t, 15*time.Second, "n1 sees n3 not alive", func() error {
 			m, ok := n1.member("n3")
-			return !ok || !m.Alive
+			return probe.Check(!ok || !m.Alive, "n3 listed as %+v", m)
 		})
 		// Left and failed members are reaped after TombstoneTimeout /
 		// ReconnectTimeout (5 s in LocalConfig).
-		waitFor(t, 20*time.Second, "n1 reaps n2 and n3", func() bool {
-			return len(n1.Members()) == 1
+		probe.Until(t, 30*time.Second, "n1 reaps n2 and n3", func() error {
+			ms := n1.Members()
+			return probe.Check(len(ms) == 1, "members %+v", ms)
 		})
 	})
 }
@@ -165,16 +168,16 @@ func TestThreeNodeCluster(t *testing.T) {
 func TestCountsTagsMode(t *testing.T) {
 	ms := startCluster(t, 2, func(c *Config) { c.CountMode = CountsTags })
 	ms[0].SetConns(7)
-	waitFor(t, 10*time.Second, "n2 sees n1 conns=7 via tags", func() bool {
+	probe.Until(t, 10*time.Second, "n2 sees n1 conns=7 via tags", func() error {
 		m, ok := ms[1].member("n1")
-		return ok && m.Conns == 7
+		return probe.Check(ok && m.Conns == 7, "n1 known %t as %+v", ok, m)
 	})
 	if err := ms[0].SetDraining(true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "n2 sees n1 draining with conns=7", func() bool {
+	probe.Until(t, 10*time.Second, "n2 sees n1 draining with conns=7", func() error {
 		m, ok := ms[1].member("n1")
-		return ok && m.Draining && m.Conns == 7
+		return probe.Check(ok && m.Draining && m.Conns == 7, "n1 known %t as %+v", ok, m)
 	})
 }
 
@@ -249,9 +252,9 @@ func TestPlaintextCountInjection(t *testing.T) {
 	t.Run("control: unencrypted dev cluster accepts it when n1 signed it", func(t *testing.T) {
 		ms := startCluster(t, 2, func(c *Config) { c.SecretKey = nil; c.Dev = true })
 		injectCount(t, ms[1].GossipAddr(), forged.encode(ms[0].countKey))
-		waitFor(t, 5*time.Second, "dev n2 takes the injected count", func() bool {
+		probe.Until(t, 10*time.Second, "dev n2 takes the injected count", func() error {
 			m, _ := ms[1].member("n1")
-			return m.Conns == 999
+			return probe.Equal("n1 conns", m.Conns, 999)
 		})
 	})
 
@@ -262,9 +265,9 @@ func TestPlaintextCountInjection(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 		ms[0].SetConns(5)
-		waitFor(t, 10*time.Second, "n2 sees the genuine count 5", func() bool {
+		probe.Until(t, 10*time.Second, "n2 sees the genuine count 5", func() error {
 			m, _ := ms[1].member("n1")
-			return m.Conns == 5
+			return probe.Equal("n1 conns", m.Conns, 5)
 		})
 		time.Sleep(300 * time.Millisecond)
 		if m, _ := ms[1].member("n1"); m.Conns != 5 {
@@ -276,9 +279,9 @@ func TestPlaintextCountInjection(t *testing.T) {
 func TestDevModeWithoutKey(t *testing.T) {
 	ms := startCluster(t, 2, func(c *Config) { c.SecretKey = nil; c.Dev = true })
 	ms[1].SetConns(3)
-	waitFor(t, 10*time.Second, "n1 sees n2 conns=3", func() bool {
+	probe.Until(t, 10*time.Second, "n1 sees n2 conns=3", func() error {
 		m, _ := ms[0].member("n2")
-		return m.Conns == 3
+		return probe.Equal("n2 conns", m.Conns, 3)
 	})
 }
 
@@ -399,17 +402,17 @@ func TestTagsFitLongDNSName(t *testing.T) {
 				t.Fatalf("SetDraining with a 253-byte name: %v", err)
 			}
 			ms[0].SetConns(1<<31 - 1)
-			waitFor(t, 10*time.Second, "n2 sees n1 with every tag", func() bool {
+			probe.Until(t, 10*time.Second, "n2 sees n1 with every tag", func() error {
 				m, ok := ms[1].member("n1")
-				return ok && m.Addr == name && m.Zone == zone && m.Scheme == "wss" && m.Port == 65535 &&
-					m.Cap == 1<<30 && m.NotReady && m.Draining && m.Conns == 1<<31-1
+				return probe.Check(ok && m.Addr == name && m.Zone == zone && m.Scheme == "wss" && m.Port == 65535 &&
+					m.Cap == 1<<30 && m.NotReady && m.Draining && m.Conns == 1<<31-1, "n1 known %t as %+v", ok, m)
 			})
 			if err := ms[0].SetReady(true); err != nil {
 				t.Fatalf("SetReady: %v", err)
 			}
-			waitFor(t, 10*time.Second, "n2 sees n1 ready", func() bool {
+			probe.Until(t, 10*time.Second, "n2 sees n1 ready", func() error {
 				m, _ := ms[1].member("n1")
-				return !m.NotReady
+				return probe.Check(!m.NotReady, "n1 as %+v", m)
 			})
 		})
 	}
@@ -445,9 +448,9 @@ func TestShutdownTwice(t *testing.T) {
 func TestLateJoinerLearnsCounts(t *testing.T) {
 	ms := startCluster(t, 2, nil)
 	ms[0].SetConns(11)
-	waitFor(t, 10*time.Second, "n2 sees n1 conns=11", func() bool {
+	probe.Until(t, 10*time.Second, "n2 sees n1 conns=11", func() error {
 		m, _ := ms[1].member("n1")
-		return m.Conns == 11
+		return probe.Equal("n1 conns", m.Conns, 11)
 	})
 	late := mustCreate(t, testConfig(3))
 	if _, err := late.Join([]string{ms[1].GossipAddr()}); err != nil {
@@ -455,9 +458,9 @@ func TestLateJoinerLearnsCounts(t *testing.T) {
 	}
 	// From the join's event replay or, at the latest, the periodic refresh
 	// (CountRefresh, 1 s in LocalConfig).
-	waitFor(t, 10*time.Second, "late joiner sees n1 conns=11", func() bool {
+	probe.Until(t, 10*time.Second, "late joiner sees n1 conns=11", func() error {
 		m, ok := late.member("n1")
-		return ok && m.Conns == 11 && m.Alive
+		return probe.Check(ok && m.Conns == 11 && m.Alive, "n1 known %t as %+v", ok, m)
 	})
 }
 

@@ -87,6 +87,11 @@ type Config struct {
 	// unless Dev is set.
 	SecretKey []byte
 
+	// ExtraKeys are further gossip keys accepted from other members but
+	// never used to send, for a key rotation in progress (see SetKeys).
+	// nil: only SecretKey.
+	ExtraKeys [][]byte
+
 	// Dev allows running without a gossip key (unencrypted gossip) and with
 	// a 16 or 24 byte key. Never use it outside a developer machine.
 	Dev bool

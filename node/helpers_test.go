@@ -223,18 +223,6 @@ func (f *fixture) mustDial(user string) *websocket.Conn {
 	return ws
 }
 
-// eventually polls cond for up to d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // metric returns the value of a counter or gauge in the node's registry;
 // label, when not empty, selects the series whose "reason" label matches.
 func (f *fixture) metric(name, reason string) float64 {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
@@ -448,15 +449,11 @@ func (c *memChild) rss(b *testing.B) int64 {
 // waitChildConns waits until the child reports want open connections.
 func waitChildConns(b *testing.B, c *memChild, want int) {
 	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	err := probe.Poll(context.Background(), 30*time.Second, 200*time.Millisecond, fmt.Sprintf("the child to hold %d connections", want), func() error {
 		stats := c.free(b)
-		if strings.HasPrefix(stats, fmt.Sprintf("conns=%d ", want)) {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("child never reached %d connections: %s", want, stats)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return probe.Check(strings.HasPrefix(stats, fmt.Sprintf("conns=%d ", want)), "child reports %s", stats)
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 }

@@ -58,6 +58,7 @@ type Node struct {
 	conf     Config
 	verifier *token.Verifier
 	pub      Publisher
+	admin    atomic.Pointer[string] // SetAdminToken
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	metrics  *metrics
@@ -137,6 +138,7 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 		done:     make(chan struct{}),
 		drained:  make(chan struct{}),
 	}
+	n.admin.Store(&c.AdminToken)
 	for i := range n.shards {
 		n.shards[i].m = make(map[*conn]struct{})
 	}
@@ -461,14 +463,14 @@ func (n *Node) handleAdminDrain(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) adminAuthorized(r *http.Request) bool {
-	if n.conf.AdminToken == "" {
+	if n.adminToken() == "" {
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return false
 	}
-	return secret.Equal(strings.TrimSpace(got), n.conf.AdminToken)
+	return secret.Equal(strings.TrimSpace(got), n.adminToken())
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {

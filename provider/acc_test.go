@@ -135,15 +135,6 @@ func newTestAccEnv(t *testing.T, cfg ec2sim.Config) *testAccEnv {
 	}
 }
 
-// newTestEC2Sim starts an ec2sim with its default configuration for the
-// test and returns it with a provider block pointing at it. It skips the
-// test unless TF_ACC is set (see testAccPreCheck).
-func newTestEC2Sim(t *testing.T) (*ec2sim.Server, string) {
-	t.Helper()
-	env := newTestAccEnvSim(t, ec2sim.DefaultConfig())
-	return env.Sim, env.ProviderHCL
-}
-
 // newTestAccEnvSim is newTestAccEnv for tests that need the emulator (fault
 // injection): it skips against real AWS.
 func newTestAccEnvSim(t *testing.T, cfg ec2sim.Config) *testAccEnv {

@@ -25,21 +25,27 @@ type cloudInitFunction struct{}
 var cloudInitOptionDocs = map[string]string{
 	"release_url": "**Required.** `http`/`https` URL of the `wsdirect-node`/`wsdirect-auth` binary, or of a `.tar.gz` release archive holding it at its root.",
 	"sha256":      "Hex SHA-256 of the file at `release_url`; when set, the download is verified before it is installed.",
-	"gossip_key":  "**Required, sensitive.** Base64 of the 32-byte gossip encryption key (e.g. `openssl rand -base64 32`).",
-	"join_tag":    "**Required.** `Key=Value` EC2 tag the members find each other by (`-join-ec2-tag`); tag every node and auth host with it.",
+	"gossip_key_parameter": "**Required.** Name of the SSM Parameter Store `SecureString` parameter holding the base64 32-byte gossip key " +
+		"(e.g. `/wsdirect/prod/gossip-key`, value from `openssl rand -base64 32`); several keys separated by newlines while rotating, the first in use.",
+	"join_tag": "**Required.** `Key=Value` EC2 tag the members find each other by (`-join-ec2-tag`); tag every node and auth host with it.",
 	"bind": fmt.Sprintf("Service listen address. Default `%s` with `tls` `acme` or `files` (the default), else `%s` (node) or `%s` (auth).",
 		userdata.DefaultTLSBind, userdata.DefaultNodeBind, userdata.DefaultAuthBind),
 	"gossip_bind": fmt.Sprintf("Gossip listen address. Default `%s`.", userdata.DefaultGossipBind),
 	"name":        "Node only. Member name. Default: the instance's host name (systemd `%H`), so one user data fits every node.",
 	"advertise":   "Node only. Address clients are sent to: `auto` (default) for the instance's public IPv4 from IMDSv2, an IP, or a DNS name (a label may be `%l`, the short host name, e.g. `%l.ws.example.com`).",
 	"max_conns":   "Node only. Connection cap of the node (`-max-conns`). Default: the binary's.",
-	"auth_public_keys": "Node only, **required for nodes.** One or more Ed25519 `PUBLIC KEY` PEM blocks of the auth signing keys " +
-		"(several during key rotation).",
-	"upstream":    "Node only. `ws://` or `wss://` URL each client connection is relayed to.",
-	"signing_key": "Auth only, **required for auth, sensitive.** Ed25519 PKCS#8 `PRIVATE KEY` PEM that signs connection tokens.",
-	"users": "Auth only, **required for auth, sensitive.** Content of the bcrypt users file (lines from `wsdirect-auth hash-password`): " +
-		"the auth service needs exactly one credential backend, and this is the one user data carries.",
-	"admin_token": "Auth only, sensitive. Token protecting the admin API.",
+	"auth_public_keys": "Node only. One or more Ed25519 `PUBLIC KEY` PEM blocks of the auth signing keys (several during key rotation), " +
+		"written into the user data (they are not secret). A node needs this or `auth_public_keys_parameter`.",
+	"auth_public_keys_parameter": "Node only. Name of the parameter (`String` or `SecureString`) holding those PEM blocks, instead of " +
+		"`auth_public_keys`: a signing key then rotates without new user data (update the parameter, `SIGHUP` the nodes).",
+	"upstream": "Node only. `ws://` or `wss://` URL each client connection is relayed to.",
+	"signing_key_parameter": "Auth only, **required for auth.** Name of the `SecureString` parameter holding the Ed25519 PKCS#8 " +
+		"`PRIVATE KEY` PEM that signs connection tokens (`wsdirect-auth keygen` writes it as `signing.key`).",
+	"users_parameter": "Auth only, **required for auth.** Name of the `SecureString` parameter holding the bcrypt users file " +
+		"(lines from `wsdirect-auth hash-password`): the auth service needs exactly one credential backend, and this is the one " +
+		"user data configures. A parameter holds 4 KB (8 KB in the Advanced tier), about 60 (120) users.",
+	"admin_token_parameter": "Name of the `SecureString` parameter holding the admin API's bearer token (a node's `POST /admin/drain`, " +
+		"the auth service's `GET /v1/nodes`). Unset: the admin API is off.",
 	"tls": "How the service serves TLS (`-tls`): `acme` (default: it obtains and renews its own certificate from an ACME CA, " +
 		"Let's Encrypt unless `acme_directory` says otherwise; a node gets an IP certificate for its advertised address), " +
 		"`files` (a certificate and key already on the instance, see `tls_cert_file`), `offload` (plain listener, TLS " +
@@ -56,6 +62,12 @@ var cloudInitOptionDocs = map[string]string{
 	"acme_profile":   "With `tls = \"acme\"`: ACME profile. Default `shortlived` for IP certificates (the only profile Let's Encrypt issues them under), the CA's default for names.",
 	"acme_ca_root":   "With `tls = \"acme\"`: PEM of an extra root CA to trust for the ACME directory (a private CA).",
 	"advertise_port": "Node only. Port clients dial when it differs from the `bind` port, e.g. `443` on a TLS terminator in front (`tls = \"offload\"`).",
+}
+
+// removedCloudInitSettings were secret values; user data holds none now.
+var removedCloudInitSettings = map[string]string{
+	"gossip_key": "gossip_key_parameter", "signing_key": "signing_key_parameter",
+	"users": "users_parameter", "admin_token": "admin_token_parameter",
 }
 
 func sortedCloudInitKeys() []string {
@@ -79,10 +91,11 @@ func (f *cloudInitFunction) Definition(_ context.Context, _ function.DefinitionR
 	resp.Definition = function.Definition{
 		Summary: "Renders cloud-init user data for a wsdirect node or auth host.",
 		MarkdownDescription: "Renders `#cloud-config` user data that installs `wsdirect-node` or `wsdirect-auth` from a release URL, " +
-			"writes its key files, writes a systemd unit with the right flags and starts it. The result contains the gossip key " +
-			"(and, for auth, the signing key): Terraform marks it sensitive when the inputs are sensitive, and any `output` " +
-			"holding it must be declared `sensitive = true`. The `wsdirect_cloudinit` data source renders the same text for " +
-			"Terraform versions before 1.8.",
+			"writes a systemd unit with the right flags and starts it. The user data holds no secret: the gossip key, signing key, " +
+			"users file and admin token stay in AWS Systems Manager Parameter Store as `SecureString` parameters, which the binaries " +
+			"read at start and on `SIGHUP` with the instance role; the settings name those parameters. The instance profile needs " +
+			"`ssm:GetParameter` on them, `kms:Decrypt` on their key and `ec2:DescribeInstances` (the cluster module outputs such a " +
+			"policy). The `wsdirect_cloudinit` data source renders the same text for Terraform versions before 1.8.",
 		Parameters: []function.Parameter{
 			function.StringParameter{
 				Name:                "role",
@@ -155,8 +168,8 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		str(&c.ReleaseURL)
 	case "sha256":
 		str(&c.SHA256)
-	case "gossip_key":
-		str(&c.GossipKey)
+	case "gossip_key_parameter":
+		str(&c.GossipKeyParameter)
 	case "join_tag":
 		str(&c.JoinTag)
 	case "bind":
@@ -175,14 +188,16 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		c.MaxConns = n
 	case "auth_public_keys":
 		str(&c.AuthPublicKeys)
+	case "auth_public_keys_parameter":
+		str(&c.AuthPublicKeysParameter)
 	case "upstream":
 		str(&c.Upstream)
-	case "signing_key":
-		str(&c.SigningKey)
-	case "users":
-		str(&c.Users)
-	case "admin_token":
-		str(&c.AdminToken)
+	case "signing_key_parameter":
+		str(&c.SigningKeyParameter)
+	case "users_parameter":
+		str(&c.UsersParameter)
+	case "admin_token_parameter":
+		str(&c.AdminTokenParameter)
 	case "tls":
 		str(&c.TLS)
 	case "tls_names":
@@ -214,6 +229,11 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		}
 		c.AdvertisePort = n
 	default:
+		if repl, ok := removedCloudInitSettings[key]; ok {
+			return fmt.Errorf("setting %q was removed: secrets no longer go into user data, where anything on the instance "+
+				"and anyone allowed ec2:DescribeInstanceAttribute can read them. Store the value as an SSM SecureString "+
+				"parameter and give its name in %q", key, repl)
+		}
 		return fmt.Errorf("unknown setting %q; valid settings are %s", key, strings.Join(sortedCloudInitKeys(), ", "))
 	}
 	return nil

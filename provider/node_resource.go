@@ -128,9 +128,14 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 				Description: `Also allocate one Elastic IP for each secondary private IP. Requires public_ip = "elastic".`,
 			},
 			"user_data": schema.StringAttribute{
-				Optional: true, Description: "Raw user data (not base64). Changing it replaces the instance.",
+				Optional: true, Sensitive: true,
+				Description: "Raw user data (not base64). Changing it replaces the instance. Sensitive, so plans and logs do not " +
+					"show it; but anything on the instance and anyone allowed ec2:DescribeInstanceAttribute can read it, and the " +
+					"state holds it, so it must not carry secrets (wsdirect_cloudinit renders user data that names Parameter " +
+					"Store parameters instead).",
 				PlanModifiers: replace,
 			},
+			"metadata_options": metadataOptionsSchema(),
 			"tags": schema.MapAttribute{
 				ElementType: types.StringType, Optional: true,
 				Description: "Tags of the instance, merged over the provider's default_tags.",
@@ -345,6 +350,7 @@ func (r *nodeResource) Create(ctx context.Context, req resource.CreateRequest, r
 	if v := plan.UserData.ValueString(); v != "" {
 		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(v)))
 	}
+	in.MetadataOptions = metadataOptionsRequest(plan.metadataOptions(ctx, &resp.Diagnostics))
 	tags := mergeTags(r.data.defaultTags, mapStrings(ctx, plan.Tags, &resp.Diagnostics))
 	if len(tags) > 0 {
 		in.TagSpecifications = []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: ec2Tags(tags)}}
@@ -532,6 +538,12 @@ func (r *nodeResource) Update(ctx context.Context, req resource.UpdateRequest, r
 		plan.SecondaryPrivateIPs = stringListValue(complement(have, unassign))
 	}
 
+	// Instance metadata options, in place.
+	if err := modifyMetadataOptions(ctx, api, id, plan.metadataOptions(ctx, &resp.Diagnostics), state.metadataOptions(ctx, &resp.Diagnostics)); err != nil {
+		resp.Diagnostics.AddError("Updating node: metadata options", err.Error())
+		return
+	}
+
 	// Tags.
 	set, del := diffTags(tagMap(inst.Tags), tagsAll)
 	if len(set) > 0 {
@@ -655,6 +667,7 @@ func refreshNode(ctx context.Context, api EC2API, id string, prior *nodeModel, d
 	m.SubnetID = types.StringPointerValue(inst.SubnetId)
 	m.KeyName = stringOrNull(aws.ToString(inst.KeyName))
 	m.State = types.StringValue(string(instanceState(inst)))
+	m.MetadataOptions = metadataOptionsState(inst.MetadataOptions, prior.MetadataOptions)
 	m.AvailabilityZone = types.StringNull()
 	if inst.Placement != nil {
 		m.AvailabilityZone = stringOrNull(aws.ToString(inst.Placement.AvailabilityZone))

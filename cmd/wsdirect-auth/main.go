@@ -11,9 +11,12 @@
 // valid certificate. Plain http:// on an address other than loopback needs
 // -tls offload (TLS terminated in front) or -dev.
 //
-// SIGHUP reloads the signing key (key rotation), the users file and, with
-// -tls files, the certificate; SIGTERM or SIGINT shuts down gracefully
-// (HTTP drain, serf leave).
+// Each secret flag (-signing-key, -users, -gossip-key-file,
+// -admin-token-file) takes a file or an AWS Systems Manager parameter,
+// ssm:///path/name, read with the instance role (package internal/secret).
+// SIGHUP re-reads all of them (key rotation, new users), and with -tls
+// files the certificate; one that fails keeps its previous value. SIGTERM
+// or SIGINT shuts down gracefully (HTTP drain, serf leave).
 package main
 
 import (
@@ -22,6 +25,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 )
 
 func main() {
@@ -51,7 +56,6 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errFlagParse):
-		fmt.Fprintln(stderr, "wsdirect-auth:", err)
 		return 2
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "wsdirect-auth: %v\n(%s -h lists the flags)\n", ue.err, ue.cmd)
@@ -63,8 +67,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // errFlagParse means the flag package already printed the fault and the
-// usage; the fault is repeated after it, so that the last line of a
-// service's log says what is wrong.
+// usage.
 var errFlagParse = errors.New("invalid flags")
 
 // usageError is a bad value or combination found after parsing.
@@ -79,14 +82,14 @@ func (e usageError) Error() string { return e.err.Error() }
 // errFlagParse for a line the flag package rejected (fault and usage
 // printed).
 func parseArgs(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
+	err := gossipcli.Parse(fs, args)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, flag.ErrHelp):
 		return err
 	default:
-		return fmt.Errorf("%w: %w", errFlagParse, err)
+		return errFlagParse
 	}
 }
 
@@ -98,6 +101,10 @@ const usage = `usage:
                                             (or append it to the file, mode 0600)
 
 "wsdirect-auth keygen -h" and "wsdirect-auth hash-password -h" list their flags.
+
+Secrets (-signing-key, -users, -gossip-key-file, -admin-token-file) are files
+or AWS Systems Manager SecureString parameters, ssm:///path/name, read with
+the instance role. SIGHUP re-reads them all.
 
 flags of the auth service:
 `

@@ -58,13 +58,13 @@ func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	}
 	fs.StringVar(&o.bind, "bind", "127.0.0.1:8443", "HTTP address for /v1/connect, /v1/nodes, /healthz and /metrics")
 	o.gossip.Register(fs)
-	fs.StringVar(&o.signingKey, "signing-key", "", "Ed25519 private key PEM file (from keygen) for minting connection tokens; required")
-	fs.StringVar(&o.users, "users", "", "bcrypt users file (user:$2y$... lines, htpasswd -B compatible); the default backend")
+	fs.StringVar(&o.signingKey, "signing-key", "", "Ed25519 private key PEM `file or ssm:///parameter` (from keygen) for minting connection tokens; required")
+	fs.StringVar(&o.users, "users", "", "bcrypt users `file or ssm:///parameter` (user:$2y$... lines, htpasswd -B compatible); the default backend")
 	fs.StringVar(&o.authCallback, "auth-callback", "", "URL of an existing auth endpoint to POST credentials to instead of -users")
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "JWKS URL to verify 'Authorization: Bearer <jwt>' against instead of -users")
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required iss of bearer JWTs (with -jwks-url)")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "required aud of bearer JWTs (with -jwks-url)")
-	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the bearer token for GET /v1/nodes (endpoint disabled without it)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` holding the bearer token for GET /v1/nodes (endpoint disabled without it)")
 	fs.DurationVar(&o.tokenTTL, "token-ttl", token.DefaultTTL, "lifetime of connection tokens")
 	fs.Float64Var(&o.loginRate, "login-rate", 1, "failed logins allowed per second per client IP, after the burst")
 	fs.IntVar(&o.loginBurst, "login-burst", 10, "failed logins allowed in a row per client IP")
@@ -128,18 +128,40 @@ func (o *options) check(fs *flag.FlagSet) error {
 	if o.maxUserTokens < 0 {
 		return errors.New("-max-user-tokens must be >= 0 (0: no limit)")
 	}
+	for _, f := range [][2]string{{"-signing-key", o.signingKey}, {"-users", o.users}, {"-admin-token-file", o.adminTokenFile}} {
+		if err := secret.CheckRef(f[0], f[1]); err != nil {
+			return err
+		}
+	}
 	if err := o.gossip.Validate(); err != nil {
 		return err
 	}
 	return o.tls.CheckFlags(o.bind, o.gossip.Dev, false)
 }
 
-func loadSigner(path string, ttl time.Duration) (*token.Signer, error) {
-	priv, err := token.LoadPrivateKey(path)
+// loadSigner reads -signing-key, a file or a parameter.
+func loadSigner(ref string, ttl time.Duration) (*token.Signer, error) {
+	pem, err := secret.Read("-signing-key", ref)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, err
+	}
+	priv, err := token.ParsePrivateKey([]byte(pem))
+	if err != nil {
+		return nil, fmt.Errorf("-signing-key %s: %w", ref, err)
 	}
 	return token.NewSigner(priv).WithTTL(ttl), nil
+}
+
+// loadUsers reads -users: a file as authsvc reads it, or a parameter
+// through secret.Read, again on every reload.
+func loadUsers(ref string) (*authsvc.UsersFile, error) {
+	if !secret.IsParameter(ref) {
+		return authsvc.NewUsersFile(ref)
+	}
+	return authsvc.NewUsersFileFrom(ref, func() ([]byte, error) {
+		s, err := secret.Read("-users", ref)
+		return []byte(s), err
+	})
 }
 
 // runServe runs the auth service until SIGTERM/SIGINT.
@@ -165,7 +187,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	var users *authsvc.UsersFile
 	switch {
 	case o.users != "":
-		if users, err = authsvc.NewUsersFile(o.users); err != nil {
+		if users, err = loadUsers(o.users); err != nil {
 			return err
 		}
 		creds = users
@@ -292,7 +314,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	for {
 		select {
 		case <-hup:
-			reload(srv, users, o, log)
+			reload(srv, cl, users, o, log)
 			if err := certs.Reload(); err != nil {
 				log.Error("reload TLS certificate; keeping the old one", "err", err)
 			}
@@ -311,9 +333,11 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	}
 }
 
-// reload re-reads the signing key and the users file (SIGHUP). A broken
-// file leaves the previous one in force.
-func reload(srv *authsvc.Server, users *authsvc.UsersFile, o *options, log *slog.Logger) {
+// reload re-reads every secret (SIGHUP): the signing key, the users file,
+// the gossip keys and the admin token, from their files or parameters. One
+// that cannot be read or is broken leaves its previous value in force, and
+// the others still reload.
+func reload(srv *authsvc.Server, cl *cluster.Cluster, users *authsvc.UsersFile, o *options, log *slog.Logger) {
 	if s, err := loadSigner(o.signingKey, o.tokenTTL); err != nil {
 		log.Error("reload signing key; keeping the old one", "err", err)
 	} else {
@@ -326,6 +350,22 @@ func reload(srv *authsvc.Server, users *authsvc.UsersFile, o *options, log *slog
 		} else {
 			log.Info("users file reloaded", "users", users.Len())
 			warnMixedCosts(users, log)
+		}
+	}
+	if n, err := o.gossip.ReloadKeys(cl); err != nil {
+		log.Error("reload gossip keys; keeping the old ones", "err", err)
+	} else if n > 0 {
+		log.Info("gossip keys reloaded", "keys", n)
+	}
+	if o.adminTokenFile != "" {
+		tok, err := secret.Read("-admin-token-file", o.adminTokenFile)
+		if err == nil {
+			err = srv.SetAdminToken(tok)
+		}
+		if err != nil {
+			log.Error("reload admin token; keeping the old one", "err", err)
+		} else {
+			log.Info("admin token reloaded")
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/pebble"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -119,25 +121,21 @@ func TestServeTLS(t *testing.T) {
 		t.Fatalf("readyz %d %q", resp.StatusCode, body)
 	}
 	var cr wire.ConnectResponse
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	probe.Until(t, 15*time.Second, "auth to assign the node", func() error {
 		resp, err := client.Post(base+wire.ConnectPath, "application/json", strings.NewReader(`{"username":"alice","password":"pw"}`))
 		if err != nil {
-			t.Fatal(err)
+			return probe.Stop(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(body, &cr); err != nil {
-				t.Fatal(err)
-			}
-			break
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return probe.Stop(json.Unmarshal(body, &cr))
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("connect: %d %s", resp.StatusCode, body)
 		}
-		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("connect: %d %s", resp.StatusCode, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return probe.Stop(fmt.Errorf("connect: %d %s", resp.StatusCode, body))
+	})
 	if cr.URL != "wss://n-1.ws.example.test/ws" {
 		t.Errorf("auth handed out %q, want the node's wss URL", cr.URL)
 	}
@@ -208,29 +206,24 @@ func TestServeACMEAutoName(t *testing.T) {
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.RootPool()}}}
 	base := "https://" + net.JoinHostPort(ip, strconv.Itoa(tlsPort))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := client.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				cert := resp.TLS.PeerCertificates[0]
-				if len(cert.IPAddresses) != 1 || cert.IPAddresses[0].String() != ip || len(cert.DNSNames) != 0 {
-					t.Fatalf("certificate for %v %v, want the IP %s only", cert.IPAddresses, cert.DNSNames, ip)
-				}
-				break
-			}
-		}
+	probe.Until(t, 60*time.Second, "auth ready over https at its metadata address", func() error {
 		select {
 		case err := <-done:
-			t.Fatalf("serve exited: %v", err)
+			return probe.Stop(fmt.Errorf("serve exited: %v", err))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("auth not ready over https at its metadata address: %v", err)
+		resp, err := client.Get(base + "/readyz")
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		cert := resp.TLS.PeerCertificates[0]
+		return probe.Stop(probe.Check(len(cert.IPAddresses) == 1 && cert.IPAddresses[0].String() == ip && len(cert.DNSNames) == 0,
+			"certificate for %v %v, want the IP %s only", cert.IPAddresses, cert.DNSNames, ip))
+	})
 	if n := strings.Count(logs.String(), "waiting for this instance's public IPv4 address"); n != 2 {
 		t.Errorf("%d waiting lines while the metadata had no public IPv4, want 2", n)
 	}

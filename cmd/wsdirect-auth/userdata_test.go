@@ -6,20 +6,11 @@ import (
 	"testing"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
-	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
 // TestUserDataFlagsParse: the command line the cloud-init renders for an
 // auth host, in each TLS mode, is one this binary accepts.
 func TestUserDataFlagsParse(t *testing.T) {
-	_, priv, err := token.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := token.EncodePrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for name, tc := range map[string]struct {
 		mode  string
 		names []string
@@ -32,8 +23,8 @@ func TestUserDataFlagsParse(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := userdata.DefaultConfigTLS(userdata.RoleAuth, tc.mode)
 			c.ReleaseURL, c.JoinTag = "https://example.com/wsdirect-auth", "k=v"
-			c.GossipKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-			c.SigningKey, c.Users = string(pem), "alice:$2a$10$x\n"
+			c.GossipKeyParameter = "/wsdirect/test/gossip-key"
+			c.SigningKeyParameter, c.UsersParameter = "/wsdirect/test/signing-key", "/wsdirect/test/users"
 			c.TLSNames = tc.names
 			if tc.mode == userdata.TLSACME {
 				c.ACMEDirectory = "https://ca.example.com/dir"

@@ -15,8 +15,13 @@
 // SIGTERM or SIGINT (or POST /admin/drain) drains the node: it stops taking
 // assignments, closes its clients in batches with "reconnect elsewhere",
 // leaves the cluster gracefully and exits within -drain-deadline. A second
-// signal exits at once. SIGHUP reloads the -auth-keys files (key rotation)
-// and, with -tls files, the certificate.
+// signal exits at once.
+//
+// -gossip-key-file, -admin-token-file and -auth-keys take files or AWS
+// Systems Manager parameters (ssm:///path/name, read with the instance
+// role; package internal/secret). SIGHUP re-reads all of them (key
+// rotation), and with -tls files the certificate; one that fails keeps its
+// previous value.
 package main
 
 import (
@@ -67,16 +72,17 @@ type options struct {
 const usageHead = `usage: wsdirect-node [flags]
 
 Serves the WebSocket clients the auth service assigns to this node and
-gossips its live connection count. SIGTERM or SIGINT drains and exits;
-SIGHUP reloads -auth-keys and, with -tls files, the certificate.
+gossips its live connection count. SIGTERM or SIGINT drains and exits.
+-gossip-key-file, -admin-token-file and -auth-keys are files or AWS Systems
+Manager parameters, ssm:///path/name, read with the instance role; SIGHUP
+re-reads them all, and with -tls files the certificate.
 
 flags:
 `
 
 // Bad command lines exit with status 2: errFlagParse when the flag package
-// has printed the fault and the usage (the fault is repeated after it, so
-// that the last line of a service's log says what is wrong), a usageError
-// for a bad combination or value found after parsing.
+// has printed the fault (gossipcli.Parse), a usageError for a bad
+// combination or value found after parsing.
 var errFlagParse = errors.New("invalid flags")
 
 type usageError struct{ error }
@@ -100,19 +106,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.gossip.Register(fs)
 	fs.IntVar(&o.maxConns, "max-conns", def.MaxConns, "connection cap; upgrades beyond it get 503")
 	fs.IntVar(&o.maxConnsPerUser, "max-conns-per-user", def.MaxConnsPerUser, "open connections one user may hold on this node; more get 429 (0: no limit)")
-	fs.Var(&o.authKeys, "auth-keys", "PEM `file` or directory with the auth service's public keys (repeatable or comma list; required)")
+	fs.Var(&o.authKeys, "auth-keys", "PEM `file`, directory or ssm:///parameter with the auth service's public keys (repeatable or comma list; required)")
 	fs.StringVar(&o.upstream, "upstream", "", "relay each client to this ws:// app on the same host (default: built-in echo)")
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
-	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file with the bearer token for POST /admin/drain (default: endpoint disabled)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` with the bearer token for POST /admin/drain (default: endpoint disabled)")
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut")
 	fs.StringVar(&o.tokenAudience, "token-audience", "", "token audience this node accepts (default: -name, the audience auth mints for it); set a shared one only behind a balancer that picks the node, where a token is good once on each node sharing it")
 	fs.DurationVar(&o.tokenLeeway, "token-leeway", token.DefaultLeeway, "clock skew tolerated between auth and node hosts for token times; tokens issued before the node started plus this are refused")
 	o.tls.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := gossipcli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %w", errFlagParse, err)
+		return nil, errFlagParse
 	}
 	if err := o.check(fs); err != nil {
 		return nil, usageError{err}
@@ -140,6 +146,14 @@ func (o *options) check(fs *flag.FlagSet) error {
 	if _, _, err := net.SplitHostPort(o.bind); err != nil {
 		return fmt.Errorf("-bind: %w", err)
 	}
+	if err := secret.CheckRef("-admin-token-file", o.adminTokenFile); err != nil {
+		return err
+	}
+	for _, k := range o.authKeys {
+		if err := secret.CheckRef("-auth-keys", k); err != nil {
+			return err
+		}
+	}
 	if err := o.gossip.Validate(); err != nil {
 		return err
 	}
@@ -155,7 +169,6 @@ func run(ctx context.Context, args []string, sigs <-chan os.Signal, stderr io.Wr
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errFlagParse):
-		fmt.Fprintf(stderr, "wsdirect-node: %v\n", err)
 		return 2
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "wsdirect-node: %v\n(wsdirect-node -h lists the flags)\n", err)
@@ -179,9 +192,9 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	started := time.Now()
 	limit, known := openFileLimit()
 	checkFileLimit(mlog, o.maxConns, limit, known)
-	keys, err := token.LoadKeySet(o.authKeys...)
+	keys, err := loadAuthKeys(o.authKeys)
 	if err != nil {
-		return fmt.Errorf("-auth-keys: %w", err)
+		return err
 	}
 	var adminToken string
 	if o.adminTokenFile != "" {
@@ -313,7 +326,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	case <-n.Drained():
 		mlog.Info("drained via admin endpoint; leaving")
 	case <-ctx.Done():
-	case <-waitStop(sigs, verifier, o.authKeys, certs, mlog):
+	case <-waitStop(sigs, func() { reload(o, verifier, cl, n, certs, mlog) }):
 		mlog.Info("signal received; draining", "deadline", o.drainDeadline)
 		drainCtx, cancel := context.WithTimeout(ctx, o.drainDeadline)
 		drained := make(chan error, 1)
@@ -323,7 +336,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 			if err != nil {
 				mlog.Warn("drain incomplete", "err", err)
 			}
-		case <-waitStop(sigs, verifier, o.authKeys, certs, mlog):
+		case <-waitStop(sigs, func() { reload(o, verifier, cl, n, certs, mlog) }):
 			mlog.Warn("second signal: exiting without finishing the drain")
 		}
 		cancel()
@@ -352,23 +365,14 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	return nil
 }
 
-// waitStop returns a channel that fires on SIGTERM/SIGINT, reloading the
-// auth keys and the TLS certificate files on each SIGHUP meanwhile.
-func waitStop(sigs <-chan os.Signal, v *token.Verifier, paths []string, certs *tlscert.Manager, log *slog.Logger) <-chan struct{} {
+// waitStop returns a channel that fires on SIGTERM/SIGINT, calling reload
+// on each SIGHUP meanwhile.
+func waitStop(sigs <-chan os.Signal, reload func()) <-chan struct{} {
 	stop := make(chan struct{})
 	go func() {
 		for sig := range sigs {
 			if sig == syscall.SIGHUP {
-				if err := certs.Reload(); err != nil {
-					log.Error("SIGHUP: keeping the old TLS certificate", "err", err)
-				}
-				keys, err := token.LoadKeySet(paths...)
-				if err != nil {
-					log.Error("SIGHUP: keeping the old auth keys", "err", err)
-					continue
-				}
-				v.SetKeys(keys)
-				log.Info("SIGHUP: auth keys reloaded", "keys", keys.IDs())
+				reload()
 				continue
 			}
 			close(stop)

@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -40,17 +41,6 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 type harness struct {
@@ -106,7 +96,7 @@ func startWith(t *testing.T, o hopts, extra ...string) *harness {
 	}
 	h.addr = o.bind
 	if h.addr == "" {
-		h.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		h.addr = "127.0.0.1:" + strconv.Itoa(probe.LoopbackPort(t))
 	}
 	args := append([]string{
 		"-name", "n1", "-bind", h.addr, "-gossip-bind", "127.0.0.1:0", "-dev",
@@ -139,6 +129,20 @@ func startWith(t *testing.T, o hopts, extra ...string) *harness {
 		if _, err := logcheck.Lines([]byte(logs)); err != nil {
 			t.Error(err)
 		}
+	})
+	probe.Until(t, 20*time.Second, "the node to be ready", func() error {
+		select {
+		case code := <-h.exit:
+			h.exit <- code // for Cleanup
+			return probe.Stop(fmt.Errorf("the node exited with %d: %s", code, h.logs.String()))
+		default:
+		}
+		resp, err := http.Get("http://" + h.addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return probe.Equal("/readyz status", resp.StatusCode, http.StatusOK)
 	})
 	return h
 }
@@ -302,15 +306,10 @@ func TestSignalDrainAndReload(t *testing.T) {
 	}
 	h.sigs <- syscall.SIGHUP
 	var ws2 *websocket.Conn
-	deadline := time.Now().Add(5 * time.Second)
-	for ws2 == nil {
-		if ws2, err = h.dial(next); err != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("new key not accepted after SIGHUP: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	probe.Until(t, 10*time.Second, "the new key to be accepted after SIGHUP", func() error {
+		ws2, err = h.dial(next)
+		return err
+	})
 	defer ws2.Close()
 
 	start := time.Now()
@@ -386,17 +385,10 @@ func TestPublishesToCluster(t *testing.T) {
 	}
 	waitFor := func(what string, cond func(cluster.Member) bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if m, ok := find(); ok && cond(m) {
-				return
-			}
-			if time.Now().After(deadline) {
-				m, _ := find()
-				t.Fatalf("observer never saw %s; last %+v", what, m)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		probe.Until(t, 10*time.Second, "the observer to see "+what, func() error {
+			m, ok := find()
+			return probe.Check(ok && cond(m), "n1 known %t as %+v", ok, m)
+		})
 	}
 	waitFor("the node", func(m cluster.Member) bool {
 		return m.Alive && m.Role == cluster.RoleNode && m.Cap == 77 && m.Zone == "z1" && m.URL() == "ws://"+h.addr+"/ws"

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/pebble"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -70,18 +72,17 @@ func observer(t *testing.T) *cluster.Cluster {
 
 func waitMember(t *testing.T, obs *cluster.Cluster, what string, timeout time.Duration, cond func(cluster.Member) bool) cluster.Member {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var seen cluster.Member
+	probe.Until(t, timeout, "the observer to see "+what, func() error {
 		for _, m := range obs.Members() {
 			if m.Name == "n1" && cond(m) {
-				return m
+				seen = m
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("observer never saw %s: %+v", what, obs.Members())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("members %+v", obs.Members())
+	})
+	return seen
 }
 
 // TestTLSFiles: -tls files serves wss:// and https:// /readyz with the
@@ -147,22 +148,15 @@ func TestTLSFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.sigs <- syscall.SIGHUP
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	probe.Until(t, 10*time.Second, "SIGHUP to bring in the new certificate", func() error {
 		c, err := tls.Dial("tcp", h.addr, client)
 		if err != nil {
-			t.Fatal(err)
+			return probe.Stop(err)
 		}
 		got := c.ConnectionState().PeerCertificates[0].SerialNumber
 		c.Close()
-		if got.Cmp(second.Cert.SerialNumber) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("SIGHUP did not bring in the new certificate")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return probe.Check(got.Cmp(second.Cert.SerialNumber) == 0, "served serial %s", got)
+	})
 	echo(t, ws, "still up after the reload")
 }
 
@@ -239,22 +233,18 @@ func TestTLSACME(t *testing.T) {
 	if authsvc.Candidate(m, 0) || m.URL() != "wss://"+ip+":"+strconv.Itoa(tlsPort)+"/ws" {
 		t.Fatalf("not-ready node seen as %+v (URL %s); it must not be a candidate", m, m.URL())
 	}
-	var body string
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(body, "connection refused") {
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz on the http-01 port: %q", body)
+	probe.Until(t, 15*time.Second, "readyz on the http-01 port to say why", func() error {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return err
 		}
-		if resp, err := http.Get("http://" + httpAddr + "/readyz"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable {
-				t.Fatalf("readyz %d without a certificate", resp.StatusCode)
-			}
-			body = string(b)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return probe.Stop(fmt.Errorf("readyz %d without a certificate", resp.StatusCode))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return probe.Check(strings.Contains(string(b), "connection refused"), "readyz %q", b)
+	})
 
 	p.Start()
 	waitMember(t, obs, "the node ready", 60*time.Second, func(m cluster.Member) bool { return m.Alive && authsvc.Candidate(m, 0) })

@@ -54,7 +54,7 @@ func TestUserDataFlagsParse(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := userdata.DefaultConfigTLS(userdata.RoleNode, tc.mode)
 			c.ReleaseURL, c.JoinTag = "https://example.com/wsdirect-node", "k=v"
-			c.GossipKey, c.AuthPublicKeys = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", string(pem)
+			c.GossipKeyParameter, c.AuthPublicKeys = "/wsdirect/test/gossip-key", string(pem)
 			tc.mut(&c)
 			args := execArgs(t, c)
 			o, err := parseFlags(args, io.Discard)

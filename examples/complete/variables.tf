@@ -55,29 +55,10 @@ variable "node_count" {
   default     = 4
 }
 
-variable "gossip_key" {
-  description = "Base64 of 32 random bytes: openssl rand -base64 32."
+variable "parameter_path" {
+  description = "Parameter Store path holding the cluster's secrets: gossip-key, auth-public-keys, signing-key, users and admin-token under it (README.md shows how to create them)."
   type        = string
-  sensitive   = true
-}
-
-variable "auth_signing_key" {
-  description = "Ed25519 PKCS#8 PEM signing key; its public key is keys/auth-public.pem."
-  type        = string
-  sensitive   = true
-}
-
-variable "auth_users" {
-  description = "bcrypt users file the auth hosts check credentials against: lines from `wsdirect-auth hash-password -user <name>`."
-  type        = string
-  sensitive   = true
-}
-
-variable "admin_token" {
-  description = "Token for the auth admin API."
-  type        = string
-  sensitive   = true
-  default     = null
+  default     = "/wsdirect/chat"
 }
 
 variable "release_url" {
@@ -103,6 +84,12 @@ variable "key_name" {
 }
 
 variable "iam_instance_profile" {
-  description = "Instance profile allowing ec2:DescribeInstances (needed to join by tag)."
+  description = "Instance profile of the nodes; its role needs the node_iam_policy_json output."
   type        = string
+}
+
+variable "auth_iam_instance_profile" {
+  description = "Instance profile of the auth hosts; its role needs the auth_iam_policy_json output. Null: iam_instance_profile (whose role then needs both)."
+  type        = string
+  default     = null
 }

@@ -21,10 +21,16 @@
 //     PrivateIpAddress, TagSpecification for instance/network-interface/volume, ClientToken,
 //     NetworkInterface.N with DeviceIndex, SubnetId, SecurityGroupId.N,
 //     SecondaryPrivateIpAddressCount, PrivateIpAddresses.N, AssociatePublicIpAddress,
-//     DeleteOnTermination, Description), DescribeInstances (InstanceId.N, Filter.N, MaxResults/
-//     NextToken), TerminateInstances, StopInstances, StartInstances, DescribeInstanceTypes,
-//     DescribeInstanceAttribute, ModifyInstanceAttribute (GroupId.N, SourceDestCheck,
-//     DisableApiTermination; UserData and InstanceType while stopped).
+//     DeleteOnTermination, Description, MetadataOptions), DescribeInstances (InstanceId.N,
+//     Filter.N, MaxResults/NextToken), TerminateInstances, StopInstances, StartInstances,
+//     DescribeInstanceTypes, DescribeInstanceAttribute, ModifyInstanceAttribute (GroupId.N,
+//     SourceDestCheck, DisableApiTermination; UserData and InstanceType while stopped),
+//     ModifyInstanceMetadataOptions.
+//   - Instance metadata options: HttpTokens, HttpPutResponseHopLimit (1..64), HttpEndpoint,
+//     HttpProtocolIpv6 and InstanceMetadataTags, with EC2's defaults for an AMI that does not
+//     ask for IMDSv2 (optional, 1, enabled); ModifyInstanceMetadataOptions changes them in
+//     place on a running instance and answers state "pending", after which DescribeInstances
+//     shows "applied".
 //   - Network: DescribeVpcs, DescribeSubnets, DescribeSecurityGroups,
 //     DescribeNetworkInterfaces, ModifyNetworkInterfaceAttribute, AssignPrivateIpAddresses,
 //     UnassignPrivateIpAddresses.
@@ -98,7 +104,7 @@
 //     DetachNetworkInterface, so only interfaces created by RunInstances exist;
 //     NetworkInterface.N.NetworkInterfaceId is therefore always NotFound (or InUse).
 //   - No IPv6, prefix delegation, placement groups, block-device settings (one root volume
-//     per instance is reported), launch templates, metadata options, security group rules,
+//     per instance is reported), launch templates, security group rules,
 //     route tables or internet gateways; subnets do not map public IPs on launch unless
 //     AssociatePublicIpAddress is set. Security groups are only IDs, names and VPCs.
 //   - DescribeInstances pages (MaxResults 5..1000, opaque NextToken); the other Describe

@@ -105,6 +105,10 @@ func (s *Server) runInstances(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	metadata, _, err := applyMetadataOptions(p, "MetadataOptions.", defaultMetadataOptions())
+	if err != nil {
+		return nil, err
+	}
 
 	res := &reservation{id: s.newID("r-"), fingerprint: fingerprint}
 	for k := range maxCount {
@@ -116,6 +120,7 @@ func (s *Server) runInstances(p params) (any, error) {
 			}
 			return nil, err
 		}
+		in.metadata = metadata
 		res.instances = append(res.instances, in)
 	}
 	if token != "" {
@@ -698,6 +703,7 @@ func (s *Server) renderInstance(in *instance) xInstance {
 	if in.iamProf != "" {
 		x.IamInstanceProfile = &xIamProfile{Arn: s.iamProfileArn(in.iamProf), ID: in.iamProfID}
 	}
+	x.MetadataOptions = in.metadata.render("applied")
 	if in.state == stateTerminated || in.state == stateShuttingDown {
 		x.Reason = "User initiated (" + in.terminatedAt.Format("2006-01-02 15:04:05 MST") + ")"
 		x.StateReason = &xStateReason{Code: "Client.UserInitiatedShutdown", Message: "Client.UserInitiatedShutdown: User initiated shutdown"}

@@ -503,6 +503,7 @@ func init() {
 		"DescribeInstanceTypes":           (*Server).describeInstanceTypes,
 		"DescribeInstanceAttribute":       (*Server).describeInstanceAttribute,
 		"ModifyInstanceAttribute":         (*Server).modifyInstanceAttribute,
+		"ModifyInstanceMetadataOptions":   (*Server).modifyInstanceMetadataOptions,
 		"DescribeVpcs":                    (*Server).describeVpcs,
 		"DescribeSubnets":                 (*Server).describeSubnets,
 		"DescribeSecurityGroups":          (*Server).describeSecurityGroups,

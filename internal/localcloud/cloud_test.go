@@ -16,9 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -41,15 +45,20 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	k := newTestKeys(t)
 	ca := testCA(t)
 	const admin = "lc-admin-token"
+	if _, err := ssmClient(c).PutParameter(context.Background(), &ssm.PutParameterInput{
+		Name: aws.String("/lc/admin-token"), Value: aws.String(admin), Type: ssmtypes.ParameterTypeSecureString,
+	}); err != nil {
+		t.Fatal(err)
+	}
 	authIDs := launch(t, cl, 1, "subnet-00000001", renderUserData(t, c, k, ca, userdata.RoleAuth, "lc",
-		func(u *userdata.Config) { u.AdminToken = admin }), "lc", "auth")
+		func(u *userdata.Config) { u.AdminTokenParameter = "/lc/admin-token" }), "lc", "auth")
 	nodeIDs := launch(t, cl, 2, "subnet-00000002", renderUserData(t, c, k, ca, userdata.RoleNode, "lc", nil), "lc", "node")
 	all := append(append([]string{}, authIDs...), nodeIDs...)
 
 	for _, id := range nodeIDs {
-		waitFor(t, 60*time.Second, id+" serving", func() error { return serving(c, id, "wsdirect-node.service") })
+		probe.Until(t, 60*time.Second, id+" serving", func() error { return serving(c, id, "wsdirect-node.service") })
 	}
-	waitFor(t, 60*time.Second, "auth serving", func() error { return serving(c, authIDs[0], "wsdirect-auth.service") })
+	probe.Until(t, 60*time.Second, "auth serving", func() error { return serving(c, authIDs[0], "wsdirect-auth.service") })
 
 	auth, _ := statusOf(c, authIDs[0])
 	authURL := "https://" + auth.PublicIP
@@ -79,7 +88,7 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	// asked through the admin API, since every token minted while waiting would count
 	// against the user's limit of unused tokens.
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.RootPool()}}}
-	waitFor(t, 60*time.Second, "both nodes assignable", func() error {
+	probe.Until(t, 60*time.Second, "both nodes assignable", func() error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, authURL+wire.NodesPath, nil)
 		req.Header.Set("Authorization", "Bearer "+admin)
 		resp, err := hc.Do(req)
@@ -152,7 +161,7 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	if err := c.Kill(victim, "wsdirect-node"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "restart after kill", func() error {
+	probe.Until(t, 30*time.Second, "restart after kill", func() error {
 		s, _ := statusOf(c, victim)
 		u := s.Units[0]
 		if u.Restarts != 1 || u.ActiveState != unitActive || u.PID == before.Units[0].PID {
@@ -178,7 +187,7 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	if _, err := cl.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: all}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "terminated", func() error {
+	probe.Until(t, 30*time.Second, "terminated", func() error {
 		for _, id := range all {
 			s, _ := statusOf(c, id)
 			if s.Phase != phaseGone || s.State != "terminated" {

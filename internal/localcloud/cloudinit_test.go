@@ -77,7 +77,7 @@ func TestParseCloudConfig(t *testing.T) {
 func TestRendererOutputParses(t *testing.T) {
 	k := newTestKeys(t)
 	cfg := userdata.DefaultConfig(userdata.RoleNode)
-	cfg.ReleaseURL, cfg.GossipKey, cfg.JoinTag, cfg.AuthPublicKeys = "http://127.0.0.1/x.tar.gz", k.gossip, "k=v", k.pub
+	cfg.ReleaseURL, cfg.GossipKeyParameter, cfg.JoinTag, cfg.AuthPublicKeys = "http://127.0.0.1/x.tar.gz", "/k/gossip-key", "k=v", k.pub
 	raw, err := userdata.Render(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/pebble"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // acmeConfig points a Manager at p for names, with its challenge listeners
@@ -243,13 +244,10 @@ func TestACMEUnreachableThenReady(t *testing.T) {
 	m := startACME(t, c)
 
 	// At least three failed attempts: retried, with backoff.
-	deadline := time.Now().Add(30 * time.Second)
-	for testutil.ToFloat64(m.metrics.errors.WithLabelValues("obtain")) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 3 attempts in 30 s: %v", m.Ready())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	probe.Until(t, 30*time.Second, "three failed attempts", func() error {
+		n := testutil.ToFloat64(m.metrics.errors.WithLabelValues("obtain"))
+		return probe.Check(n >= 3, "%v attempts, not ready: %v", n, m.Ready())
+	})
 	err := m.Ready()
 	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), p.DirectoryURL()) {
 		t.Fatalf("not-ready reason %v: want the directory and the cause", err)

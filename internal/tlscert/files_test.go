@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 )
 
@@ -80,13 +81,10 @@ func TestFilesReload(t *testing.T) {
 	}
 	waitSerial := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for serial() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("new handshakes never got certificate %s", want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		probe.Until(t, 10*time.Second, "new handshakes to get certificate "+want, func() error {
+			got := serial()
+			return probe.Check(got == want, "served %s", got)
+		})
 	}
 	if got := serial(); got != first.Cert.SerialNumber.String() {
 		t.Fatalf("served serial %s, want %s", got, first.Cert.SerialNumber)
@@ -110,13 +108,9 @@ func TestFilesReload(t *testing.T) {
 	// the served one stays.
 	third := issue()
 	writeAtomically(t, dir, certFile, third.CertPEM)
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(m.metrics.errors.WithLabelValues("reload")) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("mismatched pair never refused")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	probe.Until(t, 10*time.Second, "the mismatched pair refused", func() error {
+		return probe.Check(testutil.ToFloat64(m.metrics.errors.WithLabelValues("reload")) >= 1, "no reload error counted")
+	})
 	if got := serial(); got != second.Cert.SerialNumber.String() {
 		t.Fatalf("after a broken replacement the server shows %s, want the previous %s", got, second.Cert.SerialNumber)
 	}

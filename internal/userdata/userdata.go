@@ -1,8 +1,17 @@
 // Package userdata renders cloud-init user data (#cloud-config) that turns a
 // fresh EC2 instance into a wsdirect node or auth host: it installs the
 // wsdirect-node or wsdirect-auth binary from a release URL (optionally
-// checking its SHA-256), writes the secrets and key files the binary reads,
-// writes a systemd unit with the right flags and starts it.
+// checking its SHA-256), writes a systemd unit with the right flags and
+// starts it.
+//
+// User data holds no secret. Anything on the instance can read it from
+// instance metadata, and so can anyone allowed ec2:DescribeInstanceAttribute.
+// The secrets (gossip key, signing key, users file, admin token) stay in
+// AWS Systems Manager Parameter Store as SecureString parameters; user data
+// holds only their names, which the binaries read at start and on SIGHUP
+// with the instance role (ssm:///name references, package internal/secret).
+// The auth service's public keys are not secret: they may be written into
+// user data or read from a parameter too.
 //
 // The provider function provider::wsdirect::cloudinit and the
 // wsdirect_cloudinit data source both call Render, so the modules and users
@@ -12,7 +21,6 @@ package userdata
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,6 +32,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -87,16 +96,12 @@ const MaxUserData = 16 * 1024
 
 // Where the rendered user data puts things on the instance.
 const (
-	ConfigDir      = "/etc/wsdirect"
-	BinDir         = "/usr/local/bin"
-	LibDir         = "/usr/local/lib/wsdirect"
-	UnitDir        = "/etc/systemd/system"
-	ServiceUser    = "wsdirect"
-	GossipKeyFile  = ConfigDir + "/gossip.key"
-	AuthKeysFile   = ConfigDir + "/auth-keys.pem"
-	SigningKeyFile = ConfigDir + "/signing-key.pem"
-	UsersFile      = ConfigDir + "/users"
-	AdminTokenFile = ConfigDir + "/admin-token"
+	ConfigDir    = "/etc/wsdirect"
+	BinDir       = "/usr/local/bin"
+	LibDir       = "/usr/local/lib/wsdirect"
+	UnitDir      = "/etc/systemd/system"
+	ServiceUser  = "wsdirect"
+	AuthKeysFile = ConfigDir + "/auth-keys.pem"
 	// DefaultTLSCertFile and DefaultTLSKeyFile are where TLSFiles looks
 	// for the certificate and key unless told otherwise.
 	DefaultTLSCertFile = ConfigDir + "/tls/cert.pem"
@@ -109,8 +114,9 @@ const (
 )
 
 // Config describes the user data for one role. Start from DefaultConfig;
-// Render rejects invalid fields. Secrets (GossipKey, SigningKey, AdminToken,
-// Users) end up in the output, so treat the rendered text as a secret.
+// Render rejects invalid fields. Secrets are named by their Parameter Store
+// parameters (SecureString, "/wsdirect/prod/gossip-key"); the rendered text
+// holds those names and no secret.
 type Config struct {
 	// Role is RoleNode or RoleAuth.
 	Role string
@@ -121,8 +127,9 @@ type Config struct {
 	// SHA256 is the hex SHA-256 of the file at ReleaseURL; when set the
 	// download is verified before it is installed, when empty it is not.
 	SHA256 string
-	// GossipKey is the base64 of the 32-byte serf keyring key. Required.
-	GossipKey string
+	// GossipKeyParameter names the parameter holding the base64 gossip
+	// key (or keys, during a rotation). Required.
+	GossipKeyParameter string
 	// JoinTag is "Key=Value": members find each other by listing running
 	// instances with this tag (-join-ec2-tag). Required.
 	JoinTag string
@@ -143,24 +150,36 @@ type Config struct {
 	// binary's default.
 	MaxConns int
 	// AuthPublicKeys holds one or more Ed25519 "PUBLIC KEY" PEM blocks the
-	// node accepts connection tokens from. Required for nodes.
+	// node accepts connection tokens from, written into user data (they
+	// are not secret). A node needs exactly one of AuthPublicKeys and
+	// AuthPublicKeysParameter.
 	AuthPublicKeys string
+	// AuthPublicKeysParameter names a parameter (String or SecureString)
+	// holding those PEM blocks. Unlike AuthPublicKeys it lets a signing
+	// key rotate without new user data: change the parameter and SIGHUP.
+	AuthPublicKeysParameter string
 	// Upstream, when set, is a ws:// or wss:// URL the node relays every
 	// client connection to; empty means the built-in echo.
 	Upstream string
 
+	// Both roles, optional.
+
+	// AdminTokenParameter names the parameter holding the bearer token of
+	// the admin API (a node's POST /admin/drain, the auth service's GET
+	// /v1/nodes). Empty: the API is off.
+	AdminTokenParameter string
+
 	// Auth only.
 
-	// SigningKey is the Ed25519 PKCS#8 "PRIVATE KEY" PEM that signs
-	// connection tokens. Required for auth hosts.
-	SigningKey string
-	// Users is the content of the users file (bcrypt users). Required for
-	// auth hosts: wsdirect-auth needs exactly one credential backend, and
-	// the users file is the one user data carries.
-	Users string
-	// AdminToken protects the admin API (GET /v1/nodes); empty leaves the
-	// admin API disabled.
-	AdminToken string
+	// SigningKeyParameter names the parameter holding the Ed25519 PKCS#8
+	// "PRIVATE KEY" PEM that signs connection tokens. Required.
+	SigningKeyParameter string
+	// UsersParameter names the parameter holding the bcrypt users file.
+	// Required: wsdirect-auth needs exactly one credential backend, and the
+	// users file is the one user data configures. A parameter holds at most
+	// 4 KB (8 KB in the Advanced tier), about 60 (120) users; more belong
+	// behind -auth-callback or -jwks-url.
+	UsersParameter string
 
 	// Both roles: TLS.
 
@@ -176,7 +195,8 @@ type Config struct {
 	TLSNames []string
 	// TLSCertFile and TLSKeyFile are PEM files on the instance; required
 	// with TLSFiles (DefaultConfigTLS sets DefaultTLSCertFile and
-	// DefaultTLSKeyFile), empty otherwise.
+	// DefaultTLSKeyFile), empty otherwise. The key never travels in user
+	// data.
 	TLSCertFile, TLSKeyFile string
 	// ACMEEmail, ACMEDirectory and ACMEProfile are the ACME account's
 	// contact, the CA's directory URL and the profile. Empty keeps the
@@ -194,8 +214,9 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults for role (RoleNode or RoleAuth), with
-// DefaultTLS; the caller sets the release, the gossip key, the join tag and
-// the role's keys. Fields that apply to the other role are left empty.
+// DefaultTLS; the caller sets the release, the parameter names, the join
+// tag and, for a node, its auth public keys. Fields that apply to the other
+// role are left empty.
 func DefaultConfig(role string) Config { return DefaultConfigTLS(role, DefaultTLS) }
 
 // DefaultConfigTLS is DefaultConfig for TLS mode tls, whose defaults
@@ -259,12 +280,21 @@ func (c Config) normalize() (Config, error) {
 	if n.SHA256 != "" && !hexPattern.MatchString(n.SHA256) {
 		add("sha256 must be 64 hex digits")
 	}
-	if key, err := base64.StdEncoding.DecodeString(n.GossipKey); n.GossipKey == "" {
-		add("gossip key is required (base64 of 32 random bytes, e.g. from `openssl rand -base64 32`)")
-	} else if err != nil || len(key) != 32 {
-		// Never echo the key itself.
-		add("gossip key must be the base64 encoding of exactly 32 bytes")
+	checkParam := func(what, name string, required bool) {
+		switch {
+		case name == "" && required:
+			add("%s parameter is required (an SSM Parameter Store name such as /wsdirect/prod/%s)", what, strings.ReplaceAll(what, " ", "-"))
+		case name == "":
+		case strings.HasPrefix(name, secret.Scheme):
+			add("%s parameter %q: give the parameter name without %s", what, name, secret.Scheme)
+		default:
+			if err := secret.CheckParameterName(name); err != nil {
+				add("%s parameter: %v", what, err)
+			}
+		}
 	}
+	checkParam("gossip key", n.GossipKeyParameter, true)
+	checkParam("admin token", n.AdminTokenParameter, false)
 	if k, v, ok := strings.Cut(n.JoinTag, "="); !ok || !tagKeyPattern.MatchString(k) || !tagValPattern.MatchString(v) {
 		add("join tag %q must be \"Key=Value\" with an EC2 tag key (1-128 characters) and value (0-256 characters)", n.JoinTag)
 	} else if strings.HasPrefix(strings.ToLower(k), "aws:") {
@@ -297,32 +327,30 @@ func (c Config) normalize() (Config, error) {
 		if n.MaxConns < 0 {
 			add("max_conns must not be negative, got %d", n.MaxConns)
 		}
-		if n.AuthPublicKeys == "" {
-			add("auth public keys are required for a node (PEM \"PUBLIC KEY\" blocks from the auth signing keys)")
-		} else if _, err := token.ParsePublicKeys([]byte(n.AuthPublicKeys)); err != nil {
-			add("auth public keys: %v", err)
+		switch {
+		case n.AuthPublicKeys == "" && n.AuthPublicKeysParameter == "":
+			add("a node needs the auth public keys: PEM \"PUBLIC KEY\" blocks of the auth signing keys, or the parameter holding them")
+		case n.AuthPublicKeys != "" && n.AuthPublicKeysParameter != "":
+			add("give the auth public keys or their parameter, not both")
+		case n.AuthPublicKeys != "":
+			if _, err := token.ParsePublicKeys([]byte(n.AuthPublicKeys)); err != nil {
+				add("auth public keys: %v", err)
+			}
+		default:
+			checkParam("auth public keys", n.AuthPublicKeysParameter, true)
 		}
 		if n.Upstream != "" {
 			if err := checkURL(n.Upstream, "ws", "wss"); err != nil {
 				add("upstream: %v", err)
 			}
 		}
-		if n.SigningKey != "" || n.Users != "" || n.AdminToken != "" {
-			add("signing key, users and admin token apply to the auth role only")
+		if n.SigningKeyParameter != "" || n.UsersParameter != "" {
+			add("the signing key and users parameters apply to the auth role only")
 		}
 	case RoleAuth:
-		if n.SigningKey == "" {
-			add("signing key is required for an auth host (Ed25519 PKCS#8 \"PRIVATE KEY\" PEM)")
-		} else if _, err := token.ParsePrivateKey([]byte(n.SigningKey)); err != nil {
-			add("signing key: %v", err)
-		}
-		if n.Users == "" {
-			add("users is required for an auth host: wsdirect-auth needs exactly one credential backend, and the users file (bcrypt lines from `wsdirect-auth hash-password`) is the one user data carries")
-		}
-		if strings.ContainsAny(n.AdminToken, " \t\r\n") {
-			add("admin token must not contain whitespace")
-		}
-		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.Upstream != "" || n.AdvertisePort != 0 {
+		checkParam("signing key", n.SigningKeyParameter, true)
+		checkParam("users", n.UsersParameter, true)
+		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.AuthPublicKeysParameter != "" || n.Upstream != "" || n.AdvertisePort != 0 {
 			add("name, advertise, advertise port, max_conns, auth public keys and upstream apply to the node role only")
 		}
 	}
@@ -442,14 +470,14 @@ func Render(c Config) (string, error) {
 	installer := LibDir + "/install-" + bin + ".sh"
 
 	var files []writeFile
-	secret := func(path, content string) {
-		files = append(files, writeFile{Path: path, Owner: "root:root", Permissions: "0640", Content: ensureNewline(content)})
-	}
-	secret(GossipKeyFile, n.GossipKey)
 	args := []string{BinDir + "/" + bin}
 	switch n.Role {
 	case RoleNode:
-		files = append(files, writeFile{Path: AuthKeysFile, Owner: "root:root", Permissions: "0644", Content: ensureNewline(n.AuthPublicKeys)})
+		authKeys := secret.ParameterRef(n.AuthPublicKeysParameter)
+		if n.AuthPublicKeys != "" {
+			files = append(files, writeFile{Path: AuthKeysFile, Owner: "root:root", Permissions: "0644", Content: ensureNewline(n.AuthPublicKeys)})
+			authKeys = AuthKeysFile
+		}
 		args = append(args,
 			"-name", n.Name,
 			"-bind", n.Bind,
@@ -460,9 +488,9 @@ func Render(c Config) (string, error) {
 		}
 		args = append(args,
 			"-gossip-bind", n.GossipBind,
-			"-gossip-key-file", GossipKeyFile,
+			"-gossip-key-file", secret.ParameterRef(n.GossipKeyParameter),
 			"-join-ec2-tag", n.JoinTag,
-			"-auth-keys", AuthKeysFile,
+			"-auth-keys", authKeys,
 		)
 		if n.MaxConns > 0 {
 			args = append(args, "-max-conns", strconv.Itoa(n.MaxConns))
@@ -471,21 +499,18 @@ func Render(c Config) (string, error) {
 			args = append(args, "-upstream", n.Upstream)
 		}
 	case RoleAuth:
-		secret(SigningKeyFile, n.SigningKey)
 		args = append(args,
 			"-name", AuthName,
 			"-bind", n.Bind,
 			"-gossip-bind", n.GossipBind,
-			"-gossip-key-file", GossipKeyFile,
+			"-gossip-key-file", secret.ParameterRef(n.GossipKeyParameter),
 			"-join-ec2-tag", n.JoinTag,
-			"-signing-key", SigningKeyFile,
+			"-signing-key", secret.ParameterRef(n.SigningKeyParameter),
+			"-users", secret.ParameterRef(n.UsersParameter),
 		)
-		secret(UsersFile, n.Users)
-		args = append(args, "-users", UsersFile)
-		if n.AdminToken != "" {
-			secret(AdminTokenFile, n.AdminToken)
-			args = append(args, "-admin-token-file", AdminTokenFile)
-		}
+	}
+	if n.AdminTokenParameter != "" {
+		args = append(args, "-admin-token-file", secret.ParameterRef(n.AdminTokenParameter))
 	}
 	args = append(args, "-tls", n.TLS)
 	switch {
@@ -543,7 +568,7 @@ func Render(c Config) (string, error) {
 		return "", err
 	}
 	if buf.Len() > MaxUserData {
-		return "", fmt.Errorf("rendered user data is %d bytes; EC2 accepts at most %d (shrink the users file)", buf.Len(), MaxUserData)
+		return "", fmt.Errorf("rendered user data is %d bytes; EC2 accepts at most %d (put the auth public keys in a parameter)", buf.Len(), MaxUserData)
 	}
 	return buf.String(), nil
 }
@@ -556,7 +581,10 @@ func ensureNewline(s string) string {
 }
 
 // systemdUnit renders the service. It runs as an unprivileged system user
-// that the install script creates; the secrets are group-readable by it.
+// that the install script creates. It is restarted without limit: at boot
+// the secrets may not be readable yet (a parameter created after the
+// instance, an instance role still propagating), and the service should
+// come up by itself once they are.
 func systemdUnit(c Config, args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
@@ -589,16 +617,20 @@ func systemdUnit(c Config, args []string) string {
 Description=%s
 Wants=network-online.target
 After=network-online.target
+StartLimitIntervalSec=0
 
 [Service]
 Type=simple
 User=%s
 Group=%s
-# Written by the install script (AWS_REGION from IMDS for -join-ec2-tag).
+# Written by the install script: AWS_REGION from IMDS, for Parameter Store
+# and -join-ec2-tag.
 EnvironmentFile=-%s/%s.env
 ExecStart=%s
 Restart=on-failure
-RestartSec=2s
+# Every start reads the secrets from Parameter Store; a fleet failing
+# together must not exceed its throughput.
+RestartSec=5s
 # Every WebSocket holds a file descriptor.
 LimitNOFILE=1048576
 NoNewPrivileges=true
@@ -643,7 +675,8 @@ func shellQuote(s string) string {
 }
 
 // installScript downloads, verifies and installs the binary, creates the
-// service user and hands it the secrets, and records the region. DESTDIR
+// service user and hands it the configuration directory, and records the
+// region. DESTDIR
 // lets tests run it against a scratch root; with DESTDIR set it skips the
 // steps that need root or EC2 (user, ownership, IMDS).
 func installScript(c Config) string {
@@ -677,9 +710,11 @@ install -m 0755 "$src" "$DESTDIR%[4]s/$name"
 
 if [ -z "$DESTDIR" ]; then
   id -u %[5]s >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin %[5]s
+  # User data may write nothing here (the secrets are parameters).
+  mkdir -p %[6]s
   chgrp -R %[5]s %[6]s
   chmod 0750 %[6]s
-  # -join-ec2-tag calls DescribeInstances, which needs the region.
+  # Parameter Store and -join-ec2-tag (DescribeInstances) need the region.
   if itok=$(curl -fsS -m 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" http://169.254.169.254/latest/api/token) &&
      region=$(curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $itok" http://169.254.169.254/latest/meta-data/placement/region); then
     echo "AWS_REGION=$region" > %[6]s/$name.env

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
@@ -20,8 +19,6 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
-
-const testGossipKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" // bytes 0..31
 
 func keys(t *testing.T) (pubPEM, privPEM string) {
 	t.Helper()
@@ -47,7 +44,7 @@ func nodeConfigTLS(t *testing.T, tls string) Config {
 	c := DefaultConfigTLS(RoleNode, tls)
 	c.ReleaseURL = "https://releases.example.com/v1.2.3/wsdirect-node_1.2.3_linux_amd64.tar.gz"
 	c.SHA256 = strings.Repeat("ab", 32)
-	c.GossipKey = testGossipKey
+	c.GossipKeyParameter = "/wsdirect/prod/gossip-key"
 	c.JoinTag = "wsdirect:cluster=prod"
 	c.MaxConns = 50000
 	c.AuthPublicKeys = pub
@@ -56,15 +53,14 @@ func nodeConfigTLS(t *testing.T, tls string) Config {
 
 func authConfig(t *testing.T) Config { return authConfigTLS(t, DefaultTLS) }
 
-func authConfigTLS(t *testing.T, tls string) Config {
-	_, priv := keys(t)
+func authConfigTLS(_ *testing.T, tls string) Config {
 	c := DefaultConfigTLS(RoleAuth, tls)
 	c.ReleaseURL = "http://10.0.0.1/wsdirect-auth"
-	c.GossipKey = testGossipKey
+	c.GossipKeyParameter = "/wsdirect/prod/gossip-key"
 	c.JoinTag = "wsdirect:cluster=prod"
-	c.SigningKey = priv
-	c.Users = "alice:$2a$10$abcdefghijklmnopqrstuv\n"
-	c.AdminToken = "s3cr3t-admin"
+	c.SigningKeyParameter = "/wsdirect/prod/signing-key"
+	c.UsersParameter = "/wsdirect/prod/users"
+	c.AdminTokenParameter = "/wsdirect/prod/admin-token"
 	if tls == TLSACME {
 		c.TLSNames = []string{"auth.example.com"}
 	}
@@ -130,8 +126,7 @@ func TestRenderNode(t *testing.T) {
 	}
 	p, perms := parse(t, out)
 	want := map[string]string{
-		GossipKeyFile: "0640",
-		AuthKeysFile:  "0644",
+		AuthKeysFile: "0644",
 		"/etc/systemd/system/wsdirect-node.service":        "0644",
 		"/usr/local/lib/wsdirect/install-wsdirect-node.sh": "0755",
 	}
@@ -143,9 +138,6 @@ func TestRenderNode(t *testing.T) {
 	if len(perms) != len(want) {
 		t.Errorf("files %v, want exactly %v", perms, want)
 	}
-	if got := content(t, p, GossipKeyFile); got != testGossipKey+"\n" {
-		t.Errorf("gossip key file = %q", got)
-	}
 	if got := content(t, p, AuthKeysFile); got != c.AuthPublicKeys {
 		t.Errorf("auth keys file = %q, want the PEM verbatim", got)
 	}
@@ -154,12 +146,12 @@ func TestRenderNode(t *testing.T) {
 	}
 	unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
 	wantExec := "ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:443 -advertise auto -gossip-bind 0.0.0.0:7946" +
-		" -gossip-key-file /etc/wsdirect/gossip.key -join-ec2-tag wsdirect:cluster=prod -auth-keys /etc/wsdirect/auth-keys.pem" +
+		" -gossip-key-file ssm:///wsdirect/prod/gossip-key -join-ec2-tag wsdirect:cluster=prod -auth-keys /etc/wsdirect/auth-keys.pem" +
 		" -max-conns 50000 -upstream ws://10.0.5.5:9000/echo -tls acme -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
-	for _, w := range []string{"Restart=on-failure\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n",
+	for _, w := range []string{"Restart=on-failure\n", "StartLimitIntervalSec=0\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n",
 		"AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "StateDirectory=wsdirect\n", "StateDirectoryMode=0700\n"} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q", w)
@@ -179,7 +171,9 @@ func TestRenderNode(t *testing.T) {
 		}
 	}
 	script := content(t, p, "/usr/local/lib/wsdirect/install-wsdirect-node.sh")
-	for _, w := range []string{"url='" + c.ReleaseURL + "'", "sha256='" + c.SHA256 + "'", "sha256sum -c"} {
+	for _, w := range []string{"url='" + c.ReleaseURL + "'", "sha256='" + c.SHA256 + "'", "sha256sum -c",
+		// No write_files entry may make the directory the env file goes to.
+		"mkdir -p /etc/wsdirect\n  chgrp -R wsdirect /etc/wsdirect\n"} {
 		if !strings.Contains(script, w) {
 			t.Errorf("install script lacks %q", w)
 		}
@@ -193,40 +187,58 @@ func TestRenderAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, perms := parse(t, out)
-	for _, f := range []string{GossipKeyFile, SigningKeyFile, UsersFile, AdminTokenFile} {
-		if perms[f] != "0640" {
-			t.Errorf("secret %s has permissions %q, want 0640", f, perms[f])
-		}
+	want := map[string]string{
+		"/etc/systemd/system/wsdirect-auth.service":        "0644",
+		"/usr/local/lib/wsdirect/install-wsdirect-auth.sh": "0755",
 	}
-	if _, ok := perms[AuthKeysFile]; ok {
-		t.Error("auth host got a node's auth-keys file")
-	}
-	if _, err := token.ParsePrivateKey([]byte(content(t, p, SigningKeyFile))); err != nil {
-		t.Errorf("signing key does not round-trip: %v", err)
-	}
-	if got := content(t, p, UsersFile); got != c.Users {
-		t.Errorf("users file = %q, want %q", got, c.Users)
+	if len(perms) != len(want) {
+		t.Errorf("files %v, want exactly %v: an auth host gets no key file", perms, want)
 	}
 	unit := content(t, p, "/etc/systemd/system/wsdirect-auth.service")
-	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key" +
-		" -join-ec2-tag wsdirect:cluster=prod -signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users" +
-		" -admin-token-file /etc/wsdirect/admin-token -tls acme -tls-names auth.example.com -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n"
+	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/prod/gossip-key" +
+		" -join-ec2-tag wsdirect:cluster=prod -signing-key ssm:///wsdirect/prod/signing-key -users ssm:///wsdirect/prod/users" +
+		" -admin-token-file ssm:///wsdirect/prod/admin-token -tls acme -tls-names auth.example.com -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
-	// The optional admin token is left out when not given.
-	c.AdminToken = ""
+	// The admin API is optional.
+	c.AdminTokenParameter = ""
 	out, err = Render(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(out, "-admin-token-file") || strings.Contains(out, AdminTokenFile) {
-		t.Errorf("admin token file rendered although unset:\n%s", out)
+	if strings.Contains(out, "-admin-token-file") {
+		t.Errorf("admin token flag rendered although unset:\n%s", out)
 	}
-	// Without a users file the binary would have no credential backend and exit at once.
-	c.Users = ""
-	if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "users is required for an auth host") {
-		t.Errorf("auth without users rendered: %v", err)
+}
+
+// TestRenderHoldsNoSecret renders both roles from parameters and checks
+// the user data: no PEM private key, no base64 key, no bcrypt hash; only
+// parameter names, and a node whose public keys come from a parameter gets
+// no key file at all.
+func TestRenderHoldsNoSecret(t *testing.T) {
+	n := nodeConfig(t)
+	n.AuthPublicKeys, n.AuthPublicKeysParameter = "", "/wsdirect/prod/auth-public-keys"
+	n.AdminTokenParameter = "/wsdirect/prod/node-admin-token"
+	for _, c := range []Config{n, authConfig(t)} {
+		out, err := Render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, perms := parse(t, out)
+		if len(perms) != 2 {
+			t.Errorf("%s: files %v, want only the unit and the install script", c.Role, perms)
+		}
+		for _, bad := range []string{"PRIVATE KEY", "PUBLIC KEY", "$2a$", "$2b$", "$2y$", "=\n"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s: user data holds %q:\n%s", c.Role, bad, out)
+			}
+		}
+		unit := content(t, p, "/etc/systemd/system/wsdirect-"+c.Role+".service")
+		if c.Role == RoleNode && !strings.Contains(unit, " -auth-keys ssm:///wsdirect/prod/auth-public-keys ") ||
+			c.Role == RoleNode && !strings.Contains(unit, " -admin-token-file ssm:///wsdirect/prod/node-admin-token ") {
+			t.Errorf("node unit does not read its keys and token from parameters:\n%s", unit)
+		}
 	}
 }
 
@@ -394,9 +406,12 @@ func TestValidation(t *testing.T) {
 		{"no host", nodeConfig, func(c *Config) { c.ReleaseURL = "https:///x" }, "has no host"},
 		{"shell in url", nodeConfig, func(c *Config) { c.ReleaseURL = "https://h/x'$(reboot)" }, "must not contain whitespace, quotes"},
 		{"bad sha", nodeConfig, func(c *Config) { c.SHA256 = "abc" }, "sha256 must be 64 hex digits"},
-		{"no gossip key", nodeConfig, func(c *Config) { c.GossipKey = "" }, "gossip key is required"},
-		{"short gossip key", nodeConfig, func(c *Config) { c.GossipKey = base64.StdEncoding.EncodeToString(make([]byte, 16)) }, "exactly 32 bytes"},
-		{"junk gossip key", nodeConfig, func(c *Config) { c.GossipKey = "not base64!" }, "exactly 32 bytes"},
+		{"no gossip key", nodeConfig, func(c *Config) { c.GossipKeyParameter = "" }, "gossip key parameter is required (an SSM Parameter Store name such as /wsdirect/prod/gossip-key)"},
+		{"relative gossip key", nodeConfig, func(c *Config) { c.GossipKeyParameter = "wsdirect/prod/gossip-key" }, "gossip key parameter: SSM parameter name \"wsdirect/prod/gossip-key\" must start with '/'"},
+		{"gossip key reference", nodeConfig, func(c *Config) { c.GossipKeyParameter = "ssm:///wsdirect/prod/gossip-key" }, "without ssm://"},
+		{"gossip key value", nodeConfig, func(c *Config) { c.GossipKeyParameter = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" }, "may hold only letters"},
+		{"reserved name", authConfig, func(c *Config) { c.UsersParameter = "/aws/users" }, "may not start with \"aws\""},
+		{"bad admin token name", authConfig, func(c *Config) { c.AdminTokenParameter = "/a b" }, "admin token parameter"},
 		{"no join tag", nodeConfig, func(c *Config) { c.JoinTag = "" }, `join tag "" must be "Key=Value"`},
 		{"tag without =", nodeConfig, func(c *Config) { c.JoinTag = "wsdirect" }, "must be \"Key=Value\""},
 		{"aws tag", nodeConfig, func(c *Config) { c.JoinTag = "aws:foo=bar" }, "reserved aws: prefix"},
@@ -423,17 +438,17 @@ func TestValidation(t *testing.T) {
 		{"empty advertise", nodeConfig, func(c *Config) { c.Advertise = "" }, `advertise "" must be "auto", an IP address or a DNS name`},
 		{"auth with node defaults", authConfig, func(c *Config) { c.Name, c.Advertise = DefaultName, DefaultAdvertise }, "apply to the node role only"},
 		{"negative conns", nodeConfig, func(c *Config) { c.MaxConns = -1 }, "max_conns must not be negative"},
-		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "auth public keys are required"},
+		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "a node needs the auth public keys"},
+		{"both auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeysParameter = "/k" }, "not both"},
+		{"bad auth keys parameter", nodeConfig, func(c *Config) { c.AuthPublicKeys, c.AuthPublicKeysParameter = "", "k/x" }, "auth public keys parameter:"},
 		{"bad auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" }, "auth public keys:"},
 		{"http upstream", nodeConfig, func(c *Config) { c.Upstream = "http://x:1/" }, "must use scheme ws or wss"},
-		{"node with signing key", nodeConfig, func(c *Config) { c.SigningKey = "x" }, "apply to the auth role only"},
-		{"auth without key", authConfig, func(c *Config) { c.SigningKey = "" }, "signing key is required"},
-		{"auth with public key as signing key", authConfig, func(c *Config) { c.SigningKey, _ = keys(t) }, `signing key: PEM block is "PUBLIC KEY"`},
+		{"node with signing key", nodeConfig, func(c *Config) { c.SigningKeyParameter = "/x" }, "apply to the auth role only"},
+		{"auth without key", authConfig, func(c *Config) { c.SigningKeyParameter = "" }, "signing key parameter is required"},
+		{"auth without users", authConfig, func(c *Config) { c.UsersParameter = "" }, "users parameter is required"},
 		{"auth with max conns", authConfig, func(c *Config) { c.MaxConns = 5 }, "apply to the node role only"},
-		{"admin token with space", authConfig, func(c *Config) { c.AdminToken = "a b" }, "admin token must not contain whitespace"},
-		{"too big", authConfig, func(c *Config) {
-			c.Users = strings.Repeat("user:$2a$10$xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n", 300)
-		}, "EC2 accepts at most 16384"},
+		{"auth with public keys", authConfig, func(c *Config) { c.AuthPublicKeysParameter = "/k" }, "apply to the node role only"},
+		{"too big", nodeConfig, func(c *Config) { c.AuthPublicKeys = strings.Repeat(c.AuthPublicKeys, 150) }, "EC2 accepts at most 16384"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -445,9 +460,6 @@ func TestValidation(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
-			}
-			if strings.Contains(err.Error(), testGossipKey) {
-				t.Error("error message leaks the gossip key")
 			}
 		})
 	}

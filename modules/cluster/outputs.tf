@@ -40,3 +40,18 @@ output "join_tag" {
   description = "The Key=Value tag members join by; tag extra instances with it to add them to the cluster."
   value       = local.join_tag
 }
+
+output "parameters" {
+  description = "Names of the Parameter Store parameters the instances read (gossip_key, auth_public_keys, signing_key, users, admin_token), for creating them, e.g. with aws_ssm_parameter. admin_token is read only when admin_api is true."
+  value       = local.parameters
+}
+
+output "node_iam_policy_json" {
+  description = "IAM policy document (JSON) the nodes' instance role needs: ssm:GetParameter on the gossip key and the auth public keys, kms:Decrypt for them through Parameter Store, ec2:DescribeInstances. Attach it with aws_iam_role_policy, for example."
+  value       = local.iam_policies["node"]
+}
+
+output "auth_iam_policy_json" {
+  description = "IAM policy document (JSON) the auth hosts' instance role needs: ssm:GetParameter on the gossip key, the signing key, the users file (and the admin token with admin_api), kms:Decrypt for them through Parameter Store, ec2:DescribeInstances."
+  value       = local.iam_policies["auth"]
+}

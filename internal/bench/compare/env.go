@@ -14,6 +14,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -258,18 +259,16 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		}
 		trust = append(trust, client.WithRootCAs(pool))
 	}
-	for {
+	err = probe.Poll(pctx, 10*time.Second, 100*time.Millisecond, "a connection through haproxy ("+string(mode)+")", func() error {
 		conn, _, err := client.Dial(pctx, e.AuthURL(), e.Credentials(), trust...)
-		if err == nil {
-			conn.Close()
-			break
+		if err != nil {
+			return err
 		}
-		select {
-		case <-pctx.Done():
-			e.Stop()
-			return nil, fmt.Errorf("benchcompare: no connection through haproxy (%s): %v\n%s", mode, err, e.HAProxy.Output())
-		case <-time.After(100 * time.Millisecond):
-		}
+		return conn.Close()
+	})
+	if err != nil {
+		e.Stop()
+		return nil, fmt.Errorf("benchcompare: %w\n%s", err, e.HAProxy.Output())
 	}
 	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(cl.Nodes), e.Tokens.URL())
 	return e, nil

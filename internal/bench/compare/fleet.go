@@ -23,6 +23,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/srcbind"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -472,21 +473,13 @@ func (fs fleets) Stop() error {
 	return errors.Join(errs...)
 }
 
-// waitStatus polls fs every 50ms until cond holds or timeout passes.
+// waitStatus polls fs every 50ms until cond holds, timeout passes or ctx
+// ends, and returns the last status seen either way.
 func waitStatus(ctx context.Context, fs fleet, timeout time.Duration, cond func(FleetStatus) bool) (FleetStatus, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		s := fs.Status()
-		if cond(s) {
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			return s, context.DeadlineExceeded
-		}
-		select {
-		case <-ctx.Done():
-			return s, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	var s FleetStatus
+	err := probe.Poll(ctx, timeout, 50*time.Millisecond, "the fleet's status", func() error {
+		s = fs.Status()
+		return probe.Check(cond(s), "%d of %d clients connected, per node %v", s.Connected, s.Clients, s.Nodes)
+	})
+	return s, err
 }

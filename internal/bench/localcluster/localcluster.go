@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
@@ -482,13 +483,16 @@ func (c *Cluster) startAll(ctx context.Context) error {
 }
 
 func (c *Cluster) newProcess(name, binary string, ip netip.Addr) (*Process, error) {
-	httpPort, err := freePort(ip)
+	// Another process could take a port before ours binds it; on loopback
+	// with fresh addresses that race is rare, and Start fails loudly if it
+	// happens.
+	httpPort, err := probe.FreePort(ip)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("localcluster: %w", err)
 	}
-	gossipPort, err := freePort(ip)
+	gossipPort, err := probe.FreePort(ip)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("localcluster: %w", err)
 	}
 	return &Process{
 		Name:       name,
@@ -619,26 +623,22 @@ func decodeNodes(data []byte) ([]wire.NodeStatus, error) {
 	return obj.Nodes, nil
 }
 
+// waitPoll is how often the cluster's waits look; waitLimit bounds a wait
+// whose context has no deadline of its own.
+const (
+	waitPoll  = 50 * time.Millisecond
+	waitLimit = 5 * time.Minute
+)
+
 // WaitNodes polls auth instance a until cond holds for its node list.
 func (c *Cluster) WaitNodes(ctx context.Context, a int, cond func([]wire.NodeStatus) bool) error {
-	var last error
-	for {
+	return probe.Poll(ctx, waitLimit, waitPoll, fmt.Sprintf("auth %d's node list", a), func() error {
 		nodes, err := c.NodeStatuses(ctx, a)
-		if err == nil && cond(nodes) {
-			return nil
-		}
 		if err != nil {
-			last = err
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			if last != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
-			}
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return probe.Check(cond(nodes), "nodes %+v", nodes)
+	})
 }
 
 // WaitReady waits until every running node answers /readyz with 200 and
@@ -689,24 +689,23 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 
 func (c *Cluster) waitHTTP(ctx context.Context, p *Process, path string) error {
 	url := c.scheme() + "://" + p.HTTPAddr + path
-	for {
+	err := probe.Poll(ctx, waitLimit, waitPoll, p.Name+" to answer 200 at "+url, func() error {
 		if !p.Running() {
-			return fmt.Errorf("localcluster: %s exited: %v; log %s:\n%s", p.Name, p.Wait(ctx), p.LogPath, tail(p.LogPath, 20))
+			return probe.Stop(fmt.Errorf("%s exited: %v", p.Name, p.Wait(ctx)))
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if res, err := c.http.Do(req); err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
+		res, err := c.http.Do(req)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("localcluster: %s not ready at %s: %w; log %s:\n%s", p.Name, url, ctx.Err(), p.LogPath, tail(p.LogPath, 20))
-		case <-time.After(50 * time.Millisecond):
-		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return probe.Equal("status", res.StatusCode, http.StatusOK)
+	})
+	if err != nil {
+		return fmt.Errorf("localcluster: %w; log %s:\n%s", err, p.LogPath, tail(p.LogPath, 20))
 	}
+	return nil
 }
 
 // Kill sends SIGKILL to node i: no drain, no graceful leave, its clients see
@@ -785,25 +784,6 @@ func (c *Cluster) Stop() {
 	if c.ownDir && !c.cfg.KeepDir {
 		os.RemoveAll(c.dir)
 	}
-}
-
-// freePort asks the kernel for a free TCP port on ip. Another process could
-// take it before ours binds it; on loopback with fresh addresses that race
-// is rare, and Start fails loudly if it happens.
-func freePort(ip netip.Addr) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		return 0, fmt.Errorf("localcluster: no free port on %s: %w", ip, err)
-	}
-	defer l.Close()
-	// Gossip also binds UDP on the same port; check it is free too.
-	port := l.Addr().(*net.TCPAddr).Port
-	u, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
-	if err != nil {
-		return 0, fmt.Errorf("localcluster: udp port %d on %s busy: %w", port, ip, err)
-	}
-	u.Close()
-	return port, nil
 }
 
 func randomHex(n int) string {

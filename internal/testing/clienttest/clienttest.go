@@ -57,7 +57,9 @@ type Node struct {
 	// RetryAfter as Retry-After.
 	Status     atomic.Int32
 	RetryAfter atomic.Value // string
-	// Accepted counts upgrades.
+	// Accepted counts upgrades. It moves after the 101 response is written,
+	// so a client can see its connection open a moment before it is
+	// counted: tests wait for the count (probe.Until) rather than read it.
 	Accepted atomic.Int32
 	// ProtocolToken records whether the last upgrade carried the token in
 	// Sec-WebSocket-Protocol.
@@ -69,7 +71,8 @@ type Node struct {
 	tls        bool
 }
 
-// RemoteIPs counts accepted upgrades by client source IP.
+// RemoteIPs counts accepted upgrades by client source IP. Like Accepted,
+// it lags the client's view by a moment.
 func (n *Node) RemoteIPs() map[string]int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -220,7 +223,6 @@ func (n *Node) handler(v *token.Verifier) http.Handler {
 			return
 		}
 		defer conn.Close()
-		n.Accepted.Add(1)
 		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 			n.mu.Lock()
 			if n.remoteIPs == nil {
@@ -229,6 +231,7 @@ func (n *Node) handler(v *token.Verifier) http.Handler {
 			n.remoteIPs[host]++
 			n.mu.Unlock()
 		}
+		n.Accepted.Add(1) // last: once it counts an upgrade, RemoteIPs has it too
 		if code := n.nextCloseCode(); code != 0 {
 			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, "bye"))
 			_, _, _ = conn.ReadMessage() // the client's close answer

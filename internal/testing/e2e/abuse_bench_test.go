@@ -23,6 +23,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -153,8 +154,9 @@ func reloginAfterKill(b *testing.B, creds authsvc.Authenticator, ttl time.Durati
 	recording.Store(true)
 	start := time.Now()
 	c.KillNode(victim)
-	err := testcluster.Poll(3*time.Minute, func() bool {
-		return f.connected() == clients && len(f.byNode()[name]) == 0
+	err := probe.Poll(context.Background(), 3*time.Minute, 50*time.Millisecond, "every client back, none on the killed node", func() error {
+		return probe.Check(f.connected() == clients && len(f.byNode()[name]) == 0,
+			"%d of %d connected, %d on %s", f.connected(), clients, len(f.byNode()[name]), name)
 	})
 	took := time.Since(start)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/balance"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -255,7 +256,9 @@ func BenchmarkBalanceBurst(b *testing.B) {
 func BenchmarkReconnectAfterKill(b *testing.B) {
 	const clients = 3000
 	for i := 0; i < b.N; i++ {
-		c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 3, staticCredentials{} })
+		c := startCluster(b, func(o *testcluster.Options) {
+			o.Nodes, o.Credentials, o.ClusterConfig = 3, staticCredentials{}, testcluster.QuickFailureDetection
+		})
 		f := startFleet(b, c.AuthURL(0), clients, 2*time.Minute, func(mc *client.ManagedConfig) {
 			d := client.DefaultManagedConfig()
 			mc.BackoffBase, mc.BackoffMax = d.BackoffBase, d.BackoffMax // the client's defaults
@@ -269,12 +272,13 @@ func BenchmarkReconnectAfterKill(b *testing.B) {
 		name := c.Node(victim).Name
 		start := time.Now()
 		c.KillNode(victim)
-		err := testcluster.Poll(time.Minute, func() bool {
-			return f.connected() == clients && len(f.byNode()[name]) == 0
+		err := probe.Poll(context.Background(), time.Minute, probe.Interval, "every client to reconnect away from "+name, func() error {
+			return probe.Check(f.connected() == clients && len(f.byNode()[name]) == 0,
+				"%d of %d clients connected; by node %v", f.connected(), clients, c.ConnsByNode())
 		})
 		took := time.Since(start)
 		if err != nil {
-			b.Fatalf("after %v only %d of %d clients connected; by node %v", took, f.connected(), clients, c.ConnsByNode())
+			b.Fatal(err)
 		}
 		held := map[string]int{}
 		for _, n := range c.Nodes() {
@@ -309,7 +313,7 @@ func BenchmarkFailedNodeRemoval(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		cconf func(*cluster.Config)
-	}{{"local", nil}, {"lan", lan}} {
+	}{{"local", testcluster.QuickFailureDetection}, {"lan", lan}} {
 		b.Run(bc.name, func(b *testing.B) {
 			rounds := max(b.N, 3)
 			var sum, worst time.Duration
@@ -325,8 +329,11 @@ func BenchmarkFailedNodeRemoval(b *testing.B) {
 				var took time.Duration
 				for a := 0; a < 3; a++ {
 					url := c.AuthURL(a)
-					if err := testcluster.Poll(30*time.Second, func() bool { return !listsAlive(b, url, name) }); err != nil {
-						b.Fatalf("auth %d still lists %s after 30s", a, name)
+					err := probe.Poll(context.Background(), 30*time.Second, probe.Interval, fmt.Sprintf("auth %d to stop listing %s", a, name), func() error {
+						return probe.Check(!listsAlive(b, url, name), "still listed as alive")
+					})
+					if err != nil {
+						b.Fatal(err)
 					}
 					took = max(took, time.Since(start))
 				}

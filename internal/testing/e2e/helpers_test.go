@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -229,9 +230,9 @@ func startFleet(t testing.TB, authURL string, n int, timeout time.Duration, tune
 			<-sem
 		}()
 	}
-	testcluster.WaitFor(t, timeout, func() bool {
-		return f.connected() == n
-	}, "all %d managed clients connected (have %d)", n, f.connected())
+	probe.Until(t, timeout, fmt.Sprintf("all %d managed clients connected", n), func() error {
+		return probe.Equal("connected", f.connected(), n)
+	})
 	return f
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/pebble"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 )
 
@@ -49,9 +51,10 @@ func TestTLSFlow(t *testing.T) {
 		t.Fatalf("no client on %s: %v", victim.Name, c.ConnsByNode())
 	}
 	c.KillNode(0)
-	testcluster.WaitFor(t, 30*time.Second, func() bool {
-		return f.connected() == fleetSize && len(f.byNode()[victim.Name]) == 0
-	}, "all %d clients back on the other nodes (connected %d, by node %v)", fleetSize, f.connected(), c.ConnsByNode())
+	probe.Until(t, 30*time.Second, fmt.Sprintf("all %d clients back on the other nodes", fleetSize), func() error {
+		return probe.Check(f.connected() == fleetSize && len(f.byNode()[victim.Name]) == 0,
+			"connected %d, by node %v", f.connected(), c.ConnsByNode())
+	})
 	if err := f.echoAll(10 * time.Second); err != nil {
 		t.Fatalf("echo after the kill: %v", err)
 	}

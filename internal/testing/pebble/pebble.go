@@ -15,9 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 )
 
@@ -167,8 +168,9 @@ func repoRoot() (string, error) {
 	}
 }
 
-// FreePortOn returns a TCP port free on every one of ips, below the
-// ephemeral range so that no outgoing connection takes it meanwhile.
+// FreePortOn returns a port free on every one of ips, below the ephemeral
+// range so that no outgoing connection takes it meanwhile
+// (probe.SharedFreePort).
 func FreePortOn(tb testing.TB, ips ...string) int {
 	tb.Helper()
 	port, err := freePortOn(ips...)
@@ -179,26 +181,15 @@ func FreePortOn(tb testing.TB, ips ...string) int {
 }
 
 func freePortOn(ips ...string) (int, error) {
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		ok := true
-		var lns []net.Listener
-		for _, ip := range ips {
-			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			lns = append(lns, ln)
+	addrs := make([]netip.Addr, len(ips))
+	for i, ip := range ips {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return 0, fmt.Errorf("pebble: %w", err)
 		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-		if ok {
-			return port, nil
-		}
+		addrs[i] = a
 	}
-	return 0, fmt.Errorf("pebble: no port free on all of %v", ips)
+	return probe.SharedFreePort(addrs...)
 }
 
 // Start runs pebble (and challtestsrv with opts.DNS) and waits until its
@@ -348,15 +339,7 @@ func (p *Pebble) startChallSrv() error {
 }
 
 func freeUDPPort() (int, error) {
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			c.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("pebble: no free UDP port")
+	return probe.FreePort(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 }
 
 func startProc(cmd *exec.Cmd) (*proc, error) {

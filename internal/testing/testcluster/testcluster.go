@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
@@ -58,7 +60,9 @@ type Options struct {
 	// TokenTTL is the connection token lifetime. Must be > 0.
 	TokenTTL time.Duration
 	// ClusterConfig, when set, adjusts every member's gossip configuration
-	// after the harness filled it in (e.g. to slow gossip down).
+	// after the harness filled it in (e.g. to slow gossip down). The harness
+	// gives members SteadyFailureDetection; a test that kills a member and
+	// waits for the others to notice passes QuickFailureDetection here.
 	ClusterConfig func(c *cluster.Config)
 	// NodeConfig and AuthConfig, when set, adjust each node's and auth
 	// instance's configuration after the harness filled it in.
@@ -306,8 +310,35 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
+// SteadyFailureDetection is the harness's failure detection: a member is
+// declared failed only after about 8 s (at most 32 s) of silence. Every
+// member of a test cluster lives in the test process, so when that process
+// is starved (-race, two cores shared with other test packages) all of
+// them stall together and miss each other's probes; with
+// cluster.LocalConfig's 1.2 s suspicion they were seen declaring every node
+// failed, and auth answered 503 to clients of a test that kills nothing.
+// Count propagation (gossip, not probes) is not slowed.
+func SteadyFailureDetection(c *cluster.Config) {
+	c.ProbeInterval = time.Second
+	c.ProbeTimeout = 800 * time.Millisecond
+	c.SuspicionMult = 8 // 8 s suspicion for n <= 10
+	c.SuspicionMaxTimeoutMult = 4
+}
+
+// QuickFailureDetection restores cluster.LocalConfig's failure detection
+// (a killed member is out of every view within a few seconds), for tests
+// and benchmarks that kill members and wait for the others to notice. They
+// must wait generously: on a starved machine a live member can be declared
+// failed too, and refutes it moments later.
+func QuickFailureDetection(c *cluster.Config) {
+	l := cluster.LocalConfig()
+	c.ProbeInterval, c.ProbeTimeout = l.ProbeInterval, l.ProbeTimeout
+	c.SuspicionMult, c.SuspicionMaxTimeoutMult = l.SuspicionMult, l.SuspicionMaxTimeoutMult
+}
+
 func (c *Cluster) clusterConfig(name string, role cluster.Role, ip string, gossipPort int) *cluster.Config {
 	conf := cluster.LocalConfig()
+	SteadyFailureDetection(conf)
 	conf.Name = name
 	conf.Role = role
 	conf.BindAddr = ip
@@ -566,14 +597,13 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 // listenRetry binds addr, retrying briefly: a restarted server may race the
 // kernel releasing its old port.
 func listenRetry(addr string, timeout time.Duration) (net.Listener, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		ln, err := net.Listen("tcp", addr)
-		if err == nil || time.Now().After(deadline) {
-			return ln, err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var ln net.Listener
+	err := probe.Poll(context.Background(), timeout, 50*time.Millisecond, "a listener on "+addr, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return ln, err
 }
 
 // AuthURL is the base URL of auth instance i.
@@ -664,9 +694,9 @@ func (c *Cluster) RestartAuth(i int) {
 	c.auths[i] = a
 	c.mu.Unlock()
 	live := c.liveNodes()
-	WaitFor(c.tb, c.opts.ReadyTimeout, func() bool {
-		return len(a.Cluster.Nodes()) == live
-	}, "restarted %s sees all %d live nodes", a.Name, live)
+	probe.Until(c.tb, c.opts.ReadyTimeout, fmt.Sprintf("restarted %s to see all %d live nodes", a.Name, live), func() error {
+		return probe.Equal("nodes seen", len(a.Cluster.Nodes()), live)
+	})
 }
 
 func (c *Cluster) liveNodes() int {
@@ -702,20 +732,46 @@ func (c *Cluster) stopAuth(a *Auth) {
 }
 
 // WaitAuthViews waits until cond holds for the node list of every auth
-// instance, failing tb with msg after timeout.
-func (c *Cluster) WaitAuthViews(timeout time.Duration, msg string, cond func(view []cluster.Member) bool) {
+// instance, failing tb after timeout with what and the first view that
+// did not satisfy cond.
+func (c *Cluster) WaitAuthViews(timeout time.Duration, what string, cond func(view []cluster.Member) bool) {
 	c.tb.Helper()
-	WaitFor(c.tb, timeout, func() bool {
+	probe.Until(c.tb, timeout, what, func() error {
 		c.mu.Lock()
 		auths := append([]*Auth(nil), c.auths...)
 		c.mu.Unlock()
 		for _, a := range auths {
-			if a.Cluster == nil || !cond(a.Cluster.Nodes()) {
-				return false
+			if a.Cluster == nil {
+				return fmt.Errorf("%s is restarting", a.Name)
+			}
+			if view := a.Cluster.Nodes(); !cond(view) {
+				return fmt.Errorf("%s sees %s", a.Name, FormatView(view))
 			}
 		}
-		return true
-	}, "%s", msg)
+		return nil
+	})
+}
+
+// FormatView is a short form of a node list for failure messages:
+// name=conns/cap per node, with "draining" or "dead" where it applies.
+func FormatView(view []cluster.Member) string {
+	if len(view) == 0 {
+		return "no nodes"
+	}
+	var b strings.Builder
+	for i, m := range view {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%d/%d", m.Name, m.Conns, m.Cap)
+		if m.Draining {
+			b.WriteString(" draining")
+		}
+		if !m.Alive {
+			b.WriteString(" dead")
+		}
+	}
+	return b.String()
 }
 
 // Close tears everything down; tb.Cleanup calls it.
@@ -762,33 +818,6 @@ func (n *Node) close() {
 	n.ln.kill()
 	if !n.killed {
 		n.Cluster.Shutdown()
-	}
-}
-
-// WaitFor polls cond every 10ms until it holds, and fails tb with the
-// formatted message when timeout passes first.
-func WaitFor(tb testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
-	tb.Helper()
-	if err := Poll(timeout, cond); err != nil {
-		tb.Fatalf("testcluster: timed out after %v waiting for: %s", timeout, fmt.Sprintf(format, args...))
-	}
-}
-
-// ErrTimeout is what Poll returns when its condition never held.
-var ErrTimeout = errors.New("testcluster: timeout")
-
-// Poll polls cond every 10ms until it holds (nil) or timeout passes
-// (ErrTimeout). It is WaitFor for goroutines other than the test's.
-func Poll(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return ErrTimeout
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -61,20 +61,6 @@ func TestTrackingListenerKillResets(t *testing.T) {
 	tl.kill() // idempotent
 }
 
-func TestPoll(t *testing.T) {
-	n := 0
-	if err := Poll(5*time.Second, func() bool { n++; return n == 3 }); err != nil || n != 3 {
-		t.Fatalf("Poll = %v after %d calls", err, n)
-	}
-	start := time.Now()
-	if err := Poll(50*time.Millisecond, func() bool { return false }); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("Poll of a false condition = %v, want ErrTimeout", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("Poll overran its timeout")
-	}
-}
-
 // validACME is DefaultACMEOptions with a CA filled in.
 func validACME() *ACMEOptions {
 	a := DefaultACMEOptions()

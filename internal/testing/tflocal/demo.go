@@ -241,8 +241,15 @@ func (d *demo) apply(ctx context.Context) error {
 	d.say("   ACME CA (pebble, Let's Encrypt's test server) at %s: every instance gets its certificate from it", d.ca.Directory)
 
 	d.tfDir = filepath.Join(d.cfg.WorkDir, "tf")
-	if err := d.writeConfig(); err != nil {
+	if err := d.writeConfig(ctx); err != nil {
 		return err
+	}
+	// The roles have no policy yet, as in an account where they were just created: the
+	// services cannot read their secrets until the module's policies are attached below.
+	for _, profile := range []string{"wsdirect-node", "wsdirect-auth"} {
+		if err := cloud.SetRolePolicy(ctx, profile, DenyAll); err != nil {
+			return err
+		}
 	}
 	if d.tfLog, err = os.Create(filepath.Join(d.cfg.WorkDir, "terraform.log")); err != nil {
 		return err
@@ -267,6 +274,18 @@ func (d *demo) apply(ctx context.Context) error {
 	if err := json.Unmarshal(outs["auth_url"].Value, &d.authURL); err != nil {
 		return fmt.Errorf("output auth_url: %w", err)
 	}
+	// Attach the module's policies; the services, restarted by systemd, then read their
+	// secrets with exactly these grants.
+	for profile, output := range map[string]string{"wsdirect-node": "node_iam_policy_json", "wsdirect-auth": "auth_iam_policy_json"} {
+		var doc string
+		if err := json.Unmarshal(outs[output].Value, &doc); err != nil {
+			return fmt.Errorf("output %s: %w", output, err)
+		}
+		if err := d.cloud.SetRolePolicy(ctx, profile, doc); err != nil {
+			return err
+		}
+	}
+	d.say("   role policies from the module's outputs attached (ssm:GetParameter, kms:Decrypt, ec2:DescribeInstances)")
 	t0 = time.Now()
 	if err := d.waitServing(ctx, d.cfg.Nodes); err != nil {
 		return err
@@ -275,10 +294,10 @@ func (d *demo) apply(ctx context.Context) error {
 	return nil
 }
 
-// writeConfig writes the root module: modules/cluster from the repository, the provider with
-// no settings (the AWS_* environment points it at the local cloud), and fresh secrets in a
-// tfvars file only the owner can read.
-func (d *demo) writeConfig() error {
+// writeConfig writes the root module: modules/cluster from the repository and the provider
+// with no settings (the AWS_* environment points it at the local cloud); fresh secrets go to
+// the local cloud's Parameter Store, so neither the configuration nor the state holds them.
+func (d *demo) writeConfig(ctx context.Context) error {
 	if err := os.MkdirAll(d.tfDir, 0o700); err != nil {
 		return err
 	}
@@ -326,25 +345,6 @@ provider "wsdirect" {}
 variable "node_count" {
   type = number
 }
-variable "gossip_key" {
-  type      = string
-  sensitive = true
-}
-variable "auth_signing_key" {
-  type      = string
-  sensitive = true
-}
-variable "auth_public_keys" {
-  type = string
-}
-variable "auth_users" {
-  type      = string
-  sensitive = true
-}
-variable "admin_token" {
-  type      = string
-  sensitive = true
-}
 variable "acme_ca_root" {
   type = string
 }
@@ -360,13 +360,11 @@ module "cluster" {
   auth_instance_type   = "t3.small"
   node_count           = var.node_count
   max_conns_per_node   = 10000
-  iam_instance_profile = "wsdirect-node"
+  parameter_path       = %q
+  admin_api            = true
 
-  gossip_key       = var.gossip_key
-  auth_public_keys = var.auth_public_keys
-  auth_signing_key = var.auth_signing_key
-  auth_users       = var.auth_users
-  admin_token      = var.admin_token
+  iam_instance_profile      = "wsdirect-node"
+  auth_iam_instance_profile = "wsdirect-auth"
 
   release_url     = %q
   release_version = %q
@@ -385,24 +383,37 @@ output "auth_url" {
 output "nodes" {
   value = module.cluster.nodes
 }
-`, filepath.ToSlash(modPath), info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`), d.ca.Directory)
+
+output "node_iam_policy_json" {
+  value = module.cluster.node_iam_policy_json
+}
+
+output "auth_iam_policy_json" {
+  value = module.cluster.auth_iam_policy_json
+}
+`, filepath.ToSlash(modPath), demoParameterPath, info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`), d.ca.Directory)
 	if err := os.WriteFile(filepath.Join(d.tfDir, "main.tf"), []byte(main), 0o644); err != nil {
 		return err
 	}
-	vars := map[string]string{
-		"gossip_key":       base64.StdEncoding.EncodeToString(g[:]),
-		"auth_signing_key": string(privPEM),
-		"auth_public_keys": string(pubPEM),
-		"auth_users":       users,
-		"admin_token":      d.admin,
-		"acme_ca_root":     d.ca.ListenerRoot,
-	}
-	raw, err := json.MarshalIndent(vars, "", "  ")
+	// The ACME CA's root is public: a variable, not a parameter.
+	raw, err := json.MarshalIndent(map[string]string{"acme_ca_root": d.ca.ListenerRoot}, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(d.tfDir, "secrets.auto.tfvars.json"), raw, 0o600)
+	if err := os.WriteFile(filepath.Join(d.tfDir, "acme.auto.tfvars.json"), raw, 0o644); err != nil {
+		return err
+	}
+	return d.cloud.PutClusterSecrets(ctx, demoParameterPath, ClusterSecrets{
+		"gossip-key":       base64.StdEncoding.EncodeToString(g[:]),
+		"signing-key":      string(privPEM),
+		"auth-public-keys": string(pubPEM),
+		"users":            users,
+		"admin-token":      d.admin,
+	})
 }
+
+// demoParameterPath is where the demo keeps the cluster's secrets.
+const demoParameterPath = "/wsdirect/demo"
 
 // waitServing waits until every instance booted with its unit active, and auth lists nodes
 // alive members.
