@@ -24,10 +24,10 @@ type NodePicker interface {
 const DefaultPendingSettle = time.Second
 
 // Candidate reports whether m may take a new assignment given pending
-// assignments on top of its gossiped count: an alive, non-draining node with
-// a dialable address and room below its cap.
+// assignments on top of its gossiped count: an alive, ready, non-draining
+// node with a dialable address and room below its cap.
 func Candidate(m cluster.Member, pending int) bool {
-	return m.Alive && !m.Draining && (m.Role == cluster.RoleNode || m.Role == "") &&
+	return m.Alive && !m.Draining && !m.NotReady && (m.Role == cluster.RoleNode || m.Role == "") &&
 		m.Addr != "" && m.Port > 0 && m.Cap > 0 && m.Conns+pending < m.Cap
 }
 

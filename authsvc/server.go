@@ -459,7 +459,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 	for _, m := range nodes {
 		out = append(out, wire.NodeStatus{
 			ID: m.Name, URL: m.URL(), Connections: m.Conns, Pending: s.picker.Pending(m.Name, now),
-			Cap: m.Cap, Zone: m.Zone, Draining: m.Draining, Alive: m.Alive, UpdatedAt: m.UpdatedAt,
+			Cap: m.Cap, Zone: m.Zone, Draining: m.Draining, Ready: !m.NotReady, Alive: m.Alive, UpdatedAt: m.UpdatedAt,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

@@ -294,6 +294,24 @@ func (c *Cluster) SetDraining(draining bool) error {
 	return nil
 }
 
+// SetReady clears or sets the not-ready tag: a node that is not ready stays
+// in the cluster but takes no assignments. It blocks while serf broadcasts
+// the change (at most BroadcastTimeout).
+func (c *Cluster) SetReady(ready bool) error {
+	c.tagsMu.Lock()
+	defer c.tagsMu.Unlock()
+	if c.facts.notReady == !ready {
+		return nil
+	}
+	c.facts.notReady = !ready
+	if err := c.serf.SetTags(c.facts.tags(c.conf.CountMode, int(c.conns.Load()))); err != nil {
+		c.facts.notReady = ready
+		return fmt.Errorf("cluster: set ready=%v: %w", ready, err)
+	}
+	c.log.Info("readiness changed", "ready", ready)
+	return nil
+}
+
 // Members returns a snapshot of every known member, including the local one
 // and failed or left members not reaped yet (Alive false), sorted by name.
 func (c *Cluster) Members() []Member {

@@ -19,6 +19,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		switch c.Name {
 		case "n2":
 			c.Zone = "us-east-1b"
+			c.WSScheme = "wss"
 		case "n3":
 			c.Role = RoleAuth
 		}
@@ -51,13 +52,16 @@ func TestThreeNodeCluster(t *testing.T) {
 		if !ok {
 			t.Fatal("n3 does not know n2")
 		}
-		want := Member{Name: "n2", Role: RoleNode, Addr: "127.0.0.2", Port: 8002, Cap: 100, Zone: "us-east-1b", Alive: true}
+		want := Member{Name: "n2", Role: RoleNode, Addr: "127.0.0.2", Port: 8002, Scheme: "wss", Cap: 100, Zone: "us-east-1b", Alive: true}
 		got.UpdatedAt, got.Conns = time.Time{}, 0
 		if got != want {
 			t.Fatalf("n3 sees n2 as %+v, want %+v", got, want)
 		}
-		if u := got.URL(); u != "ws://127.0.0.2:8002/ws" {
+		if u := got.URL(); u != "wss://127.0.0.2:8002/ws" {
 			t.Fatalf("URL() = %q", u)
+		}
+		if plain, _ := findMember(n3.Members(), "n1"); plain.Scheme != "ws" || plain.URL() != "ws://127.0.0.1:8001/ws" {
+			t.Fatalf("n1 (plain) seen as %+v, URL %q", plain, plain.URL())
 		}
 		auth, _ := findMember(n1.Members(), "n3")
 		if auth.Role != RoleAuth || auth.Addr != "" || auth.Cap != 0 {
@@ -110,6 +114,23 @@ func TestThreeNodeCluster(t *testing.T) {
 		probe.Until(t, 10*time.Second, "n3 sees n2 not draining", func() error {
 			m, ok := n3.member("n2")
 			return probe.Check(ok && !m.Draining, "n2 known %t as %+v", ok, m)
+		})
+	})
+
+	t.Run("not ready", func(t *testing.T) {
+		if err := n2.SetReady(false); err != nil {
+			t.Fatal(err)
+		}
+		probe.Until(t, 10*time.Second, "n1 sees n2 not ready", func() error {
+			m, ok := n1.member("n2")
+			return probe.Check(ok && m.NotReady && !m.Draining, "n2 known %t as %+v", ok, m)
+		})
+		if err := n2.SetReady(true); err != nil {
+			t.Fatal(err)
+		}
+		probe.Until(t, 10*time.Second, "n3 sees n2 ready", func() error {
+			m, ok := n3.member("n2")
+			return probe.Check(ok && !m.NotReady, "n2 known %t as %+v", ok, m)
 		})
 	})
 
@@ -280,6 +301,9 @@ func TestCreateValidation(t *testing.T) {
 		{"node without public addr", func(c *Config) { c.PublicAddr = " " }, "PublicAddr is required"},
 		{"node without cap", func(c *Config) { c.Cap = 0 }, "Cap must be > 0"},
 		{"bad ws port", func(c *Config) { c.WSPort = 70000 }, "WSPort"},
+		{"node without scheme", func(c *Config) { c.WSScheme = "" }, "WSScheme"},
+		{"node with http scheme", func(c *Config) { c.WSScheme = "https" }, "WSScheme"},
+		{"starts not ready", func(c *Config) { c.NotReady = true }, ""},
 		{"unknown role", func(c *Config) { c.Role = "proxy" }, `Role "proxy"`},
 		{"no role", func(c *Config) { c.Role = "" }, `Role ""`},
 		{"zero count interval", func(c *Config) { c.CountInterval = 0 }, "CountInterval must be > 0"},
@@ -320,19 +344,77 @@ func TestCreateValidation(t *testing.T) {
 }
 
 func TestTagSizeBoundary(t *testing.T) {
-	f := staticFacts{role: RoleNode, addr: "a", port: 65535, cap: 1 << 30, zone: "z", draining: true, countKey: strings.Repeat("k", 43)}
+	f := staticFacts{role: RoleNode, addr: "a", port: 65535, scheme: "wss", cap: 1 << 30, zone: "z"}
 	for _, mode := range []CountMode{CountsUserEvents, CountsTags} {
 		// Grow the address until the check trips; it must trip exactly
 		// when serf's own encoding exceeds MaxTagBytes.
 		g := f
 		for len(g.addr) < 600 {
 			err := checkTags(g, mode)
-			n, _ := encodedTagSize(g.tags(mode, -1<<31))
+			w := g
+			w.draining, w.notReady = true, true
+			w.countKey = strings.Repeat("k", 43)
+			n, _ := encodedTagSize(w.tags(mode, -1<<31))
 			if (err != nil) != (n > MaxTagBytes) {
 				t.Fatalf("mode %v addr len %d: encoded %d bytes, err=%v", mode, len(g.addr), n, err)
 			}
 			g.addr += "a"
 		}
+	}
+}
+
+// TestTagsFitLongDNSName runs a node with the longest DNS name there is
+// (253 characters) and a long real zone name, with every tag that comes and
+// goes set at once (wss, not ready, draining, the count key, and the widest
+// count of CountsTags mode): serf must accept every change and the other
+// member must read every fact back.
+func TestTagsFitLongDNSName(t *testing.T) {
+	label := strings.Repeat("n", 63)
+	name := label + "." + label + "." + label + "." + strings.Repeat("w", 58) + ".io" // 253 bytes
+	if len(name) != 253 {
+		t.Fatalf("test name is %d bytes, want 253", len(name))
+	}
+	const zone = "us-east-1-wl1-bos-wlz-1" // a Wavelength zone, among AWS's longest names
+	for _, mode := range []CountMode{CountsUserEvents, CountsTags} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ms := startCluster(t, 2, func(c *Config) {
+				c.CountMode = mode
+				if c.Name == "n1" {
+					c.PublicAddr, c.Zone, c.WSScheme, c.WSPort, c.Cap = name, zone, "wss", 65535, 1<<30
+					c.NotReady = true
+				}
+			})
+			n, err := encodedTagSize(ms[0].serf.LocalMember().Tags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			widest := staticFacts{role: RoleNode, addr: name, port: 65535, scheme: "wss", cap: 1 << 30, zone: zone,
+				draining: true, notReady: true, countKey: strings.Repeat("k", 43)}
+			w, err := encodedTagSize(widest.tags(mode, -1<<31))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d of %d tag bytes at start, %d at the widest", mode, n, MaxTagBytes, w)
+			if w > MaxTagBytes {
+				t.Fatalf("the widest tags are %d bytes, over %d", w, MaxTagBytes)
+			}
+			if err := ms[0].SetDraining(true); err != nil {
+				t.Fatalf("SetDraining with a 253-byte name: %v", err)
+			}
+			ms[0].SetConns(1<<31 - 1)
+			probe.Until(t, 10*time.Second, "n2 sees n1 with every tag", func() error {
+				m, ok := ms[1].member("n1")
+				return probe.Check(ok && m.Addr == name && m.Zone == zone && m.Scheme == "wss" && m.Port == 65535 &&
+					m.Cap == 1<<30 && m.NotReady && m.Draining && m.Conns == 1<<31-1, "n1 known %t as %+v", ok, m)
+			})
+			if err := ms[0].SetReady(true); err != nil {
+				t.Fatalf("SetReady: %v", err)
+			}
+			probe.Until(t, 10*time.Second, "n2 sees n1 ready", func() error {
+				m, _ := ms[1].member("n1")
+				return probe.Check(!m.NotReady, "n1 as %+v", m)
+			})
+		})
 	}
 }
 
@@ -380,4 +462,23 @@ func TestLateJoinerLearnsCounts(t *testing.T) {
 		m, ok := late.member("n1")
 		return probe.Check(ok && m.Conns == 11 && m.Alive, "n1 known %t as %+v", ok, m)
 	})
+}
+
+func TestMemberURL(t *testing.T) {
+	for _, tc := range []struct {
+		m    Member
+		want string
+	}{
+		{Member{Addr: "n-3.ws.example.com", Port: 443, Scheme: "wss"}, "wss://n-3.ws.example.com/ws"},
+		{Member{Addr: "203.0.113.7", Port: 443, Scheme: "wss"}, "wss://203.0.113.7/ws"},
+		{Member{Addr: "203.0.113.7", Port: 8443, Scheme: "wss"}, "wss://203.0.113.7:8443/ws"},
+		{Member{Addr: "2001:db8::7", Port: 443, Scheme: "wss"}, "wss://[2001:db8::7]/ws"},
+		{Member{Addr: "2001:db8::7", Port: 8080, Scheme: "ws"}, "ws://[2001:db8::7]:8080/ws"},
+		{Member{Addr: "127.0.0.1", Port: 80, Scheme: "ws"}, "ws://127.0.0.1/ws"},
+		{Member{Addr: "127.0.0.1", Port: 443}, "ws://127.0.0.1:443/ws"}, // no scheme: an old member, plain
+	} {
+		if got := tc.m.URL(); got != tc.want {
+			t.Errorf("%+v: URL() = %q, want %q", tc.m, got, tc.want)
+		}
+	}
 }

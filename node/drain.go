@@ -61,6 +61,9 @@ func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
+		if n.freshTimer != nil {
+			n.freshTimer.Stop()
+		}
 		close(n.done)
 		for {
 			batch := n.snapshot(1 << 30)

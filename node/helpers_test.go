@@ -29,6 +29,14 @@ type fakePub struct {
 	mu       sync.Mutex
 	conns    []int
 	draining []bool
+	ready    []bool
+}
+
+func (p *fakePub) SetReady(r bool) error {
+	p.mu.Lock()
+	p.ready = append(p.ready, r)
+	p.mu.Unlock()
+	return nil
 }
 
 func (p *fakePub) SetConns(n int) {

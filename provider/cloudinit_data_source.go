@@ -47,6 +47,15 @@ type cloudInitModel struct {
 	SigningKeyParameter     types.String `tfsdk:"signing_key_parameter"`
 	UsersParameter          types.String `tfsdk:"users_parameter"`
 	AdminTokenParameter     types.String `tfsdk:"admin_token_parameter"`
+	TLS                     types.String `tfsdk:"tls"`
+	TLSNames                types.List   `tfsdk:"tls_names"`
+	TLSCertFile             types.String `tfsdk:"tls_cert_file"`
+	TLSKeyFile              types.String `tfsdk:"tls_key_file"`
+	ACMEEmail               types.String `tfsdk:"acme_email"`
+	ACMEDirectory           types.String `tfsdk:"acme_directory"`
+	ACMEProfile             types.String `tfsdk:"acme_profile"`
+	ACMECARoot              types.String `tfsdk:"acme_ca_root"`
+	AdvertisePort           types.Int64  `tfsdk:"advertise_port"`
 }
 
 func (d *cloudInitDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -102,6 +111,23 @@ func (d *cloudInitDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 				MarkdownDescription: cloudInitOptionDocs["max_conns"],
 				Validators:          []validator.Int64{int64validator.AtLeast(0)},
 			},
+			"tls": str("tls", false, stringvalidator.OneOf(userdata.TLSACME, userdata.TLSFiles, userdata.TLSOffload, userdata.TLSOff)),
+			"tls_names": schema.ListAttribute{
+				Optional:            true,
+				ElementType:         types.StringType,
+				MarkdownDescription: strings.Replace(cloudInitOptionDocs["tls_names"], ", comma-separated", " (a list here; comma-separated in the function)", 1),
+			},
+			"tls_cert_file":  str("tls_cert_file", false),
+			"tls_key_file":   str("tls_key_file", false),
+			"acme_email":     str("acme_email", false),
+			"acme_directory": str("acme_directory", false),
+			"acme_profile":   str("acme_profile", false),
+			"acme_ca_root":   str("acme_ca_root", false),
+			"advertise_port": schema.Int64Attribute{
+				Optional:            true,
+				MarkdownDescription: cloudInitOptionDocs["advertise_port"],
+				Validators:          []validator.Int64{int64validator.Between(1, 65535)},
+			},
 		},
 	}
 }
@@ -112,16 +138,30 @@ func (d *cloudInitDataSource) Read(ctx context.Context, req datasource.ReadReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	cfg := userdata.DefaultConfig(m.Role.ValueString())
-	maxConns := types.StringNull()
-	if !m.MaxConns.IsNull() {
-		maxConns = types.StringValue(strconv.FormatInt(m.MaxConns.ValueInt64(), 10))
+	cfg := cloudInitDefaults(m.Role.ValueString(), m.TLS)
+	intSetting := func(v types.Int64) types.String {
+		if v.IsNull() {
+			return types.StringNull()
+		}
+		return types.StringValue(strconv.FormatInt(v.ValueInt64(), 10))
+	}
+	tlsNames := types.StringNull()
+	if !m.TLSNames.IsNull() {
+		var names []string
+		resp.Diagnostics.Append(m.TLSNames.ElementsAs(ctx, &names, false)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		tlsNames = types.StringValue(strings.Join(names, ","))
 	}
 	settings := map[string]types.String{
 		"release_url": m.ReleaseURL, "sha256": m.SHA256, "gossip_key_parameter": m.GossipKeyParameter, "join_tag": m.JoinTag,
-		"bind": m.Bind, "gossip_bind": m.GossipBind, "name": m.Name, "advertise": m.Advertise, "max_conns": maxConns,
+		"bind": m.Bind, "gossip_bind": m.GossipBind, "name": m.Name, "advertise": m.Advertise, "max_conns": intSetting(m.MaxConns),
 		"auth_public_keys": m.AuthPublicKeys, "auth_public_keys_parameter": m.AuthPublicKeysParameter, "upstream": m.Upstream,
 		"signing_key_parameter": m.SigningKeyParameter, "users_parameter": m.UsersParameter, "admin_token_parameter": m.AdminTokenParameter,
+		"tls": m.TLS, "tls_names": tlsNames, "tls_cert_file": m.TLSCertFile, "tls_key_file": m.TLSKeyFile,
+		"acme_email": m.ACMEEmail, "acme_directory": m.ACMEDirectory, "acme_profile": m.ACMEProfile, "acme_ca_root": m.ACMECARoot,
+		"advertise_port": intSetting(m.AdvertisePort),
 	}
 	for _, key := range sortedCloudInitKeys() {
 		if v := settings[key]; !v.IsNull() {

@@ -74,13 +74,16 @@ data "wsdirect_cloudinit" "auth" {
   join_tag              = "wsdirect:cluster=ds"
   signing_key_parameter = "/ds/signing-key"
   users_parameter       = "/ds/users"
+  tls_names             = ["auth.ds.example.com", "auth2.ds.example.com"]
+  acme_email            = "ops@example.com"
 }
 `, pub),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.node", tfjsonpath.New("rendered"), cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
-						"-name node-a ", "-join-ec2-tag wsdirect:cluster=ds ", "-max-conns 1000\n")),
+						"-name node-a ", "-bind 0.0.0.0:443 ", "-join-ec2-tag wsdirect:cluster=ds ", "-max-conns 1000 -tls acme -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n")),
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.auth", tfjsonpath.New("rendered"), cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
-						"-signing-key ssm:///ds/signing-key -users ssm:///ds/users\n")),
+						"-signing-key ssm:///ds/signing-key -users ssm:///ds/users -tls acme -tls-names auth.ds.example.com,auth2.ds.example.com "+
+							"-acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme -acme-email ops@example.com\n")),
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.node", tfjsonpath.New("id"), knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f]{64}$`))),
 				},
 			},
@@ -103,6 +106,10 @@ locals {
     join_tag             = "wsdirect:cluster=eq"
     auth_public_keys     = %q
     max_conns            = 777
+    tls                  = "files"
+    tls_names            = "n.example.com,203.0.113.7"
+    tls_cert_file        = "/etc/ssl/ws.pem"
+    advertise_port       = 8443
   }
 }
 data "wsdirect_cloudinit" "node" {
@@ -112,6 +119,10 @@ data "wsdirect_cloudinit" "node" {
   join_tag             = local.s.join_tag
   auth_public_keys     = local.s.auth_public_keys
   max_conns            = local.s.max_conns
+  tls                  = local.s.tls
+  tls_names            = split(",", local.s.tls_names)
+  tls_cert_file        = local.s.tls_cert_file
+  advertise_port       = local.s.advertise_port
 }
 output "same" {
   value = data.wsdirect_cloudinit.node.rendered == provider::wsdirect::cloudinit("node", local.s)

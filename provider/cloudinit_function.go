@@ -27,11 +27,12 @@ var cloudInitOptionDocs = map[string]string{
 	"sha256":      "Hex SHA-256 of the file at `release_url`; when set, the download is verified before it is installed.",
 	"gossip_key_parameter": "**Required.** Name of the SSM Parameter Store `SecureString` parameter holding the base64 32-byte gossip key " +
 		"(e.g. `/wsdirect/prod/gossip-key`, value from `openssl rand -base64 32`); several keys separated by newlines while rotating, the first in use.",
-	"join_tag":    "**Required.** `Key=Value` EC2 tag the members find each other by (`-join-ec2-tag`); tag every node and auth host with it.",
-	"bind":        fmt.Sprintf("Service listen address. Default `%s` (node) or `%s` (auth).", userdata.DefaultNodeBind, userdata.DefaultAuthBind),
+	"join_tag": "**Required.** `Key=Value` EC2 tag the members find each other by (`-join-ec2-tag`); tag every node and auth host with it.",
+	"bind": fmt.Sprintf("Service listen address. Default `%s` with `tls` `acme` or `files` (the default), else `%s` (node) or `%s` (auth).",
+		userdata.DefaultTLSBind, userdata.DefaultNodeBind, userdata.DefaultAuthBind),
 	"gossip_bind": fmt.Sprintf("Gossip listen address. Default `%s`.", userdata.DefaultGossipBind),
 	"name":        "Node only. Member name. Default: the instance's host name (systemd `%H`), so one user data fits every node.",
-	"advertise":   "Node only. Address clients are sent to, or `auto` (default) for the instance's public IPv4 from IMDSv2.",
+	"advertise":   "Node only. Address clients are sent to: `auto` (default) for the instance's public IPv4 from IMDSv2, an IP, or a DNS name (a label may be `%l`, the short host name, e.g. `%l.ws.example.com`).",
 	"max_conns":   "Node only. Connection cap of the node (`-max-conns`). Default: the binary's.",
 	"auth_public_keys": "Node only. One or more Ed25519 `PUBLIC KEY` PEM blocks of the auth signing keys (several during key rotation), " +
 		"written into the user data (they are not secret). A node needs this or `auth_public_keys_parameter`.",
@@ -45,6 +46,22 @@ var cloudInitOptionDocs = map[string]string{
 		"user data configures. A parameter holds 4 KB (8 KB in the Advanced tier), about 60 (120) users.",
 	"admin_token_parameter": "Name of the `SecureString` parameter holding the admin API's bearer token (a node's `POST /admin/drain`, " +
 		"the auth service's `GET /v1/nodes`). Unset: the admin API is off.",
+	"tls": "How the service serves TLS (`-tls`): `acme` (default: it obtains and renews its own certificate from an ACME CA, " +
+		"Let's Encrypt unless `acme_directory` says otherwise; a node gets an IP certificate for its advertised address), " +
+		"`files` (a certificate and key already on the instance, see `tls_cert_file`), `offload` (plain listener, TLS " +
+		"terminated in front; clients still use `wss://`), or `off` (plain text, only with a loopback `bind`). With `acme` and " +
+		"`files` the default `bind` is `0.0.0.0:443`; `acme` also answers the http-01 challenge on port 80.",
+	"tls_names": "Names and IPs of the certificate (`-tls-names`), comma-separated. Nodes default to their advertised address; " +
+		"auth hosts with `tls = \"acme\"` get an IP certificate for their public IPv4 address without one (`-tls-names auto`, from instance " +
+		"metadata), or name the DNS name clients reach auth by. A label may be `%H` or `%l`, systemd's host name and short host name.",
+	"tls_cert_file": fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM certificate chain. Default `%s`. "+
+		"The certificate and its key are never part of the user data: bake them into the AMI or fetch them at boot.", userdata.DefaultTLSCertFile),
+	"tls_key_file":   fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM private key. Default `%s`.", userdata.DefaultTLSKeyFile),
+	"acme_email":     "With `tls = \"acme\"`: contact e-mail of the ACME account.",
+	"acme_directory": "With `tls = \"acme\"`: `https` directory URL of the ACME CA. Default: Let's Encrypt production.",
+	"acme_profile":   "With `tls = \"acme\"`: ACME profile. Default `shortlived` for IP certificates (the only profile Let's Encrypt issues them under), the CA's default for names.",
+	"acme_ca_root":   "With `tls = \"acme\"`: PEM of an extra root CA to trust for the ACME directory (a private CA).",
+	"advertise_port": "Node only. Port clients dial when it differs from the `bind` port, e.g. `443` on a TLS terminator in front (`tls = \"offload\"`).",
 }
 
 // removedCloudInitSettings were secret values; user data holds none now.
@@ -101,7 +118,7 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 	if resp.Error != nil {
 		return
 	}
-	cfg := userdata.DefaultConfig(role)
+	cfg := cloudInitDefaults(role, settings["tls"])
 	keys := make([]string, 0, len(settings))
 	for k, v := range settings {
 		// A null entry (e.g. an unset optional variable) means "default".
@@ -124,8 +141,19 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 	resp.Error = function.ConcatFuncErrors(resp.Result.Set(ctx, out))
 }
 
+// cloudInitDefaults is the Config the settings are applied to: the
+// defaults of role under the TLS mode tls (userdata.DefaultTLS when null or
+// empty), since the default bind and certificate paths depend on the mode.
+func cloudInitDefaults(role string, tls types.String) userdata.Config {
+	mode := userdata.DefaultTLS
+	if v := tls.ValueString(); v != "" {
+		mode = v
+	}
+	return userdata.DefaultConfigTLS(role, mode)
+}
+
 // applyCloudInitSetting sets one setting by its Terraform name; the data
-// source uses it too. c starts as userdata.DefaultConfig(role). An empty
+// source uses it too. c starts as cloudInitDefaults(role, tls). An empty
 // string keeps the default, like null: Terraform variables often default
 // to "" for "unset". (Where the default is empty, keeping it and setting ""
 // are the same.)
@@ -170,6 +198,36 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		str(&c.UsersParameter)
 	case "admin_token_parameter":
 		str(&c.AdminTokenParameter)
+	case "tls":
+		str(&c.TLS)
+	case "tls_names":
+		if value == "" {
+			break
+		}
+		c.TLSNames = nil
+		for _, n := range strings.Split(value, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				c.TLSNames = append(c.TLSNames, n)
+			}
+		}
+	case "tls_cert_file":
+		str(&c.TLSCertFile)
+	case "tls_key_file":
+		str(&c.TLSKeyFile)
+	case "acme_email":
+		str(&c.ACMEEmail)
+	case "acme_directory":
+		str(&c.ACMEDirectory)
+	case "acme_profile":
+		str(&c.ACMEProfile)
+	case "acme_ca_root":
+		str(&c.ACMECARoot)
+	case "advertise_port":
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("setting %q: %q is not a whole number", key, value)
+		}
+		c.AdvertisePort = n
 	default:
 		if repl, ok := removedCloudInitSettings[key]; ok {
 			return fmt.Errorf("setting %q was removed: secrets no longer go into user data, where anything on the instance "+

@@ -114,19 +114,21 @@ output "auth" {
     signing_key_parameter = "/wsdirect/test/signing-key"
     users_parameter       = "/wsdirect/test/users"
     admin_token_parameter = "/wsdirect/test/admin-token"
+    tls_names             = "auth.example.com"
   })
 }
 `, pub, strings.Repeat("0", 64)),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownOutputValue("node", cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
-						"ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:8080 -advertise auto -gossip-bind 0.0.0.0:7946 "+
-							"-gossip-key-file ssm:///wsdirect/test/gossip-key -join-ec2-tag wsdirect:cluster=test -auth-keys /etc/wsdirect/auth-keys.pem -max-conns 40000\n")),
+						"ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:443 -advertise auto -gossip-bind 0.0.0.0:7946 "+
+							"-gossip-key-file ssm:///wsdirect/test/gossip-key -join-ec2-tag wsdirect:cluster=test -auth-keys /etc/wsdirect/auth-keys.pem -max-conns 40000 "+
+							"-tls acme -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n")),
 					statecheck.ExpectKnownOutputValue("node_keys_parameter", cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
-						"-auth-keys ssm:///wsdirect/test/auth-public-keys -admin-token-file ssm:///wsdirect/test/node-admin-token\n")),
+						"-auth-keys ssm:///wsdirect/test/auth-public-keys -admin-token-file ssm:///wsdirect/test/node-admin-token -tls acme ")),
 					statecheck.ExpectKnownOutputValue("auth", cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
-						"ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/test/gossip-key "+
+						"ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/test/gossip-key "+
 							"-join-ec2-tag wsdirect:cluster=test -signing-key ssm:///wsdirect/test/signing-key -users ssm:///wsdirect/test/users "+
-							"-admin-token-file ssm:///wsdirect/test/admin-token\n")),
+							"-admin-token-file ssm:///wsdirect/test/admin-token -tls acme -tls-names auth.example.com -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n")),
 				},
 			},
 		},
@@ -149,6 +151,9 @@ func TestCloudInitFunctionErrors(t *testing.T) {
 		"auth w/o users":  {"auth", `, auth_public_keys = null, signing_key_parameter = "/c/signing-key"`, `users parameter is required`},
 		"bad join tag":    {"node", `, join_tag = "cluster"`, `must be "Key=Value"`},
 		"bad public key":  {"node", `, auth_public_keys = "nope"`, `no PUBLIC KEY PEM block found`},
+		"bad tls":         {"node", `, tls = "maybe"`, `tls "maybe" is not supported`},
+		"plain in cloud":  {"node", `, tls = "off"`, `tls "off" needs a loopback bind`},
+		"bad port":        {"node", `, advertise_port = "https"`, `"https" is not a whole number`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -102,6 +102,8 @@ module "cluster" {
   release_url        = "https://releases.example.com/v1.0.0/"
   release_version    = "1.0.0"
   tags               = { team = "acc" }
+  auth_tls_names     = ["auth.acc.example.com"]
+  acme_email         = "ops@acc.example.com"
 
   iam_instance_profile      = "wsdirect-node"
   auth_iam_instance_profile = "wsdirect-auth"
@@ -180,7 +182,7 @@ output "auth_iam_policy_json" {
 					},
 				},
 				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownOutputValue("auth_url", knownvalue.StringRegexp(regexp.MustCompile(`^http://\d+\.\d+\.\d+\.\d+:8443$`))),
+					statecheck.ExpectKnownOutputValue("auth_url", knownvalue.StringExact("https://auth.acc.example.com")),
 					statecheck.ExpectKnownOutputValue("auth_public_ips", knownvalue.ListExact([]knownvalue.Check{ipv4})),
 					statecheck.ExpectKnownOutputValue("nodes", knownvalue.ListExact([]knownvalue.Check{node, node, node})),
 					statecheck.ExpectKnownOutputValue("join_tag", knownvalue.StringExact("wsdirect:cluster=acc")),

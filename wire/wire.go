@@ -55,15 +55,19 @@ type ConnectResponse struct {
 
 // NodeStatus is one entry of GET /v1/nodes.
 type NodeStatus struct {
-	ID          string    `json:"id"`
-	URL         string    `json:"url"`
-	Connections int       `json:"connections"`
-	Pending     int       `json:"pending"`
-	Cap         int       `json:"cap"`
-	Zone        string    `json:"zone,omitempty"`
-	Draining    bool      `json:"draining"`
-	Alive       bool      `json:"alive"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string `json:"id"`
+	URL         string `json:"url"`
+	Connections int    `json:"connections"`
+	Pending     int    `json:"pending"`
+	Cap         int    `json:"cap"`
+	Zone        string `json:"zone,omitempty"`
+	Draining    bool   `json:"draining"`
+	// Ready is false while the node cannot serve (no TLS certificate
+	// yet, or it started moments ago and still refuses new tokens); such a
+	// node is not assigned.
+	Ready     bool      `json:"ready"`
+	Alive     bool      `json:"alive"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Error is the JSON body of every non-2xx answer from auth and node.

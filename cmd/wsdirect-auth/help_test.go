@@ -43,6 +43,12 @@ func TestHelp(t *testing.T) {
 				t.Errorf("%q: stderr lacks %q:\n%s", tc.args, w, stderr)
 			}
 		}
+		// A service's log shows its last lines: on a bad command line the
+		// last one says what is wrong, not the end of the flag list.
+		if lines := strings.Split(strings.TrimSpace(stderr), "\n"); tc.code == 2 && !strings.HasPrefix(lines[len(lines)-1], "wsdirect-auth: ") &&
+			!strings.HasPrefix(lines[len(lines)-1], "(wsdirect-auth") {
+			t.Errorf("%q: last line %q does not name the fault", tc.args, lines[len(lines)-1])
+		}
 		if strings.Contains(stderr, "wsdirect-auth -h for flags") {
 			t.Errorf("%q: the usage points back at itself", tc.args)
 		}

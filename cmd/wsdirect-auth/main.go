@@ -6,12 +6,17 @@
 //	wsdirect-auth keygen -out <dir>          signing.key, signing.pub, gossip.key
 //	wsdirect-auth hash-password -user alice [-o users]  reads a password on stdin, prints a users-file line or appends it to a 0600 file
 //
+// With -tls files or -tls acme it serves https:// (see internal/tlscert for
+// the flags, shared with wsdirect-node); /readyz fails until it holds a
+// valid certificate. Plain http:// on an address other than loopback needs
+// -tls offload (TLS terminated in front) or -dev.
+//
 // Each secret flag (-signing-key, -users, -gossip-key-file,
 // -admin-token-file) takes a file or an AWS Systems Manager parameter,
 // ssm:///path/name, read with the instance role (package internal/secret).
-// SIGHUP re-reads all of them (key rotation, new users); one that fails
-// keeps its previous value. SIGTERM or SIGINT shuts down gracefully (HTTP
-// drain, serf leave).
+// SIGHUP re-reads all of them (key rotation, new users), and with -tls
+// files the certificate; one that fails keeps its previous value. SIGTERM
+// or SIGINT shuts down gracefully (HTTP drain, serf leave).
 package main
 
 import (

@@ -136,6 +136,8 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"-signing-key", "k", "-users", "u"}, "-gossip-key-file is required"},
 		{[]string{"-dev", "-signing-key", "k", "-users", "u", "-token-ttl", "1ms"}, "too short"},
 		{[]string{"-dev", "-signing-key", "k", "-users", "u", "extra"}, "unexpected arguments"},
+		{[]string{"-gossip-key-file", "g", "-signing-key", "k", "-users", "u", "-bind", "0.0.0.0:8443"}, "clear text"},
+		{[]string{"-dev", "-signing-key", "k", "-users", "u", "-tls", "acme"}, "-tls-names"},
 	} {
 		code, _, errs := run(t, "", tc.args...)
 		if code == 0 || !strings.Contains(errs, tc.want) {

@@ -19,8 +19,10 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	jsclient "github.com/wsdirect/terraform-provider-wsdirect/client/js"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/discover"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -39,11 +41,15 @@ type options struct {
 	demo                             bool
 	name                             string
 	callbackTimeout, shutdownTimeout time.Duration
+	tls                              *tlscert.Config
 }
 
 // serveFlags defines the serve command's flags on a new flag set whose
 // usage is the command's whole usage: the subcommands, then these flags.
+// It sets o.tls to tlscert.DefaultConfig, whose values are the TLS flags'
+// defaults.
 func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
+	o.tls = tlscert.DefaultConfig()
 	fs := flag.NewFlagSet("wsdirect-auth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -68,6 +74,7 @@ func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.callbackTimeout, "auth-callback-timeout", authsvc.DefaultCallbackTimeout, "timeout of one -auth-callback request")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to let in-flight requests finish on SIGTERM")
 	fs.StringVar(&o.name, "name", "", "unique cluster member name (default auth-<hostname>)")
+	o.tls.RegisterFlags(fs)
 	return fs
 }
 
@@ -126,7 +133,10 @@ func (o *options) check(fs *flag.FlagSet) error {
 			return err
 		}
 	}
-	return o.gossip.Validate()
+	if err := o.gossip.Validate(); err != nil {
+		return err
+	}
+	return o.tls.CheckFlags(o.bind, o.gossip.Dev, false)
 }
 
 // loadSigner reads -signing-key, a file or a parameter.
@@ -246,6 +256,33 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	if err != nil {
 		return fmt.Errorf("-bind: %w", err)
 	}
+	tc := *o.tls
+	if tlscert.AutoNames(tc.Names) {
+		// An IP certificate for this instance's public address. An Elastic
+		// IP is associated after launch, so wait for it; systemd restarts
+		// the service if it never comes.
+		ip, err := discover.WaitPublicIPv4(ctx, nil, time.Second, 15*time.Second, 10*time.Minute, log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("-tls-names auto: %w", err)
+		}
+		tc.Names = []string{ip}
+	}
+	tc.ListenAddr = ln.Addr().String()
+	tc.Logger, tc.Registry = log, srv.Registry()
+	if tc.Tickets == tlscert.TicketsCluster {
+		if cc.SecretKey == nil {
+			tc.Tickets = tlscert.TicketsProcess // -dev without a key: nothing shared to derive from
+		}
+		tc.TicketSecret = cc.SecretKey
+	}
+	certs, err := tlscert.New(&tc)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer certs.Close()
+	handler = withReadyz(handler, certs)
 	hs := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -256,8 +293,17 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("auth listening", "addr", ln.Addr().String(), "gossip", cl.GossipAddr(), "name", o.name, "kid", signer.KeyID())
+	go func() { serveErr <- hs.Serve(certs.Listener(ln)) }()
+	// After the TLS listener serves: it answers tls-alpn-01 challenges.
+	if err := certs.Start(ctx, tlscert.HealthOnly(handler)); err != nil {
+		return err
+	}
+	scheme := "http"
+	if certs.Scheme() == "wss" {
+		scheme = "https"
+	}
+	log.Info("auth listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "tls", string(certs.Mode()),
+		"gossip", cl.GossipAddr(), "name", o.name, "kid", signer.KeyID())
 	if ready != nil {
 		ready(ln.Addr().String(), cl.GossipAddr())
 	}
@@ -269,6 +315,9 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		select {
 		case <-hup:
 			reload(srv, cl, users, o, log)
+			if err := certs.Reload(); err != nil {
+				log.Error("reload TLS certificate; keeping the old one", "err", err)
+			}
 		case err := <-serveErr:
 			return fmt.Errorf("http: %w", err)
 		case <-ctx.Done():
@@ -329,4 +378,21 @@ func warnMixedCosts(users *authsvc.UsersFile, log *slog.Logger) {
 		log.Warn("users file mixes bcrypt costs; every login check costs as much as the highest, so that timing does not reveal which users exist",
 			"lowest", lo, "highest", hi)
 	}
+}
+
+// withReadyz adds GET /readyz: 200 while the TLS certificate is in place
+// (always without TLS), else 503 with the reason.
+func withReadyz(h http.Handler, certs *tlscert.Manager) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := certs.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready: TLS: "+err.Error()+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
 }

@@ -37,5 +37,11 @@ func TestHelp(t *testing.T) {
 				t.Errorf("%q: output lacks %q:\n%s", tc.args, w, out.String())
 			}
 		}
+		// A service's log shows its last lines: on a bad command line the
+		// last one says what is wrong, not the end of the flag list.
+		if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); tc.code == 2 && !strings.HasPrefix(lines[len(lines)-1], "wsdirect-node: ") &&
+			!strings.HasPrefix(lines[len(lines)-1], "(wsdirect-node -h") {
+			t.Errorf("%q: last line %q does not name the fault", tc.args, lines[len(lines)-1])
+		}
 	}
 }

@@ -2,9 +2,15 @@
 // service assigned to it (package node), and publishes its live connection
 // count to the cluster over encrypted serf gossip (package cluster).
 //
-//	wsdirect-node -name node-1 -bind 0.0.0.0:8080 -advertise auto \
+//	wsdirect-node -name node-1 -bind 0.0.0.0:443 -advertise auto -tls acme \
 //	    -gossip-key-file /etc/wsdirect/gossip.key -auth-keys /etc/wsdirect/signing.pub \
 //	    -join-ec2-tag wsdirect-cluster=prod -max-conns 18000
+//
+// With -tls files or -tls acme the node serves wss:// (see internal/tlscert
+// for the flags, shared with wsdirect-auth) and advertises it; until it
+// holds a valid certificate it stays in the cluster marked not ready, so
+// auth assigns it nobody, and /readyz says why. Plain ws:// on an address
+// other than loopback needs -tls offload (TLS terminated in front) or -dev.
 //
 // SIGTERM or SIGINT (or POST /admin/drain) drains the node: it stops taking
 // assignments, closes its clients in batches with "reconnect elsewhere",
@@ -14,7 +20,8 @@
 // -gossip-key-file, -admin-token-file and -auth-keys take files or AWS
 // Systems Manager parameters (ssm:///path/name, read with the instance
 // role; package internal/secret). SIGHUP re-reads all of them (key
-// rotation); one that fails keeps its previous value.
+// rotation), and with -tls files the certificate; one that fails keeps its
+// previous value.
 package main
 
 import (
@@ -27,14 +34,16 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/discover"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -57,6 +66,7 @@ type options struct {
 	tokenAudience         string
 	drainDeadline         time.Duration
 	tokenLeeway           time.Duration
+	tls                   *tlscert.Config
 }
 
 const usageHead = `usage: wsdirect-node [flags]
@@ -65,14 +75,14 @@ Serves the WebSocket clients the auth service assigns to this node and
 gossips its live connection count. SIGTERM or SIGINT drains and exits.
 -gossip-key-file, -admin-token-file and -auth-keys are files or AWS Systems
 Manager parameters, ssm:///path/name, read with the instance role; SIGHUP
-re-reads them all.
+re-reads them all, and with -tls files the certificate.
 
 flags:
 `
 
 // Bad command lines exit with status 2: errFlagParse when the flag package
-// has printed the fault and the usage, a usageError for a bad combination
-// or value found after parsing.
+// has printed the fault (gossipcli.Parse), a usageError for a bad
+// combination or value found after parsing.
 var errFlagParse = errors.New("invalid flags")
 
 type usageError struct{ error }
@@ -80,7 +90,7 @@ type usageError struct{ error }
 // parseFlags parses and checks the command line. flag.ErrHelp means -h:
 // the usage is printed.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+	o := &options{tls: tlscert.DefaultConfig()}
 	def := node.DefaultConfig()
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("wsdirect-node", flag.ContinueOnError)
@@ -103,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut")
 	fs.StringVar(&o.tokenAudience, "token-audience", "", "token audience this node accepts (default: -name, the audience auth mints for it); set a shared one only behind a balancer that picks the node, where a token is good once on each node sharing it")
 	fs.DurationVar(&o.tokenLeeway, "token-leeway", token.DefaultLeeway, "clock skew tolerated between auth and node hosts for token times; tokens issued before the node started plus this are refused")
+	o.tls.RegisterFlags(fs)
 	if err := gossipcli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -143,7 +154,10 @@ func (o *options) check(fs *flag.FlagSet) error {
 			return err
 		}
 	}
-	return o.gossip.Validate()
+	if err := o.gossip.Validate(); err != nil {
+		return err
+	}
+	return o.tls.CheckFlags(o.bind, o.gossip.Dev, true)
 }
 
 // run is main without the process: it returns the exit code. sigs delivers
@@ -219,7 +233,39 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 		wsPort = bindPort
 	}
 
+	// The certificate is for the address clients are sent to, unless the
+	// operator names others.
+	reg := prometheus.NewRegistry()
+	tc := *o.tls
+	if len(tc.Names) == 0 && tc.Mode.ServesTLS() {
+		tc.Names = []string{public}
+	}
+	if tlscert.AutoNames(tc.Names) {
+		ip, err := discover.WaitPublicIPv4(ctx, nil, time.Second, 15*time.Second, 10*time.Minute, mlog)
+		if err != nil {
+			return fmt.Errorf("-tls-names auto: %w", err)
+		}
+		tc.Names = []string{ip}
+	}
+	tc.ListenAddr = ln.Addr().String()
+	tc.Logger, tc.Registry = mlog, reg
+	if tc.Tickets == tlscert.TicketsCluster {
+		if cc.SecretKey == nil {
+			tc.Tickets = tlscert.TicketsProcess // -dev without a key: nothing shared to derive from
+		}
+		tc.TicketSecret = cc.SecretKey
+	}
+	certs, err := tlscert.New(&tc)
+	if err != nil {
+		return err
+	}
+	defer certs.Close()
+
 	cc.PublicAddr, cc.WSPort = public, wsPort
+	cc.WSScheme = certs.Scheme()
+	// Joined not ready until a certificate is in place: auth sees the node
+	// but assigns it nobody.
+	cc.NotReady = certs.Ready() != nil
 	cc.Cap = o.maxConns
 	cc.Zone = o.zone
 	cl, err := cluster.Create(cc)
@@ -241,6 +287,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc.DrainDeadline = o.drainDeadline
 	nc.AdminToken = adminToken
 	nc.Logger = log
+	nc.Registry = reg
 	audience := o.tokenAudience
 	if audience == "" {
 		audience = o.name
@@ -251,11 +298,22 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	if err != nil {
 		return err
 	}
+	certs.Watch(func(notReady error) {
+		if notReady != nil {
+			n.SetNotReady("TLS: " + notReady.Error())
+		} else {
+			n.SetNotReady("")
+		}
+	})
 	srv := n.HTTPServer(o.bind)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	mlog.Info("serving", "bind", ln.Addr().String(), "url", fmt.Sprintf("ws://%s/ws", net.JoinHostPort(public, strconv.Itoa(wsPort))),
-		"gossip", cl.GossipAddr(), "max_conns", o.maxConns, "upstream", o.upstream, "keys", keys.IDs())
+	go func() { serveErr <- srv.Serve(certs.Listener(ln)) }()
+	// After the TLS listener serves: it answers tls-alpn-01 challenges.
+	if err := certs.Start(ctx, tlscert.HealthOnly(n.Handler())); err != nil {
+		return err
+	}
+	mlog.Info("serving", "bind", ln.Addr().String(), "url", cluster.Member{Addr: public, Port: wsPort, Scheme: certs.Scheme()}.URL(),
+		"tls", string(certs.Mode()), "gossip", cl.GossipAddr(), "max_conns", o.maxConns, "upstream", o.upstream, "keys", keys.IDs())
 
 	joinCtx, stopJoin := context.WithCancel(ctx)
 	defer stopJoin()
@@ -268,7 +326,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	case <-n.Drained():
 		mlog.Info("drained via admin endpoint; leaving")
 	case <-ctx.Done():
-	case <-waitStop(sigs, func() { reload(o, verifier, cl, n, mlog) }):
+	case <-waitStop(sigs, func() { reload(o, verifier, cl, n, certs, mlog) }):
 		mlog.Info("signal received; draining", "deadline", o.drainDeadline)
 		drainCtx, cancel := context.WithTimeout(ctx, o.drainDeadline)
 		drained := make(chan error, 1)
@@ -278,7 +336,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 			if err != nil {
 				mlog.Warn("drain incomplete", "err", err)
 			}
-		case <-waitStop(sigs, func() { reload(o, verifier, cl, n, mlog) }):
+		case <-waitStop(sigs, func() { reload(o, verifier, cl, n, certs, mlog) }):
 			mlog.Warn("second signal: exiting without finishing the drain")
 		}
 		cancel()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -52,13 +53,32 @@ type harness struct {
 	logs   *lockedBuffer
 	toks   []string
 	args   []string
+	client *tls.Config   // nil: plain http and ws
+	ready  time.Duration // bound of the wait for /readyz
 }
 
 // start runs the node binary's run() in-process with a fresh key pair in a
 // key directory, an admin token file and extra flags.
 func start(t *testing.T, extra ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}}
+	return startWith(t, hopts{}, extra...)
+}
+
+// hopts vary the harness: bind is the -bind address (default 127.0.0.1 and
+// a free port); with client set the node is reached over https/wss with
+// that configuration; ready bounds the wait for /readyz (default 10 s).
+type hopts struct {
+	bind   string
+	client *tls.Config
+	ready  time.Duration
+}
+
+func startWith(t *testing.T, o hopts, extra ...string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}, client: o.client, ready: o.ready}
+	if h.ready == 0 {
+		h.ready = 10 * time.Second
+	}
 	_, priv, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +94,10 @@ func start(t *testing.T, extra ...string) *harness {
 	if err := os.WriteFile(filepath.Join(h.dir, "admin"), []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.addr = "127.0.0.1:" + strconv.Itoa(probe.LoopbackPort(t))
+	h.addr = o.bind
+	if h.addr == "" {
+		h.addr = "127.0.0.1:" + strconv.Itoa(probe.LoopbackPort(t))
+	}
 	args := append([]string{
 		"-name", "n1", "-bind", h.addr, "-gossip-bind", "127.0.0.1:0", "-dev",
 		"-auth-keys", keys, "-admin-token-file", filepath.Join(h.dir, "admin"),
@@ -101,6 +124,11 @@ func start(t *testing.T, extra ...string) *harness {
 				t.Error("a token was logged")
 			}
 		}
+		// Every run's lines, TLS modes included: one JSON object each, no
+		// key twice.
+		if _, err := logcheck.Lines([]byte(logs)); err != nil {
+			t.Error(err)
+		}
 	})
 	probe.Until(t, 20*time.Second, "the node to be ready", func() error {
 		select {
@@ -124,9 +152,10 @@ func (h *harness) run() {
 	t := h.t
 	t.Helper()
 	go func() { h.exit <- run(context.Background(), h.args, h.sigs, h.logs) }()
-	deadline := time.Now().Add(10 * time.Second)
+	hc := h.httpClient()
+	deadline := time.Now().Add(h.ready)
 	for {
-		resp, err := http.Get("http://" + h.addr + "/readyz")
+		resp, err := hc.Get(h.httpURL("/readyz"))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -160,6 +189,21 @@ func (h *harness) restart() {
 	h.run()
 }
 
+// httpClient reaches the node's HTTP endpoints, over TLS when it serves it.
+func (h *harness) httpClient() *http.Client {
+	if h.client == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: h.client}}
+}
+
+func (h *harness) httpURL(path string) string {
+	if h.client == nil {
+		return "http://" + h.addr + path
+	}
+	return "https://" + h.addr + path
+}
+
 func (h *harness) dial(s *token.Signer) (*websocket.Conn, error) {
 	ws, _, err := h.dialToken(h.mint(s))
 	return ws, err
@@ -176,7 +220,11 @@ func (h *harness) mint(s *token.Signer) string {
 
 // dialToken presents tok; on refusal it returns the JSON error code.
 func (h *harness) dialToken(tok string) (*websocket.Conn, string, error) {
-	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+h.addr+wire.WSPath+"?token="+tok, nil)
+	d, scheme := *websocket.DefaultDialer, "ws://"
+	if h.client != nil {
+		d.TLSClientConfig, scheme = h.client, "wss://"
+	}
+	ws, resp, err := d.Dial(scheme+h.addr+wire.WSPath+"?token="+tok, nil)
 	code := ""
 	if resp != nil && err != nil {
 		var we wire.Error

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -44,10 +45,13 @@ func loadAuthKeys(refs []string) (token.KeySet, error) {
 	return ks, nil
 }
 
-// reload re-reads what SIGHUP re-reads: the auth keys, the gossip keys and
-// the admin token. Each that cannot be read, or is broken, keeps its
+// reload re-reads what SIGHUP re-reads: the TLS certificate files, the auth
+// keys, the gossip keys and the admin token. Each that cannot be read, or is broken, keeps its
 // previous value; the others still reload.
-func reload(o *options, v *token.Verifier, cl *cluster.Cluster, n *node.Node, log *slog.Logger) {
+func reload(o *options, v *token.Verifier, cl *cluster.Cluster, n *node.Node, certs *tlscert.Manager, log *slog.Logger) {
+	if err := certs.Reload(); err != nil {
+		log.Error("SIGHUP: keeping the old TLS certificate", "err", err)
+	}
 	if keys, err := loadAuthKeys(o.authKeys); err != nil {
 		log.Error("SIGHUP: keeping the old auth keys", "err", err)
 	} else {

@@ -40,6 +40,14 @@ module "cluster" {
   release_version = var.release_version
   release_sha256  = var.release_sha256
 
+  # TLS from Let's Encrypt (or the CA of acme_directory): IP certificates for
+  # the nodes, and for auth a name, or without auth_domain its Elastic IP.
+  tls_mode       = "acme"
+  auth_tls_names = var.auth_domain == null ? [] : [var.auth_domain]
+  acme_email     = var.acme_email
+  acme_directory = var.acme_directory
+  acme_ca_root   = var.acme_ca_root
+
   key_name                  = var.key_name
   iam_instance_profile      = var.iam_instance_profile
   auth_iam_instance_profile = var.auth_iam_instance_profile

@@ -13,6 +13,11 @@ output "nodes" {
   value       = module.cluster.nodes
 }
 
+output "auth_public_ips" {
+  description = "Point the auth_domain A records here (with auth_domain)."
+  value       = module.cluster.auth_public_ips
+}
+
 output "parameters" {
   description = "The Parameter Store names the instances read."
   value       = module.cluster.parameters

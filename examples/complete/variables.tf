@@ -16,8 +16,32 @@ variable "subnet_ids" {
 }
 
 variable "security_group_ids" {
-  description = "Security groups allowing 8080 and 8443 from clients and 7946 TCP/UDP between members."
+  description = "Security groups allowing TCP 443 from clients, TCP 80 from anywhere (ACME http-01 validation) and 7946 TCP/UDP between members."
   type        = list(string)
+}
+
+variable "auth_domain" {
+  description = "DNS name of the auth service (an A record per auth Elastic IP, see the auth_public_ips output), or null: clients reach each auth host by its Elastic IP, which gets an IP certificate."
+  type        = string
+  default     = null
+}
+
+variable "acme_email" {
+  description = "Contact e-mail for the Let's Encrypt account, or null."
+  type        = string
+  default     = null
+}
+
+variable "acme_directory" {
+  description = "https directory URL of the ACME CA, or null for Let's Encrypt production (a private CA, or the local cloud's)."
+  type        = string
+  default     = null
+}
+
+variable "acme_ca_root" {
+  description = "PEM root to trust for acme_directory's https, or null for the system roots."
+  type        = string
+  default     = null
 }
 
 variable "ami" {

@@ -20,9 +20,10 @@ func TestCloudInitContract(t *testing.T) {
 	c := newTestCloud(t, nil)
 	cl := ec2Client(c)
 	k := newTestKeys(t)
+	ca := testCA(t)
 
 	// The control: the unchanged user data boots and stays up.
-	good := launch(t, cl, 1, "subnet-00000001", renderUserData(t, c, k, userdata.RoleAuth, "ct-good", nil), "ct-good", "auth")[0]
+	good := launch(t, cl, 1, "subnet-00000001", renderUserData(t, c, k, ca, userdata.RoleAuth, "ct-good", nil), "ct-good", "auth")[0]
 
 	cases := []struct {
 		name, role, unit string
@@ -63,7 +64,7 @@ func TestCloudInitContract(t *testing.T) {
 	}
 	ids := map[string]string{}
 	for _, tc := range cases {
-		ud := renderUserData(t, c, k, tc.role, "ct-"+strings.ReplaceAll(tc.name, " ", "-"), tc.mutate)
+		ud := renderUserData(t, c, k, ca, tc.role, "ct-"+strings.ReplaceAll(tc.name, " ", "-"), tc.mutate)
 		if tc.change != nil {
 			changed := tc.change(ud)
 			if changed == ud {

@@ -14,7 +14,7 @@ import (
 )
 
 // stubbornUserData runs a service that ignores SIGTERM (so a stop must wait TimeoutStopSec
-// and SIGKILL it) and records each start, and a service that fails at once with
+// and SIGKILL it), records each start and writes into its StateDirectory=, and a service that fails at once with
 // Restart=always (so it hits the start limit).
 const stubbornUserData = `#cloud-config
 write_files:
@@ -24,6 +24,7 @@ write_files:
       #!/bin/sh
       trap '' TERM
       echo started >> "$STARTS"
+      touch "$STATE_DIRECTORY/seen"
       while :; do sleep 0.2; done
   - path: /etc/systemd/system/stubborn.service
     content: |
@@ -31,6 +32,8 @@ write_files:
       Description=ignores SIGTERM
       [Service]
       Environment=STARTS=starts
+      StateDirectory=stubborn
+      StateDirectoryMode=0700
       ExecStart=/usr/local/bin/stubborn
       TimeoutStopSec=1s
       [Install]
@@ -62,6 +65,16 @@ func TestStopStartTerminate(t *testing.T) {
 	cl := ec2Client(c)
 	id := launch(t, cl, 1, "subnet-00000001", stubbornUserData, "lc-life", "test")[0]
 	probe.Until(t, 30*time.Second, "stubborn serving", func() error { return serving(c, id, "stubborn.service") })
+	// StateDirectory= is made under the root's /var/lib with its mode, and named in
+	// $STATE_DIRECTORY.
+	state := rootPath(c.cfg.WorkDir, "/instances/"+id+"/root/var/lib/stubborn")
+	probe.Until(t, 10*time.Second, "the state directory written", func() error {
+		_, err := os.Stat(state + "/seen")
+		return err
+	})
+	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("state directory %v %v, want mode 0700", fi.Mode(), err)
+	}
 	// $STARTS is relative: units run in their WorkingDirectory, the instance's root by default.
 	st, _ := statusOf(c, id)
 	firstPublic, firstPID := st.PublicIP, 0

@@ -32,7 +32,7 @@ func TestSecretsFromLocalParameterStore(t *testing.T) {
 		cfg.RolePolicies = map[string]string{"wsdirect-node": policyFor("/someone-else")}
 	})
 	k := newTestKeys(t)
-	ud := renderUserData(t, c, k, userdata.RoleNode, "lc-iam", nil)
+	ud := renderUserData(t, c, k, testCA(t), userdata.RoleNode, "lc-iam", nil)
 	id := launch(t, ec2Client(c), 1, "subnet-00000001", ud, "lc-iam", "node")[0]
 
 	for _, in := range c.Sim().Instances() {

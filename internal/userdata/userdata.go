@@ -20,6 +20,8 @@ package userdata
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -40,11 +42,35 @@ const (
 	RoleAuth = "auth"
 )
 
-// The values DefaultConfig sets. The provider documents them as the
-// defaults of its optional settings.
+// TLS modes accepted in Config.TLS (the binaries' -tls).
 const (
+	// TLSACME: the service obtains and renews its own certificate from an
+	// ACME CA (Let's Encrypt by default): an IP certificate for a node's
+	// public address, or the names in TLSNames.
+	TLSACME = "acme"
+	// TLSFiles: a certificate and key already on the instance (baked into
+	// the AMI, or fetched at boot by your own tooling); never in user data.
+	TLSFiles = "files"
+	// TLSOffload: plain listener, TLS terminated in front; clients still
+	// use wss:// and https://.
+	TLSOffload = "offload"
+	// TLSOff: plain ws:// and http://; only with a loopback bind.
+	TLSOff = "off"
+)
+
+// The values DefaultConfig and DefaultConfigTLS set. The provider documents
+// them as the defaults of its optional settings.
+const (
+	// DefaultTLS: every listener that leaves the host speaks TLS, with a
+	// certificate the service gets itself, so nothing has to be copied to
+	// the instance.
+	DefaultTLS = TLSACME
+	// DefaultTLSBind is the HTTPS port on every interface, for a service
+	// that terminates TLS itself (TLSACME, TLSFiles), node and auth alike.
+	DefaultTLSBind = "0.0.0.0:443"
 	// DefaultNodeBind and DefaultAuthBind listen on every interface, on
-	// the ports wsdirect-node and wsdirect-auth use by default.
+	// the ports wsdirect-node and wsdirect-auth use by default; they are
+	// the plain listeners of TLSOffload.
 	DefaultNodeBind = "0.0.0.0:8080"
 	DefaultAuthBind = "0.0.0.0:8443"
 	// DefaultGossipBind is serf's customary LAN port on every interface.
@@ -61,6 +87,10 @@ const (
 	AuthName = "auth-%H"
 )
 
+// tlsNamesAuto is the binaries' -tls-names value for the instance's public
+// IPv4 address (tlscert.NamesAuto).
+const tlsNamesAuto = "auto"
+
 // MaxUserData is EC2's limit on raw user data.
 const MaxUserData = 16 * 1024
 
@@ -72,6 +102,15 @@ const (
 	UnitDir      = "/etc/systemd/system"
 	ServiceUser  = "wsdirect"
 	AuthKeysFile = ConfigDir + "/auth-keys.pem"
+	// DefaultTLSCertFile and DefaultTLSKeyFile are where TLSFiles looks
+	// for the certificate and key unless told otherwise.
+	DefaultTLSCertFile = ConfigDir + "/tls/cert.pem"
+	DefaultTLSKeyFile  = ConfigDir + "/tls/key.pem"
+	ACMECARootFile     = ConfigDir + "/acme-ca-root.pem"
+	// StateDir is the unit's StateDirectory; ACME keeps its certificates,
+	// keys and account under it, so a restart does not order again.
+	StateDir    = "/var/lib/wsdirect"
+	ACMEStorage = StateDir + "/acme"
 )
 
 // Config describes the user data for one role. Start from DefaultConfig;
@@ -141,18 +180,63 @@ type Config struct {
 	// 4 KB (8 KB in the Advanced tier), about 60 (120) users; more belong
 	// behind -auth-callback or -jwks-url.
 	UsersParameter string
+
+	// Both roles: TLS.
+
+	// TLS is TLSACME (DefaultTLS), TLSFiles, TLSOffload or TLSOff.
+	// Required.
+	TLS string
+	// TLSNames are the DNS names and IP addresses the certificate is for
+	// (-tls-names). Empty on a node means its advertised address (an IP
+	// certificate with advertise "auto"); empty on an auth host with
+	// TLSACME means an IP certificate for its public IPv4 address, read
+	// from instance metadata (-tls-names auto): clients then reach auth by
+	// that address.
+	TLSNames []string
+	// TLSCertFile and TLSKeyFile are PEM files on the instance; required
+	// with TLSFiles (DefaultConfigTLS sets DefaultTLSCertFile and
+	// DefaultTLSKeyFile), empty otherwise. The key never travels in user
+	// data.
+	TLSCertFile, TLSKeyFile string
+	// ACMEEmail, ACMEDirectory and ACMEProfile are the ACME account's
+	// contact, the CA's directory URL and the profile. Empty keeps the
+	// binary's default: no contact, Let's Encrypt production, shortlived
+	// for IP certificates and the CA's default for names.
+	ACMEEmail, ACMEDirectory, ACMEProfile string
+	// ACMECARoot is the PEM of an extra root CA to trust for the ACME
+	// directory (a private CA); empty trusts the system roots only. Public,
+	// so it may travel in user data.
+	ACMECARoot string
+	// AdvertisePort (node) is the port clients dial when it is not the
+	// bind port, e.g. 443 on a TLS terminator in front (TLSOffload); 0
+	// means the bind port.
+	AdvertisePort int
 }
 
-// DefaultConfig returns the defaults for role (RoleNode or RoleAuth); the
-// caller sets the release, the parameter names, the join tag and, for a
-// node, its auth public keys. Fields that apply to the other role are left empty.
-func DefaultConfig(role string) Config {
-	c := Config{Role: role, GossipBind: DefaultGossipBind}
+// DefaultConfig returns the defaults for role (RoleNode or RoleAuth), with
+// DefaultTLS; the caller sets the release, the parameter names, the join
+// tag and, for a node, its auth public keys. Fields that apply to the other
+// role are left empty.
+func DefaultConfig(role string) Config { return DefaultConfigTLS(role, DefaultTLS) }
+
+// DefaultConfigTLS is DefaultConfig for TLS mode tls, whose defaults
+// differ: a service that terminates TLS itself binds DefaultTLSBind, the
+// others the role's plain port; TLSFiles reads DefaultTLSCertFile and
+// DefaultTLSKeyFile. Render still rejects a mode that is not one of the
+// TLS constants.
+func DefaultConfigTLS(role, tls string) Config {
+	c := Config{Role: role, GossipBind: DefaultGossipBind, TLS: tls}
 	switch role {
 	case RoleNode:
 		c.Bind, c.Name, c.Advertise = DefaultNodeBind, DefaultName, DefaultAdvertise
 	case RoleAuth:
 		c.Bind = DefaultAuthBind
+	}
+	if c.servesTLS() {
+		c.Bind = DefaultTLSBind
+	}
+	if tls == TLSFiles {
+		c.TLSCertFile, c.TLSKeyFile = DefaultTLSCertFile, DefaultTLSKeyFile
 	}
 	return c
 }
@@ -162,9 +246,18 @@ var (
 	tagValPattern = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+@-]{0,256}$`)
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 	hexPattern    = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	// dnsPattern is a DNS name; a label may be systemd's %H (the host
+	// name) or %l (the short host name), so one user data names every node.
+	dnsPattern     = regexp.MustCompile(`^(%H|%l|\*|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.(%H|%l|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))+$`)
+	pathPattern    = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
+	emailPattern   = regexp.MustCompile(`^[^\s@'"$\\]+@[^\s@'"$\\]+$`)
+	profilePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
 
 func (c Config) binary() string { return "wsdirect-" + c.Role }
+
+// servesTLS reports whether the service terminates TLS itself.
+func (c Config) servesTLS() bool { return c.TLS == TLSACME || c.TLS == TLSFiles }
 
 // Validate reports every problem with c, joined into one error.
 func (c Config) Validate() error {
@@ -225,8 +318,11 @@ func (c Config) normalize() (Config, error) {
 		if n.Name != DefaultName && !namePattern.MatchString(n.Name) {
 			add("name %q must start with a letter or digit and contain only letters, digits, '_', '-' or '.'", n.Name)
 		}
-		if n.Advertise != "auto" && net.ParseIP(n.Advertise) == nil {
-			add("advertise %q must be \"auto\" or an IP address", n.Advertise)
+		if n.Advertise != "auto" && net.ParseIP(n.Advertise) == nil && !dnsPattern.MatchString(n.Advertise) {
+			add("advertise %q must be \"auto\", an IP address or a DNS name (a label may be %%H or %%l, the host name)", n.Advertise)
+		}
+		if n.AdvertisePort < 0 || n.AdvertisePort > 65535 {
+			add("advertise port %d is out of range 1-65535", n.AdvertisePort)
 		}
 		if n.MaxConns < 0 {
 			add("max_conns must not be negative, got %d", n.MaxConns)
@@ -254,14 +350,74 @@ func (c Config) normalize() (Config, error) {
 	case RoleAuth:
 		checkParam("signing key", n.SigningKeyParameter, true)
 		checkParam("users", n.UsersParameter, true)
-		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.AuthPublicKeysParameter != "" || n.Upstream != "" {
-			add("name, advertise, max_conns, auth public keys and upstream apply to the node role only")
+		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.AuthPublicKeysParameter != "" || n.Upstream != "" || n.AdvertisePort != 0 {
+			add("name, advertise, advertise port, max_conns, auth public keys and upstream apply to the node role only")
 		}
 	}
+	n.checkTLS(add)
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
 	return n, nil
+}
+
+// checkTLS validates the TLS settings.
+func (n Config) checkTLS(add func(string, ...any)) {
+	switch n.TLS {
+	case TLSACME, TLSFiles, TLSOffload:
+	case TLSOff:
+		host, _, _ := net.SplitHostPort(n.Bind)
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			add("tls \"off\" needs a loopback bind, got %q: the binaries refuse plain text on other addresses (use acme, files, or offload when TLS is terminated in front)", n.Bind)
+		}
+	default:
+		add("tls %q is not supported; use %q, %q, %q or %q", n.TLS, TLSACME, TLSFiles, TLSOffload, TLSOff)
+	}
+	for _, name := range n.TLSNames {
+		if net.ParseIP(name) == nil && !dnsPattern.MatchString(name) {
+			add("tls name %q is neither an IP address nor a DNS name", name)
+		}
+	}
+	if n.TLS == TLSFiles {
+		for what, p := range map[string]string{"tls cert file": n.TLSCertFile, "tls key file": n.TLSKeyFile} {
+			if !pathPattern.MatchString(p) {
+				add("%s %q must be an absolute path of letters, digits, '.', '_', '-' and '/'", what, p)
+			}
+		}
+	} else if n.TLSCertFile != "" || n.TLSKeyFile != "" {
+		add("tls cert and key files apply to tls \"files\" only")
+	}
+	if n.TLS != TLSACME {
+		if n.ACMEEmail != "" || n.ACMEDirectory != "" || n.ACMEProfile != "" || n.ACMECARoot != "" {
+			add("acme email, directory, profile and CA root apply to tls \"acme\" only")
+		}
+		return
+	}
+	if n.ACMEEmail != "" && !emailPattern.MatchString(n.ACMEEmail) {
+		add("acme email %q is not an e-mail address", n.ACMEEmail)
+	}
+	if n.ACMEDirectory != "" {
+		if err := checkURL(n.ACMEDirectory, "https"); err != nil {
+			add("acme directory: %v", err)
+		}
+	}
+	if n.ACMEProfile != "" && !profilePattern.MatchString(n.ACMEProfile) {
+		add("acme profile %q must be letters, digits, '.', '_' or '-'", n.ACMEProfile)
+	}
+	if n.ACMECARoot != "" {
+		if _, err := x509.ParseCertificate(pemBlock(n.ACMECARoot)); err != nil {
+			add("acme CA root must be a PEM CERTIFICATE: %v", err)
+		}
+	}
+}
+
+// pemBlock returns the DER of the first PEM block in s, or nil.
+func pemBlock(s string) []byte {
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		return nil
+	}
+	return b.Bytes
 }
 
 func checkURL(s string, schemes ...string) error {
@@ -326,6 +482,11 @@ func Render(c Config) (string, error) {
 			"-name", n.Name,
 			"-bind", n.Bind,
 			"-advertise", n.Advertise,
+		)
+		if n.AdvertisePort > 0 {
+			args = append(args, "-advertise-port", strconv.Itoa(n.AdvertisePort))
+		}
+		args = append(args,
 			"-gossip-bind", n.GossipBind,
 			"-gossip-key-file", secret.ParameterRef(n.GossipKeyParameter),
 			"-join-ec2-tag", n.JoinTag,
@@ -350,6 +511,38 @@ func Render(c Config) (string, error) {
 	}
 	if n.AdminTokenParameter != "" {
 		args = append(args, "-admin-token-file", secret.ParameterRef(n.AdminTokenParameter))
+	}
+	args = append(args, "-tls", n.TLS)
+	switch {
+	case len(n.TLSNames) > 0:
+		args = append(args, "-tls-names", strings.Join(n.TLSNames, ","))
+	case n.Role == RoleAuth && n.TLS == TLSACME:
+		// No name: an IP certificate for the host's public address, as a
+		// node's (whose names default to its advertised address).
+		args = append(args, "-tls-names", tlsNamesAuto)
+	}
+	switch n.TLS {
+	case TLSFiles:
+		args = append(args, "-tls-cert", n.TLSCertFile, "-tls-key", n.TLSKeyFile)
+	case TLSACME:
+		// The http-01 listener on the service's own address: spelled out,
+		// so that it binds what -bind binds (the binary's default is every
+		// interface).
+		host, _, _ := net.SplitHostPort(n.Bind)
+		args = append(args, "-acme-http-bind", net.JoinHostPort(host, "80"), "-acme-storage", ACMEStorage)
+		if n.ACMEDirectory != "" {
+			args = append(args, "-acme-directory", n.ACMEDirectory)
+		}
+		if n.ACMEEmail != "" {
+			args = append(args, "-acme-email", n.ACMEEmail)
+		}
+		if n.ACMEProfile != "" {
+			args = append(args, "-acme-profile", n.ACMEProfile)
+		}
+		if n.ACMECARoot != "" {
+			files = append(files, writeFile{Path: ACMECARootFile, Owner: "root:root", Permissions: "0644", Content: ensureNewline(n.ACMECARoot)})
+			args = append(args, "-acme-ca-root", ACMECARootFile)
+		}
 	}
 	files = append(files,
 		writeFile{Path: UnitDir + "/" + unit, Owner: "root:root", Permissions: "0644", Content: systemdUnit(n, args)},
@@ -395,7 +588,26 @@ func ensureNewline(s string) string {
 func systemdUnit(c Config, args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
-		quoted[i] = systemdArg(a, i > 0 && args[i-1] == "-name" && (c.Role == RoleNode && a == DefaultName || c.Role == RoleAuth && a == AuthName))
+		// Only the host name specifiers, and only where a name is expected:
+		// a node's name, advertised name and certificate names, an auth
+		// host's certificate names and its AuthName.
+		prev := ""
+		if i > 0 {
+			prev = args[i-1]
+		}
+		hostSpec := prev == "-tls-names" ||
+			c.Role == RoleNode && (prev == "-name" || prev == "-advertise") ||
+			c.Role == RoleAuth && prev == "-name" && a == AuthName
+		quoted[i] = systemdArg(a, hostSpec)
+	}
+	var extra strings.Builder
+	if c.TLS == TLSACME || lowPort(c.Bind) {
+		// Ports 80 (the http-01 challenge) and 443 without running as root.
+		extra.WriteString("AmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n")
+	}
+	if c.TLS == TLSACME {
+		// Owned by the service user, kept across restarts and reboots.
+		fmt.Fprintf(&extra, "StateDirectory=%s\nStateDirectoryMode=0700\n", strings.TrimPrefix(StateDir, "/var/lib/"))
 	}
 	desc := "wsdirect node (WebSocket server)"
 	if c.Role == RoleAuth {
@@ -425,18 +637,29 @@ NoNewPrivileges=true
 ProtectSystem=full
 ProtectHome=true
 PrivateTmp=true
-
+%s
 [Install]
 WantedBy=multi-user.target
-`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "))
+`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "), extra.String())
 }
 
-// systemdArg quotes one ExecStart argument. Specifiers ('%') are escaped
-// unless the argument is meant as one (the default node name %H), and so
-// are '$' references.
-func systemdArg(a string, specifier bool) string {
-	if !specifier {
-		a = strings.ReplaceAll(a, "%", "%%")
+// lowPort reports whether hostport's port is below 1024.
+func lowPort(hostport string) bool {
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n < 1024
+}
+
+// systemdArg quotes one ExecStart argument. Specifiers ('%') are escaped,
+// except %H and %l (the host name, long and short) where hostSpec says the
+// argument may carry them, and so are '$' references.
+func systemdArg(a string, hostSpec bool) string {
+	a = strings.ReplaceAll(a, "%", "%%")
+	if hostSpec {
+		a = strings.NewReplacer("%%H", "%H", "%%l", "%l").Replace(a)
 	}
 	a = strings.ReplaceAll(a, "$", "$$")
 	if a != "" && !strings.ContainsAny(a, " \t\"'\\;") {

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -36,9 +37,11 @@ func keys(t *testing.T) (pubPEM, privPEM string) {
 	return string(p), string(k)
 }
 
-func nodeConfig(t *testing.T) Config {
+func nodeConfig(t *testing.T) Config { return nodeConfigTLS(t, DefaultTLS) }
+
+func nodeConfigTLS(t *testing.T, tls string) Config {
 	pub, _ := keys(t)
-	c := DefaultConfig(RoleNode)
+	c := DefaultConfigTLS(RoleNode, tls)
 	c.ReleaseURL = "https://releases.example.com/v1.2.3/wsdirect-node_1.2.3_linux_amd64.tar.gz"
 	c.SHA256 = strings.Repeat("ab", 32)
 	c.GossipKeyParameter = "/wsdirect/prod/gossip-key"
@@ -48,14 +51,19 @@ func nodeConfig(t *testing.T) Config {
 	return c
 }
 
-func authConfig(*testing.T) Config {
-	c := DefaultConfig(RoleAuth)
+func authConfig(t *testing.T) Config { return authConfigTLS(t, DefaultTLS) }
+
+func authConfigTLS(_ *testing.T, tls string) Config {
+	c := DefaultConfigTLS(RoleAuth, tls)
 	c.ReleaseURL = "http://10.0.0.1/wsdirect-auth"
 	c.GossipKeyParameter = "/wsdirect/prod/gossip-key"
 	c.JoinTag = "wsdirect:cluster=prod"
 	c.SigningKeyParameter = "/wsdirect/prod/signing-key"
 	c.UsersParameter = "/wsdirect/prod/users"
 	c.AdminTokenParameter = "/wsdirect/prod/admin-token"
+	if tls == TLSACME {
+		c.TLSNames = []string{"auth.example.com"}
+	}
 	return c
 }
 
@@ -137,13 +145,14 @@ func TestRenderNode(t *testing.T) {
 		t.Errorf("auth keys do not round-trip through YAML: %v", err)
 	}
 	unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
-	wantExec := "ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:8080 -advertise auto -gossip-bind 0.0.0.0:7946" +
+	wantExec := "ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:443 -advertise auto -gossip-bind 0.0.0.0:7946" +
 		" -gossip-key-file ssm:///wsdirect/prod/gossip-key -join-ec2-tag wsdirect:cluster=prod -auth-keys /etc/wsdirect/auth-keys.pem" +
-		" -max-conns 50000 -upstream ws://10.0.5.5:9000/echo\n"
+		" -max-conns 50000 -upstream ws://10.0.5.5:9000/echo -tls acme -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
-	for _, w := range []string{"Restart=on-failure\n", "StartLimitIntervalSec=0\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n"} {
+	for _, w := range []string{"Restart=on-failure\n", "StartLimitIntervalSec=0\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n",
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "StateDirectory=wsdirect\n", "StateDirectoryMode=0700\n"} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q", w)
 		}
@@ -186,9 +195,9 @@ func TestRenderAuth(t *testing.T) {
 		t.Errorf("files %v, want exactly %v: an auth host gets no key file", perms, want)
 	}
 	unit := content(t, p, "/etc/systemd/system/wsdirect-auth.service")
-	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/prod/gossip-key" +
+	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:443 -gossip-bind 0.0.0.0:7946 -gossip-key-file ssm:///wsdirect/prod/gossip-key" +
 		" -join-ec2-tag wsdirect:cluster=prod -signing-key ssm:///wsdirect/prod/signing-key -users ssm:///wsdirect/prod/users" +
-		" -admin-token-file ssm:///wsdirect/prod/admin-token\n"
+		" -admin-token-file ssm:///wsdirect/prod/admin-token -tls acme -tls-names auth.example.com -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
@@ -227,10 +236,118 @@ func TestRenderHoldsNoSecret(t *testing.T) {
 		}
 		unit := content(t, p, "/etc/systemd/system/wsdirect-"+c.Role+".service")
 		if c.Role == RoleNode && !strings.Contains(unit, " -auth-keys ssm:///wsdirect/prod/auth-public-keys ") ||
-			c.Role == RoleNode && !strings.Contains(unit, " -admin-token-file ssm:///wsdirect/prod/node-admin-token\n") {
+			c.Role == RoleNode && !strings.Contains(unit, " -admin-token-file ssm:///wsdirect/prod/node-admin-token ") {
 			t.Errorf("node unit does not read its keys and token from parameters:\n%s", unit)
 		}
 	}
+}
+
+// TestRenderTLSModes: each TLS mode renders the binaries' flags, ports and
+// systemd settings it needs, and no secret of the TLS key is ever in the
+// user data.
+func TestRenderTLSModes(t *testing.T) {
+	unitOf := func(t *testing.T, c Config) string {
+		t.Helper()
+		out, err := Render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := parse(t, out)
+		return content(t, p, "/etc/systemd/system/wsdirect-"+c.Role+".service")
+	}
+	t.Run("acme names", func(t *testing.T) {
+		c := nodeConfig(t)
+		c.Advertise = "%l.ws.example.com"
+		c.TLSNames = []string{"%l.ws.example.com"}
+		c.ACMEEmail, c.ACMEDirectory, c.ACMEProfile = "ops@example.com", "https://ca.example.com/dir", "tlsserver"
+		c.ACMECARoot = testCARoot(t)
+		out, err := Render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := parse(t, out)
+		unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
+		for _, w := range []string{" -advertise %l.ws.example.com ", " -tls-names %l.ws.example.com ",
+			" -acme-directory https://ca.example.com/dir -acme-email ops@example.com -acme-profile tlsserver -acme-ca-root /etc/wsdirect/acme-ca-root.pem"} {
+			if !strings.Contains(unit, w) {
+				t.Errorf("unit lacks %q:\n%s", w, unit)
+			}
+		}
+		if got := content(t, p, ACMECARootFile); got != c.ACMECARoot {
+			t.Errorf("CA root file = %q", got)
+		}
+	})
+	t.Run("acme auth by address", func(t *testing.T) {
+		// No name: an IP certificate for the host's public address, read
+		// from instance metadata, with the challenge on the bind address.
+		c := authConfig(t)
+		c.TLSNames, c.Bind = nil, "10.0.0.5:443"
+		unit := unitOf(t, c)
+		if !strings.Contains(unit, " -bind 10.0.0.5:443 ") || !strings.Contains(unit, " -tls acme -tls-names auto -acme-http-bind 10.0.0.5:80 -acme-storage /var/lib/wsdirect/acme\n") {
+			t.Errorf("auth acme unit without names:\n%s", unit)
+		}
+	})
+	t.Run("files", func(t *testing.T) {
+		c := authConfigTLS(t, TLSFiles)
+		unit := unitOf(t, c)
+		if !strings.Contains(unit, " -bind 0.0.0.0:443 ") || !strings.Contains(unit, " -tls files -tls-cert /etc/wsdirect/tls/cert.pem -tls-key /etc/wsdirect/tls/key.pem\n") {
+			t.Errorf("files unit:\n%s", unit)
+		}
+		if !strings.Contains(unit, "AmbientCapabilities=CAP_NET_BIND_SERVICE") || strings.Contains(unit, "StateDirectory") {
+			t.Errorf("files on :443 needs the bind capability and no state directory:\n%s", unit)
+		}
+	})
+	t.Run("offload", func(t *testing.T) {
+		c := nodeConfigTLS(t, TLSOffload)
+		c.AdvertisePort = 443
+		unit := unitOf(t, c)
+		if !strings.Contains(unit, " -bind 0.0.0.0:8080 -advertise auto -advertise-port 443 ") || !strings.Contains(unit, " -tls offload\n") {
+			t.Errorf("offload unit:\n%s", unit)
+		}
+		if strings.Contains(unit, "AmbientCapabilities") {
+			t.Errorf("offload on 8080 got the bind capability:\n%s", unit)
+		}
+	})
+	t.Run("off on loopback", func(t *testing.T) {
+		c := nodeConfigTLS(t, TLSOff)
+		c.Bind = "127.0.0.1:8080"
+		if unit := unitOf(t, c); !strings.Contains(unit, " -tls off\n") {
+			t.Errorf("off unit:\n%s", unit)
+		}
+	})
+}
+
+// TestDefaultConfigTLS: the defaults that depend on the TLS mode, per role.
+func TestDefaultConfigTLS(t *testing.T) {
+	for _, tc := range []struct {
+		role, tls, bind, cert, key string
+	}{
+		{RoleNode, TLSACME, DefaultTLSBind, "", ""},
+		{RoleAuth, TLSACME, DefaultTLSBind, "", ""},
+		{RoleNode, TLSFiles, DefaultTLSBind, DefaultTLSCertFile, DefaultTLSKeyFile},
+		{RoleAuth, TLSFiles, DefaultTLSBind, DefaultTLSCertFile, DefaultTLSKeyFile},
+		{RoleNode, TLSOffload, DefaultNodeBind, "", ""},
+		{RoleAuth, TLSOffload, DefaultAuthBind, "", ""},
+		{RoleNode, TLSOff, DefaultNodeBind, "", ""},
+	} {
+		c := DefaultConfigTLS(tc.role, tc.tls)
+		if c.TLS != tc.tls || c.Bind != tc.bind || c.TLSCertFile != tc.cert || c.TLSKeyFile != tc.key || c.GossipBind != DefaultGossipBind {
+			t.Errorf("DefaultConfigTLS(%s, %s) = tls %q bind %q cert %q key %q gossip %q", tc.role, tc.tls, c.TLS, c.Bind, c.TLSCertFile, c.TLSKeyFile, c.GossipBind)
+		}
+	}
+	if d := DefaultConfig(RoleNode); d.TLS != DefaultTLS || d.Bind != DefaultTLSBind {
+		t.Errorf("DefaultConfig(node) = tls %q bind %q", d.TLS, d.Bind)
+	}
+}
+
+// testCARoot is a PEM root certificate, as an operator's private CA's.
+func testCARoot(t *testing.T) string {
+	t.Helper()
+	ca, err := testca.New("userdata test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ca.PEM)
 }
 
 func TestRenderDeterministic(t *testing.T) {
@@ -264,7 +381,7 @@ func TestSystemdQuoting(t *testing.T) {
 	if !strings.Contains(unit, ` -join-ec2-tag "Cluster Name=prod 1" `) {
 		t.Errorf("tag with a space not quoted for systemd:\n%s", unit)
 	}
-	if !strings.Contains(unit, ` -upstream ws://10.0.5.5:9000/a%%20b`+"\n") {
+	if !strings.Contains(unit, ` -upstream ws://10.0.5.5:9000/a%%20b `) {
 		t.Errorf("%% in upstream not escaped as a systemd specifier:\n%s", unit)
 	}
 	if !strings.Contains(unit, " -name node-1 ") {
@@ -301,11 +418,24 @@ func TestValidation(t *testing.T) {
 		{"bad bind", nodeConfig, func(c *Config) { c.Bind = "8080" }, `bind "8080" must be "ip:port"`},
 		{"bad gossip port", nodeConfig, func(c *Config) { c.GossipBind = "0.0.0.0:99999" }, "port must be in 1-65535"},
 		{"bad name", nodeConfig, func(c *Config) { c.Name = "a b" }, `name "a b" must start`},
-		{"bad advertise", nodeConfig, func(c *Config) { c.Advertise = "example.com" }, `advertise "example.com" must be "auto" or an IP`},
+		{"bad advertise", nodeConfig, func(c *Config) { c.Advertise = "not a name" }, `advertise "not a name" must be "auto", an IP address or a DNS name`},
+		{"bad tls mode", nodeConfig, func(c *Config) { c.TLS = "sometimes" }, `tls "sometimes" is not supported`},
+		{"empty tls mode", nodeConfig, func(c *Config) { c.TLS = "" }, `tls "" is not supported`},
+		{"plain off loopback", nodeConfig, func(c *Config) { c.TLS = TLSOff }, `tls "off" needs a loopback bind`},
+		{"bad tls name", nodeConfig, func(c *Config) { c.TLSNames = []string{"a b"} }, `tls name "a b" is neither`},
+		{"cert path with space", nodeConfig, func(c *Config) { c.TLS, c.TLSCertFile, c.TLSKeyFile = TLSFiles, "/etc/my cert.pem", DefaultTLSKeyFile }, "must be an absolute path"},
+		{"files without paths", nodeConfig, func(c *Config) { c.TLS = TLSFiles }, `tls cert file "" must be an absolute path`},
+		{"cert file with acme", nodeConfig, func(c *Config) { c.TLSCertFile = "/etc/c.pem" }, `apply to tls "files" only`},
+		{"acme email with files", nodeConfig, func(c *Config) { c.TLS, c.ACMEEmail = TLSFiles, "a@b.c" }, `apply to tls "acme" only`},
+		{"http directory", nodeConfig, func(c *Config) { c.ACMEDirectory = "http://ca.example.com/dir" }, "must use scheme https"},
+		{"bad email", nodeConfig, func(c *Config) { c.ACMEEmail = "ops" }, "not an e-mail address"},
+		{"bad profile", nodeConfig, func(c *Config) { c.ACMEProfile = "short lived" }, "acme profile"},
+		{"bad ca root", nodeConfig, func(c *Config) { c.ACMECARoot = "nope" }, "acme CA root must be a PEM CERTIFICATE"},
+		{"advertise port on auth", authConfig, func(c *Config) { c.AdvertisePort = 443 }, "apply to the node role only"},
 		{"empty bind", nodeConfig, func(c *Config) { c.Bind = "" }, `bind "" must be "ip:port"`},
 		{"empty gossip bind", authConfig, func(c *Config) { c.GossipBind = "" }, `gossip bind "" must be "ip:port"`},
 		{"empty name", nodeConfig, func(c *Config) { c.Name = "" }, `name "" must start`},
-		{"empty advertise", nodeConfig, func(c *Config) { c.Advertise = "" }, `advertise "" must be "auto" or an IP`},
+		{"empty advertise", nodeConfig, func(c *Config) { c.Advertise = "" }, `advertise "" must be "auto", an IP address or a DNS name`},
 		{"auth with node defaults", authConfig, func(c *Config) { c.Name, c.Advertise = DefaultName, DefaultAdvertise }, "apply to the node role only"},
 		{"negative conns", nodeConfig, func(c *Config) { c.MaxConns = -1 }, "max_conns must not be negative"},
 		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "a node needs the auth public keys"},

@@ -11,7 +11,16 @@ locals {
   # The join tag goes last so var.tags cannot break membership.
   common_tags = merge(var.tags, { (local.join_tag_key) = var.cluster_name })
 
-  auth_port = 8443
+  serves_tls = var.tls_mode != "offload"
+  # With TLS on the instances both services are on 443; offloaded, the
+  # terminator in front listens on 443 and forwards to these.
+  node_port = local.serves_tls ? 443 : 8080
+  auth_port = local.serves_tls ? 443 : 8443
+  acme      = var.tls_mode == "acme"
+
+  # %l is systemd's short host name: one user data names every node.
+  node_advertise = var.node_domain == null ? null : "%l.${var.node_domain}"
+  auth_host      = length(var.auth_tls_names) > 0 ? var.auth_tls_names[0] : null
 
   # The cluster's parameters. Names only: the values never pass through
   # Terraform.
@@ -89,6 +98,25 @@ data "wsdirect_cloudinit" "node" {
   join_tag                   = local.join_tag
   max_conns                  = var.max_conns_per_node
   auth_public_keys_parameter = local.parameters.auth_public_keys
+  bind                       = "0.0.0.0:${local.node_port}"
+  advertise                  = local.node_advertise
+  # Offloaded: clients reach the terminator in front on 443.
+  advertise_port = local.serves_tls ? null : 443
+
+  tls            = var.tls_mode
+  tls_cert_file  = var.tls_mode == "files" ? var.tls_cert_file : null
+  tls_key_file   = var.tls_mode == "files" ? var.tls_key_file : null
+  acme_email     = local.acme ? var.acme_email : null
+  acme_directory = local.acme ? var.acme_directory : null
+  acme_profile   = local.acme ? var.acme_profile : null
+  acme_ca_root   = local.acme ? var.acme_ca_root : null
+
+  lifecycle {
+    precondition {
+      condition     = !(local.acme && var.acme_identifier == "name" && var.node_domain == null)
+      error_message = "acme_identifier = \"name\" needs node_domain: the nodes are named <host name>.<node_domain>."
+    }
+  }
 }
 
 data "wsdirect_cloudinit" "auth" {
@@ -101,6 +129,15 @@ data "wsdirect_cloudinit" "auth" {
   signing_key_parameter = local.parameters.signing_key
   users_parameter       = local.parameters.users
   admin_token_parameter = var.admin_api ? local.parameters.admin_token : null
+
+  tls            = var.tls_mode
+  tls_names      = length(var.auth_tls_names) > 0 ? var.auth_tls_names : null
+  tls_cert_file  = var.tls_mode == "files" ? var.tls_cert_file : null
+  tls_key_file   = var.tls_mode == "files" ? var.tls_key_file : null
+  acme_email     = local.acme ? var.acme_email : null
+  acme_directory = local.acme ? var.acme_directory : null
+  acme_profile   = local.acme ? var.acme_profile : null
+  acme_ca_root   = local.acme ? var.acme_ca_root : null
 }
 
 resource "wsdirect_node" "node" {

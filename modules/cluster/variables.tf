@@ -19,7 +19,7 @@ variable "subnet_ids" {
 }
 
 variable "security_group_ids" {
-  description = "Security groups of every instance. They must allow the WebSocket port (8080) and the auth port (8443) from clients, and gossip (7946 TCP and UDP) between members."
+  description = "Security groups of every instance. They must allow, from clients, TCP 443 (wss:// to the nodes, https:// to auth; 8080 and 8443 with tls_mode = \"offload\"); with tls_mode = \"acme\", TCP 80 from anywhere (the CA validates http-01 from several places on the internet); and between members, gossip on 7946 TCP and UDP."
   type        = list(string)
 }
 
@@ -173,4 +173,74 @@ variable "tags" {
   description = "Extra tags for every instance."
   type        = map(string)
   default     = {}
+}
+
+variable "tls_mode" {
+  description = "How nodes and auth hosts serve TLS. \"acme\": each obtains and renews its own certificate from an ACME CA (Let's Encrypt by default); nodes get IP certificates for their public address, or names (acme_identifier). \"files\": a certificate and key already on every instance (tls_cert_file, tls_key_file), e.g. a wildcard baked into the AMI. \"offload\": TLS terminated in front of the instances (nodes listen on 8080, auth on 8443, in plain text)."
+  type        = string
+  default     = "acme"
+
+  validation {
+    condition     = contains(["acme", "files", "offload"], var.tls_mode)
+    error_message = "tls_mode must be \"acme\", \"files\" or \"offload\"."
+  }
+}
+
+variable "acme_identifier" {
+  description = "With tls_mode = \"acme\": what the nodes' certificates name. \"ip\": the node's public IP (a short-lived IP certificate; no DNS needed). \"name\": <host name>.<node_domain>; create an A record per node (output node_names) pointing at its public IP."
+  type        = string
+  default     = "ip"
+
+  validation {
+    condition     = contains(["ip", "name"], var.acme_identifier)
+    error_message = "acme_identifier must be \"ip\" or \"name\"."
+  }
+}
+
+variable "node_domain" {
+  description = "With acme_identifier = \"name\" (or tls_mode = \"files\" with a wildcard certificate): the nodes are advertised as <host name>.<node_domain>, e.g. ip-10-0-1-5.ws.example.com. Null: nodes are advertised by their public IP."
+  type        = string
+  default     = null
+}
+
+variable "auth_tls_names" {
+  description = "DNS names clients reach the auth service by (point them at auth_public_ips); the first one is in auth_url. Empty with tls_mode = \"acme\": each auth host gets an IP certificate for its Elastic IP, and clients reach auth by address (auth_url, auth_urls)."
+  type        = list(string)
+  default     = []
+}
+
+variable "acme_email" {
+  description = "With tls_mode = \"acme\": contact e-mail of the ACME accounts. Null: none."
+  type        = string
+  default     = null
+}
+
+variable "acme_directory" {
+  description = "With tls_mode = \"acme\": https directory URL of the ACME CA. Null: Let's Encrypt production."
+  type        = string
+  default     = null
+}
+
+variable "acme_profile" {
+  description = "With tls_mode = \"acme\": ACME profile. Null: \"shortlived\" for IP certificates (the only profile Let's Encrypt issues them under), the CA's default for names."
+  type        = string
+  default     = null
+}
+
+variable "acme_ca_root" {
+  description = "With tls_mode = \"acme\": PEM of an extra root CA to trust for acme_directory (a private CA). Null: the system's roots only."
+  type        = string
+  default     = null
+}
+
+variable "tls_cert_file" {
+  description = "With tls_mode = \"files\": path on every instance of the PEM certificate chain. Null: /etc/wsdirect/tls/cert.pem. The certificate and key never travel in user data: bake them into the AMI or fetch them at boot."
+  type        = string
+  default     = null
+}
+
+variable "tls_key_file" {
+  description = "With tls_mode = \"files\": path on every instance of the PEM private key. Null: /etc/wsdirect/tls/key.pem."
+  type        = string
+  default     = null
 }

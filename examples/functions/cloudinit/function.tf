@@ -10,5 +10,9 @@ output "auth_user_data" {
     signing_key_parameter = "/wsdirect/chat/signing-key"
     users_parameter       = "/wsdirect/chat/users"
     admin_token_parameter = "/wsdirect/chat/admin-token"
+    # https:// on 443 with a Let's Encrypt certificate for the name clients
+    # use; tls = "files" takes a certificate already on the instance instead.
+    tls       = "acme"
+    tls_names = "auth.example.com"
   })
 }

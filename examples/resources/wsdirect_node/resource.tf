@@ -9,12 +9,26 @@ variable "release_url" {
   default     = "https://example.com/releases/v1.0.0/wsdirect-node_1.0.0_linux_amd64.tar.gz"
 }
 
+variable "acme_directory" {
+  description = "https directory URL of the ACME CA the node gets its certificate from, or null for Let's Encrypt production."
+  type        = string
+  default     = null
+}
+
+variable "acme_ca_root" {
+  description = "PEM root to trust for acme_directory's https, or null for the system roots."
+  type        = string
+  default     = null
+}
+
 data "wsdirect_cloudinit" "node" {
   role                 = "node"
   release_url          = var.release_url
   gossip_key_parameter = "/wsdirect/chat/gossip-key"
   join_tag             = "wsdirect:cluster=chat"
   auth_public_keys     = var.auth_public_keys
+  acme_directory       = var.acme_directory
+  acme_ca_root         = var.acme_ca_root
 }
 
 # A wsdirect node with an Elastic IP. Its instance role reads the

@@ -150,11 +150,17 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 		return nil, err
 	}
 	defer cl.Stop()
-	for _, p := range cl.Auths {
-		say("   %-7s http://%s  gossip %s", p.Name, p.HTTPAddr, p.GossipAddr)
+	ws := "ws"
+	if ccfg.TLS {
+		ws = "wss"
+		say("   TLS: auth on https://, nodes on wss://, with certificates from a LOCAL TEST CA made for this")
+		say("   demo (%s); it is trusted by the demo's clients and nothing else", cl.CAFile())
+	}
+	for i, p := range cl.Auths {
+		say("   %-7s %s  gossip %s", p.Name, cl.AuthURLs()[i], p.GossipAddr)
 	}
 	for _, p := range cl.Nodes {
-		say("   %-7s ws://%s/ws  gossip %s", p.Name, p.HTTPAddr, p.GossipAddr)
+		say("   %-7s %s://%s/ws  gossip %s", p.Name, ws, p.HTTPAddr, p.GossipAddr)
 	}
 	say("   cluster ready: auth sees all %d nodes", cfg.Nodes)
 
@@ -165,11 +171,13 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 	var histMu sync.Mutex
 	var errMu sync.Mutex
 	attemptErrors := map[string]int{}
+	tc := cl.ClientTLS() // nil without TLS
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     30 * time.Second,
+		TLSClientConfig:     tc,
 	}
 	defer transport.CloseIdleConnections()
 	opts := []client.Option{
@@ -179,6 +187,7 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 			ReadBufferSize:   512,
 			WriteBufferSize:  512,
 			WriteBufferPool:  &sync.Pool{},
+			TLSClientConfig:  tc,
 		}),
 	}
 	creds := client.Credentials{Username: cl.Username(), Password: cl.Password()}

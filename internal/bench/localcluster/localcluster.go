@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -25,6 +27,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -69,6 +72,11 @@ type Config struct {
 	LoginBurst int
 	// LogLevel for every process (debug, info, warn or error). Required.
 	LogLevel string
+	// TLS serves auth on https:// and the nodes on wss:// (-tls files),
+	// with certificates from a test CA made for the run: its root is
+	// CAFile() in Dir, trusted by nothing but the run's own clients.
+	// false: plain http:// and ws:// on loopback.
+	TLS bool
 	// NodeArgs and AuthArgs are appended to every node's / auth's flags.
 	NodeArgs []string
 	AuthArgs []string
@@ -170,6 +178,7 @@ type Process struct {
 
 	binary string
 	args   []string
+	tls    []string // -tls flags, kept across restarts
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -291,6 +300,7 @@ type Cluster struct {
 	Nodes      []*Process
 	Auths      []*Process
 	http       *http.Client
+	ca         *testca.CA
 }
 
 // Start generates keys and starts cfg.Auths auth and cfg.Nodes node
@@ -317,6 +327,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.writeFiles(); err != nil {
 		c.Stop()
 		return nil, err
+	}
+	if c.ca != nil {
+		c.http.Transport = &http.Transport{TLSClientConfig: c.ClientTLS()}
 	}
 	if err := c.startAll(ctx); err != nil {
 		c.Stop()
@@ -353,7 +366,59 @@ func (c *Cluster) writeFiles() error {
 	if err != nil {
 		return err
 	}
+	if c.cfg.TLS {
+		if c.ca, err = testca.New("wsdirect local test CA (trusted by this run only)"); err != nil {
+			return err
+		}
+		if err := c.ca.WriteRoot(c.CAFile()); err != nil {
+			return err
+		}
+	}
 	return os.WriteFile(c.path("users"), []byte(c.cfg.Username+":"+string(hash)+"\n"), 0o600)
+}
+
+// CAFile is the PEM root clients must trust with Config.TLS, or "".
+func (c *Cluster) CAFile() string {
+	if c.ca == nil {
+		return ""
+	}
+	return c.path("ca.pem")
+}
+
+// ClientTLS trusts the run's test CA only; nil without Config.TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.ca == nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c.ca.Cert)
+	return &tls.Config{RootCAs: pool}
+}
+
+// tlsArgs issues p a certificate for its address and returns the flags
+// that serve it, or nothing without Config.TLS.
+func (c *Cluster) tlsArgs(p *Process) ([]string, error) {
+	if c.ca == nil {
+		return nil, nil
+	}
+	host, _, _ := net.SplitHostPort(p.HTTPAddr)
+	leaf, err := c.ca.Issue([]string{host}, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile, err := leaf.WriteFiles(c.dir, p.Name+"-tls")
+	if err != nil {
+		return nil, err
+	}
+	return []string{"-tls", "files", "-tls-cert", certFile, "-tls-key", keyFile}, nil
+}
+
+// scheme is "https" with Config.TLS, else "http".
+func (c *Cluster) scheme() string {
+	if c.ca != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func (c *Cluster) startAll(ctx context.Context) error {
@@ -382,6 +447,10 @@ func (c *Cluster) startAll(ctx context.Context) error {
 		if i > 0 {
 			join = []string{seed}
 		}
+		var err error
+		if p.tls, err = c.tlsArgs(p); err != nil {
+			return err
+		}
 		p.args = c.authArgs(p, join)
 		if err := p.start(); err != nil {
 			return err
@@ -398,6 +467,10 @@ func (c *Cluster) startAll(ctx context.Context) error {
 		}
 	}
 	for _, p := range c.Nodes {
+		var err error
+		if p.tls, err = c.tlsArgs(p); err != nil {
+			return err
+		}
 		p.args = c.nodeArgs(p, []string{seed})
 		if err := p.start(); err != nil {
 			return err
@@ -448,6 +521,7 @@ func (c *Cluster) authArgs(p *Process, join []string) []string {
 	if len(join) > 0 {
 		args = append(args, "-join", strings.Join(join, ","))
 	}
+	args = append(args, p.tls...)
 	return append(args, c.cfg.AuthArgs...)
 }
 
@@ -475,17 +549,19 @@ func (c *Cluster) nodeArgs(p *Process, join []string) []string {
 	if len(join) > 0 {
 		args = append(args, "-join", strings.Join(join, ","))
 	}
+	args = append(args, p.tls...)
 	return append(args, c.cfg.NodeArgs...)
 }
 
-// AuthURL is the base URL of auth 1, e.g. "http://127.0.1.10:41234".
-func (c *Cluster) AuthURL() string { return "http://" + c.Auths[0].HTTPAddr }
+// AuthURL is the base URL of auth 1, e.g. "http://127.0.1.10:41234"
+// (https with Config.TLS).
+func (c *Cluster) AuthURL() string { return c.scheme() + "://" + c.Auths[0].HTTPAddr }
 
 // AuthURLs lists every auth instance's base URL.
 func (c *Cluster) AuthURLs() []string {
 	out := make([]string, len(c.Auths))
 	for i, p := range c.Auths {
-		out[i] = "http://" + p.HTTPAddr
+		out[i] = c.scheme() + "://" + p.HTTPAddr
 	}
 	return out
 }
@@ -512,7 +588,7 @@ func (c *Cluster) NodeIndex(name string) int {
 
 // NodeStatuses asks auth instance a for its view of the nodes.
 func (c *Cluster) NodeStatuses(ctx context.Context, a int) ([]wire.NodeStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Auths[a].HTTPAddr+wire.NodesPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme()+"://"+c.Auths[a].HTTPAddr+wire.NodesPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -612,7 +688,7 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 }
 
 func (c *Cluster) waitHTTP(ctx context.Context, p *Process, path string) error {
-	url := "http://" + p.HTTPAddr + path
+	url := c.scheme() + "://" + p.HTTPAddr + path
 	err := probe.Poll(ctx, waitLimit, waitPoll, p.Name+" to answer 200 at "+url, func() error {
 		if !p.Running() {
 			return probe.Stop(fmt.Errorf("%s exited: %v", p.Name, p.Wait(ctx)))

@@ -127,7 +127,7 @@ func BenchmarkReloginColdCache(b *testing.B) {
 
 func reloginAfterKill(b *testing.B, creds authsvc.Authenticator, ttl time.Duration) {
 	const clients = 2000
-	c := testcluster.Start(b, testcluster.Options{Nodes: 2, Credentials: creds})
+	c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 2, creds })
 	var (
 		mu        sync.Mutex
 		auths     []time.Duration
@@ -218,8 +218,10 @@ func hoardingRun(b *testing.B, usersPath string, others []string, limit int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := testcluster.Start(b, testcluster.Options{Nodes: 3, Cap: 400, Credentials: uf,
-		AuthConfig: func(_ int, ac *authsvc.Config) { ac.MaxUserTokens = limit }})
+	c := startCluster(b, func(o *testcluster.Options) {
+		o.Nodes, o.Cap, o.Credentials = 3, 400, uf
+		o.AuthConfig = func(_ int, ac *authsvc.Config) { ac.MaxUserTokens = limit }
+	})
 	url := c.AuthURL(0) + wire.ConnectPath
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()

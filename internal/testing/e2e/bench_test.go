@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -46,8 +47,10 @@ func (staticCredentials) Authenticate(_ context.Context, _ *http.Request, req wi
 // otherwise each is closed right after its handshake. It returns the
 // handshake durations (auth request + upgrade), the assignment per node and
 // the errors.
-func connectMany(authURLs []string, total, workers int, keep bool) (hs []time.Duration, perNode map[string]int, conns []*websocket.Conn, errs []error, elapsed time.Duration) {
-	opts := clientOptions(workers)
+func connectMany(authURLs []string, total, workers int, keep bool, opts ...client.Option) (hs []time.Duration, perNode map[string]int, conns []*websocket.Conn, errs []error, elapsed time.Duration) {
+	if len(opts) == 0 {
+		opts = clientOptions(workers)
+	}
 	var (
 		mu   sync.Mutex
 		next atomic.Int64
@@ -91,6 +94,16 @@ func connectMany(authURLs []string, total, workers int, keep bool) (hs []time.Du
 	return hs, perNode, conns, errs, time.Since(start)
 }
 
+// freshClientOptions trust tc and open a new connection to auth for every
+// request, as distinct clients do.
+func freshClientOptions(tc *tls.Config) []client.Option {
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}
+	return []client.Option{
+		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}),
+		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512, TLSClientConfig: tc}),
+	}
+}
+
 func errSummary(errs []error) string {
 	kinds := map[string]int{}
 	for _, err := range errs {
@@ -112,20 +125,38 @@ func errSummary(errs []error) string {
 // each connection closed right after its handshake (the fd limit). Target
 // ≥ 5,000/s. "bcrypt" uses the default users-file backend at bcrypt's
 // lowest cost; "static" a backend that costs nothing, to show what the
-// credential check itself takes.
+// credential check itself takes. The "tls-" runs are the same over https://
+// and wss:// (certificates from the test CA), each connect a new client
+// with its own TLS connection to auth: "tls-static" with full handshakes,
+// "tls-static-resume" with the sessions of earlier connects resumed.
 func BenchmarkFullFlowConnect(b *testing.B) {
 	for _, bc := range []struct {
-		name  string
-		creds authsvc.Authenticator
-	}{{"bcrypt-cost4", nil}, {"static-credentials", staticCredentials{}}} {
+		name   string
+		creds  authsvc.Authenticator
+		tls    bool
+		resume bool
+	}{
+		{"bcrypt-cost4", nil, false, false},
+		{"static-credentials", staticCredentials{}, false, false},
+		{"tls-static", staticCredentials{}, true, false},
+		{"tls-static-resume", staticCredentials{}, true, true},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 3, bc.creds })
+			c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials, o.TLS = 3, bc.creds, bc.tls })
 			total := max(b.N, 5000)
+			var opts []client.Option
+			if bc.tls {
+				tc := c.ClientTLS()
+				if bc.resume {
+					tc.ClientSessionCache = tls.NewLRUClientSessionCache(1024)
+				}
+				opts = freshClientOptions(tc)
+			}
 			// Warm up the HTTP pools and the runtime.
-			connectMany([]string{c.AuthURL(0)}, 200, 64, false)
+			connectMany([]string{c.AuthURL(0)}, 200, 64, false, opts...)
 			b.ResetTimer()
 			cpu0 := processCPU(b)
-			hs, perNode, _, errs, elapsed := connectMany([]string{c.AuthURL(0)}, total, 64, false)
+			hs, perNode, _, errs, elapsed := connectMany([]string{c.AuthURL(0)}, total, 64, false, opts...)
 			cpu := processCPU(b) - cpu0
 			b.StopTimer()
 			if len(errs) > 0 {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -28,16 +29,21 @@ var creds = client.Credentials{Username: testcluster.User, Password: testcluster
 // clientOptions share one HTTP client with a pool large enough for the
 // test's concurrency, so auth requests reuse connections instead of burning
 // loopback ports.
-func clientOptions(pool int) []client.Option {
+func clientOptions(pool int) []client.Option { return clientOptionsTLS(pool, nil) }
+
+// clientOptionsTLS is clientOptions for a cluster on https:// and wss://,
+// trusting what tc trusts.
+func clientOptionsTLS(pool int, tc *tls.Config) []client.Option {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        pool,
 		MaxIdleConnsPerHost: pool,
 		IdleConnTimeout:     30 * time.Second,
+		TLSClientConfig:     tc,
 	}
 	return []client.Option{
 		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}),
-		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512}),
+		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512, TLSClientConfig: tc}),
 	}
 }
 

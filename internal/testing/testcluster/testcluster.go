@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +27,8 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -66,6 +71,42 @@ type Options struct {
 	// ReadyTimeout bounds the wait for every auth instance to see every
 	// node. Must be > 0.
 	ReadyTimeout time.Duration
+	// TLS serves auth on https:// and the nodes on wss://, through the
+	// same certificate machinery as the binaries (internal/tlscert), with
+	// certificates from the cluster's own test CA (CA) in files mode.
+	TLS bool
+	// ACME, when set, makes every node obtain its certificate from an ACME
+	// CA instead (auth keeps the test CA's); TLS must be set with it. Nil:
+	// the test CA's certificates (with TLS).
+	ACME *ACMEOptions
+}
+
+// ACMEOptions point the nodes at an ACME CA (pebble in tests). Each node
+// orders a certificate for its own 127.0.0.x address and answers http-01
+// on it. Start from DefaultACMEOptions.
+type ACMEOptions struct {
+	// Directory is the CA's directory URL and CAFile the root of its
+	// HTTPS. Required.
+	Directory, CAFile string
+	// HTTPPort is the port the CA validates http-01 on, 1-65535.
+	HTTPPort int
+	// Roots is what clients must trust for the issued certificates. It may
+	// be set after Start (pebble makes its roots when it starts);
+	// ClientTLS reads it when called.
+	Roots []byte
+	// RetryMin and RetryMax bound the nodes' retry backoff: RetryMin > 0,
+	// RetryMax >= RetryMin.
+	RetryMin, RetryMax time.Duration
+}
+
+// DefaultACMEOptions returns the retry bounds; the caller sets the CA.
+func DefaultACMEOptions() *ACMEOptions {
+	return &ACMEOptions{
+		// A test waits for the CA to come back: retry within a second, not
+		// tlscert's production half-minute.
+		RetryMin: 200 * time.Millisecond,
+		RetryMax: time.Second,
+	}
 }
 
 // DefaultOptions returns three nodes and one auth instance.
@@ -96,6 +137,18 @@ func (o *Options) validate() error {
 	case o.ReadyTimeout <= 0:
 		return fmt.Errorf("testcluster: ReadyTimeout must be > 0, got %s", o.ReadyTimeout)
 	}
+	if a := o.ACME; a != nil {
+		switch {
+		case !o.TLS:
+			return errors.New("testcluster: ACME needs TLS (auth serves the test CA's certificate)")
+		case a.Directory == "" || a.CAFile == "":
+			return errors.New("testcluster: ACME.Directory and ACME.CAFile are required")
+		case a.HTTPPort < 1 || a.HTTPPort > 65535:
+			return fmt.Errorf("testcluster: ACME.HTTPPort must be 1-65535, got %d", a.HTTPPort)
+		case a.RetryMin <= 0 || a.RetryMax < a.RetryMin:
+			return fmt.Errorf("testcluster: ACME retry %s..%s: want 0 < RetryMin <= RetryMax", a.RetryMin, a.RetryMax)
+		}
+	}
 	return nil
 }
 
@@ -113,6 +166,10 @@ type Cluster struct {
 	GossipKey []byte
 	// UsersFile is the path of the bcrypt users file holding User.
 	UsersFile string
+	// CA issues the TLS certificates with Options.TLS.
+	CA *testca.CA
+
+	dir string
 
 	mu    sync.Mutex
 	nodes []*Node
@@ -133,6 +190,9 @@ type Node struct {
 	// Registry holds the node's metrics.
 	Registry *prometheus.Registry
 
+	// Certs serves the node's certificate (mode off without TLS).
+	Certs *tlscert.Manager
+
 	srv    *http.Server
 	ln     *trackingListener
 	mu     sync.Mutex
@@ -144,7 +204,7 @@ type Node struct {
 func (n *Node) Conns() int { return n.Server.Conns() }
 
 // URL is the WebSocket endpoint of the node.
-func (n *Node) URL() string { return "ws://" + n.Addr + "/ws" }
+func (n *Node) URL() string { return n.Certs.Scheme() + "://" + n.Addr + "/ws" }
 
 // Auth is one auth instance of the cluster.
 type Auth struct {
@@ -157,11 +217,17 @@ type Auth struct {
 
 	gossipPort int
 	srv        *http.Server
+	certs      *tlscert.Manager
 	done       chan struct{}
 }
 
 // URL is the base URL clients pass to client.Dial.
-func (a *Auth) URL() string { return "http://" + a.Addr }
+func (a *Auth) URL() string {
+	if a.certs != nil && a.certs.Mode().ServesTLS() {
+		return "https://" + a.Addr
+	}
+	return "http://" + a.Addr
+}
 
 // Start brings up a cluster and waits until every auth instance sees every
 // node. It fails tb on any error.
@@ -171,8 +237,15 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		tb.Fatal(err)
 	}
 
-	c := &Cluster{tb: tb, opts: opts}
+	c := &Cluster{tb: tb, opts: opts, dir: tb.TempDir()}
 	tb.Cleanup(c.Close)
+	if opts.TLS {
+		ca, err := testca.New("testcluster CA")
+		if err != nil {
+			tb.Fatalf("testcluster: CA: %v", err)
+		}
+		c.CA = ca
+	}
 
 	_, priv, err := token.GenerateKey()
 	if err != nil {
@@ -307,12 +380,21 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	tl := newTrackingListener(ln.(*net.TCPListener))
 	port := ln.Addr().(*net.TCPAddr).Port
 
+	nreg := prometheus.NewRegistry()
+	certs, err := c.certs(name, ip, ln.Addr().String(), c.opts.ACME, nreg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	conf := c.clusterConfig(name, cluster.RoleNode, ip, 0)
 	conf.PublicAddr = ip
 	conf.WSPort = port
+	conf.WSScheme = certs.Scheme()
+	conf.NotReady = certs.Ready() != nil
 	conf.Cap = c.opts.Cap
 	cl, err := c.joinMember(conf)
 	if err != nil {
+		certs.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -329,7 +411,7 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	// tests themselves (it has its own tests in package node).
 	nconf.MaxConnsPerUser = 0
 	nconf.Logger = Logger().With("node", name)
-	nconf.Registry = prometheus.NewRegistry()
+	nconf.Registry = nreg
 	if c.opts.NodeConfig != nil {
 		c.opts.NodeConfig(i, nconf)
 	}
@@ -337,13 +419,21 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	v := token.NewVerifier(name, c.Keys).RejectIssuedBefore(time.Now())
 	srv, err := node.New(nconf, v, cl)
 	if err != nil {
+		certs.Close()
 		cl.Shutdown()
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	certs.Watch(func(notReady error) {
+		if notReady != nil {
+			srv.SetNotReady("TLS: " + notReady.Error())
+		} else {
+			srv.SetNotReady("")
+		}
+	})
 	n := &Node{
 		Index: i, Name: name, Addr: ln.Addr().String(),
-		Server: srv, Cluster: cl, Verifier: v, Registry: nconf.Registry,
+		Server: srv, Cluster: cl, Verifier: v, Registry: nconf.Registry, Certs: certs,
 		ln: tl,
 		srv: &http.Server{
 			Handler:           srv.Handler(),
@@ -351,8 +441,59 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 			ErrorLog:          slog.NewLogLogger(Logger().Handler(), slog.LevelWarn),
 		},
 	}
-	go n.srv.Serve(tl)
+	go n.srv.Serve(certs.Listener(tl))
+	if err := certs.Start(context.Background(), tlscert.HealthOnly(srv.Handler())); err != nil {
+		n.close()
+		return nil, err
+	}
 	return n, nil
+}
+
+// certs makes the TLS manager of one member, as the binaries do: mode off
+// without Options.TLS, files with a certificate from the cluster's CA for
+// ip, or ACME against acme.
+func (c *Cluster) certs(name, ip, listenAddr string, acme *ACMEOptions, reg prometheus.Registerer) (*tlscert.Manager, error) {
+	tc := tlscert.DefaultConfig()
+	tc.Logger = Logger().With("member", name)
+	tc.Registry = reg
+	tc.ListenAddr = listenAddr
+	tc.TicketSecret = c.GossipKey
+	tc.CheckInterval = 200 * time.Millisecond
+	switch {
+	case !c.opts.TLS:
+	case acme != nil:
+		tc.Mode = tlscert.ModeACME
+		tc.Names = []string{ip}
+		tc.ACMEDirectory, tc.ACMECARoots = acme.Directory, acme.CAFile
+		tc.ACMEStorage = filepath.Join(c.dir, name+"-acme")
+		tc.ACMEHTTPAddr = net.JoinHostPort(ip, strconv.Itoa(acme.HTTPPort))
+		tc.ACMETLSALPN = false // the TLS port is the kernel's pick, not the CA's
+		tc.RetryMin, tc.RetryMax = acme.RetryMin, acme.RetryMax
+	default:
+		leaf, err := c.CA.Issue([]string{ip}, time.Time{}, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		tc.Mode = tlscert.ModeFiles
+		if tc.CertFile, tc.KeyFile, err = leaf.WriteFiles(c.dir, name); err != nil {
+			return nil, err
+		}
+	}
+	return tlscert.New(tc)
+}
+
+// ClientTLS is what a client needs to trust the cluster: the test CA, and
+// the ACME CA's roots when the nodes use one. Nil without TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.CA == nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c.CA.Cert)
+	if c.opts.ACME != nil {
+		pool.AppendCertsFromPEM(c.opts.ACME.Roots)
+	}
+	return &tls.Config{RootCAs: pool}
 }
 
 // joinMember applies the ClusterConfig hook to conf, creates the member and
@@ -386,9 +527,16 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	if err != nil {
 		return nil, err
 	}
+	areg := prometheus.NewRegistry()
+	certs, err := c.certs(name, ip, ln.Addr().String(), nil, areg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	conf := c.clusterConfig(name, cluster.RoleAuth, ip, gossipPort)
 	cl, err := c.joinMember(conf)
 	if err != nil {
+		certs.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -416,12 +564,13 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	// own tests in package authsvc.
 	aconf.MaxUserTokens = 0
 	aconf.Logger = Logger().With("auth", name)
-	aconf.Registry = prometheus.NewRegistry()
+	aconf.Registry = areg
 	if c.opts.AuthConfig != nil {
 		c.opts.AuthConfig(i, aconf)
 	}
 	s, err := authsvc.New(aconf)
 	if err != nil {
+		certs.Close()
 		cl.Shutdown()
 		ln.Close()
 		return nil, fmt.Errorf("authsvc: %w", err)
@@ -430,7 +579,7 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	gport, _ := strconv.Atoi(gp)
 	a := &Auth{
 		Index: i, Name: name, Addr: ln.Addr().String(),
-		Server: s, Cluster: cl, gossipPort: gport,
+		Server: s, Cluster: cl, gossipPort: gport, certs: certs,
 		srv: &http.Server{
 			Handler:           s.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -440,7 +589,7 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	}
 	go func() {
 		defer close(a.done)
-		a.srv.Serve(ln)
+		a.srv.Serve(certs.Listener(ln))
 	}()
 	return a, nil
 }
@@ -572,6 +721,7 @@ func (c *Cluster) stopAuth(a *Auth) {
 		a.srv.Close()
 	}
 	<-a.done
+	a.certs.Close()
 	if err := a.Cluster.Leave(); err != nil {
 		c.tb.Logf("testcluster: %s leave: %v", a.Name, err)
 	}
@@ -650,6 +800,7 @@ func (c *Cluster) stopAuthQuiet(a *Auth) {
 	}
 	a.srv.Close()
 	<-a.done
+	a.certs.Close()
 	a.Cluster.Shutdown()
 	a.srv = nil
 }
@@ -662,6 +813,7 @@ func (n *Node) close() {
 	}
 	n.closed = true
 	n.srv.Close()
+	n.Certs.Close()
 	n.Server.Close()
 	n.ln.kill()
 	if !n.killed {

@@ -3,10 +3,13 @@ package tflocal
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
 // Clients holds WebSocket connections opened through auth, each with its assignment.
@@ -30,20 +34,42 @@ type conn struct {
 	url    string
 }
 
+// User is one person the clients log in as, from an address of their own.
+type User struct {
+	Creds client.Credentials
+	// From is the local address the user's connections come from (a loopback address of
+	// this machine); the zero Addr lets the kernel choose.
+	From netip.Addr
+}
+
 // Connect opens n connections through the auth service at authURL, at most concurrency at a
-// time: each asks auth for a node, connects straight to it and checks one echo. Every
+// time: each asks auth for a node, connects straight to it and checks one echo. Client i is
+// users[i % len(users)]: many users, each from an address of their own, as in life (auth
+// limits each address's concurrent password checks and each user's unused tokens, and each
+// node each user's connections). roots are the CAs to trust for https:// and wss://. Every
 // connection keeps reading (answering the node's pings) until Close.
-func (cs *Clients) Connect(ctx context.Context, authURL string, creds client.Credentials, n, concurrency int) error {
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		MaxIdleConns:        concurrency,
-		MaxIdleConnsPerHost: concurrency,
-		IdleConnTimeout:     30 * time.Second,
+func (cs *Clients) Connect(ctx context.Context, authURL string, users []User, roots *x509.CertPool, n, concurrency int) error {
+	if len(users) == 0 {
+		return errors.New("tflocal: Connect needs at least one user")
 	}
-	defer tr.CloseIdleConnections()
-	opts := []client.Option{
-		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 30 * time.Second}),
-		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512}),
+	opts := make([][]client.Option, len(users))
+	for i, u := range users {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		if u.From.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: u.From.AsSlice()}
+		}
+		tr := &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: roots},
+			DialContext:         d.DialContext,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     30 * time.Second,
+		}
+		defer tr.CloseIdleConnections()
+		opts[i] = []client.Option{
+			client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 30 * time.Second}),
+			client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512,
+				TLSClientConfig: &tls.Config{RootCAs: roots}, NetDialContext: d.DialContext}),
+		}
 	}
 	sem := make(chan struct{}, concurrency)
 	errs := make(chan error, n)
@@ -59,7 +85,8 @@ func (cs *Clients) Connect(ctx context.Context, authURL string, creds client.Cre
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ws, resp, err := client.Dial(ctx, authURL, creds, opts...)
+			u := i % len(users)
+			ws, resp, err := dialRetrying(ctx, authURL, users[u].Creds, opts[u])
 			if err != nil {
 				errs <- fmt.Errorf("client %d: %w", i, err)
 				return
@@ -102,6 +129,28 @@ func (cs *Clients) Connect(ctx context.Context, authURL string, creds client.Cre
 	return nil
 }
 
+// dialRetrying is client.Dial, asked again as a real client does when auth says to come
+// back later (429, 503: a user with too many unused tokens, an address with too many
+// password checks at once, no node with room), after its Retry-After, at most 5 times.
+func dialRetrying(ctx context.Context, authURL string, creds client.Credentials, opts []client.Option) (*websocket.Conn, *wire.ConnectResponse, error) {
+	for attempt := 1; ; attempt++ {
+		ws, resp, err := client.Dial(ctx, authURL, creds, opts...)
+		var ae *client.AuthError
+		if err == nil || attempt == 5 || !errors.As(err, &ae) || !ae.Temporary() {
+			return ws, resp, err
+		}
+		wait := ae.RetryAfter
+		if wait <= 0 {
+			wait = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
 // Len is the number of open connections.
 func (cs *Clients) Len() int {
 	cs.mu.Lock()
@@ -133,13 +182,16 @@ func (cs *Clients) Close() {
 }
 
 // NodeConnections reads a node's own count of live WebSockets (wsdirect_node_connections)
-// from its metrics endpoint at addr (host:port).
-func NodeConnections(ctx context.Context, addr string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+// from its metrics endpoint at addr (host:port, its private address), over https with its
+// certificate for serverName (its public address), trusting roots.
+func NodeConnections(ctx context.Context, addr, serverName string, roots *x509.CertPool) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := httpClient.Do(req)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: serverName}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -157,7 +209,7 @@ func NodeConnections(ctx context.Context, addr string) (int, error) {
 	return 0, errors.New("no wsdirect_node_connections in the node's metrics")
 }
 
-// hostOf returns the host of a ws:// URL.
+// hostOf returns the host of a ws:// or wss:// URL.
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -3,6 +3,7 @@ package tflocal
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -11,11 +12,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -54,6 +58,17 @@ type DemoConfig struct {
 	Clients, ScaleClients int
 	// Concurrency bounds connections being set up at once. Default 64.
 	Concurrency int
+	// Users is how many users the clients log in as, round robin, each from an address of
+	// its own in ClientCIDR: auth holds each address to a few password checks at once and
+	// each user to 10 unused tokens, and each node each user to 100 connections, as it would
+	// people. Default 100.
+	Users int
+	// ClientCIDR holds the users' addresses: loopback, apart from the cloud's ranges.
+	// Default 127.42.0.0/16.
+	ClientCIDR netip.Prefix
+	// BcryptCost is the cost of the users' hashes. Default bcrypt.DefaultCost: the first
+	// login of each user pays it, later ones hit auth's credential cache.
+	BcryptCost int
 	// ReadyTimeout bounds each wait for the cluster to serve. Default 2m.
 	ReadyTimeout time.Duration
 	// Out receives the narrative. nil = io.Discard.
@@ -64,7 +79,8 @@ type DemoConfig struct {
 func DefaultDemoConfig() DemoConfig {
 	return DemoConfig{
 		Version: "0.0.1", Cloud: DefaultCloudConfig(), Nodes: 3, ScaleTo: 4, Clients: 3000, ScaleClients: 1000,
-		Concurrency: 64, ReadyTimeout: 2 * time.Minute,
+		Concurrency: 64, Users: 100, ClientCIDR: netip.MustParsePrefix("127.42.0.0/16"), BcryptCost: bcrypt.DefaultCost,
+		ReadyTimeout: 2 * time.Minute,
 	}
 }
 
@@ -76,8 +92,14 @@ func (c DemoConfig) validate() error {
 	if c.Nodes < 1 || c.ScaleTo <= c.Nodes {
 		errs = append(errs, fmt.Errorf("tflocal: need 1 <= Nodes < ScaleTo, got %d and %d", c.Nodes, c.ScaleTo))
 	}
-	if c.Clients < 1 || c.ScaleClients < 1 || c.Concurrency < 1 || c.ReadyTimeout <= 0 {
-		errs = append(errs, errors.New("tflocal: Clients, ScaleClients, Concurrency and ReadyTimeout must be positive"))
+	if c.Clients < 1 || c.ScaleClients < 1 || c.Concurrency < 1 || c.Users < 1 || c.ReadyTimeout <= 0 {
+		errs = append(errs, errors.New("tflocal: Clients, ScaleClients, Concurrency, Users and ReadyTimeout must be positive"))
+	}
+	if !c.ClientCIDR.Addr().IsLoopback() || c.ClientCIDR.Bits() > 30 || c.Users > 1<<(32-c.ClientCIDR.Bits())-2 {
+		errs = append(errs, fmt.Errorf("tflocal: ClientCIDR %v must be a loopback range with an address per user (%d)", c.ClientCIDR, c.Users))
+	}
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		errs = append(errs, fmt.Errorf("tflocal: BcryptCost %d out of range %d-%d", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost))
 	}
 	return errors.Join(errs...)
 }
@@ -165,11 +187,12 @@ type demo struct {
 
 	bld     *Build
 	cloud   *Cloud
+	ca      *CA
 	tf      *tfexec.Terraform
 	tfDir   string
 	tfLog   *os.File
 	admin   string
-	creds   client.Credentials
+	users   []User
 	authURL string
 	clients Clients
 }
@@ -187,6 +210,7 @@ func (d *demo) cleanup() {
 		defer cancel()
 		_ = d.cloud.Stop(ctx)
 	}
+	d.ca.Close()
 	if d.tfLog != nil {
 		d.tfLog.Close()
 	}
@@ -211,6 +235,10 @@ func (d *demo) apply(ctx context.Context) error {
 	}
 	d.cloud = cloud
 	d.say("   local cloud at %s (pid %d), release %s", cloud.Info.URL, cloud.PID(), cloud.Info.ReleaseURL)
+	if d.ca, err = StartCA(filepath.Join(d.cfg.WorkDir, "acme-ca")); err != nil {
+		return fmt.Errorf("ACME CA: %w", err)
+	}
+	d.say("   ACME CA (pebble, Let's Encrypt's test server) at %s: every instance gets its certificate from it", d.ca.Directory)
 
 	d.tfDir = filepath.Join(d.cfg.WorkDir, "tf")
 	if err := d.writeConfig(ctx); err != nil {
@@ -289,16 +317,15 @@ func (d *demo) writeConfig(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var g, pw, adm [32]byte
+	var g, adm [32]byte
 	_, _ = rand.Read(g[:])
-	_, _ = rand.Read(pw[:])
 	_, _ = rand.Read(adm[:])
-	password := hex.EncodeToString(pw[:12])
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
-	if err != nil {
+	var users string
+	t0 := time.Now()
+	if d.users, users, err = makeUsers(d.cfg.Users, d.cfg.ClientCIDR, d.cfg.BcryptCost); err != nil {
 		return err
 	}
-	d.creds = client.Credentials{Username: "demo", Password: password}
+	d.say("   %d users (bcrypt cost %d, addresses from %v): %v", d.cfg.Users, d.cfg.BcryptCost, d.cfg.ClientCIDR, time.Since(t0).Round(time.Millisecond))
 	d.admin = hex.EncodeToString(adm[:16])
 	info := d.cloud.Info
 	sha, _ := json.Marshal(info.ReleaseSHA256)
@@ -317,6 +344,9 @@ provider "wsdirect" {}
 
 variable "node_count" {
   type = number
+}
+variable "acme_ca_root" {
+  type = string
 }
 
 module "cluster" {
@@ -339,6 +369,11 @@ module "cluster" {
   release_url     = %q
   release_version = %q
   release_sha256  = %s
+
+  # TLS as on EC2 (tls_mode "acme", the default): every node and the auth host obtain an
+  # IP certificate for their public address, here from the run's own ACME CA.
+  acme_directory = %q
+  acme_ca_root   = var.acme_ca_root
 }
 
 output "auth_url" {
@@ -356,15 +391,23 @@ output "node_iam_policy_json" {
 output "auth_iam_policy_json" {
   value = module.cluster.auth_iam_policy_json
 }
-`, filepath.ToSlash(modPath), demoParameterPath, info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`))
+`, filepath.ToSlash(modPath), demoParameterPath, info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`), d.ca.Directory)
 	if err := os.WriteFile(filepath.Join(d.tfDir, "main.tf"), []byte(main), 0o644); err != nil {
+		return err
+	}
+	// The ACME CA's root is public: a variable, not a parameter.
+	raw, err := json.MarshalIndent(map[string]string{"acme_ca_root": d.ca.ListenerRoot}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(d.tfDir, "acme.auto.tfvars.json"), raw, 0o644); err != nil {
 		return err
 	}
 	return d.cloud.PutClusterSecrets(ctx, demoParameterPath, ClusterSecrets{
 		"gossip-key":       base64.StdEncoding.EncodeToString(g[:]),
 		"signing-key":      string(privPEM),
 		"auth-public-keys": string(pubPEM),
-		"users":            "demo:" + string(hash) + "\n",
+		"users":            users,
 		"admin-token":      d.admin,
 	})
 }
@@ -419,14 +462,14 @@ func (d *demo) serving(ctx context.Context, nodes int) error {
 	if err != nil {
 		return err
 	}
-	alive := 0
+	ready := 0
 	for _, n := range ns {
-		if n.Alive && !n.Draining {
-			alive++
+		if n.Alive && n.Ready && !n.Draining {
+			ready++
 		}
 	}
-	if alive != nodes {
-		return fmt.Errorf("auth sees %d live nodes, want %d", alive, nodes)
+	if ready != nodes {
+		return fmt.Errorf("auth sees %d live nodes ready (certificate obtained), want %d", ready, nodes)
 	}
 	return nil
 }
@@ -438,7 +481,9 @@ func (d *demo) authNodes(ctx context.Context) ([]wire.NodeStatus, error) {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+d.admin)
-	resp, err := httpClient.Do(req)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: d.ca.Roots}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -452,12 +497,12 @@ func (d *demo) authNodes(ctx context.Context) ([]wire.NodeStatus, error) {
 
 func (d *demo) connect(ctx context.Context) error {
 	t0 := time.Now()
-	if err := d.clients.Connect(ctx, d.authURL, d.creds, d.cfg.Clients, d.cfg.Concurrency); err != nil {
+	if err := d.clients.Connect(ctx, d.authURL, d.users, d.ca.Roots, d.cfg.Clients, d.cfg.Concurrency); err != nil {
 		return err
 	}
 	took := time.Since(t0)
-	d.say("   %d connected in %v (%.0f/s): auth request, then straight to the node's public address", d.clients.Len(),
-		took.Round(time.Millisecond), float64(d.cfg.Clients)/took.Seconds())
+	d.say("   %d connected in %v (%.0f/s) as %d users: https:// auth request, then wss:// straight to the node's public address", d.clients.Len(),
+		took.Round(time.Millisecond), float64(d.cfg.Clients)/took.Seconds(), len(d.users))
 	rows, err := d.distribution(ctx)
 	if err != nil {
 		return err
@@ -480,14 +525,14 @@ func (d *demo) distribution(ctx context.Context) ([]NodeRow, error) {
 		if s.State != "running" || s.Tags["wsdirect:role"] != "node" {
 			continue
 		}
-		n, err := NodeConnections(ctx, net.JoinHostPort(s.PrivateIP, "8080"))
+		n, err := NodeConnections(ctx, net.JoinHostPort(s.PrivateIP, "443"), s.PublicIP, d.ca.Roots)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Hostname, err)
 		}
 		if u := urls[s.Hostname]; u != "" && hostOf(u) != s.PublicIP {
 			return nil, fmt.Errorf("auth sent %s's clients to %s, but its public IP is %s", s.Hostname, u, s.PublicIP)
 		}
-		rows = append(rows, NodeRow{ID: s.Hostname, URL: "ws://" + net.JoinHostPort(s.PublicIP, "8080") + "/ws", Assigned: counts[s.Hostname], ServerSide: n})
+		rows = append(rows, NodeRow{ID: s.Hostname, URL: "wss://" + s.PublicIP + "/ws", Assigned: counts[s.Hostname], ServerSide: n})
 		total += counts[s.Hostname]
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
@@ -525,7 +570,7 @@ func (d *demo) scale(ctx context.Context) error {
 	}
 	d.say("   the new node joined by tag; auth assigns %d nodes %v after the apply", d.cfg.ScaleTo, time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.clients.Connect(ctx, d.authURL, d.creds, d.cfg.ScaleClients, d.cfg.Concurrency); err != nil {
+	if err := d.clients.Connect(ctx, d.authURL, d.users, d.ca.Roots, d.cfg.ScaleClients, d.cfg.Concurrency); err != nil {
 		return err
 	}
 	d.say("   %d more clients connected in %v", d.cfg.ScaleClients, time.Since(t0).Round(time.Millisecond))
@@ -569,6 +614,8 @@ func (d *demo) destroy(ctx context.Context) error {
 		return fmt.Errorf("stopping the local cloud: %w", err)
 	}
 	d.cloud = nil
+	d.ca.Close()
+	d.ca = nil
 	procs, err := ProcessesUnder(d.cfg.WorkDir)
 	if err != nil {
 		return err
@@ -626,4 +673,36 @@ func CheckNothingLeft(ctx context.Context, c *Cloud) (string, error) {
 			live, len(addrs.Addresses), pids, procs)
 	}
 	return fmt.Sprintf("nothing left: %d of %d instances terminated, 0 Elastic IPs, 0 instance processes", seen, seen), nil
+}
+
+// makeUsers makes n users with random passwords, each with the next address of from: the
+// users, and the users file (bcrypt at cost) auth checks them against. The hashes are made on
+// every core.
+func makeUsers(n int, from netip.Prefix, cost int) ([]User, string, error) {
+	users := make([]User, n)
+	creds := make([]client.Credentials, n)
+	addr := from.Masked().Addr()
+	lines := make([]string, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i := range n {
+		var pw [12]byte
+		_, _ = rand.Read(pw[:])
+		creds[i] = client.Credentials{Username: fmt.Sprintf("user%d", i), Password: hex.EncodeToString(pw[:])}
+		addr = addr.Next()
+		users[i] = User{Creds: creds[i], From: addr}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			hash, err := bcrypt.GenerateFromPassword([]byte(creds[i].Password), cost)
+			lines[i], errs[i] = creds[i].Username+":"+string(hash)+"\n", err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, "", err
+	}
+	return users, strings.Join(lines, ""), nil
 }

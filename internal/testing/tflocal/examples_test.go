@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -30,6 +31,7 @@ type exampleVars func(e exampleEnv) map[string]any
 type exampleEnv struct {
 	info                          localcloud.Info
 	gossip, pub, priv, users, pwd string
+	ca                            *CA
 }
 
 func (e exampleEnv) archive(bin string) string {
@@ -44,10 +46,13 @@ var applyExamples = map[string]exampleVars{
 			"security_group_ids": []string{"sg-00000002"}, "ami": "ami-0123456789abcdef0",
 			"release_url": e.info.ReleaseURL, "release_version": e.info.ReleaseVersion, "release_sha256": e.info.ReleaseSHA256,
 			"iam_instance_profile": "wsdirect-node", "auth_iam_instance_profile": "wsdirect-auth",
+			// Without auth_domain: each auth host gets an IP certificate for its Elastic IP.
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot,
 		}
 	},
 	"data-sources/wsdirect_cloudinit": func(e exampleEnv) map[string]any {
-		return map[string]any{"auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node")}
+		return map[string]any{"auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node"),
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot}
 	},
 	"data-sources/wsdirect_haproxy_config": func(exampleEnv) map[string]any { return nil },
 	"data-sources/wsdirect_nodes":          func(exampleEnv) map[string]any { return nil },
@@ -55,7 +60,8 @@ var applyExamples = map[string]exampleVars{
 	"functions/haproxy_config":             func(exampleEnv) map[string]any { return nil },
 	"provider":                             func(exampleEnv) map[string]any { return nil },
 	"resources/wsdirect_node": func(e exampleEnv) map[string]any {
-		return map[string]any{"auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node")}
+		return map[string]any{"auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node"),
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot}
 	},
 }
 
@@ -104,6 +110,15 @@ func TestExamplesApplyOnLocalCloud(t *testing.T) {
 		}
 	}()
 	env := newExampleEnv(t, cloud.Info)
+	// The ACME CA of the run: the examples' nodes and auth hosts get their certificates from
+	// it, not from Let's Encrypt on the internet.
+	if env.ca, err = StartCA(filepath.Join(work, "acme-ca")); err != nil {
+		if errors.Is(err, ErrLowPorts) && os.Getenv("CI") == "" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer env.ca.Close()
 	// The examples name the secrets under /wsdirect/chat, which their README has the operator
 	// create first.
 	if err := cloud.PutClusterSecrets(ctx, "/wsdirect/chat", ClusterSecrets{
@@ -179,7 +194,7 @@ func TestExamplesApplyOnLocalCloud(t *testing.T) {
 				for _, u := range urls {
 					var cs Clients
 					err := waitOK(ctx, time.Minute, func() error {
-						return cs.Connect(ctx, u, client.Credentials{Username: "alice", Password: env.pwd}, 5, 5)
+						return cs.Connect(ctx, u, []User{{Creds: client.Credentials{Username: "alice", Password: env.pwd}}}, env.ca.Roots, 5, 5)
 					})
 					cs.Close()
 					if err != nil {

@@ -34,8 +34,14 @@ func (c *Cloud) PutClusterSecrets(ctx context.Context, path string, s ClusterSec
 		if name == "auth-public-keys" {
 			typ = ssmtypes.ParameterTypeString
 		}
+		// Past 4 KB (a users file of more than about 60 users) only the Advanced tier holds it,
+		// as an operator would find.
+		tier := ssmtypes.ParameterTierStandard
+		if len(v) > 4096 {
+			tier = ssmtypes.ParameterTierAdvanced
+		}
 		if _, err := cl.PutParameter(ctx, &ssm.PutParameterInput{
-			Name: aws.String(path + "/" + name), Value: aws.String(v), Type: typ, Overwrite: aws.Bool(true),
+			Name: aws.String(path + "/" + name), Value: aws.String(v), Type: typ, Tier: tier, Overwrite: aws.Bool(true),
 		}); err != nil {
 			return fmt.Errorf("put %s/%s: %w", path, name, err)
 		}
