@@ -51,6 +51,7 @@ type cloudInitModel struct {
 	TLSNames                types.List   `tfsdk:"tls_names"`
 	TLSCertFile             types.String `tfsdk:"tls_cert_file"`
 	TLSKeyFile              types.String `tfsdk:"tls_key_file"`
+	TLSKeyParameter         types.String `tfsdk:"tls_key_parameter"`
 	ACMEEmail               types.String `tfsdk:"acme_email"`
 	ACMEDirectory           types.String `tfsdk:"acme_directory"`
 	ACMEProfile             types.String `tfsdk:"acme_profile"`
@@ -117,12 +118,13 @@ func (d *cloudInitDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 				ElementType:         types.StringType,
 				MarkdownDescription: strings.Replace(cloudInitOptionDocs["tls_names"], ", comma-separated", " (a list here; comma-separated in the function)", 1),
 			},
-			"tls_cert_file":  str("tls_cert_file", false),
-			"tls_key_file":   str("tls_key_file", false),
-			"acme_email":     str("acme_email", false),
-			"acme_directory": str("acme_directory", false),
-			"acme_profile":   str("acme_profile", false),
-			"acme_ca_root":   str("acme_ca_root", false),
+			"tls_cert_file":     str("tls_cert_file", false),
+			"tls_key_file":      str("tls_key_file", false),
+			"tls_key_parameter": param("tls_key_parameter", false),
+			"acme_email":        str("acme_email", false),
+			"acme_directory":    str("acme_directory", false),
+			"acme_profile":      str("acme_profile", false),
+			"acme_ca_root":      str("acme_ca_root", false),
 			"advertise_port": schema.Int64Attribute{
 				Optional:            true,
 				MarkdownDescription: cloudInitOptionDocs["advertise_port"],
@@ -159,7 +161,7 @@ func (d *cloudInitDataSource) Read(ctx context.Context, req datasource.ReadReque
 		"bind": m.Bind, "gossip_bind": m.GossipBind, "name": m.Name, "advertise": m.Advertise, "max_conns": intSetting(m.MaxConns),
 		"auth_public_keys": m.AuthPublicKeys, "auth_public_keys_parameter": m.AuthPublicKeysParameter, "upstream": m.Upstream,
 		"signing_key_parameter": m.SigningKeyParameter, "users_parameter": m.UsersParameter, "admin_token_parameter": m.AdminTokenParameter,
-		"tls": m.TLS, "tls_names": tlsNames, "tls_cert_file": m.TLSCertFile, "tls_key_file": m.TLSKeyFile,
+		"tls": m.TLS, "tls_names": tlsNames, "tls_cert_file": m.TLSCertFile, "tls_key_file": m.TLSKeyFile, "tls_key_parameter": m.TLSKeyParameter,
 		"acme_email": m.ACMEEmail, "acme_directory": m.ACMEDirectory, "acme_profile": m.ACMEProfile, "acme_ca_root": m.ACMECARoot,
 		"advertise_port": intSetting(m.AdvertisePort),
 	}

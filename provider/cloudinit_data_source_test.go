@@ -109,6 +109,7 @@ locals {
     tls                  = "files"
     tls_names            = "n.example.com,203.0.113.7"
     tls_cert_file        = "/etc/ssl/ws.pem"
+    tls_key_parameter    = "/eq/tls-key"
     advertise_port       = 8443
   }
 }
@@ -122,14 +123,19 @@ data "wsdirect_cloudinit" "node" {
   tls                  = local.s.tls
   tls_names            = split(",", local.s.tls_names)
   tls_cert_file        = local.s.tls_cert_file
+  tls_key_parameter    = local.s.tls_key_parameter
   advertise_port       = local.s.advertise_port
 }
 output "same" {
   value = data.wsdirect_cloudinit.node.rendered == provider::wsdirect::cloudinit("node", local.s)
 }
+output "key_from_parameter" {
+  value = strcontains(data.wsdirect_cloudinit.node.rendered, "-tls-cert /etc/ssl/ws.pem -tls-key ssm:///eq/tls-key")
+}
 `, pub),
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownOutputValue("same", knownvalue.Bool(true)),
+				statecheck.ExpectKnownOutputValue("key_from_parameter", knownvalue.Bool(true)),
 			},
 		}},
 	})

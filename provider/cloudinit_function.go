@@ -56,7 +56,9 @@ var cloudInitOptionDocs = map[string]string{
 		"metadata), or name the DNS name clients reach auth by. A label may be `%H` or `%l`, systemd's host name and short host name.",
 	"tls_cert_file": fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM certificate chain. Default `%s`. "+
 		"The certificate and its key are never part of the user data: bake them into the AMI or fetch them at boot.", userdata.DefaultTLSCertFile),
-	"tls_key_file":   fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM private key. Default `%s`.", userdata.DefaultTLSKeyFile),
+	"tls_key_file": fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM private key. Default `%s` (none with `tls_key_parameter`).", userdata.DefaultTLSKeyFile),
+	"tls_key_parameter": "With `tls = \"files\"`: name of the `SecureString` parameter holding the PEM private key, read by the binary with the instance role " +
+		"instead of a key file (`-tls-key ssm:///name`); re-read on SIGHUP with the certificate file. The key never travels in user data.",
 	"acme_email":     "With `tls = \"acme\"`: contact e-mail of the ACME account.",
 	"acme_directory": "With `tls = \"acme\"`: `https` directory URL of the ACME CA. Default: Let's Encrypt production.",
 	"acme_profile":   "With `tls = \"acme\"`: ACME profile. Default `shortlived` for IP certificates (the only profile Let's Encrypt issues them under), the CA's default for names.",
@@ -214,6 +216,16 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		str(&c.TLSCertFile)
 	case "tls_key_file":
 		str(&c.TLSKeyFile)
+	case "tls_key_parameter":
+		if value != "" {
+			c.TLSKeyParameter = value
+			// The key comes from the parameter: the default key path goes
+			// (settings are applied in name order, tls_key_file first, so an
+			// explicit other path stays and is refused as "not both").
+			if c.TLSKeyFile == userdata.DefaultTLSKeyFile {
+				c.TLSKeyFile = ""
+			}
+		}
 	case "acme_email":
 		str(&c.ACMEEmail)
 	case "acme_directory":

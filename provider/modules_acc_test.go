@@ -422,7 +422,7 @@ func checkModulePolicies(t *testing.T) statecheck.StateCheck {
 			return nil
 		}
 		params, _ := out("parameters").(map[string]any)
-		if len(params) != 5 {
+		if len(params) != 6 {
 			return fmt.Errorf("parameters output = %v", out("parameters"))
 		}
 		sim, err := ssmsim.Start(ssmsim.DefaultConfig())

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ssmsim"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -264,5 +266,76 @@ func TestAuthKeysParameterErrors(t *testing.T) {
 	logs := &lockedBuffer{}
 	if code := run(context.Background(), []string{"-dev", "-auth-keys", "ssm://relative/name"}, make(chan os.Signal), logs); code != 2 {
 		t.Errorf("relative parameter name: exit %d", code)
+	}
+}
+
+// TestTLSKeyFromParameter: with -tls files the key may live in Parameter
+// Store (-tls-key ssm:///...): the node serves the pair, SIGHUP reads the
+// parameter again with the replaced certificate file, and a key stored as
+// a plain String, or missing, stops the start with the flag and the
+// parameter named and nothing of the key in the logs.
+func TestTLSKeyFromParameter(t *testing.T) {
+	ca, err := testca.New("node key parameter CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	first, err := ca.Issue([]string{"127.0.0.1"}, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile := filepath.Join(dir, "tls.pem")
+	if err := os.WriteFile(certFile, first.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const keyParam = "/wsdirect/node-tls/tls-key"
+	putParam(t, keyParam, string(first.KeyPEM), ssmtypes.ParameterTypeSecureString)
+	client := &tls.Config{RootCAs: ca.Pool()}
+	h := startWith(t, hopts{client: client}, "-tls", "files", "-tls-cert", certFile, "-tls-key", "ssm://"+keyParam, "-tls-check-interval", "1h")
+	served := func() string {
+		c, err := tls.Dial("tcp", h.addr, client)
+		if err != nil {
+			return "handshake: " + err.Error()
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	if got := served(); got != first.Cert.SerialNumber.String() {
+		t.Fatalf("served %s, want %s", got, first.Cert.SerialNumber)
+	}
+
+	second, err := ca.Issue([]string{"127.0.0.1"}, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putParam(t, keyParam, string(second.KeyPEM), ssmtypes.ParameterTypeSecureString)
+	if err := os.WriteFile(certFile, second.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.sigs <- syscall.SIGHUP
+	probe.Until(t, 10*time.Second, "SIGHUP to bring in the new pair", func() error {
+		got := served()
+		return probe.Check(got == second.Cert.SerialNumber.String(), "served %s", got)
+	})
+	if strings.Contains(h.logs.String(), "PRIVATE KEY") {
+		t.Error("the key appears in the logs")
+	}
+
+	putParam(t, "/wsdirect/node-tls/plain-key", string(first.KeyPEM), ssmtypes.ParameterTypeString)
+	for ref, want := range map[string]string{
+		"ssm:///wsdirect/node-tls/plain-key": "-tls-key: SSM parameter /wsdirect/node-tls/plain-key is a String; a secret must be a SecureString",
+		"ssm:///wsdirect/node-tls/nope":      "-tls-key: SSM parameter /wsdirect/node-tls/nope: does not exist",
+	} {
+		logs := &lockedBuffer{}
+		code := run(context.Background(), []string{"-dev", "-name", "n1", "-bind", "127.0.0.1:0", "-gossip-bind", "127.0.0.1:0",
+			"-auth-keys", filepath.Join(h.dir, "keys"), "-tls", "files", "-tls-cert", certFile, "-tls-key", ref}, make(chan os.Signal), logs)
+		if code != 1 || !strings.Contains(logs.String(), want) || strings.Contains(logs.String(), "PRIVATE KEY") {
+			t.Errorf("%s: exit %d, logs %s; want %q", ref, code, logs.String(), want)
+		}
+	}
+	logs := &lockedBuffer{}
+	if code := run(context.Background(), []string{"-dev", "-auth-keys", filepath.Join(h.dir, "keys"), "-tls", "files", "-tls-cert", certFile,
+		"-tls-key", "ssm://relative/name"}, make(chan os.Signal), logs); code != 2 {
+		t.Errorf("relative parameter name: exit %d, logs %s", code, logs.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 )
 
 // Mode says where a process's TLS certificate comes from, if anywhere.
@@ -216,6 +217,9 @@ func (c *Config) Validate() error {
 	case ModeFiles:
 		if c.CertFile == "" || c.KeyFile == "" {
 			return errors.New("tls: mode files needs a certificate and a key file (-tls-cert, -tls-key)")
+		}
+		if err := secret.CheckRef("-tls-key", c.KeyFile); err != nil {
+			return fmt.Errorf("tls: %w", err)
 		}
 	case ModeACME:
 		if len(c.Names) == 0 {
@@ -426,7 +430,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.Var(listFlag{&c.Names}, "tls-names", "DNS names and IPs the certificate is for (repeatable or comma list); acme orders them, files checks the certificate covers them; \"auto\" alone: this EC2 instance's public IPv4 address from instance metadata (waits until the instance has one)")
 	fs.StringVar(&c.CertFile, "tls-cert", c.CertFile, "PEM certificate chain, leaf first (-tls files); re-read on SIGHUP and when it changes on disk")
-	fs.StringVar(&c.KeyFile, "tls-key", c.KeyFile, "PEM private key of -tls-cert (-tls files)")
+	fs.StringVar(&c.KeyFile, "tls-key", c.KeyFile, "PEM private key of -tls-cert (-tls files): a file, or ssm:///parameter (a SecureString, re-read on SIGHUP and when the certificate file changes)")
 	fs.DurationVar(&c.CheckInterval, "tls-check-interval", c.CheckInterval, "how often the certificate files are checked for changes and the certificate for expiry")
 	fs.Func("tls-session-tickets", "session ticket keys: cluster (derived from the gossip key: shared by every member and kept across restarts), process (random per process) or off (default cluster)", func(v string) error {
 		switch t := TicketMode(v); t {

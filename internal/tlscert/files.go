@@ -10,10 +10,15 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 )
 
 // fileSource serves one certificate read from a PEM pair and swaps it when
-// the files change.
+// the files change. The key may also be a Parameter Store reference
+// (ssm:///name, package secret): it is then read again only when the
+// certificate file changes or on a forced reload (SIGHUP), not at every
+// check, which would spend Parameter Store's throughput every few seconds.
 type fileSource struct {
 	certFile, keyFile string
 	names             []string
@@ -67,6 +72,9 @@ func (f *fileSource) stamps() ([2]fileStamp, error) {
 	if s[0], err = stampOf(f.certFile); err != nil {
 		return s, fmt.Errorf("tls: certificate file: %w", err)
 	}
+	if secret.IsParameter(f.keyFile) {
+		return s, nil
+	}
 	if s[1], err = stampOf(f.keyFile); err != nil {
 		return s, fmt.Errorf("tls: key file: %w", err)
 	}
@@ -76,7 +84,22 @@ func (f *fileSource) stamps() ([2]fileStamp, error) {
 // load reads and checks the pair: it must parse, match, be valid now and
 // cover every configured name.
 func (f *fileSource) load() (*tls.Certificate, error) {
-	c, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+	certPEM, err := os.ReadFile(f.certFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: certificate file: %w", err)
+	}
+	var keyPEM []byte
+	if secret.IsParameter(f.keyFile) {
+		v, err := secret.Read("-tls-key", f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		keyPEM = []byte(v)
+	} else if keyPEM, err = os.ReadFile(f.keyFile); err != nil {
+		return nil, fmt.Errorf("tls: key file: %w", err)
+	}
+	// The error names the sources, never the key's content.
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("tls: load %s and %s: %w", f.certFile, f.keyFile, err)
 	}

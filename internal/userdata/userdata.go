@@ -198,6 +198,11 @@ type Config struct {
 	// DefaultTLSKeyFile), empty otherwise. The key never travels in user
 	// data.
 	TLSCertFile, TLSKeyFile string
+	// TLSKeyParameter (TLSFiles) names the SecureString parameter holding
+	// the PEM key, read by the binary (-tls-key ssm:///name) instead of
+	// TLSKeyFile, which must then be empty: the certificate is public and
+	// may sit in the AMI, the key stays in Parameter Store.
+	TLSKeyParameter string
 	// ACMEEmail, ACMEDirectory and ACMEProfile are the ACME account's
 	// contact, the CA's directory URL and the profile. Empty keeps the
 	// binary's default: no contact, Let's Encrypt production, shortlived
@@ -354,7 +359,7 @@ func (c Config) normalize() (Config, error) {
 			add("name, advertise, advertise port, max_conns, auth public keys and upstream apply to the node role only")
 		}
 	}
-	n.checkTLS(add)
+	n.checkTLS(add, checkParam)
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
@@ -362,7 +367,7 @@ func (c Config) normalize() (Config, error) {
 }
 
 // checkTLS validates the TLS settings.
-func (n Config) checkTLS(add func(string, ...any)) {
+func (n Config) checkTLS(add func(string, ...any), checkParam func(what, name string, required bool)) {
 	switch n.TLS {
 	case TLSACME, TLSFiles, TLSOffload:
 	case TLSOff:
@@ -379,13 +384,22 @@ func (n Config) checkTLS(add func(string, ...any)) {
 		}
 	}
 	if n.TLS == TLSFiles {
-		for what, p := range map[string]string{"tls cert file": n.TLSCertFile, "tls key file": n.TLSKeyFile} {
+		files := map[string]string{"tls cert file": n.TLSCertFile}
+		switch {
+		case n.TLSKeyParameter == "":
+			files["tls key file"] = n.TLSKeyFile
+		case n.TLSKeyFile != "":
+			add("give the tls key file or its parameter, not both")
+		default:
+			checkParam("tls key", n.TLSKeyParameter, true)
+		}
+		for what, p := range files {
 			if !pathPattern.MatchString(p) {
 				add("%s %q must be an absolute path of letters, digits, '.', '_', '-' and '/'", what, p)
 			}
 		}
-	} else if n.TLSCertFile != "" || n.TLSKeyFile != "" {
-		add("tls cert and key files apply to tls \"files\" only")
+	} else if n.TLSCertFile != "" || n.TLSKeyFile != "" || n.TLSKeyParameter != "" {
+		add("tls cert and key files (and the key parameter) apply to tls \"files\" only")
 	}
 	if n.TLS != TLSACME {
 		if n.ACMEEmail != "" || n.ACMEDirectory != "" || n.ACMEProfile != "" || n.ACMECARoot != "" {
@@ -523,7 +537,11 @@ func Render(c Config) (string, error) {
 	}
 	switch n.TLS {
 	case TLSFiles:
-		args = append(args, "-tls-cert", n.TLSCertFile, "-tls-key", n.TLSKeyFile)
+		key := n.TLSKeyFile
+		if n.TLSKeyParameter != "" {
+			key = secret.ParameterRef(n.TLSKeyParameter)
+		}
+		args = append(args, "-tls-cert", n.TLSCertFile, "-tls-key", key)
 	case TLSACME:
 		// The http-01 listener on the service's own address: spelled out,
 		// so that it binds what -bind binds (the binary's default is every

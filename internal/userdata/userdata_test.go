@@ -297,6 +297,14 @@ func TestRenderTLSModes(t *testing.T) {
 			t.Errorf("files on :443 needs the bind capability and no state directory:\n%s", unit)
 		}
 	})
+	t.Run("files with the key in a parameter", func(t *testing.T) {
+		c := nodeConfigTLS(t, TLSFiles)
+		c.TLSKeyFile, c.TLSKeyParameter = "", "/wsdirect/prod/tls-key"
+		unit := unitOf(t, c)
+		if !strings.Contains(unit, " -tls files -tls-cert /etc/wsdirect/tls/cert.pem -tls-key ssm:///wsdirect/prod/tls-key\n") {
+			t.Errorf("files unit with the key parameter:\n%s", unit)
+		}
+	})
 	t.Run("offload", func(t *testing.T) {
 		c := nodeConfigTLS(t, TLSOffload)
 		c.AdvertisePort = 443
@@ -425,6 +433,13 @@ func TestValidation(t *testing.T) {
 		{"bad tls name", nodeConfig, func(c *Config) { c.TLSNames = []string{"a b"} }, `tls name "a b" is neither`},
 		{"cert path with space", nodeConfig, func(c *Config) { c.TLS, c.TLSCertFile, c.TLSKeyFile = TLSFiles, "/etc/my cert.pem", DefaultTLSKeyFile }, "must be an absolute path"},
 		{"files without paths", nodeConfig, func(c *Config) { c.TLS = TLSFiles }, `tls cert file "" must be an absolute path`},
+		{"key file and parameter", nodeConfig, func(c *Config) {
+			c.TLS, c.TLSCertFile, c.TLSKeyFile, c.TLSKeyParameter = TLSFiles, DefaultTLSCertFile, DefaultTLSKeyFile, "/wsdirect/prod/tls-key"
+		}, "give the tls key file or its parameter, not both"},
+		{"key parameter reference", nodeConfig, func(c *Config) {
+			c.TLS, c.TLSCertFile, c.TLSKeyParameter = TLSFiles, DefaultTLSCertFile, "ssm:///wsdirect/prod/tls-key"
+		}, "tls key parameter \"ssm:///wsdirect/prod/tls-key\": give the parameter name without ssm://"},
+		{"key parameter with acme", nodeConfig, func(c *Config) { c.TLSKeyParameter = "/wsdirect/prod/tls-key" }, `apply to tls "files" only`},
 		{"cert file with acme", nodeConfig, func(c *Config) { c.TLSCertFile = "/etc/c.pem" }, `apply to tls "files" only`},
 		{"acme email with files", nodeConfig, func(c *Config) { c.TLS, c.ACMEEmail = TLSFiles, "a@b.c" }, `apply to tls "acme" only`},
 		{"http directory", nodeConfig, func(c *Config) { c.ACMEDirectory = "http://ca.example.com/dir" }, "must use scheme https"},

@@ -30,13 +30,15 @@ locals {
     signing_key      = "${var.parameter_path}/signing-key"
     users            = "${var.parameter_path}/users"
     admin_token      = "${var.parameter_path}/admin-token"
+    tls_key          = "${var.parameter_path}/tls-key"
   }
+  tls_key_parameter = var.tls_mode == "files" && var.tls_key_in_parameter
   # Region and account are left open: an identity policy grants only its
   # own account's parameters (and the instances read in their own region).
   parameter_arns = { for k, name in local.parameters : k => "arn:aws:ssm:*:*:parameter${name}" }
 
-  node_reads = ["gossip_key", "auth_public_keys"]
-  auth_reads = concat(["gossip_key", "signing_key", "users"], var.admin_api ? ["admin_token"] : [])
+  node_reads = concat(["gossip_key", "auth_public_keys"], local.tls_key_parameter ? ["tls_key"] : [])
+  auth_reads = concat(["gossip_key", "signing_key", "users"], var.admin_api ? ["admin_token"] : [], local.tls_key_parameter ? ["tls_key"] : [])
 
   auth_instance_profile = var.auth_iam_instance_profile != null ? var.auth_iam_instance_profile : var.iam_instance_profile
 
@@ -103,13 +105,14 @@ data "wsdirect_cloudinit" "node" {
   # Offloaded: clients reach the terminator in front on 443.
   advertise_port = local.serves_tls ? null : 443
 
-  tls            = var.tls_mode
-  tls_cert_file  = var.tls_mode == "files" ? var.tls_cert_file : null
-  tls_key_file   = var.tls_mode == "files" ? var.tls_key_file : null
-  acme_email     = local.acme ? var.acme_email : null
-  acme_directory = local.acme ? var.acme_directory : null
-  acme_profile   = local.acme ? var.acme_profile : null
-  acme_ca_root   = local.acme ? var.acme_ca_root : null
+  tls               = var.tls_mode
+  tls_cert_file     = var.tls_mode == "files" ? var.tls_cert_file : null
+  tls_key_file      = var.tls_mode == "files" && !local.tls_key_parameter ? var.tls_key_file : null
+  tls_key_parameter = local.tls_key_parameter ? local.parameters.tls_key : null
+  acme_email        = local.acme ? var.acme_email : null
+  acme_directory    = local.acme ? var.acme_directory : null
+  acme_profile      = local.acme ? var.acme_profile : null
+  acme_ca_root      = local.acme ? var.acme_ca_root : null
 
   lifecycle {
     precondition {
@@ -130,14 +133,15 @@ data "wsdirect_cloudinit" "auth" {
   users_parameter       = local.parameters.users
   admin_token_parameter = var.admin_api ? local.parameters.admin_token : null
 
-  tls            = var.tls_mode
-  tls_names      = length(var.auth_tls_names) > 0 ? var.auth_tls_names : null
-  tls_cert_file  = var.tls_mode == "files" ? var.tls_cert_file : null
-  tls_key_file   = var.tls_mode == "files" ? var.tls_key_file : null
-  acme_email     = local.acme ? var.acme_email : null
-  acme_directory = local.acme ? var.acme_directory : null
-  acme_profile   = local.acme ? var.acme_profile : null
-  acme_ca_root   = local.acme ? var.acme_ca_root : null
+  tls               = var.tls_mode
+  tls_names         = length(var.auth_tls_names) > 0 ? var.auth_tls_names : null
+  tls_cert_file     = var.tls_mode == "files" ? var.tls_cert_file : null
+  tls_key_file      = var.tls_mode == "files" && !local.tls_key_parameter ? var.tls_key_file : null
+  tls_key_parameter = local.tls_key_parameter ? local.parameters.tls_key : null
+  acme_email        = local.acme ? var.acme_email : null
+  acme_directory    = local.acme ? var.acme_directory : null
+  acme_profile      = local.acme ? var.acme_profile : null
+  acme_ca_root      = local.acme ? var.acme_ca_root : null
 }
 
 resource "wsdirect_node" "node" {

@@ -42,7 +42,7 @@ output "join_tag" {
 }
 
 output "parameters" {
-  description = "Names of the Parameter Store parameters the instances read (gossip_key, auth_public_keys, signing_key, users, admin_token), for creating them, e.g. with aws_ssm_parameter. admin_token is read only when admin_api is true."
+  description = "Names of the Parameter Store parameters the instances read (gossip_key, auth_public_keys, signing_key, users, admin_token, tls_key), for creating them, e.g. with aws_ssm_parameter. admin_token is read only when admin_api is true, tls_key only with tls_key_in_parameter."
   value       = local.parameters
 }
 

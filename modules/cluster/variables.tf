@@ -239,6 +239,12 @@ variable "tls_cert_file" {
   default     = null
 }
 
+variable "tls_key_in_parameter" {
+  description = "With tls_mode = \"files\": read the private key from the SecureString parameter <parameter_path>/tls-key (nodes and auth hosts, with their instance role; re-read on SIGHUP) instead of tls_key_file, so that only the public certificate sits on the instances' disks."
+  type        = bool
+  default     = false
+}
+
 variable "tls_key_file" {
   description = "With tls_mode = \"files\": path on every instance of the PEM private key. Null: /etc/wsdirect/tls/key.pem."
   type        = string
