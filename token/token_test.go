@@ -307,3 +307,20 @@ func TestKeyFiles(t *testing.T) {
 		t.Fatal("garbage accepted as key set")
 	}
 }
+// TestRejectIssuedBefore: tokens minted before the start are refused, one
+// minted later in the start's own millisecond (iat's precision) is not.
+func TestRejectIssuedBefore(t *testing.T) {
+	f := newFixture(t)
+	start := time.Unix(1_800_000_000, 123_400_000) // .1234 s
+	f.now = start.Add(-time.Millisecond)
+	before := f.mint(t, "alice", "n1")
+	f.now = start.Add(500 * time.Microsecond) // same millisecond, after start
+	same := f.mint(t, "alice", "n1")
+	f.now = start.Add(time.Second)
+	v := f.verifier("n1").RejectIssuedBefore(start)
+	_, err := v.Verify(before)
+	wantReason(t, err, ReasonBeforeStart)
+	if _, err := v.Verify(same); err != nil {
+		t.Fatalf("a token minted after the start, in its millisecond: %v", err)
+	}
+}
