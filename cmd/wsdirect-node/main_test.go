@@ -215,6 +215,9 @@ func TestFlagErrors(t *testing.T) {
 		"wildcard, no advert": {[]string{"-dev", "-auth-keys", pub, "-bind", "0.0.0.0:0", "-gossip-bind", "127.0.0.1:0"}, 1, "-advertise is required"},
 		"bad ec2 tag":         {[]string{"-dev", "-auth-keys", pub, "-bind", "127.0.0.1:0", "-join-ec2-tag", "novalue"}, 2, "-join-ec2-tag"},
 		"bad gossip key":      {[]string{"-auth-keys", pub, "-gossip-key-file", pub}, 1, "gossip key"},
+		"bad rebalance rate":  {[]string{"-dev", "-auth-keys", pub, "-rebalance-max-rate", "0"}, 2, "-rebalance-max-rate"},
+		"bad tolerance":       {[]string{"-dev", "-auth-keys", pub, "-rebalance-tolerance", "1"}, 2, "-rebalance-tolerance"},
+		"bad min move":        {[]string{"-dev", "-auth-keys", pub, "-rebalance-min-move", "0"}, 2, "-rebalance-min-move"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
