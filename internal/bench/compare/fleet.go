@@ -132,6 +132,10 @@ type FleetStatus struct {
 	// GaveUp counts clients whose Run stopped with an error (bad
 	// credentials, a close code that says not to come back).
 	GaveUp int `json:"gave_up"`
+	// Rebalanced counts closes with wire.CloseRebalance (clients a node
+	// moved); RebalancedTwice counts clients that saw more than one.
+	Rebalanced      int64 `json:"rebalanced"`
+	RebalancedTwice int   `json:"rebalanced_twice"`
 }
 
 func (s *FleetStatus) add(o FleetStatus) {
@@ -153,6 +157,8 @@ func (s *FleetStatus) add(o FleetStatus) {
 	}
 	s.LastConnect = max(s.LastConnect, o.LastConnect)
 	s.GaveUp += o.GaveUp
+	s.Rebalanced += o.Rebalanced
+	s.RebalancedTwice += o.RebalancedTwice
 }
 
 // fleet is a set of managed clients, here or in a worker process.
@@ -170,6 +176,8 @@ type Fleet struct {
 	connects, disconnects atomic.Int64
 	lastConnect           atomic.Int64
 	gaveUp                atomic.Int64
+	rebalanced            atomic.Int64
+	rebalancedTwice       atomic.Int64
 	mu                    sync.Mutex
 	failed                map[string]int64
 	transports            []*http.Transport
@@ -220,6 +228,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		defer close(started)
 		for i := range f.clients {
 			var once sync.Once
+			var moves atomic.Int32
 			release := func() { once.Do(func() { <-inflight }) }
 			mc := client.DefaultManagedConfig()
 			mc.Options = optSets[(i+cfg.SourceOffset)%len(optSets)]
@@ -230,6 +239,12 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 				release()
 			}
 			mc.OnDisconnect = func(code int, err error) {
+				if code == wire.CloseRebalance {
+					f.rebalanced.Add(1)
+					if moves.Add(1) == 2 {
+						f.rebalancedTwice.Add(1)
+					}
+				}
 				if code != 0 {
 					f.disconnects.Add(1)
 					return
@@ -294,6 +309,8 @@ func (f *Fleet) Status() FleetStatus {
 	s.Disconnects = f.disconnects.Load()
 	s.LastConnect = f.lastConnect.Load()
 	s.GaveUp = int(f.gaveUp.Load())
+	s.Rebalanced = f.rebalanced.Load()
+	s.RebalancedTwice = int(f.rebalancedTwice.Load())
 	return s
 }
 
