@@ -20,6 +20,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -282,6 +283,46 @@ func TestSignalDrainAndReload(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, h.logs.String())
 	}
 	t.Logf("drained and exited in %s", time.Since(start))
+}
+
+// TestStopFitsTheUnit: a scale-in's SIGTERM with clients that never answer
+// the close frame (a stalled phone, a dead NAT entry). The drain gives up
+// at -drain-deadline and cuts them, and the whole stop (leave, shutdown)
+// ends within the margin the cloud-init unit adds to the deadline for
+// systemd's TimeoutStopSec, so systemd never has to SIGKILL the node.
+func TestStopFitsTheUnit(t *testing.T) {
+	const deadline = 2 * time.Second
+	h := start(t, "-drain-deadline", deadline.String())
+	var stuck []*websocket.Conn
+	for i := 0; i < 5; i++ {
+		ws, err := h.dial(h.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		stuck = append(stuck, ws) // never read: the close is never answered
+	}
+	begin := time.Now()
+	h.sigs <- syscall.SIGTERM
+	if code := h.waitExit(deadline + userdata.StopMargin); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.logs.String())
+	}
+	took := time.Since(begin)
+	if took < deadline {
+		t.Fatalf("exited after %s, before the drain deadline %s: the clients were not waited for", took, deadline)
+	}
+	if !strings.Contains(h.logs.String(), "drain incomplete") {
+		t.Fatalf("the drain did not hit its deadline:\n%s", h.logs.String())
+	}
+	// The clients got the drain code before they were cut.
+	for _, ws := range stuck {
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := ws.ReadMessage()
+		if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != wire.CloseDraining {
+			t.Fatalf("stuck client read %v, want close %d", err, wire.CloseDraining)
+		}
+	}
+	t.Logf("stopped %s after SIGTERM (deadline %s, unit allows %s)", took.Round(time.Millisecond), deadline, deadline+userdata.StopMargin)
 }
 
 func TestAdminDrainExits(t *testing.T) {

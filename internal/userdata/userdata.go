@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -47,6 +48,23 @@ const (
 	// unique within a VPC, so one user data serves every node.
 	DefaultName = "%H"
 )
+
+// DefaultDrainDeadline is wsdirect-node's -drain-deadline default
+// (node.DefaultConfig; a test keeps the two equal).
+const DefaultDrainDeadline = 30 * time.Second
+
+// StopMargin is what a node's unit allows for the rest of a stop after the
+// drain deadline: leaving the gossip (bounded at 10 s in wsdirect-node) and
+// closing what is left, with room to spare. The whole stop, 60 s by
+// default, fits systemd's default of 90 s, EC2's clean shutdown (which
+// waits for the units; the instance lingers in shutting-down for a few
+// minutes at most) and a Spot instance's two-minute notice
+// (docs/design.md section 14).
+const StopMargin = 30 * time.Second
+
+// MaxDrainDeadline bounds DrainDeadline, so that a stop stays within
+// EC2's shutdown and Spot's notice.
+const MaxDrainDeadline = 90 * time.Second
 
 // MaxUserData is EC2's limit on raw user data.
 const MaxUserData = 16 * 1024
@@ -105,6 +123,12 @@ type Config struct {
 	// Upstream, when set, is a ws:// or wss:// URL the node relays every
 	// client connection to; empty means the built-in echo.
 	Upstream string
+	// DrainDeadline is the node's -drain-deadline: how long the drain on
+	// SIGTERM (a stop, a terminate, a scale-in) may take before the rest of
+	// the clients are cut. 0 keeps the binary's default,
+	// DefaultDrainDeadline. The unit's TimeoutStopSec is this plus
+	// StopMargin.
+	DrainDeadline time.Duration
 
 	// Auth only.
 
@@ -198,6 +222,9 @@ func (c Config) normalize() (Config, error) {
 		if n.MaxConns < 0 {
 			add("max_conns must not be negative, got %d", n.MaxConns)
 		}
+		if n.DrainDeadline < 0 || n.DrainDeadline > MaxDrainDeadline || n.DrainDeadline%time.Second != 0 {
+			add("drain deadline must be whole seconds from 0 (the binary's default, %s) to %s, got %s", DefaultDrainDeadline, MaxDrainDeadline, n.DrainDeadline)
+		}
 		if n.AuthPublicKeys == "" {
 			add("auth public keys are required for a node (PEM \"PUBLIC KEY\" blocks from the auth signing keys)")
 		} else if _, err := token.ParsePublicKeys([]byte(n.AuthPublicKeys)); err != nil {
@@ -220,8 +247,8 @@ func (c Config) normalize() (Config, error) {
 		if strings.ContainsAny(n.AdminToken, " \t\r\n") {
 			add("admin token must not contain whitespace")
 		}
-		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.Upstream != "" {
-			add("name, advertise, max_conns, auth public keys and upstream apply to the node role only")
+		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.Upstream != "" || n.DrainDeadline != 0 {
+			add("name, advertise, max_conns, auth public keys, upstream and drain deadline apply to the node role only")
 		}
 	}
 	if len(errs) > 0 {
@@ -303,6 +330,9 @@ func Render(c Config) (string, error) {
 		if n.Upstream != "" {
 			args = append(args, "-upstream", n.Upstream)
 		}
+		if n.DrainDeadline > 0 {
+			args = append(args, "-drain-deadline", n.DrainDeadline.String())
+		}
 	case RoleAuth:
 		secret(SigningKeyFile, n.SigningKey)
 		args = append(args,
@@ -365,8 +395,18 @@ func systemdUnit(c Config, args []string) string {
 		quoted[i] = systemdArg(a, c.Role == RoleNode && i > 0 && args[i-1] == "-name" && a == DefaultName)
 	}
 	desc := "wsdirect node (WebSocket server)"
+	stop := ""
 	if c.Role == RoleAuth {
 		desc = "wsdirect auth service"
+	} else {
+		drain := c.DrainDeadline
+		if drain == 0 {
+			drain = DefaultDrainDeadline
+		}
+		stop = fmt.Sprintf(`# SIGTERM drains the node within -drain-deadline (%s): its clients are told,
+# in batches, to reconnect through auth. The rest of the stop fits in %s more.
+TimeoutStopSec=%ds
+`, drain, StopMargin, int((drain + StopMargin).Seconds()))
 	}
 	return fmt.Sprintf(`[Unit]
 Description=%s
@@ -382,7 +422,7 @@ EnvironmentFile=-%s/%s.env
 ExecStart=%s
 Restart=on-failure
 RestartSec=2s
-# Every WebSocket holds a file descriptor.
+%s# Every WebSocket holds a file descriptor.
 LimitNOFILE=1048576
 NoNewPrivileges=true
 ProtectSystem=full
@@ -391,7 +431,7 @@ PrivateTmp=true
 
 [Install]
 WantedBy=multi-user.target
-`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "))
+`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "), stop)
 }
 
 // systemdArg quotes one ExecStart argument. Specifiers ('%') are escaped

@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -151,7 +153,9 @@ func TestRenderNode(t *testing.T) {
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
-	for _, w := range []string{"Restart=on-failure\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n"} {
+	for _, w := range []string{"Restart=on-failure\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n",
+		// The default drain (30 s) plus StopMargin.
+		"TimeoutStopSec=60s\n"} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q", w)
 		}
@@ -288,6 +292,10 @@ func TestValidation(t *testing.T) {
 		{"empty advertise", nodeConfig, func(c *Config) { c.Advertise = "" }, `advertise "" must be "auto" or an IP`},
 		{"auth with node defaults", authConfig, func(c *Config) { c.Name, c.Advertise = DefaultName, DefaultAdvertise }, "apply to the node role only"},
 		{"negative conns", nodeConfig, func(c *Config) { c.MaxConns = -1 }, "max_conns must not be negative"},
+		{"negative drain deadline", nodeConfig, func(c *Config) { c.DrainDeadline = -time.Second }, "drain deadline must be whole seconds"},
+		{"drain deadline past EC2's shutdown", nodeConfig, func(c *Config) { c.DrainDeadline = 2 * time.Minute }, "drain deadline must be whole seconds"},
+		{"fractional drain deadline", nodeConfig, func(c *Config) { c.DrainDeadline = 1500 * time.Millisecond }, "drain deadline must be whole seconds"},
+		{"auth with drain deadline", authConfig, func(c *Config) { c.DrainDeadline = time.Second }, "apply to the node role only"},
 		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "auth public keys are required"},
 		{"bad auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" }, "auth public keys:"},
 		{"http upstream", nodeConfig, func(c *Config) { c.Upstream = "http://x:1/" }, "must use scheme ws or wss"},
@@ -422,5 +430,36 @@ func TestInstallScript(t *testing.T) {
 				t.Errorf("checksum failure not explained: %s", outb)
 			}
 		})
+	}
+}
+
+// TestDrainDeadlineAndStopTimeout: the node's drain deadline goes on its
+// command line, and systemd waits that plus StopMargin before it kills the
+// process; the auth unit keeps systemd's default; and the default here is
+// the binary's.
+func TestDrainDeadlineAndStopTimeout(t *testing.T) {
+	if d := node.DefaultConfig().DrainDeadline; d != DefaultDrainDeadline {
+		t.Fatalf("DefaultDrainDeadline %s, wsdirect-node's default %s", DefaultDrainDeadline, d)
+	}
+	c := nodeConfig(t)
+	c.DrainDeadline = 45 * time.Second
+	out, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := parse(t, out)
+	unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
+	for _, w := range []string{" -drain-deadline 45s\n", "TimeoutStopSec=75s\n"} {
+		if !strings.Contains(unit, w) {
+			t.Errorf("unit lacks %q:\n%s", w, unit)
+		}
+	}
+	out, err = Render(authConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ = parse(t, out)
+	if unit := content(t, p, "/etc/systemd/system/wsdirect-auth.service"); strings.Contains(unit, "TimeoutStopSec") || strings.Contains(unit, "drain") {
+		t.Errorf("auth unit has a drain stop timeout:\n%s", unit)
 	}
 }
