@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim/ec2simtest"
 )
 
 func TestParseTag(t *testing.T) {
@@ -81,7 +82,7 @@ func TestEC2Tag(t *testing.T) {
 	ctx := context.Background()
 	conf := ec2sim.DefaultConfig()
 	conf.PendingDescribes = 0 // running from the first describe on
-	srv := ec2sim.NewServer(conf)
+	srv := ec2simtest.New(t, conf)
 	defer srv.Close()
 	c := srv.EC2Client(ctx)
 
@@ -120,7 +121,7 @@ func TestEC2TagSkipsPending(t *testing.T) {
 	ctx := context.Background()
 	conf := ec2sim.DefaultConfig()
 	conf.PendingDescribes = 1 // the first describe still sees "pending"
-	srv := ec2sim.NewServer(conf)
+	srv := ec2simtest.New(t, conf)
 	defer srv.Close()
 	c := srv.EC2Client(ctx)
 	want, _ := launch(t, c, 2, map[string]string{"role": "wsdirect"})
@@ -217,7 +218,7 @@ func TestNewEC2Client(t *testing.T) {
 	ctx := context.Background()
 	conf := ec2sim.DefaultConfig()
 	conf.PendingDescribes = 0
-	srv := ec2sim.NewServer(conf)
+	srv := ec2simtest.New(t, conf)
 	defer srv.Close()
 	want, _ := launch(t, srv.EC2Client(ctx), 3, map[string]string{"cluster": "a"})
 

@@ -32,6 +32,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim/ec2simtest"
 )
 
 // testAccProtoV6ProviderFactories serves the provider in-process to the
@@ -120,7 +121,7 @@ func newTestAccEnv(t *testing.T, cfg ec2sim.Config) *testAccEnv {
 	if cfg.Logf == nil && os.Getenv("WSDIRECT_ACC_SIM_LOG") != "" {
 		cfg.Logf = t.Logf
 	}
-	sim := ec2sim.NewServer(cfg)
+	sim := ec2simtest.New(t, cfg)
 	t.Cleanup(sim.Close)
 	return &testAccEnv{
 		Sim:         sim,

@@ -36,7 +36,8 @@ var cloudInitOptionDocs = map[string]string{
 		"(several during key rotation).",
 	"upstream":    "Node only. `ws://` or `wss://` URL each client connection is relayed to.",
 	"signing_key": "Auth only, **required for auth, sensitive.** Ed25519 PKCS#8 `PRIVATE KEY` PEM that signs connection tokens.",
-	"users":       "Auth only, sensitive. Content of the bcrypt users file.",
+	"users": "Auth only, **required for auth, sensitive.** Content of the bcrypt users file (lines from `wsdirect-auth hash-password`): " +
+		"the auth service needs exactly one credential backend, and this is the one user data carries.",
 	"admin_token": "Auth only, sensitive. Token protecting the admin API.",
 }
 

@@ -115,6 +115,7 @@ output "auth" {
     gossip_key  = var.gossip_key
     join_tag    = "wsdirect:cluster=test"
     signing_key = var.signing_key
+    users       = "alice:$2a$10$abc\n"
     admin_token = "tok"
   })
 }
@@ -124,8 +125,8 @@ output "auth" {
 						"ExecStart=/usr/local/bin/wsdirect-node -name %H -bind 0.0.0.0:8080 -advertise auto -gossip-bind 0.0.0.0:7946 "+
 							"-gossip-key-file /etc/wsdirect/gossip.key -join-ec2-tag wsdirect:cluster=test -auth-keys /etc/wsdirect/auth-keys.pem -max-conns 40000\n")),
 					statecheck.ExpectKnownOutputValue("auth", cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
-						"ExecStart=/usr/local/bin/wsdirect-auth -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key "+
-							"-join-ec2-tag wsdirect:cluster=test -signing-key /etc/wsdirect/signing-key.pem -admin-token-file /etc/wsdirect/admin-token\n")),
+						"ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key "+
+							"-join-ec2-tag wsdirect:cluster=test -signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users -admin-token-file /etc/wsdirect/admin-token\n")),
 				},
 			},
 			{
@@ -163,6 +164,7 @@ func TestCloudInitFunctionErrors(t *testing.T) {
 		"bad max conns":  {"node", `, max_conns = "many"`, `"many" is not a whole number`},
 		"short key":      {"node", `, gossip_key = "AAAA"`, `exactly 32 bytes`},
 		"auth w/o key":   {"auth", `, auth_public_keys = null`, `signing key is required`},
+		"auth w/o users": {"auth", `, auth_public_keys = null`, `users is required for an auth host`},
 		"bad join tag":   {"node", `, join_tag = "cluster"`, `must be "Key=Value"`},
 		"bad public key": {"node", `, auth_public_keys = "nope"`, `no PUBLIC KEY PEM block found`},
 	}

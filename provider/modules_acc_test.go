@@ -95,6 +95,8 @@ module "cluster" {
   gossip_key         = %[7]q
   auth_public_keys   = %[8]q
   auth_signing_key   = %[9]q
+  auth_users         = "alice:$2a$10$abcdefghijklmnopqrstuuM9IGKXF0cJE1BYf.iSQHUdC1v5C0Gu6"
+  iam_instance_profile = "wsdirect-node"
   release_url        = "https://releases.example.com/v1.0.0/"
   release_version    = "1.0.0"
   tags               = { team = "acc" }

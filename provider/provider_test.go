@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim/ec2simtest"
 )
 
 // TestProviderSchemas checks every schema of the provider (resources, data
@@ -72,7 +73,7 @@ func describeType(t *testing.T, d *providerData) error {
 
 func TestConfigureClient_staticKeys(t *testing.T) {
 	isolateAWSEnv(t)
-	sim := ec2sim.NewServer(ec2sim.DefaultConfig())
+	sim := ec2simtest.New(t, ec2sim.DefaultConfig())
 	defer sim.Close()
 	m := simProviderModel(sim)
 	m.DefaultTags = stringMapValue(map[string]string{"team": "rt"})
@@ -94,7 +95,7 @@ func TestConfigureClient_staticKeys(t *testing.T) {
 
 func TestConfigureClient_assumeRole(t *testing.T) {
 	isolateAWSEnv(t)
-	sim := ec2sim.NewServer(ec2sim.DefaultConfig())
+	sim := ec2simtest.New(t, ec2sim.DefaultConfig())
 	defer sim.Close()
 	m := simProviderModel(sim)
 	m.AssumeRole = []assumeRoleModel{{
@@ -121,7 +122,7 @@ func TestConfigureClient_assumeRole(t *testing.T) {
 
 func TestConfigureClient_envFillsIn(t *testing.T) {
 	isolateAWSEnv(t)
-	sim := ec2sim.NewServer(ec2sim.DefaultConfig())
+	sim := ec2simtest.New(t, ec2sim.DefaultConfig())
 	defer sim.Close()
 	t.Setenv("AWS_REGION", "eu-west-1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
@@ -145,7 +146,7 @@ func TestConfigureClient_envFillsIn(t *testing.T) {
 
 func TestConfigureClient_missingRegion(t *testing.T) {
 	isolateAWSEnv(t)
-	sim := ec2sim.NewServer(ec2sim.DefaultConfig())
+	sim := ec2simtest.New(t, ec2sim.DefaultConfig())
 	defer sim.Close()
 	m := simProviderModel(sim)
 	m.Region = types.StringNull()
@@ -157,7 +158,7 @@ func TestConfigureClient_missingRegion(t *testing.T) {
 
 func TestConfigureClient_unknownDefers(t *testing.T) {
 	isolateAWSEnv(t)
-	sim := ec2sim.NewServer(ec2sim.DefaultConfig())
+	sim := ec2simtest.New(t, ec2sim.DefaultConfig())
 	defer sim.Close()
 	m := simProviderModel(sim)
 	m.Endpoints[0].EC2 = types.StringUnknown()
@@ -171,7 +172,7 @@ func TestConfigureClient_unknownDefers(t *testing.T) {
 // retryable errors.
 func TestConfigureClient_maxRetries(t *testing.T) {
 	isolateAWSEnv(t)
-	sim := ec2sim.NewServer(ec2sim.DefaultConfig())
+	sim := ec2simtest.New(t, ec2sim.DefaultConfig())
 	defer sim.Close()
 	m := simProviderModel(sim)
 	m.MaxRetries = types.Int64Value(2) // 3 attempts
@@ -193,7 +194,7 @@ func TestConfigureClient_maxRetries(t *testing.T) {
 // configuration and its client is the one resources get.
 func TestWithEC2ClientFactory(t *testing.T) {
 	isolateAWSEnv(t)
-	sim := ec2sim.NewServer(ec2sim.DefaultConfig())
+	sim := ec2simtest.New(t, ec2sim.DefaultConfig())
 	defer sim.Close()
 	var got ClientConfig
 	factory := func(ctx context.Context, cfg ClientConfig) (EC2API, error) {

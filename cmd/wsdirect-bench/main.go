@@ -4,6 +4,7 @@
 //
 //	wsdirect-bench run -auth http://127.0.0.1:8443 -user bench -conns 10000 -rate 2000 ...
 //	wsdirect-bench demo -bin-dir ./bin
+//	wsdirect-bench tfdemo -terraform ./bin/terraform
 //	wsdirect-bench cluster -bin-dir ./bin -nodes 3
 //	wsdirect-bench rebalance -bin-dir ./bin -clients 12000
 //	wsdirect-bench worker   (internal: one worker process of `run -workers N`)
@@ -31,6 +32,7 @@ const usage = `usage: wsdirect-bench <command> [flags]
 commands:
   run     open connections through auth at a target rate and report
   demo    local cluster, 10,000 clients, kill a node, watch them move (make demo)
+  tfdemo  terraform apply, scale and destroy modules/cluster on the local cloud (make demo-terraform)
   cluster start a local cluster (auth + nodes on loopback) and keep it up until interrupted
   scale   hold many connections over a local cluster; per-node counts, memory, limits set and hit
   compare same workload via direct, HAProxy mode http and mode tcp; ratios to direct (make bench-compare)
@@ -115,6 +117,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "tfdemo":
+		return tfdemoCmd(ctx, args[1:], stdout, stderr)
 	case "cluster":
 		return clusterCmd(ctx, args[1:], stdout, stderr)
 	case "scale":

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim/ec2simtest"
 )
 
 // TestJoinViaEC2Tag: the node finds the cluster through -join-ec2-tag.
@@ -22,9 +23,10 @@ import (
 // joins it on its own gossip port, as on EC2 where every member uses the
 // same port.
 func TestJoinViaEC2Tag(t *testing.T) {
-	sim := ec2sim.NewServer(ec2sim.Config{PendingDescribes: 0})
-	defer sim.Close()
-	sim.AddSubnet("subnet-0loop", "vpc-0loop", "127.0.0.0/24", "us-east-1a")
+	simCfg := ec2sim.DefaultConfig()
+	simCfg.PendingDescribes = 0
+	sim := ec2simtest.New(t, simCfg)
+	ec2simtest.AddSubnet(t, sim, "subnet-0loop", "vpc-0loop", "127.0.0.0/24", "us-east-1a")
 	_, err := sim.EC2Client(context.Background()).RunInstances(context.Background(), &ec2.RunInstancesInput{
 		ImageId: aws.String("ami-12345678"), InstanceType: ec2types.InstanceTypeT3Micro,
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),

@@ -43,6 +43,12 @@ variable "auth_signing_key" {
   sensitive   = true
 }
 
+variable "auth_users" {
+  description = "bcrypt users file the auth hosts check credentials against: lines from `wsdirect-auth hash-password -user <name>`."
+  type        = string
+  sensitive   = true
+}
+
 variable "admin_token" {
   description = "Token for the auth admin API."
   type        = string
@@ -58,6 +64,12 @@ variable "release_url" {
 variable "release_version" {
   description = "Release version, e.g. 1.0.0."
   type        = string
+}
+
+variable "release_sha256" {
+  description = "SHA-256 of the release archives by binary name (from the release's SHA256SUMS); downloads are verified when given."
+  type        = map(string)
+  default     = {}
 }
 
 variable "key_name" {

@@ -138,10 +138,11 @@ func (s *Server) associateAddress(p params) (any, error) {
 	return &associateAddressResp{Return: true, AssociationID: ip.assocID}, nil
 }
 
-// checkAssociable rejects instances that are not running: EC2 answers IncorrectInstanceState
-// while an instance is pending (the classic race right after RunInstances) or going away.
+// checkAssociable rejects instances that are not running or stopped: EC2 answers
+// IncorrectInstanceState while an instance is pending (the classic race right after
+// RunInstances) or going away.
 func checkAssociable(in *instance) error {
-	if in.state != stateRunning {
+	if in.state != stateRunning && in.state != stateStopped {
 		return errorf(codeIncorrectInstanceState, "The %s instance '%s' is not in a valid state for this operation.", in.state, in.id)
 	}
 	return nil

@@ -2,9 +2,12 @@
 // plus the two STS calls the provider needs, so that the Terraform provider and the runtime's
 // EC2 tag discovery can be tested offline through the real aws-sdk-go-v2 clients.
 //
-// A test starts it with NewServer(DefaultConfig()), points an SDK client at URL() (as
-// BaseEndpoint; EC2Client and STSClient do this), and inspects the result with Instances,
-// Addresses, CallCount and Calls. The SDK's own ec2query/awsquery serializers and
+// A test starts it with NewServer(DefaultConfig()) (package ec2simtest does so for tests of
+// other packages), points an SDK client at URL() (as BaseEndpoint; EC2Client and STSClient do
+// this), and inspects the result with Instances, Instance, Addresses, CallCount and Calls. New
+// builds one without a listener, to mount as an http.Handler (the local cloud,
+// internal/localcloud, serves it beside its other endpoints). Both refuse a Config with a
+// missing or out-of-range field, naming it; nothing in the package panics or exits. The SDK's own ec2query/awsquery serializers and
 // deserializers talk to it, so every test that passes also checks the wire format: form-encoded
 // requests (Action=...&Version=...&Filter.1.Name=...), XML answers in the
 // http://ec2.amazonaws.com/doc/2016-11-15/ namespace, and error envelopes
@@ -19,8 +22,9 @@
 //     NetworkInterface.N with DeviceIndex, SubnetId, SecurityGroupId.N,
 //     SecondaryPrivateIpAddressCount, PrivateIpAddresses.N, AssociatePublicIpAddress,
 //     DeleteOnTermination, Description), DescribeInstances (InstanceId.N, Filter.N, MaxResults/
-//     NextToken), TerminateInstances, DescribeInstanceTypes, DescribeInstanceAttribute,
-//     ModifyInstanceAttribute (GroupId.N, SourceDestCheck, DisableApiTermination).
+//     NextToken), TerminateInstances, StopInstances, StartInstances, DescribeInstanceTypes,
+//     DescribeInstanceAttribute, ModifyInstanceAttribute (GroupId.N, SourceDestCheck,
+//     DisableApiTermination; UserData and InstanceType while stopped).
 //   - Network: DescribeVpcs, DescribeSubnets, DescribeSecurityGroups,
 //     DescribeNetworkInterfaces, ModifyNetworkInterfaceAttribute, AssignPrivateIpAddresses,
 //     UnassignPrivateIpAddresses.
@@ -44,13 +48,20 @@
 //     limits; AddInstanceType adds more.
 //   - Lifecycle: pending (code 0), then running (16) after Config.PendingDescribes
 //     DescribeInstances calls; TerminateInstances answers shutting-down (32), and the next
-//     describe shows terminated (48). Terminated instances stay visible for
-//     Config.TerminatedVisibleFor, without network details, as in EC2.
+//     describe shows terminated (48); StopInstances answers stopping (64), the next describe
+//     shows stopped (80), and StartInstances makes it pending again. Terminated instances stay
+//     visible for Config.TerminatedVisibleFor, without network details, as in EC2. With
+//     Config.Lifecycle set, an owner ends pending, shutting-down and stopping instead
+//     (InstanceBooted, InstanceShutDown), and hears of every launch, shutdown and address
+//     change: that is how the local cloud boots and stops real processes.
+//   - Stopping gives back the auto-assigned public IP; starting a single-interface instance
+//     launched with one assigns a fresh one, unless an Elastic IP holds the primary address.
 //   - Termination frees the private IPs of interfaces marked DeleteOnTermination and
 //     disassociates their Elastic IPs; other interfaces stay, detached and "available".
 //   - ClientToken idempotency: the same token with the same parameters answers the original
 //     reservation; with other parameters, IdempotentParameterMismatch.
-//   - Public IPs come from the documentation ranges 198.51.100.0/24 and 203.0.113.0/24, with
+//   - Public IPs come from Config.PublicPools (by default the documentation ranges
+//     198.51.100.0/24 and 203.0.113.0/24), with
 //     ec2-a-b-c-d.compute-1.amazonaws.com style DNS names. An Elastic IP on the primary address
 //     replaces the auto-assigned public IP; disassociating it gives the interface a fresh one,
 //     as EC2 does for single-interface instances launched with a public IP.
@@ -70,14 +81,13 @@
 //
 // # Simplifications compared with real EC2
 //
-//   - Time does not drive state: instances leave pending after a number of DescribeInstances
-//     calls, not seconds, and every DescribeInstances call ages every pending instance, even
-//     ones its filters hide. Nothing but TerminateInstances changes state (no stop, start,
-//     reboot, hibernate, spot interruption or instance failure), so changing userData or
-//     instanceType, which EC2 allows only on stopped instances, answers IncorrectInstanceState.
-//   - Shutting-down interfaces are released at once, not when the instance reaches
-//     terminated; terminated instances expire after a fixed time rather than EC2's "about an
-//     hour".
+//   - Without a Lifecycle, time does not drive state: instances leave pending after a number
+//     of DescribeInstances calls, not seconds, and every DescribeInstances call ages every
+//     pending instance, even ones its filters hide. There is no reboot, hibernation, spot
+//     interruption or instance failure.
+//   - Without a Lifecycle, shutting-down interfaces are released at once, not when the
+//     instance reaches terminated; terminated instances expire after a fixed time rather than
+//     EC2's "about an hour".
 //   - Only one account and region; no IAM: every request is authorised and signatures are
 //     not checked (the access key ID is only recorded). Any ami-* image exists and is an
 //     x86_64 HVM EBS image; key pairs and instance profiles are not checked.

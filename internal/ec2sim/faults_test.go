@@ -70,10 +70,21 @@ func TestThrottling(t *testing.T) {
 func TestUpdateConfig(t *testing.T) {
 	s, c := newTest(t, nil)
 	ctx := context.Background()
-	s.UpdateConfig(func(c *Config) { c.ThrottleRate = 1 })
+	if err := s.UpdateConfig(func(c *Config) { c.ThrottleRate = 1 }); err != nil {
+		t.Fatal(err)
+	}
 	_, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{})
 	wantCode(t, err, codeRequestLimitExceeded)
-	s.UpdateConfig(func(c *Config) { c.ThrottleRate = 0; c.Region = "eu-west-1" })
+	if err := s.UpdateConfig(func(c *Config) { c.ThrottleRate = 0; c.Region = "eu-west-1" }); err != nil {
+		t.Fatal(err)
+	}
+	// A change that fails validation is refused as a whole.
+	if err := s.UpdateConfig(func(c *Config) { c.ThrottleRate = 2; c.ElasticIPLimit = 3 }); err == nil || !strings.Contains(err.Error(), "ThrottleRate") {
+		t.Fatalf("ThrottleRate 2 accepted: %v", err)
+	}
+	if s.cfg.ElasticIPLimit != 0 {
+		t.Fatal("a refused UpdateConfig changed ElasticIPLimit")
+	}
 	if _, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{}); err != nil {
 		t.Fatal(err)
 	}

@@ -121,6 +121,11 @@ func (s *Server) runInstances(p params) (any, error) {
 	if token != "" {
 		s.tokens[token] = res
 	}
+	if s.owned() {
+		for _, in := range res.instances {
+			s.cfg.Lifecycle.Booting(s.snapshotOf(in))
+		}
+	}
 	return &runInstancesResp{xReservation: s.renderReservation(res.id, res.instances)}, nil
 }
 
@@ -415,8 +420,12 @@ func (s *Server) destroyInstance(in *instance) {
 	}
 }
 
-// advance applies state transitions that are due at the start of a DescribeInstances call.
+// advance applies state transitions that are due at the start of a DescribeInstances call,
+// unless a Lifecycle owns them.
 func (s *Server) advance() {
+	if s.owned() {
+		return
+	}
 	now := time.Now().UTC()
 	for _, in := range s.order {
 		switch {
@@ -425,6 +434,8 @@ func (s *Server) advance() {
 		case in.state == stateShuttingDown:
 			in.state = stateTerminated
 			in.terminatedAt = now
+		case in.state == stateStopping:
+			in.state = stateStopped
 		}
 	}
 }
@@ -770,44 +781,30 @@ func (s *Server) renderInstanceENI(e *eni) xInstanceENI {
 }
 
 func (s *Server) terminateInstances(p params) (any, error) {
-	ids := p.list("InstanceId")
-	if len(ids) == 0 {
-		return nil, errorf(codeMissingParameter, "The request must contain the parameter InstanceId")
+	targets, err := s.stateChangeTargets(p)
+	if err != nil {
+		return nil, err
 	}
-	var targets []*instance
-	for _, id := range ids {
-		in, err := s.instanceByID(id, false)
-		if err != nil {
-			return nil, err
-		}
+	for _, in := range targets {
 		if in.disableAPITermination {
-			return nil, errorf("OperationNotPermitted", "The instance '%s' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.", id)
+			return nil, errorf("OperationNotPermitted", "The instance '%s' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.", in.id)
 		}
-		targets = append(targets, in)
 	}
 	resp := &terminateInstancesResp{}
 	for _, in := range targets {
 		prev := in.state
-		if in.state == statePending || in.state == stateRunning {
+		if in.state != stateShuttingDown && in.state != stateTerminated {
 			in.state = stateShuttingDown
 			in.terminatedAt = time.Now().UTC()
-			// Interfaces marked DeleteOnTermination go away with their addresses; the others
-			// are detached and stay "available", as in EC2. Elastic IPs on deleted interfaces
-			// become unassociated.
-			for _, e := range in.enis {
-				if e.deleteOnTerm {
-					s.releaseENI(e)
-				} else {
-					e.inst, e.attachmentID = nil, ""
-				}
+			if s.owned() {
+				// The instance keeps its addresses until its owner has shut it down.
+				s.cfg.Lifecycle.ShuttingDown(s.snapshotOf(in))
+			} else {
+				s.finishTermination(in)
+				in.state = stateShuttingDown // the next describe shows terminated
 			}
-			in.enis = nil
 		}
-		resp.Instances = append(resp.Instances, xStateChange{
-			InstanceID:    in.id,
-			CurrentState:  xState{Code: stateCodes[in.state], Name: in.state},
-			PreviousState: xState{Code: stateCodes[prev], Name: prev},
-		})
+		resp.Instances = append(resp.Instances, stateChange(in, prev))
 	}
 	return resp, nil
 }
@@ -963,11 +960,57 @@ func (s *Server) modifyInstanceAttribute(p params) (any, error) {
 		changed = true
 	}
 	if p.has("UserData.Value") || p.has("InstanceType.Value") || attr == "userData" || attr == "instanceType" {
-		// EC2 only changes these on a stopped instance; the emulator has no stop.
-		return nil, errorf(codeIncorrectInstanceState, "The instance '%s' is not in the 'stopped' state.", in.id)
+		// EC2 changes these only on a stopped instance.
+		if in.state != stateStopped {
+			return nil, errorf(codeIncorrectInstanceState, "The instance '%s' is not in the 'stopped' state.", in.id)
+		}
+		if err := s.modifyStopped(in, p, attr); err != nil {
+			return nil, err
+		}
+		changed = true
 	}
 	if !changed {
 		return nil, errorf(codeMissingParameter, "The request must contain an attribute to modify")
 	}
 	return &returnResp{Return: true}, nil
+}
+
+// modifyStopped changes the user data or the instance type of a stopped instance.
+func (s *Server) modifyStopped(in *instance, p params, attr string) error {
+	if p.has("UserData.Value") || attr == "userData" {
+		v := p.str("UserData.Value")
+		if !p.has("UserData.Value") {
+			v = p.str("Value")
+		}
+		if v != "" {
+			raw, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return errorf(codeInvalidParameterValue, "Invalid BASE64 encoding of user data.")
+			}
+			if len(raw) > maxUserData {
+				return errorf(codeInvalidParameterValue, "User data is limited to %d bytes.", maxUserData)
+			}
+		}
+		in.userData = v
+	}
+	if p.has("InstanceType.Value") || attr == "instanceType" {
+		v := p.str("InstanceType.Value")
+		if !p.has("InstanceType.Value") {
+			v = p.str("Value")
+		}
+		it := s.itypes[v]
+		if it == nil {
+			return errorf(codeInvalidInstanceType, "The instance type '%s' does not exist", v)
+		}
+		for _, e := range in.enis {
+			if len(e.ips) > it.ipv4PerENI {
+				return errorf(codePrivateIPLimitExceeded, "Instance type %s supports %d IPv4 addresses per network interface; %s has %d.", it.name, it.ipv4PerENI, e.id, len(e.ips))
+			}
+		}
+		if len(in.enis) > it.maxENIs {
+			return errorf(codeAttachmentLimitExceeded, "Instance type %s supports %d network interfaces; the instance has %d.", it.name, it.maxENIs, len(in.enis))
+		}
+		in.itype = it.name
+	}
+	return nil
 }

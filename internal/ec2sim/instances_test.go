@@ -22,9 +22,27 @@ func newTest(t *testing.T, mutate func(*Config)) (*Server, *ec2.Client) {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	s := NewServer(cfg)
-	t.Cleanup(s.Close)
+	s := mustServer(t, cfg)
 	return s, s.EC2Client(context.Background(), func(o *ec2.Options) { o.Retryer = aws.NopRetryer{} })
+}
+
+// mustServer starts a server for the test and closes it at the end.
+func mustServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// mustAddSubnet is AddSubnet for a test, which fails on an error.
+func mustAddSubnet(t testing.TB, s *Server, id, vpcID, cidr, az string) {
+	t.Helper()
+	if err := s.AddSubnet(id, vpcID, cidr, az); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func errCode(t *testing.T, err error) string {

@@ -81,7 +81,7 @@ func TestAssignAllowReassignment(t *testing.T) {
 func TestDescribeOtherResources(t *testing.T) {
 	s, c := newTest(t, nil)
 	ctx := context.Background()
-	s.AddSubnet("subnet-0000000a", "vpc-0000000a", "172.31.16.0/20", "us-east-1c")
+	mustAddSubnet(t, s, "subnet-0000000a", "vpc-0000000a", "172.31.16.0/20", "us-east-1c")
 	sn, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{{Name: aws.String("vpc-id"), Values: []string{"vpc-0000000a"}}}})
 	if err != nil || len(sn.Subnets) != 1 || aws.ToInt32(sn.Subnets[0].AvailableIpAddressCount) != 4096-5 {
 		t.Fatalf("subnets: %v %+v", err, sn)
@@ -127,9 +127,8 @@ func TestDescribeOtherResources(t *testing.T) {
 func BenchmarkRunDescribe(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.PendingDescribes = 0
-	s := NewServer(cfg)
-	defer s.Close()
-	s.AddSubnet("subnet-0000000b", "vpc-0000000b", "10.8.0.0/16", "us-east-1a")
+	s := mustServer(b, cfg)
+	mustAddSubnet(b, s, "subnet-0000000b", "vpc-0000000b", "10.8.0.0/16", "us-east-1a")
 	c := s.EC2Client(context.Background())
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -151,7 +150,7 @@ func BenchmarkRunDescribe(b *testing.B) {
 func TestSubnetExhaustion(t *testing.T) {
 	s, c := newTest(t, nil)
 	ctx := context.Background()
-	s.AddSubnet("subnet-0000000c", "vpc-00000001", "10.0.9.0/28", "us-east-1a") // 16 - 5 = 11 usable
+	mustAddSubnet(t, s, "subnet-0000000c", "vpc-00000001", "10.0.9.0/28", "us-east-1a") // 16 - 5 = 11 usable
 	spec := func(n int32) *ec2.RunInstancesInput {
 		return &ec2.RunInstancesInput{ImageId: aws.String("ami-1"), InstanceType: types.InstanceTypeC5Large, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 			NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), SubnetId: aws.String("subnet-0000000c"), SecondaryPrivateIpAddressCount: aws.Int32(n)}}}

@@ -372,7 +372,7 @@ func (s *Server) assignPrivateIPs(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.inst != nil && e.inst.state != statePending && e.inst.state != stateRunning {
+	if e.inst != nil && e.inst.state != statePending && e.inst.state != stateRunning && e.inst.state != stateStopped {
 		return nil, errorf(codeIncorrectInstanceState, "The instance '%s' is not in a state to assign addresses.", e.inst.id)
 	}
 	// Validate everything before changing anything.

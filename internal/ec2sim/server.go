@@ -63,22 +63,29 @@ type Call struct {
 }
 
 // NewServer builds the emulator with its default VPC, subnets, security groups and instance
-// types, and starts serving on a free loopback port.
-func NewServer(cfg Config) *Server {
-	s := newState(cfg)
+// types (New), and starts serving on a free loopback port; Close stops it.
+func NewServer(cfg Config) (*Server, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		panic(fmt.Sprintf("ec2sim: listen on loopback: %v", err))
+		return nil, fmt.Errorf("ec2sim: listen on loopback: %w", err)
 	}
 	s.listener = ln
 	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.httpSrv.Serve(ln) }()
-	return s
+	return s, nil
 }
 
-// newState builds a Server without a listener (ServeHTTP can still be mounted elsewhere).
-func newState(cfg Config) *Server {
-	cfg = cfg.withDefaults()
+// New builds the emulator without a listener: mount it (it is an http.Handler) where the
+// caller serves HTTP. URL is empty for such a server. cfg must pass validation (see Config).
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.PublicPools = slices.Clone(cfg.PublicPools)
 	s := &Server{
 		cfg:        cfg,
 		idRand:     rand.New(rand.NewSource(cfg.Seed)),
@@ -97,18 +104,18 @@ func newState(cfg Config) *Server {
 		failNext:   map[string][]string{},
 		counts:     map[string]int{},
 	}
-	s.vpcs["vpc-00000001"] = &vpc{id: "vpc-00000001", cidr: netip.MustParsePrefix("10.0.0.0/16"), isDefault: true, tags: map[string]string{}}
+	base := cfg.DefaultVPCCIDR
+	s.vpcs["vpc-00000001"] = &vpc{id: "vpc-00000001", cidr: base, isDefault: true, tags: map[string]string{}}
 	s.ids["vpc-00000001"] = true
-	s.addSubnetLocked("subnet-00000001", "vpc-00000001", "10.0.1.0/24", cfg.Region+"a", true)
-	s.addSubnetLocked("subnet-00000002", "vpc-00000001", "10.0.2.0/24", cfg.Region+"b", true)
+	s.addSubnetLocked("subnet-00000001", "vpc-00000001", netip.PrefixFrom(addrAdd(base.Addr(), 1<<8), 24), cfg.Region+"a", true)
+	s.addSubnetLocked("subnet-00000002", "vpc-00000001", netip.PrefixFrom(addrAdd(base.Addr(), 2<<8), 24), cfg.Region+"b", true)
 	s.groups["sg-00000001"] = &securityGroup{id: "sg-00000001", name: "default", description: "default VPC security group", vpcID: "vpc-00000001", tags: map[string]string{}}
 	s.groups["sg-00000002"] = &securityGroup{id: "sg-00000002", name: "wsdirect", description: "wsdirect nodes", vpcID: "vpc-00000001", tags: map[string]string{}}
 	s.ids["sg-00000001"], s.ids["sg-00000002"] = true, true
 	for _, t := range builtinTypes {
-		t := t
 		s.itypes[t.name] = &t
 	}
-	return s
+	return s, nil
 }
 
 // builtinTypes carries the real per-type ENI and IPv4-per-ENI limits (EC2 documentation,
@@ -146,16 +153,23 @@ func (s *Server) Close() {
 }
 
 // UpdateConfig changes the configuration of a running server, for example to start or stop
-// throttling in the middle of a test. Region, AccountID and Seed keep their original values
-// (resources and generators already depend on them); PendingDescribes and
-// NotFoundAfterCreate apply to instances launched afterwards.
-func (s *Server) UpdateConfig(fn func(*Config)) {
+// throttling in the middle of a test. Region, AccountID, Seed, DefaultVPCCIDR, PublicPools and
+// Lifecycle keep their original values (resources and generators already depend on them);
+// PendingDescribes and NotFoundAfterCreate apply to instances launched afterwards. A change
+// that fails validation is refused and nothing changes.
+func (s *Server) UpdateConfig(fn func(*Config)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cfg
+	c.PublicPools = slices.Clone(c.PublicPools)
 	fn(&c)
 	c.Region, c.AccountID, c.Seed = s.cfg.Region, s.cfg.AccountID, s.cfg.Seed
-	s.cfg = c.withDefaults()
+	c.DefaultVPCCIDR, c.PublicPools, c.Lifecycle = s.cfg.DefaultVPCCIDR, s.cfg.PublicPools, s.cfg.Lifecycle
+	if err := c.validate(); err != nil {
+		return err
+	}
+	s.cfg = c
+	return nil
 }
 
 // FailNext makes the next count calls of action fail with the AWS error code (HTTP status
@@ -189,9 +203,21 @@ func (s *Server) Instances() []Instance {
 	s.expireTerminated()
 	out := make([]Instance, 0, len(s.order))
 	for _, in := range s.order {
-		out = append(out, in.snapshot())
+		out = append(out, s.snapshotOf(in))
 	}
 	return out
+}
+
+// Instance returns a snapshot of one visible instance.
+func (s *Server) Instance(id string) (Instance, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireTerminated()
+	in := s.instances[id]
+	if in == nil {
+		return Instance{}, false
+	}
+	return s.snapshotOf(in), true
 }
 
 // Addresses returns snapshots of every allocated Elastic IP, in allocation order.
@@ -205,22 +231,29 @@ func (s *Server) Addresses() []Address {
 	return out
 }
 
-// AddSubnet adds a subnet (and its VPC, if new, with a /16 around the subnet). It panics on a
-// malformed CIDR or a CIDR outside an existing VPC, since that is a bug in the calling test.
-func (s *Server) AddSubnet(id, vpcID, cidr, az string) {
+// AddSubnet adds a subnet (and its VPC, if new, with a /16 around the subnet and a "default"
+// security group). The CIDR must be an IPv4 /16 to /28 inside the VPC, and overlap no other
+// subnet of that VPC.
+func (s *Server) AddSubnet(id, vpcID, cidr, az string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil || !p.Addr().Is4() || p.Bits() > 28 || p.Bits() < 16 {
-		panic(fmt.Sprintf("ec2sim: AddSubnet %s: CIDR %q must be an IPv4 /16../28", id, cidr))
+		return fmt.Errorf("ec2sim: AddSubnet %s: CIDR %q must be an IPv4 /16../28", id, cidr)
 	}
-	if _, dup := s.subnets[id]; dup {
-		panic(fmt.Sprintf("ec2sim: AddSubnet %s: subnet already exists", id))
+	if !strings.HasPrefix(id, subnetIDPrefix) || s.ids[id] {
+		return fmt.Errorf("ec2sim: AddSubnet %s: the ID must start with %q and be new", id, subnetIDPrefix)
+	}
+	if !strings.HasPrefix(vpcID, "vpc-") {
+		return fmt.Errorf("ec2sim: AddSubnet %s: VPC ID %q must start with \"vpc-\"", id, vpcID)
 	}
 	for _, other := range s.subnets {
 		if other.vpcID == vpcID && other.cidr.Overlaps(p) {
-			panic(fmt.Sprintf("ec2sim: AddSubnet %s: %s overlaps %s (%s)", id, cidr, other.id, other.cidr))
+			return fmt.Errorf("ec2sim: AddSubnet %s: %s overlaps %s (%s)", id, cidr, other.id, other.cidr)
 		}
+	}
+	if v, ok := s.vpcs[vpcID]; ok && !v.cidr.Contains(p.Addr()) {
+		return fmt.Errorf("ec2sim: AddSubnet %s: %s is outside %s %s", id, cidr, vpcID, v.cidr)
 	}
 	if _, ok := s.vpcs[vpcID]; !ok {
 		vp, _ := p.Addr().Prefix(16)
@@ -230,31 +263,30 @@ func (s *Server) AddSubnet(id, vpcID, cidr, az string) {
 		sg := s.newID("sg-")
 		s.groups[sg] = &securityGroup{id: sg, name: "default", description: "default VPC security group", vpcID: vpcID, tags: map[string]string{}}
 	}
-	if !s.vpcs[vpcID].cidr.Contains(p.Addr()) {
-		panic(fmt.Sprintf("ec2sim: AddSubnet %s: %s is outside %s %s", id, cidr, vpcID, s.vpcs[vpcID].cidr))
-	}
-	s.addSubnetLocked(id, vpcID, cidr, az, false)
+	s.addSubnetLocked(id, vpcID, p, az, false)
+	return nil
 }
 
-func (s *Server) addSubnetLocked(id, vpcID, cidr, az string, isDefault bool) {
-	p := netip.MustParsePrefix(cidr).Masked()
+func (s *Server) addSubnetLocked(id, vpcID string, p netip.Prefix, az string, isDefault bool) {
+	p = p.Masked()
 	s.subnets[id] = &subnet{id: id, vpcID: vpcID, az: az, cidr: p, used: map[netip.Addr]*eni{}, isDef: isDefault, tags: map[string]string{}}
 	s.ids[id] = true
 }
 
-// AddSecurityGroup adds a security group in the given (existing) VPC. It panics on a
-// duplicate ID or an unknown VPC, since that is a bug in the calling test.
-func (s *Server) AddSecurityGroup(id, name, vpcID string) {
+// AddSecurityGroup adds a security group in the given (existing) VPC. The ID must start with
+// "sg-" and be new.
+func (s *Server) AddSecurityGroup(id, name, vpcID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, dup := s.groups[id]; dup {
-		panic(fmt.Sprintf("ec2sim: AddSecurityGroup %s: group already exists", id))
+	if !groupIDRe.MatchString(id) || s.ids[id] {
+		return fmt.Errorf("ec2sim: AddSecurityGroup %s: the ID must be sg- and 8 or 17 hex digits, and new", id)
 	}
 	if _, ok := s.vpcs[vpcID]; !ok {
-		panic(fmt.Sprintf("ec2sim: AddSecurityGroup %s: unknown VPC %s", id, vpcID))
+		return fmt.Errorf("ec2sim: AddSecurityGroup %s: unknown VPC %s", id, vpcID)
 	}
 	s.groups[id] = &securityGroup{id: id, name: name, description: name, vpcID: vpcID, tags: map[string]string{}}
 	s.ids[id] = true
+	return nil
 }
 
 // AddInstanceType adds or replaces an instance type with the given network limits.
@@ -321,7 +353,17 @@ func (s *Server) handle(action string, isSTS bool, p params, keyID string) (int,
 	}
 	s.record(call)
 	s.logf("ec2sim %s -> ok", action)
+	if s.owned() && networkActions[action] {
+		s.cfg.Lifecycle.NetworkChanged()
+	}
 	return http.StatusOK, payload
+}
+
+// networkActions may change which public address maps to which private one.
+var networkActions = map[string]bool{
+	"RunInstances": true, "StartInstances": true, "StopInstances": true, "TerminateInstances": true,
+	"AssociateAddress": true, "DisassociateAddress": true,
+	"AssignPrivateIpAddresses": true, "UnassignPrivateIpAddresses": true,
 }
 
 func (s *Server) record(c Call) {
@@ -456,6 +498,8 @@ func init() {
 		"RunInstances":                    (*Server).runInstances,
 		"DescribeInstances":               (*Server).describeInstances,
 		"TerminateInstances":              (*Server).terminateInstances,
+		"StopInstances":                   (*Server).stopInstances,
+		"StartInstances":                  (*Server).startInstances,
 		"DescribeInstanceTypes":           (*Server).describeInstanceTypes,
 		"DescribeInstanceAttribute":       (*Server).describeInstanceAttribute,
 		"ModifyInstanceAttribute":         (*Server).modifyInstanceAttribute,

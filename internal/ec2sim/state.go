@@ -16,6 +16,8 @@ const (
 	stateRunning      = "running"
 	stateShuttingDown = "shutting-down"
 	stateTerminated   = "terminated"
+	stateStopping     = "stopping"
+	stateStopped      = "stopped"
 )
 
 var stateCodes = map[string]int{
@@ -23,6 +25,8 @@ var stateCodes = map[string]int{
 	stateRunning:      16,
 	stateShuttingDown: 32,
 	stateTerminated:   48,
+	stateStopping:     64,
+	stateStopped:      80,
 }
 
 // Instance is a snapshot of one emulated instance, for test assertions.
@@ -31,7 +35,7 @@ type Instance struct {
 	ReservationID      string
 	ImageID            string
 	InstanceType       string
-	State              string
+	State              string // pending, running, shutting-down, terminated, stopping or stopped
 	SubnetID           string
 	VpcID              string
 	AvailabilityZone   string
@@ -43,6 +47,10 @@ type Instance struct {
 	Tags               map[string]string
 	LaunchTime         time.Time
 	NetworkInterfaces  []NetworkInterface // ordered by device index; empty once terminated
+	PrivateIP          string             // primary private IPv4 of the primary interface
+	PrivateDNSName     string             // e.g. ip-10-0-1-23.ec2.internal
+	PublicIP           string             // public (auto or Elastic) IPv4 of PrivateIP, if any
+	PublicDNSName      string
 }
 
 // NetworkInterface is a snapshot of one emulated ENI.
@@ -52,6 +60,9 @@ type NetworkInterface struct {
 	DeviceIndex      int
 	PrivateIPs       []string // the primary first, then secondaries in assignment order
 	PublicIP         string   // auto-assigned (non-Elastic) public IP of the primary address, if any
+	PublicIPs        []string // the public IP (auto or Elastic) of each PrivateIPs entry, "" if none
+	MAC              string
+	SubnetCIDR       string
 	SecurityGroupIDs []string
 	Tags             map[string]string
 }
@@ -241,28 +252,39 @@ func (s *Server) reservePrivateIP(sn *subnet, raw string, owner *eni) (netip.Add
 	return a, nil
 }
 
-// allocatePublicIP takes a free address from the documentation ranges 198.51.100.0/24 and
-// 203.0.113.0/24, shared by auto-assigned public IPs and Elastic IPs.
+// allocatePublicIP takes a free address from Config.PublicPools, shared by auto-assigned
+// public IPs and Elastic IPs. Like private IPs, picking starts at a seeded pseudo-random usable
+// address and probes upwards (wrapping over every pool), so a /16 pool costs no more than a /24.
 func (s *Server) allocatePublicIP() (netip.Addr, error) {
-	var free []netip.Addr
-	for _, p := range publicPools {
-		for a := p.Addr().Next(); p.Contains(a) && a.As4()[3] != 255; a = a.Next() {
-			if !s.publicUsed[a] {
-				free = append(free, a)
-			}
+	var total uint32
+	for _, p := range s.cfg.PublicPools {
+		total += poolSize(p)
+	}
+	start := uint32(s.ipRand.Int63n(int64(total)))
+	for i := uint32(0); i < total; i++ {
+		a := poolAddr(s.cfg.PublicPools, (start+i)%total)
+		if !s.publicUsed[a] {
+			s.publicUsed[a] = true
+			return a, nil
 		}
 	}
-	if len(free) == 0 {
-		return netip.Addr{}, errorf(codeAddressLimitExceeded, "The public IPv4 address pool of the emulator is exhausted.")
-	}
-	a := free[s.ipRand.Intn(len(free))]
-	s.publicUsed[a] = true
-	return a, nil
+	return netip.Addr{}, errorf(codeAddressLimitExceeded, "The public IPv4 address pool of the emulator is exhausted.")
 }
 
-var publicPools = []netip.Prefix{
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
+// poolSize is the number of usable addresses of a pool: all but its network and broadcast
+// addresses.
+func poolSize(p netip.Prefix) uint32 { return uint32(1)<<(32-p.Bits()) - 2 }
+
+// poolAddr returns the i-th usable address over the pools, in order.
+func poolAddr(pools []netip.Prefix, i uint32) netip.Addr {
+	for _, p := range pools {
+		if n := poolSize(p); i >= n {
+			i -= n
+			continue
+		}
+		return addrAdd(p.Masked().Addr(), i+1)
+	}
+	return netip.Addr{}
 }
 
 func (s *Server) publicDNS(a netip.Addr) string {
@@ -335,7 +357,8 @@ func (in *instance) primaryENI() *eni {
 	return nil
 }
 
-func (in *instance) snapshot() Instance {
+// snapshotOf copies an instance for callers outside the lock.
+func (s *Server) snapshotOf(in *instance) Instance {
 	out := Instance{
 		ID: in.id, ReservationID: in.reservationID, ImageID: in.imageID, InstanceType: in.itype,
 		State: in.state, SubnetID: in.subnet.id, VpcID: in.subnet.vpcID, AvailabilityZone: in.subnet.az,
@@ -344,20 +367,32 @@ func (in *instance) snapshot() Instance {
 	}
 	if p := in.primaryENI(); p != nil {
 		out.SecurityGroupIDs = slices.Clone(p.groups)
+		if len(p.ips) > 0 {
+			out.PrivateIP, out.PrivateDNSName = p.ips[0].String(), s.privateDNS(p.ips[0])
+			if pub, _ := s.publicFor(p, p.ips[0]); pub.IsValid() {
+				out.PublicIP, out.PublicDNSName = pub.String(), s.publicDNS(pub)
+			}
+		}
 	}
 	for _, e := range in.enis {
-		out.NetworkInterfaces = append(out.NetworkInterfaces, e.snapshot())
+		out.NetworkInterfaces = append(out.NetworkInterfaces, s.eniSnapshot(e))
 	}
 	return out
 }
 
-func (e *eni) snapshot() NetworkInterface {
+func (s *Server) eniSnapshot(e *eni) NetworkInterface {
 	n := NetworkInterface{
-		ID: e.id, SubnetID: e.subnet.id, DeviceIndex: e.deviceIndex,
+		ID: e.id, SubnetID: e.subnet.id, DeviceIndex: e.deviceIndex, MAC: e.mac, SubnetCIDR: e.subnet.cidr.String(),
 		SecurityGroupIDs: slices.Clone(e.groups), Tags: maps.Clone(e.tags),
 	}
 	for _, a := range e.ips {
 		n.PrivateIPs = append(n.PrivateIPs, a.String())
+		pub, _ := s.publicFor(e, a)
+		if pub.IsValid() {
+			n.PublicIPs = append(n.PublicIPs, pub.String())
+		} else {
+			n.PublicIPs = append(n.PublicIPs, "")
+		}
 	}
 	if e.publicIP.IsValid() {
 		n.PublicIP = e.publicIP.String()

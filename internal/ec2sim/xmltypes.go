@@ -185,6 +185,16 @@ type terminateInstancesResp struct {
 	Instances []xStateChange `xml:"instancesSet>item"`
 }
 
+type stopInstancesResp struct {
+	meta
+	Instances []xStateChange `xml:"instancesSet>item"`
+}
+
+type startInstancesResp struct {
+	meta
+	Instances []xStateChange `xml:"instancesSet>item"`
+}
+
 type xNetworkInfo struct {
 	NetworkPerformance        string `xml:"networkPerformance,omitempty"`
 	MaximumNetworkInterfaces  int    `xml:"maximumNetworkInterfaces"`

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim/ec2simtest"
 )
 
 // recorder is a slog.Handler that keeps every record, for tests that check
@@ -345,9 +346,9 @@ func TestJoinConfigErrors(t *testing.T) {
 func TestJoinViaEC2Tag(t *testing.T) {
 	sc := ec2sim.DefaultConfig()
 	sc.PendingDescribes = 3
-	sim := ec2sim.NewServer(sc)
+	sim := ec2simtest.New(t, sc)
 	defer sim.Close()
-	sim.AddSubnet("subnet-0loop", "vpc-0loop", "127.0.0.0/24", "us-east-1a")
+	ec2simtest.AddSubnet(t, sim, "subnet-0loop", "vpc-0loop", "127.0.0.0/24", "us-east-1a")
 	for _, ip := range []string{"127.0.0.5", "127.0.0.6"} {
 		_, err := sim.EC2Client(context.Background()).RunInstances(context.Background(), &ec2.RunInstancesInput{
 			ImageId: aws.String("ami-12345678"), InstanceType: ec2types.InstanceTypeT3Micro,

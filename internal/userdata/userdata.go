@@ -47,6 +47,10 @@ const (
 	// DefaultName is systemd's %H specifier: the instance's host name,
 	// unique within a VPC, so one user data serves every node.
 	DefaultName = "%H"
+	// AuthName is the auth member name: the binary's own default
+	// (auth-<host name>), spelled out with systemd's %H so the unit, not
+	// the binary's view of the kernel host name, decides it.
+	AuthName = "auth-%H"
 )
 
 // DefaultDrainDeadline is wsdirect-node's -drain-deadline default
@@ -135,8 +139,9 @@ type Config struct {
 	// SigningKey is the Ed25519 PKCS#8 "PRIVATE KEY" PEM that signs
 	// connection tokens. Required for auth hosts.
 	SigningKey string
-	// Users is the content of the users file (bcrypt users); empty writes
-	// no users file.
+	// Users is the content of the users file (bcrypt users). Required for
+	// auth hosts: wsdirect-auth needs exactly one credential backend, and
+	// the users file is the one user data carries.
 	Users string
 	// AdminToken protects the admin API (GET /v1/nodes); empty leaves the
 	// admin API disabled.
@@ -244,6 +249,9 @@ func (c Config) normalize() (Config, error) {
 		} else if _, err := token.ParsePrivateKey([]byte(n.SigningKey)); err != nil {
 			add("signing key: %v", err)
 		}
+		if n.Users == "" {
+			add("users is required for an auth host: wsdirect-auth needs exactly one credential backend, and the users file (bcrypt lines from `wsdirect-auth hash-password`) is the one user data carries")
+		}
 		if strings.ContainsAny(n.AdminToken, " \t\r\n") {
 			add("admin token must not contain whitespace")
 		}
@@ -336,16 +344,15 @@ func Render(c Config) (string, error) {
 	case RoleAuth:
 		secret(SigningKeyFile, n.SigningKey)
 		args = append(args,
+			"-name", AuthName,
 			"-bind", n.Bind,
 			"-gossip-bind", n.GossipBind,
 			"-gossip-key-file", GossipKeyFile,
 			"-join-ec2-tag", n.JoinTag,
 			"-signing-key", SigningKeyFile,
 		)
-		if n.Users != "" {
-			secret(UsersFile, n.Users)
-			args = append(args, "-users", UsersFile)
-		}
+		secret(UsersFile, n.Users)
+		args = append(args, "-users", UsersFile)
 		if n.AdminToken != "" {
 			secret(AdminTokenFile, n.AdminToken)
 			args = append(args, "-admin-token-file", AdminTokenFile)
@@ -392,7 +399,7 @@ func ensureNewline(s string) string {
 func systemdUnit(c Config, args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
-		quoted[i] = systemdArg(a, c.Role == RoleNode && i > 0 && args[i-1] == "-name" && a == DefaultName)
+		quoted[i] = systemdArg(a, i > 0 && args[i-1] == "-name" && (c.Role == RoleNode && a == DefaultName || c.Role == RoleAuth && a == AuthName))
 	}
 	desc := "wsdirect node (WebSocket server)"
 	stop := ""

@@ -203,20 +203,25 @@ func TestRenderAuth(t *testing.T) {
 		t.Errorf("users file = %q, want %q", got, c.Users)
 	}
 	unit := content(t, p, "/etc/systemd/system/wsdirect-auth.service")
-	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key" +
+	wantExec := "ExecStart=/usr/local/bin/wsdirect-auth -name auth-%H -bind 0.0.0.0:8443 -gossip-bind 0.0.0.0:7946 -gossip-key-file /etc/wsdirect/gossip.key" +
 		" -join-ec2-tag wsdirect:cluster=prod -signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users" +
 		" -admin-token-file /etc/wsdirect/admin-token\n"
 	if !strings.Contains(unit, wantExec) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
-	// Optional auth files are left out when not given.
-	c.Users, c.AdminToken = "", ""
+	// The optional admin token is left out when not given.
+	c.AdminToken = ""
 	out, err = Render(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(out, "-users") || strings.Contains(out, "-admin-token-file") || strings.Contains(out, UsersFile) {
-		t.Errorf("optional auth files rendered although unset:\n%s", out)
+	if strings.Contains(out, "-admin-token-file") || strings.Contains(out, AdminTokenFile) {
+		t.Errorf("admin token file rendered although unset:\n%s", out)
+	}
+	// Without a users file the binary would have no credential backend and exit at once.
+	c.Users = ""
+	if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "users is required for an auth host") {
+		t.Errorf("auth without users rendered: %v", err)
 	}
 }
 

@@ -102,10 +102,14 @@ variable "auth_signing_key" {
 }
 
 variable "auth_users" {
-  description = "Content of the auth service's bcrypt users file. Null keeps the binary's default."
+  description = "Content of the auth service's bcrypt users file: one user:hash line per user, from `wsdirect-auth hash-password -user <name>` (htpasswd -B lines work too). Required: the auth service needs exactly one credential backend, and this is the one the module configures."
   type        = string
-  default     = null
   sensitive   = true
+
+  validation {
+    condition     = can(regex("(?m)^[^:#\\s][^:\\s]*:\\$2[abxy]\\$", var.auth_users))
+    error_message = "auth_users must hold at least one user:bcrypt-hash line (from `wsdirect-auth hash-password`)."
+  }
 }
 
 variable "admin_token" {
@@ -154,9 +158,8 @@ variable "key_name" {
 }
 
 variable "iam_instance_profile" {
-  description = "Instance profile of every instance. It must allow ec2:DescribeInstances, which -join-ec2-tag uses to find members."
+  description = "Instance profile of every instance. It must allow ec2:DescribeInstances: members find each other with -join-ec2-tag, which calls it with the instance role's credentials. Required: without it no member finds another, and auth has no node to assign."
   type        = string
-  default     = null
 }
 
 variable "tags" {

@@ -8,11 +8,17 @@ variable "auth_public_keys" {
   type        = string
 }
 
+variable "release_url" {
+  description = "The wsdirect-node release archive."
+  type        = string
+  default     = "https://example.com/releases/v1.0.0/wsdirect-node_1.0.0_linux_amd64.tar.gz"
+}
+
 # User data for a wsdirect node; "rendered" is sensitive (it holds the
 # gossip key).
 data "wsdirect_cloudinit" "node" {
   role             = "node"
-  release_url      = "https://example.com/releases/v1.0.0/wsdirect-node_1.0.0_linux_amd64.tar.gz"
+  release_url      = var.release_url
   gossip_key       = var.gossip_key
   join_tag         = "wsdirect:cluster=chat"
   max_conns        = 50000
@@ -20,10 +26,11 @@ data "wsdirect_cloudinit" "node" {
 }
 
 resource "wsdirect_node" "node" {
-  ami           = "ami-0123456789abcdef0"
-  instance_type = "c6i.large"
-  subnet_id     = "subnet-0123456789abcdef0"
-  public_ip     = "auto"
-  user_data     = data.wsdirect_cloudinit.node.rendered
-  tags          = { "wsdirect:cluster" = "chat" }
+  ami                  = "ami-0123456789abcdef0"
+  instance_type        = "c6i.large"
+  subnet_id            = "subnet-0123456789abcdef0"
+  iam_instance_profile = "wsdirect-node" # allows ec2:DescribeInstances, for -join-ec2-tag
+  public_ip            = "auto"
+  user_data            = data.wsdirect_cloudinit.node.rendered
+  tags                 = { "wsdirect:cluster" = "chat" }
 }

@@ -10,6 +10,12 @@ variable "signing_key" {
   sensitive = true
 }
 
+variable "users" {
+  description = "bcrypt users file: lines from `wsdirect-auth hash-password -user <name>`."
+  type        = string
+  sensitive   = true
+}
+
 output "auth_user_data" {
   sensitive = true
   value = provider::wsdirect::cloudinit("auth", {
@@ -18,5 +24,6 @@ output "auth_user_data" {
     gossip_key  = var.gossip_key
     join_tag    = "wsdirect:cluster=chat"
     signing_key = var.signing_key
+    users       = var.users
   })
 }
