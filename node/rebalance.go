@@ -72,11 +72,14 @@ func DefaultRebalanceConfig() RebalanceConfig {
 		// A node that joins an even cluster should take its share of the
 		// clients without an operator's help.
 		Enabled: true,
-		// 200 moves a second is a tenth of what one auth instance on one
-		// core serves (docs/design.md section 11), so organic logins keep
-		// their room; it moves a quarter of 12,000 clients (3 nodes to 4)
-		// in 15 s, and a tenth of 100,000 in 50 s.
-		MaxRate: 200,
+		// 100 moves a second: a quarter of 12,000 clients (3 nodes to 4)
+		// in about 30 s, a tenth of 100,000 in about 90 s. Each moved
+		// client logs in again; with the users-file backend at bcrypt cost
+		// 10 and a cold credential cache (users who logged in more than a
+		// minute ago) that is one bcrypt, about 0.1 s of a core, so 100/s
+		// wants several cores of auth to spare. Lower it for a small auth
+		// fleet (docs/design.md section 14).
+		MaxRate: 100,
 		// The balance the cluster is held to (max/mean 1.10); two random
 		// choices keep a steady cluster within a few percent, so noise
 		// does not start rounds.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
@@ -23,6 +24,7 @@ func rebalanceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		asJSON    bool
 		out       string
 		quiet     bool
+		tf        = compare.DefaultTerraformScaleOut()
 	)
 	fs.StringVar(&cfg.Env.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
 	fs.IntVar(&cfg.Env.Nodes, "nodes", cfg.Env.Nodes, "node processes before the scale-out (one more joins)")
@@ -41,8 +43,29 @@ func rebalanceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON (with the time series)")
 	fs.StringVar(&out, "out", "", "also write the JSON result to this file (for wsdirect-plot rebalance)")
 	fs.BoolVar(&quiet, "q", false, "no narrative on stderr")
+	fs.StringVar(&tf.Terraform, "terraform", "", "run the cluster through this terraform binary: modules/cluster applied on the local cloud, node_count n then n+1 (default: local processes started directly)")
+	fs.StringVar(&tf.RepoDir, "repo-dir", ".", "with -terraform: this repository's root (binaries, provider and modules/cluster are built and taken from it)")
+	fs.StringVar(&tf.WorkDir, "work-dir", "", "with -terraform: an empty directory for the build, the local cloud and the configuration (default: a new temporary one, removed after)")
+	fs.IntVar(&tf.Users, "users", tf.Users, "with -terraform: users in auth's users file, the clients spread over them")
+	fs.IntVar(&tf.BcryptCost, "bcrypt-cost", tf.BcryptCost, "with -terraform: bcrypt cost of the users' hashes")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if tf.Terraform != "" {
+		if tf.WorkDir == "" {
+			dir, err := os.MkdirTemp("", "wsdirect-rebalance-tf-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			tf.WorkDir = dir
+		}
+		abs, err := filepath.Abs(tf.RepoDir)
+		if err != nil {
+			return err
+		}
+		tf.RepoDir = abs
+		cfg.Terraform = &tf
 	}
 	ips, err := loadtest.ParseSourceIPs(clientIPs)
 	if err != nil {

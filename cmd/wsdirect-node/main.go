@@ -263,7 +263,23 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 
 	joinCtx, stopJoin := context.WithCancel(ctx)
 	defer stopJoin()
-	go func() { _ = gossipcli.Join(joinCtx, cl, jc) }() // logs its own progress
+	// Join only once the node accepts tokens: it refuses those issued before
+	// its start plus the leeway, so a node auth heard of at once would turn
+	// away every client sent to it in that time (a new node after a
+	// scale-out, the clients moved to it). Auth cannot assign a node it has
+	// not heard of.
+	acceptFrom := started.Add(o.tokenLeeway)
+	go func() {
+		if wait := time.Until(acceptFrom); wait > 0 {
+			mlog.Info("joining the cluster once tokens are accepted", "in", wait.Round(time.Millisecond))
+			select {
+			case <-joinCtx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		_ = gossipcli.Join(joinCtx, cl, jc) // logs its own progress
+	}()
 
 	// Wait for a reason to stop.
 	select {

@@ -491,3 +491,44 @@ func TestReplayAfterRestart(t *testing.T) {
 	}
 	ws.Close()
 }
+
+// TestJoinsOnceTokensAreAccepted: a node refuses tokens issued before its
+// start plus -token-leeway, so it joins the cluster only then: the first
+// moment auth can hear of it and send it clients, a token minted for it is
+// accepted.
+func TestJoinsOnceTokensAreAccepted(t *testing.T) {
+	const leeway = 1500 * time.Millisecond
+	cc := cluster.LocalConfig()
+	cc.Name = "observer"
+	cc.Role = cluster.RoleAuth
+	cc.Dev = true
+	obs, err := cluster.Create(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Shutdown()
+	begin := time.Now()
+	h := start(t, "-join", obs.GossipAddr(), "-token-leeway", leeway.String())
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		seen := false
+		for _, m := range obs.Nodes() {
+			seen = seen || m.Name == "n1"
+		}
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node never joined")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(begin); took < leeway {
+		t.Fatalf("the node joined %s after it was started, before its leeway of %s had passed", took, leeway)
+	}
+	ws, err := h.dial(h.signer)
+	if err != nil {
+		t.Fatalf("a token minted once the node was in the view: %v", err)
+	}
+	ws.Close()
+}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,19 @@ type FleetConfig struct {
 	AuthURL  string `json:"auth_url"`
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// Users, when not empty, replaces Username and Password: client i logs
+	// in as Users[i % len(Users)], so that per-user limits (auth's
+	// outstanding tokens, each node's connections per user) meet many
+	// users, as in production.
+	Users []FleetUser `json:"users,omitempty"`
+	// RoutesFile, when set, is a JSON object file mapping addresses the
+	// clients are sent to (host only) to the addresses they dial instead.
+	// On the local cloud it maps public IPs to the private IPs behind
+	// them, as EC2's network does, without the local cloud's NAT
+	// forwarder, which holds two descriptors per connection in one
+	// process. It is read again when a client meets an address it does
+	// not know (a node added later).
+	RoutesFile string `json:"routes_file,omitempty"`
 	// Clients is how many managed clients to run, at least 1.
 	Clients int `json:"clients"`
 	// Rate is the first-connect rate per second. Must be > 0.
@@ -57,6 +71,12 @@ type FleetConfig struct {
 	// the more so when other runs share the machine's loopback.
 	SourceIPs    []netip.Addr `json:"source_ips,omitempty"`
 	SourceOffset int          `json:"source_offset,omitempty"`
+}
+
+// FleetUser is one user's credentials.
+type FleetUser struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
 
 // DefaultFleetConfig returns the defaults; the caller sets AuthURL, the
@@ -192,10 +212,12 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &Fleet{cancel: cancel, failed: map[string]int64{}}
 	pool := &sync.Pool{} // shared write buffers: idle clients hold none
+	rt := &routes{file: cfg.RoutesFile}
 	mkOpts := func(local net.Addr) []client.Option {
 		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: local, Control: srcbind.Control}
+		dial := rt.dialer(nd.DialContext)
 		tr := &http.Transport{
-			DialContext:         nd.DialContext,
+			DialContext:         dial,
 			MaxIdleConns:        cfg.Concurrency * 2,
 			MaxIdleConnsPerHost: cfg.Concurrency * 2,
 			IdleConnTimeout:     30 * time.Second,
@@ -204,7 +226,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		return []client.Option{
 			client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}),
 			client.WithDialer(&websocket.Dialer{
-				NetDialContext:   nd.DialContext,
+				NetDialContext:   dial,
 				HandshakeTimeout: 10 * time.Second,
 				ReadBufferSize:   512,
 				WriteBufferSize:  512,
@@ -219,7 +241,13 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	for _, ip := range cfg.SourceIPs {
 		optSets = append(optSets, mkOpts(&net.TCPAddr{IP: ip.AsSlice()}))
 	}
-	creds := client.Credentials{Username: cfg.Username, Password: cfg.Password}
+	users := []client.Credentials{{Username: cfg.Username, Password: cfg.Password}}
+	if len(cfg.Users) > 0 {
+		users = users[:0]
+		for _, u := range cfg.Users {
+			users = append(users, client.Credentials{Username: u.Username, Password: u.Password})
+		}
+	}
 	lim := rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/50)))
 	inflight := make(chan struct{}, cfg.Concurrency)
 	f.clients = make([]*client.Managed, cfg.Clients)
@@ -255,7 +283,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 					f.mu.Unlock()
 				}
 			}
-			m, err := client.NewManaged(cfg.AuthURL, creds, mc)
+			m, err := client.NewManaged(cfg.AuthURL, users[(i+cfg.SourceOffset*len(f.clients))%len(users)], mc)
 			if err != nil {
 				// validate checked the backoff; count it all the same.
 				f.gaveUp.Add(1)
@@ -487,6 +515,55 @@ func (fs fleets) Stop() error {
 		errs = append(errs, f.Stop())
 	}
 	return errors.Join(errs...)
+}
+
+// routes rewrites the host of dialed addresses by a JSON map file (see
+// FleetConfig.RoutesFile).
+type routes struct {
+	file string
+	mu   sync.RWMutex
+	m    map[string]string
+	read time.Time
+}
+
+// dialer wraps dial so that it dials the routed address.
+func (r *routes) dialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if r.file == "" {
+		return dial
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if to, ok := r.lookup(host); ok {
+			addr = net.JoinHostPort(to, port)
+		}
+		return dial(ctx, network, addr)
+	}
+}
+
+// lookup maps host, reading the file again (at most every 100 ms) when it
+// does not know it.
+func (r *routes) lookup(host string) (string, bool) {
+	r.mu.RLock()
+	to, ok := r.m[host]
+	fresh := time.Since(r.read) < 100*time.Millisecond
+	r.mu.RUnlock()
+	if ok || fresh {
+		return to, ok
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if data, err := os.ReadFile(r.file); err == nil {
+		var m map[string]string
+		if json.Unmarshal(data, &m) == nil {
+			r.m = m
+		}
+	}
+	r.read = time.Now()
+	to, ok = r.m[host]
+	return to, ok
 }
 
 // waitStatus polls fs every 50ms until cond holds or timeout passes.

@@ -16,35 +16,48 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
-// Clients holds WebSocket connections opened through auth, each with its assignment.
+// Clients holds managed connections opened through auth (client.Managed), each with its
+// latest assignment. Like any client they go back to auth when a node closes them with a
+// reconnect code: a drain, or a rebalance after a scale-out moving them to the new node.
 type Clients struct {
-	mu    sync.Mutex
-	conns []*conn
+	mu     sync.Mutex
+	conns  []*conn
+	cancel []context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type conn struct {
-	ws     *websocket.Conn
-	nodeID string
-	url    string
+	m    *client.Managed
+	msgs chan string
+	mu   sync.Mutex
+	url  string // of the latest assignment
 }
 
 // Connect opens n connections through the auth service at authURL, at most concurrency at a
-// time: each asks auth for a node, connects straight to it and checks one echo. Every
-// connection keeps reading (answering the node's pings) until Close.
-func (cs *Clients) Connect(ctx context.Context, authURL string, creds client.Credentials, n, concurrency int) error {
+// time, the i-th as creds[i % len(creds)]: each asks auth for a node, connects straight to it
+// and checks one echo. Every connection stays up, reconnecting through auth when told to,
+// until Close. A client that fails is stopped at once.
+func (cs *Clients) Connect(ctx context.Context, authURL string, creds []client.Credentials, n, concurrency int) error {
+	if len(creds) == 0 {
+		return errors.New("tflocal: Connect needs credentials")
+	}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		MaxIdleConns:        concurrency,
 		MaxIdleConnsPerHost: concurrency,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	defer tr.CloseIdleConnections()
 	opts := []client.Option{
 		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 30 * time.Second}),
 		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512}),
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	cs.mu.Lock()
+	cs.cancel = append(cs.cancel, func() { cancel(); tr.CloseIdleConnections() })
+	cs.mu.Unlock()
 	sem := make(chan struct{}, concurrency)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -59,35 +72,9 @@ func (cs *Clients) Connect(ctx context.Context, authURL string, creds client.Cre
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ws, resp, err := client.Dial(ctx, authURL, creds, opts...)
-			if err != nil {
+			if err := cs.start(ctx, runCtx, authURL, creds[i%len(creds)], opts, i); err != nil {
 				errs <- fmt.Errorf("client %d: %w", i, err)
-				return
 			}
-			msg := []byte("ping " + strconv.Itoa(i))
-			_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
-			if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
-				ws.Close()
-				errs <- fmt.Errorf("client %d: write: %w", i, err)
-				return
-			}
-			if _, got, err := ws.ReadMessage(); err != nil || string(got) != string(msg) {
-				ws.Close()
-				errs <- fmt.Errorf("client %d: echo %q: %v", i, got, err)
-				return
-			}
-			_ = ws.SetReadDeadline(time.Time{})
-			c := &conn{ws: ws, nodeID: resp.NodeID, url: resp.URL}
-			cs.mu.Lock()
-			cs.conns = append(cs.conns, c)
-			cs.mu.Unlock()
-			go func() {
-				for {
-					if _, _, err := ws.NextReader(); err != nil {
-						return
-					}
-				}
-			}()
 		}()
 	}
 	wg.Wait()
@@ -102,34 +89,112 @@ func (cs *Clients) Connect(ctx context.Context, authURL string, creds client.Cre
 	return nil
 }
 
-// Len is the number of open connections.
+// firstConnectTimeout bounds a client's wait for its first connection. It is long: first
+// logins of many users from one address meet auth's per-address limit on bcrypt work (10 at
+// once), and a client told to retry backs off exponentially, up to 30 s between attempts.
+const firstConnectTimeout = 2 * time.Minute
+
+// start runs one managed client until runCtx ends and waits for its first connection and
+// echo, within ctx and firstConnectTimeout; on failure it stops the client.
+func (cs *Clients) start(ctx, runCtx context.Context, authURL string, creds client.Credentials, opts []client.Option, i int) (err error) {
+	runCtx, stop := context.WithCancel(runCtx)
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	c := &conn{msgs: make(chan string, 4)}
+	connected := make(chan struct{}, 1)
+	cfg := client.DefaultManagedConfig()
+	cfg.Options = opts
+	cfg.OnConnect = func(resp *wire.ConnectResponse) {
+		c.mu.Lock()
+		c.url = resp.URL
+		c.mu.Unlock()
+		select {
+		case connected <- struct{}{}:
+		default:
+		}
+	}
+	cfg.OnMessage = func(_ int, data []byte) {
+		select {
+		case c.msgs <- string(data):
+		default:
+		}
+	}
+	m, err := client.NewManaged(authURL, creds, cfg)
+	if err != nil {
+		return err
+	}
+	c.m = m
+	runErr := make(chan error, 1)
+	cs.wg.Add(1)
+	go func() {
+		defer cs.wg.Done()
+		runErr <- m.Run(runCtx)
+	}()
+	wait, cancel := context.WithTimeout(ctx, firstConnectTimeout)
+	defer cancel()
+	select {
+	case <-connected:
+	case err := <-runErr:
+		return err
+	case <-wait.Done():
+		return fmt.Errorf("not connected: %w", wait.Err())
+	}
+	msg := "ping " + strconv.Itoa(i)
+	if err := m.Send(wait, websocket.TextMessage, []byte(msg)); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	select {
+	case got := <-c.msgs:
+		if got != msg {
+			return fmt.Errorf("echo %q, want %q", got, msg)
+		}
+	case <-wait.Done():
+		return fmt.Errorf("no echo: %w", wait.Err())
+	}
+	cs.mu.Lock()
+	cs.conns = append(cs.conns, c)
+	cs.mu.Unlock()
+	return nil
+}
+
+// Len is the number of clients.
 func (cs *Clients) Len() int {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return len(cs.conns)
 }
 
-// ByNode counts connections by the node auth assigned, and records each node's URL.
+// ByNode counts the clients connected right now by node, and records each node's URL.
 func (cs *Clients) ByNode() (counts map[string]int, urls map[string]string) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	counts, urls = map[string]int{}, map[string]string{}
 	for _, c := range cs.conns {
-		counts[c.nodeID]++
-		urls[c.nodeID] = c.url
+		node, ok := c.m.Current()
+		if !ok {
+			continue
+		}
+		counts[node]++
+		c.mu.Lock()
+		urls[node] = c.url
+		c.mu.Unlock()
 	}
 	return counts, urls
 }
 
-// Close closes every connection.
+// Close closes every connection (with 1000) and waits for the clients to stop.
 func (cs *Clients) Close() {
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	for _, c := range cs.conns {
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		c.ws.Close()
+	cancels := cs.cancel
+	cs.cancel, cs.conns = nil, nil
+	cs.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
 	}
-	cs.conns = nil
+	cs.wg.Wait()
 }
 
 // NodeConnections reads a node's own count of live WebSockets (wsdirect_node_connections)

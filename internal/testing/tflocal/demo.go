@@ -2,20 +2,13 @@ package tflocal
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -23,13 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/hashicorp/terraform-exec/tfexec"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/localcloud"
-	"github.com/wsdirect/terraform-provider-wsdirect/token"
-	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
 // DemoConfig describes the `make demo-terraform` run. Start from DefaultDemoConfig and set
@@ -54,6 +43,9 @@ type DemoConfig struct {
 	Clients, ScaleClients int
 	// Concurrency bounds connections being set up at once. Default 64.
 	Concurrency int
+	// Users in auth's users file, the clients spread over them (see ClusterUsers). Default
+	// 50: room for a few hundred connects a second.
+	Users int
 	// ReadyTimeout bounds each wait for the cluster to serve. Default 2m.
 	ReadyTimeout time.Duration
 	// Out receives the narrative. nil = io.Discard.
@@ -64,7 +56,7 @@ type DemoConfig struct {
 func DefaultDemoConfig() DemoConfig {
 	return DemoConfig{
 		Version: "0.0.1", Cloud: DefaultCloudConfig(), Nodes: 3, ScaleTo: 4, Clients: 3000, ScaleClients: 1000,
-		Concurrency: 64, ReadyTimeout: 2 * time.Minute,
+		Concurrency: 64, Users: 50, ReadyTimeout: 2 * time.Minute,
 	}
 }
 
@@ -76,8 +68,8 @@ func (c DemoConfig) validate() error {
 	if c.Nodes < 1 || c.ScaleTo <= c.Nodes {
 		errs = append(errs, fmt.Errorf("tflocal: need 1 <= Nodes < ScaleTo, got %d and %d", c.Nodes, c.ScaleTo))
 	}
-	if c.Clients < 1 || c.ScaleClients < 1 || c.Concurrency < 1 || c.ReadyTimeout <= 0 {
-		errs = append(errs, errors.New("tflocal: Clients, ScaleClients, Concurrency and ReadyTimeout must be positive"))
+	if c.Clients < 1 || c.ScaleClients < 1 || c.Concurrency < 1 || c.Users < 1 || c.ReadyTimeout <= 0 {
+		errs = append(errs, errors.New("tflocal: Clients, ScaleClients, Concurrency, Users and ReadyTimeout must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -99,10 +91,12 @@ type NodeRow struct {
 
 // DemoResult is what the demo measured.
 type DemoResult struct {
-	Steps          []Step
-	Before, After  []NodeRow
-	NewNode        string
-	NewNodeClients int // of the ScaleClients connected after the scale-out
+	Steps         []Step
+	Before, After []NodeRow
+	NewNode       string
+	// NewNodeClients is what the new node holds at the end: new clients auth sent it, and
+	// clients the old nodes moved to it when they rebalanced (docs/design.md section 14).
+	NewNodeClients int
 	Total          time.Duration
 }
 
@@ -165,12 +159,8 @@ type demo struct {
 
 	bld     *Build
 	cloud   *Cloud
-	tf      *tfexec.Terraform
-	tfDir   string
+	mod     *ClusterModule
 	tfLog   *os.File
-	admin   string
-	creds   client.Credentials
-	authURL string
 	clients Clients
 }
 
@@ -212,243 +202,31 @@ func (d *demo) apply(ctx context.Context) error {
 	d.cloud = cloud
 	d.say("   local cloud at %s (pid %d), release %s", cloud.Info.URL, cloud.PID(), cloud.Info.ReleaseURL)
 
-	d.tfDir = filepath.Join(d.cfg.WorkDir, "tf")
-	if err := d.writeConfig(); err != nil {
-		return err
-	}
 	if d.tfLog, err = os.Create(filepath.Join(d.cfg.WorkDir, "terraform.log")); err != nil {
 		return err
 	}
-	if d.tf, err = cloud.Terraform(d.cfg.Terraform, d.tfDir, d.tfLog); err != nil {
-		return err
-	}
 	t0 := time.Now()
-	if err := d.tf.Init(ctx); err != nil {
-		return fmt.Errorf("terraform init: %w", err)
+	users := ClusterUsers{Count: d.cfg.Users, BcryptCost: bcrypt.DefaultCost}
+	if d.mod, err = NewClusterModule(ctx, cloud, d.cfg.Terraform, d.cfg.RepoDir, filepath.Join(d.cfg.WorkDir, "tf"), users, d.tfLog); err != nil {
+		return err
 	}
 	d.say("   terraform init: %v (provider from the mirror, no dev_overrides)", time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.tf.Apply(ctx, tfexec.Var("node_count="+strconv.Itoa(d.cfg.Nodes))); err != nil {
-		return fmt.Errorf("terraform apply: %w", err)
+	if err := d.mod.Apply(ctx, d.cfg.Nodes); err != nil {
+		return err
 	}
 	d.say("   terraform apply: %v", time.Since(t0).Round(time.Millisecond))
-	outs, err := d.tf.Output(ctx)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(outs["auth_url"].Value, &d.authURL); err != nil {
-		return fmt.Errorf("output auth_url: %w", err)
-	}
 	t0 = time.Now()
-	if err := d.waitServing(ctx, d.cfg.Nodes); err != nil {
+	if err := d.mod.WaitServing(ctx, d.cfg.Nodes, d.cfg.ReadyTimeout); err != nil {
 		return err
 	}
-	d.say("   serving at %s with %d nodes %v after the apply", d.authURL, d.cfg.Nodes, time.Since(t0).Round(time.Millisecond))
+	d.say("   serving at %s with %d nodes %v after the apply", d.mod.AuthURL, d.cfg.Nodes, time.Since(t0).Round(time.Millisecond))
 	return nil
-}
-
-// writeConfig writes the root module: modules/cluster from the repository, the provider with
-// no settings (the AWS_* environment points it at the local cloud), and fresh secrets in a
-// tfvars file only the owner can read.
-func (d *demo) writeConfig() error {
-	if err := os.MkdirAll(d.tfDir, 0o700); err != nil {
-		return err
-	}
-	modPath, err := filepath.Rel(d.tfDir, filepath.Join(d.cfg.RepoDir, "modules", "cluster"))
-	if err != nil {
-		return err
-	}
-	pub, priv, err := token.GenerateKey()
-	if err != nil {
-		return err
-	}
-	pubPEM, err := token.EncodePublicKey(pub)
-	if err != nil {
-		return err
-	}
-	privPEM, err := token.EncodePrivateKey(priv)
-	if err != nil {
-		return err
-	}
-	var g, pw, adm [32]byte
-	_, _ = rand.Read(g[:])
-	_, _ = rand.Read(pw[:])
-	_, _ = rand.Read(adm[:])
-	password := hex.EncodeToString(pw[:12])
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
-	if err != nil {
-		return err
-	}
-	d.creds = client.Credentials{Username: "demo", Password: password}
-	d.admin = hex.EncodeToString(adm[:16])
-	info := d.cloud.Info
-	sha, _ := json.Marshal(info.ReleaseSHA256)
-
-	main := fmt.Sprintf(`terraform {
-  required_providers {
-    wsdirect = {
-      source = "wsdirect/wsdirect"
-    }
-  }
-}
-
-# No settings: AWS_REGION and AWS_ENDPOINT_URL_EC2 (from wsdirect-localcloud env) point the
-# provider at the local cloud, as they would at any EC2-compatible endpoint.
-provider "wsdirect" {}
-
-variable "node_count" {
-  type = number
-}
-variable "gossip_key" {
-  type      = string
-  sensitive = true
-}
-variable "auth_signing_key" {
-  type      = string
-  sensitive = true
-}
-variable "auth_public_keys" {
-  type = string
-}
-variable "auth_users" {
-  type      = string
-  sensitive = true
-}
-variable "admin_token" {
-  type      = string
-  sensitive = true
-}
-
-module "cluster" {
-  source = %q
-
-  cluster_name         = "demo"
-  subnet_ids           = ["subnet-00000001", "subnet-00000002"]
-  security_group_ids   = ["sg-00000002"]
-  ami                  = "ami-0123456789abcdef0"
-  node_instance_type   = "c6i.large"
-  auth_instance_type   = "t3.small"
-  node_count           = var.node_count
-  max_conns_per_node   = 10000
-  iam_instance_profile = "wsdirect-node"
-
-  gossip_key       = var.gossip_key
-  auth_public_keys = var.auth_public_keys
-  auth_signing_key = var.auth_signing_key
-  auth_users       = var.auth_users
-  admin_token      = var.admin_token
-
-  release_url     = %q
-  release_version = %q
-  release_sha256  = %s
-}
-
-output "auth_url" {
-  value = module.cluster.auth_url
-}
-
-output "nodes" {
-  value = module.cluster.nodes
-}
-`, filepath.ToSlash(modPath), info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`))
-	if err := os.WriteFile(filepath.Join(d.tfDir, "main.tf"), []byte(main), 0o644); err != nil {
-		return err
-	}
-	vars := map[string]string{
-		"gossip_key":       base64.StdEncoding.EncodeToString(g[:]),
-		"auth_signing_key": string(privPEM),
-		"auth_public_keys": string(pubPEM),
-		"auth_users":       "demo:" + string(hash) + "\n",
-		"admin_token":      d.admin,
-	}
-	raw, err := json.MarshalIndent(vars, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(d.tfDir, "secrets.auto.tfvars.json"), raw, 0o600)
-}
-
-// waitServing waits until every instance booted with its unit active, and auth lists nodes
-// alive members.
-func (d *demo) waitServing(ctx context.Context, nodes int) error {
-	deadline := time.Now().Add(d.cfg.ReadyTimeout)
-	var last error
-	for {
-		if last = d.serving(ctx, nodes); last == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not serving within %v: %w", d.cfg.ReadyTimeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (d *demo) serving(ctx context.Context, nodes int) error {
-	sts, err := d.cloud.Status(ctx)
-	if err != nil {
-		return err
-	}
-	running := 0
-	for _, s := range sts {
-		if s.State != "running" {
-			continue
-		}
-		running++
-		if s.Boot != "done" {
-			return fmt.Errorf("%s: boot %q %s", s.ID, s.Boot, s.BootError)
-		}
-		for _, u := range s.Units {
-			if u.ActiveState != "active" {
-				return fmt.Errorf("%s: %s %s (exit %d): %s", s.ID, u.Name, u.ActiveState, u.ExitStatus, strings.Join(u.Log, "\n"))
-			}
-		}
-	}
-	if running != nodes+1 {
-		return fmt.Errorf("%d instances running, want %d", running, nodes+1)
-	}
-	ns, err := d.authNodes(ctx)
-	if err != nil {
-		return err
-	}
-	alive := 0
-	for _, n := range ns {
-		if n.Alive && !n.Draining {
-			alive++
-		}
-	}
-	if alive != nodes {
-		return fmt.Errorf("auth sees %d live nodes, want %d", alive, nodes)
-	}
-	return nil
-}
-
-// authNodes is auth's GET /v1/nodes, with the admin token.
-func (d *demo) authNodes(ctx context.Context) ([]wire.NodeStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.authURL+wire.NodesPath, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+d.admin)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", wire.NodesPath, resp.Status)
-	}
-	var ns []wire.NodeStatus
-	return ns, json.NewDecoder(resp.Body).Decode(&ns)
 }
 
 func (d *demo) connect(ctx context.Context) error {
 	t0 := time.Now()
-	if err := d.clients.Connect(ctx, d.authURL, d.creds, d.cfg.Clients, d.cfg.Concurrency); err != nil {
+	if err := d.clients.Connect(ctx, d.mod.AuthURL, d.mod.Users, d.cfg.Clients, d.cfg.Concurrency); err != nil {
 		return err
 	}
 	took := time.Since(t0)
@@ -463,12 +241,40 @@ func (d *demo) connect(ctx context.Context) error {
 }
 
 // distribution prints and checks, per node, auth's assignments against the node's own count
-// of live connections, read from the node's metrics at its private address.
+// of live connections, read from the node's metrics at its private address. Clients a node
+// moves (a rebalance after the scale-out) are on their way for a moment, so it checks again
+// until the two agree, for at most ReadyTimeout.
 func (d *demo) distribution(ctx context.Context) ([]NodeRow, error) {
+	deadline := time.Now().Add(d.cfg.ReadyTimeout)
+	for {
+		rows, total, err := d.tally(ctx)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "   node\tpublic URL\tassigned by auth\tcounted by the node\tshare\t")
+			maxN := 0
+			for _, r := range rows {
+				fmt.Fprintf(tw, "   %s\t%s\t%d\t%d\t%.1f%%\t\n", r.ID, r.URL, r.Assigned, r.ServerSide, 100*float64(r.Assigned)/float64(max(total, 1)))
+				maxN = max(maxN, r.Assigned)
+			}
+			tw.Flush()
+			if len(rows) > 0 && total > 0 {
+				fmt.Fprintf(d.out, "   max/mean: %.3f\n", float64(maxN)/(float64(total)/float64(len(rows))))
+			}
+			return rows, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// tally is one look at the clients and the nodes; it errs when they disagree.
+func (d *demo) tally(ctx context.Context) ([]NodeRow, int, error) {
 	counts, urls := d.clients.ByNode()
 	sts, err := d.cloud.Status(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var rows []NodeRow
 	total := 0
@@ -478,50 +284,39 @@ func (d *demo) distribution(ctx context.Context) ([]NodeRow, error) {
 		}
 		n, err := NodeConnections(ctx, net.JoinHostPort(s.PrivateIP, "8080"))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Hostname, err)
+			return nil, 0, fmt.Errorf("%s: %w", s.Hostname, err)
 		}
 		if u := urls[s.Hostname]; u != "" && hostOf(u) != s.PublicIP {
-			return nil, fmt.Errorf("auth sent %s's clients to %s, but its public IP is %s", s.Hostname, u, s.PublicIP)
+			return nil, 0, fmt.Errorf("auth sent %s's clients to %s, but its public IP is %s", s.Hostname, u, s.PublicIP)
 		}
 		rows = append(rows, NodeRow{ID: s.Hostname, URL: "ws://" + net.JoinHostPort(s.PublicIP, "8080") + "/ws", Assigned: counts[s.Hostname], ServerSide: n})
 		total += counts[s.Hostname]
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
-	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "   node\tpublic URL\tassigned by auth\tcounted by the node\tshare\t")
-	maxN := 0
-	for _, r := range rows {
-		fmt.Fprintf(tw, "   %s\t%s\t%d\t%d\t%.1f%%\t\n", r.ID, r.URL, r.Assigned, r.ServerSide, 100*float64(r.Assigned)/float64(max(total, 1)))
-		maxN = max(maxN, r.Assigned)
-	}
-	tw.Flush()
-	if len(rows) > 0 {
-		fmt.Fprintf(d.out, "   max/mean: %.3f\n", float64(maxN)/(float64(total)/float64(len(rows))))
-	}
 	if total != d.clients.Len() {
-		return rows, fmt.Errorf("%d connections assigned to running nodes, %d open", total, d.clients.Len())
+		return rows, total, fmt.Errorf("%d connections assigned to running nodes, %d open", total, d.clients.Len())
 	}
 	for _, r := range rows {
 		if r.Assigned != r.ServerSide {
-			return rows, fmt.Errorf("node %s: auth assigned %d connections, the node counts %d", r.ID, r.Assigned, r.ServerSide)
+			return rows, total, fmt.Errorf("node %s: auth assigned %d connections, the node counts %d", r.ID, r.Assigned, r.ServerSide)
 		}
 	}
-	return rows, nil
+	return rows, total, nil
 }
 
 func (d *demo) scale(ctx context.Context) error {
 	t0 := time.Now()
-	if err := d.tf.Apply(ctx, tfexec.Var("node_count="+strconv.Itoa(d.cfg.ScaleTo))); err != nil {
-		return fmt.Errorf("terraform apply: %w", err)
+	if err := d.mod.Apply(ctx, d.cfg.ScaleTo); err != nil {
+		return err
 	}
 	d.say("   terraform apply: %v", time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.waitServing(ctx, d.cfg.ScaleTo); err != nil {
+	if err := d.mod.WaitServing(ctx, d.cfg.ScaleTo, d.cfg.ReadyTimeout); err != nil {
 		return err
 	}
 	d.say("   the new node joined by tag; auth assigns %d nodes %v after the apply", d.cfg.ScaleTo, time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.clients.Connect(ctx, d.authURL, d.creds, d.cfg.ScaleClients, d.cfg.Concurrency); err != nil {
+	if err := d.clients.Connect(ctx, d.mod.AuthURL, d.mod.Users, d.cfg.ScaleClients, d.cfg.Concurrency); err != nil {
 		return err
 	}
 	d.say("   %d more clients connected in %v", d.cfg.ScaleClients, time.Since(t0).Round(time.Millisecond))
@@ -542,15 +337,15 @@ func (d *demo) scale(ctx context.Context) error {
 	if d.res.NewNode == "" || d.res.NewNodeClients == 0 {
 		return fmt.Errorf("the new node %q took no clients", d.res.NewNode)
 	}
-	d.say("   the new node %s took %d of the %d new clients", d.res.NewNode, d.res.NewNodeClients, d.cfg.ScaleClients)
+	d.say("   the new node %s holds %d clients (of the %d new ones, and moved by the old nodes' rebalance)", d.res.NewNode, d.res.NewNodeClients, d.cfg.ScaleClients)
 	return nil
 }
 
 func (d *demo) destroy(ctx context.Context) error {
 	d.clients.Close()
 	t0 := time.Now()
-	if err := d.tf.Destroy(ctx, tfexec.Var("node_count="+strconv.Itoa(d.cfg.ScaleTo))); err != nil {
-		return fmt.Errorf("terraform destroy: %w", err)
+	if err := d.mod.Destroy(ctx, d.cfg.ScaleTo); err != nil {
+		return err
 	}
 	d.say("   terraform destroy: %v", time.Since(t0).Round(time.Millisecond))
 	left, err := CheckNothingLeft(ctx, d.cloud)

@@ -181,7 +181,7 @@ func TestExamplesApplyOnLocalCloud(t *testing.T) {
 				for _, u := range urls {
 					var cs Clients
 					err := waitOK(ctx, time.Minute, func() error {
-						return cs.Connect(ctx, u, client.Credentials{Username: "alice", Password: env.pwd}, 5, 5)
+						return cs.Connect(ctx, u, []client.Credentials{{Username: "alice", Password: env.pwd}}, 5, 5)
 					})
 					cs.Close()
 					if err != nil {
