@@ -98,7 +98,7 @@ func (r *RebalanceResult) countsPlot() (*plot.Plot, error) {
 	p := plot.New()
 	styleTitle(p, fmt.Sprintf("Clients per node: %d → %d nodes, %d clients, rebalance at most %g/s",
 		len(names)-1, len(names), r.Clients, r.MaxRate))
-	p.X.Label.Text = "seconds since the new node started"
+	p.X.Label.Text = "seconds since the scale-out started (" + r.startLabel() + ")"
 	p.Y.Label.Text = "clients connected"
 	p.X.Min = 0
 	p.Y.Min = 0
@@ -146,8 +146,9 @@ func (r *RebalanceResult) countsPlot() (*plot.Plot, error) {
 	return p, nil
 }
 
-// perSecond turns a counter into its rate over the second before each
-// sample.
+// perSecond turns a counter into its increase over the second before each
+// sample (from the earliest sample at most a second older), the figure
+// RebalanceResult's peaks report.
 func (r *RebalanceResult) perSecond(v func(RebalanceSample) float64) plotter.XYs {
 	var out plotter.XYs
 	i := 0
@@ -158,17 +159,24 @@ func (r *RebalanceResult) perSecond(v func(RebalanceSample) float64) plotter.XYs
 		if i == j || v(s) < 0 || v(r.Series[i]) < 0 {
 			continue
 		}
-		dt := s.T - r.Series[i].T
-		out = append(out, plotter.XY{X: s.T, Y: (v(s) - v(r.Series[i])) / dt})
+		out = append(out, plotter.XY{X: s.T, Y: v(s) - v(r.Series[i])})
 	}
 	return out
+}
+
+// startLabel says what the time axis counts from.
+func (r *RebalanceResult) startLabel() string {
+	if r.Path == PathTerraform {
+		return "terraform apply began"
+	}
+	return "the node process started"
 }
 
 func (r *RebalanceResult) ratesPlot() (*plot.Plot, error) {
 	p := plot.New()
 	styleTitle(p, fmt.Sprintf("Reconnects per second (moved %d = %.2f× the least, %d lost)", r.Moved, r.MovedRatio, r.Lost))
-	p.X.Label.Text = "seconds since the new node started"
-	p.Y.Label.Text = "per second, over the past second"
+	p.X.Label.Text = "seconds since the scale-out started (" + r.startLabel() + ")"
+	p.Y.Label.Text = "in the past second"
 	p.X.Min, p.Y.Min = 0, 0
 	p.Add(plotter.NewGrid())
 	last := r.Series[len(r.Series)-1].T

@@ -16,6 +16,12 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 )
 
+// The values of RebalanceResult.Path.
+const (
+	PathLocalProcesses = "local processes"
+	PathTerraform      = "terraform apply of modules/cluster on the local cloud"
+)
+
 // scaleOut is the cluster a rebalance run holds its clients on and grows
 // by one node.
 type scaleOut interface {
@@ -48,7 +54,7 @@ func startLocalScaleOut(ctx context.Context, cfg *RebalanceConfig, say func(stri
 	return &localScaleOut{env: env}, nil
 }
 
-func (l *localScaleOut) path() string { return "local processes" }
+func (l *localScaleOut) path() string { return PathLocalProcesses }
 
 func (l *localScaleOut) fleet(fc *FleetConfig) {
 	creds := l.env.Credentials()
