@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
@@ -223,8 +224,8 @@ func planRebalance(self string, selfConns int, view []cluster.Member, c *Rebalan
 	return p
 }
 
-// looks remembers, for the last Settle, the cluster's total and this
-// node's own count at each look.
+// looks remembers, for the last Settle, the cluster's total, its members
+// and this node's own count at each look.
 //
 // Why: a node knows its own count exactly but the others' only as
 // gossiped, up to about a second late. While clients pour in (a start, a
@@ -237,19 +238,29 @@ func planRebalance(self string, selfConns int, view []cluster.Member, c *Rebalan
 // the last Settle: a cluster still filling up is evened out by auth's
 // picking, for free. A node joining, or leaving gracefully, does not change
 // the total.
+//
+// The members must not have changed over the last Settle either: a node
+// that joined, left or was declared failed changes every share, and on a
+// starved host failure detection flaps (a member declared failed drops out
+// of the view with its count, and comes back); the in-process tests under
+// -race on a loaded machine moved clients on such views. A new node delays
+// the first round by Settle.
 type looks struct {
-	at    []time.Time
-	total []int
-	own   []int
+	at      []time.Time
+	total   []int
+	own     []int
+	members []string
 }
 
-// add records a look and reports whether the total held steady for the
+// add records a look (members names the nodes in the view) and reports
+// whether the total held steady and the members stayed the same for the
 // whole of the last Settle (looks at least that long included), and the
 // lowest own count over that time.
-func (l *looks) add(now time.Time, total, own int, c *RebalanceConfig) (steady bool, ownLow int) {
+func (l *looks) add(now time.Time, total, own int, members string, c *RebalanceConfig) (steady bool, ownLow int) {
 	l.at = append(l.at, now)
 	l.total = append(l.total, total)
 	l.own = append(l.own, own)
+	l.members = append(l.members, members)
 	// Keep the newest look older than Settle and everything after it.
 	cut := 0
 	for i := range l.at {
@@ -257,14 +268,26 @@ func (l *looks) add(now time.Time, total, own int, c *RebalanceConfig) (steady b
 			cut = i
 		}
 	}
-	l.at, l.total, l.own = l.at[cut:], l.total[cut:], l.own[cut:]
+	l.at, l.total, l.own, l.members = l.at[cut:], l.total[cut:], l.own[cut:], l.members[cut:]
 	lo, hi, ownLow := total, total, own
+	same := true
 	for i := range l.total {
 		lo, hi, ownLow = min(lo, l.total[i]), max(hi, l.total[i]), min(ownLow, l.own[i])
+		same = same && l.members[i] == members
 	}
-	steady = now.Sub(l.at[0]) >= c.Settle &&
+	steady = same && now.Sub(l.at[0]) >= c.Settle &&
 		float64(hi-lo) <= max(float64(c.MinMove), c.Tolerance/2*float64(total))
 	return steady, ownLow
+}
+
+// memberNames is the view's node names, in its (name) order, as one string.
+func memberNames(view []cluster.Member) string {
+	var b strings.Builder
+	for _, m := range view {
+		b.WriteString(m.Name)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // rebalancer is the loop that looks at the view every Interval and runs a
@@ -287,10 +310,10 @@ func (n *Node) rebalancer(ctx context.Context) {
 		}
 		view, own := n.conf.View.Nodes(), n.Conns()
 		total := planRebalance(n.conf.Name, own, view, c).Total
-		steady, ownLow := seen.add(time.Now(), total, own, c)
+		steady, ownLow := seen.add(time.Now(), total, own, memberNames(view), c)
 		p := planRebalance(n.conf.Name, ownLow, view, c)
 		if p.Move > 0 && !steady {
-			p.Move, p.Why = 0, fmt.Sprintf("the cluster's total is not steady (%d clients now)", total)
+			p.Move, p.Why = 0, fmt.Sprintf("the cluster is not steady (%d clients, %d nodes now)", total, len(view))
 		}
 		if p.Move == 0 {
 			if p.Why != lastWhy {

@@ -387,8 +387,9 @@ func TestLooks(t *testing.T) {
 	c := DefaultRebalanceConfig() // Settle 5 s, Tolerance 0.10, MinMove 20
 	var l looks
 	t0 := time.Unix(1000, 0)
+	members := "a\x00b\x00"
 	look := func(sec float64, total, own int) (bool, int) {
-		return l.add(t0.Add(time.Duration(sec*float64(time.Second))), total, own, &c)
+		return l.add(t0.Add(time.Duration(sec*float64(time.Second))), total, own, members, &c)
 	}
 	for sec := 0.0; sec < 5; sec++ {
 		if steady, _ := look(sec, 1000, 300); steady {
@@ -420,5 +421,19 @@ func TestLooks(t *testing.T) {
 	}
 	if got := len(l.at); got > 8 {
 		t.Fatalf("%d looks kept: the history must not grow without bound", got)
+	}
+	// A member joins (or is declared failed): not steady for Settle, even
+	// with the same total.
+	members = "a\x00b\x00c\x00"
+	for sec := 14.0; sec < 19; sec++ {
+		if steady, _ := look(sec, 1080, 400); steady {
+			t.Fatalf("steady at %gs: the members changed at 14s", sec)
+		}
+	}
+	if steady, _ := look(19, 1080, 400); !steady {
+		t.Fatal("not steady 5 s after the members changed")
+	}
+	if got := memberNames([]cluster.Member{peer("a", 0, 1), peer("b", 0, 1)}); got != "a\x00b\x00" {
+		t.Fatalf("memberNames = %q", got)
 	}
 }
