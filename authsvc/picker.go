@@ -24,10 +24,10 @@ type NodePicker interface {
 const DefaultPendingSettle = time.Second
 
 // Candidate reports whether m may take a new assignment given pending
-// assignments on top of its gossiped count: an alive, non-draining node with
-// a dialable address and room below its cap.
+// assignments on top of its gossiped count: an alive, ready, non-draining
+// node with a dialable address and room below its cap.
 func Candidate(m cluster.Member, pending int) bool {
-	return m.Alive && !m.Draining && (m.Role == cluster.RoleNode || m.Role == "") &&
+	return m.Alive && !m.Draining && !m.NotReady && (m.Role == cluster.RoleNode || m.Role == "") &&
 		m.Addr != "" && m.Port > 0 && m.Cap > 0 && m.Conns+pending < m.Cap
 }
 
@@ -158,7 +158,7 @@ func (p *Picker) Pick(nodes []cluster.Member, now time.Time) (cluster.Member, bo
 }
 
 // PickLeastLoaded places a client that a node moved to rebalance the
-// cluster (docs/design.md section 14): it takes the candidate with the
+// cluster (docs/design.md section 15): it takes the candidate with the
 // lowest (conns + peers × pending) / cap, ties broken at random, and records
 // the assignment as pending like Pick.
 //

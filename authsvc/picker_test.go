@@ -21,6 +21,8 @@ func TestPickerCandidates(t *testing.T) {
 	dead.Alive = false
 	draining := member("draining", 0, 10)
 	draining.Draining = true
+	notReady := member("notready", 0, 10)
+	notReady.NotReady = true
 	full := member("full", 10, 10)
 	auth := member("auth", 0, 10)
 	auth.Role = cluster.RoleAuth
@@ -28,7 +30,7 @@ func TestPickerCandidates(t *testing.T) {
 	noAddr.Addr = ""
 	noCap := member("nocap", 0, 0)
 	ok := member("ok", 5, 10)
-	nodes := []cluster.Member{dead, draining, full, auth, noAddr, noCap, ok}
+	nodes := []cluster.Member{dead, draining, notReady, full, auth, noAddr, noCap, ok}
 	now := time.Unix(1000, 0)
 	for _, p := range []NodePicker{NewPicker(seeded(1), time.Minute), LeastLoaded{}, &RoundRobin{}} {
 		for i := 0; i < 20; i++ {
@@ -40,7 +42,7 @@ func TestPickerCandidates(t *testing.T) {
 				break // "ok" now holds 5 + 5 pending = cap
 			}
 		}
-		if _, found := p.Pick(nodes[:6], now); found {
+		if _, found := p.Pick(nodes[:7], now); found {
 			t.Errorf("%T picked from nodes without room", p)
 		}
 	}

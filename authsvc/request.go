@@ -21,7 +21,7 @@ import (
 //
 // An unknown reason is refused rather than ignored, like an unknown member:
 // so auth instances must be upgraded before the clients that send a new
-// one (docs/design.md section 14).
+// one (docs/design.md section 15).
 //
 // The error says what is wrong in words of its own and never quotes the
 // body, which may hold a password.

@@ -135,6 +135,7 @@ func DefaultConfig() *Config {
 type Server struct {
 	conf    Config
 	signer  atomic.Pointer[token.Signer]
+	admin   atomic.Pointer[string] // SetAdminToken
 	picker  NodePicker
 	p2c     *Picker // picker when it is a *Picker, for SetPeers
 	limiter *ipLimiter
@@ -202,6 +203,7 @@ func New(conf *Config) (*Server, error) {
 		reg:     c.Registry,
 	}
 	s.signer.Store(c.Signer)
+	s.admin.Store(&c.AdminToken)
 	s.picker = c.Picker
 	if s.picker == nil {
 		p := NewPicker(c.Rand, c.Signer.TTL())
@@ -427,7 +429,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, moved *bool) st
 	mint := sg.Mint
 	if *moved {
 		// The node it lands on will not move it again for a while
-		// (docs/design.md section 14).
+		// (docs/design.md section 15).
 		mint = sg.MintRebalanced
 	}
 	tok, exp, err := mint(user, node.Name)
@@ -470,7 +472,7 @@ func (s *Server) refreshPeers(now time.Time) {
 }
 
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
-	if s.conf.AdminToken == "" {
+	if s.adminToken() == "" {
 		writeJSON(w, http.StatusNotFound, wire.Error{Code: "not_found", Message: "no admin token configured"})
 		return
 	}
@@ -480,7 +482,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	got, _ := bearer(r)
-	if !secret.Equal(got, s.conf.AdminToken) {
+	if !secret.Equal(got, s.adminToken()) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wsdirect-auth"`)
 		writeJSON(w, http.StatusUnauthorized, wire.Error{Code: "unauthorized", Message: "admin token required"})
 		return
@@ -491,7 +493,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 	for _, m := range nodes {
 		out = append(out, wire.NodeStatus{
 			ID: m.Name, URL: m.URL(), Connections: m.Conns, Pending: s.picker.Pending(m.Name, now),
-			Cap: m.Cap, Zone: m.Zone, Draining: m.Draining, Alive: m.Alive, UpdatedAt: m.UpdatedAt,
+			Cap: m.Cap, Zone: m.Zone, Draining: m.Draining, Ready: !m.NotReady, Alive: m.Alive, UpdatedAt: m.UpdatedAt,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

@@ -47,6 +47,9 @@ const bcryptHashLen = 60
 // UsersFile is safe for concurrent use; Reload swaps the whole table at once.
 type UsersFile struct {
 	path string
+	// read, when set, loads the content instead of reading path
+	// (NewUsersFileFrom).
+	read func() ([]byte, error)
 
 	mu    sync.RWMutex
 	table *userTable
@@ -88,9 +91,16 @@ type userEntry struct {
 func DefaultMaxConcurrentChecks() int { return runtime.GOMAXPROCS(0) }
 
 // NewUsersFile loads path. A malformed file is an error naming the line.
-func NewUsersFile(path string) (*UsersFile, error) {
+func NewUsersFile(path string) (*UsersFile, error) { return NewUsersFileFrom(path, nil) }
+
+// NewUsersFileFrom loads users-file content that read returns, now and on
+// every Reload: for a file kept elsewhere, such as a Parameter Store
+// parameter. name (the reference) stands for the file in errors and Path.
+// A nil read reads the file name.
+func NewUsersFileFrom(name string, read func() ([]byte, error)) (*UsersFile, error) {
 	u := &UsersFile{
-		path:    path,
+		path:    name,
+		read:    read,
 		cache:   newCredCache(DefaultCredentialCacheTTL, DefaultCredentialCacheMaxAge, DefaultCredentialCacheSize),
 		sem:     semaphore.NewWeighted(int64(DefaultMaxConcurrentChecks())),
 		compare: bcrypt.CompareHashAndPassword,
@@ -146,7 +156,11 @@ func (u *UsersFile) current() *userTable {
 // Reload re-reads the file (on SIGHUP). On error the previous table stays in
 // force, so a typo in an edit does not lock everybody out.
 func (u *UsersFile) Reload() error {
-	data, err := os.ReadFile(u.path)
+	read := u.read
+	if read == nil {
+		read = func() ([]byte, error) { return os.ReadFile(u.path) }
+	}
+	data, err := read()
 	if err != nil {
 		return fmt.Errorf("users file: %w", err)
 	}

@@ -3,6 +3,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -41,6 +44,8 @@ type options struct {
 	header        http.Header
 	reason        string
 	now           func() time.Time
+	tlsConfig     *tls.Config
+	tlsHTTPClient *http.Client
 }
 
 func buildOptions(opts []Option) *options {
@@ -52,7 +57,52 @@ func buildOptions(opts []Option) *options {
 	for _, opt := range opts {
 		opt(o)
 	}
+	if o.tlsConfig != nil {
+		if o.httpClient == http.DefaultClient {
+			o.httpClient = o.tlsHTTPClient
+		}
+		if o.dialer.TLSClientConfig == nil {
+			d := *o.dialer
+			d.TLSClientConfig = o.tlsConfig
+			o.dialer = &d
+		}
+	}
 	return o
+}
+
+// WithTLSConfig makes the auth request (https://) and the WebSocket
+// (wss://) with c, e.g. to trust a private CA (see LoadRootCAs). It applies
+// to the default HTTP client and to a dialer without a TLSClientConfig of
+// its own; an HTTP client given with WithHTTPClient is used as it is.
+func WithTLSConfig(c *tls.Config) Option {
+	if c == nil {
+		return func(*options) {}
+	}
+	c = c.Clone()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = c
+	hc := &http.Client{Transport: tr}
+	return func(o *options) { o.tlsConfig, o.tlsHTTPClient = c, hc }
+}
+
+// WithRootCAs trusts the certificates in pool, and only those, for the auth
+// request and the WebSocket: WithTLSConfig(&tls.Config{RootCAs: pool}).
+func WithRootCAs(pool *x509.CertPool) Option {
+	return WithTLSConfig(&tls.Config{RootCAs: pool})
+}
+
+// LoadRootCAs reads a PEM file holding one CA certificate or a bundle of
+// them. It errors when the file holds none.
+func LoadRootCAs(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("wsdirect: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("wsdirect: CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // WithHTTPClient makes the auth request with c instead of

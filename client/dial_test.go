@@ -2,8 +2,11 @@ package client
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/clienttest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 )
 
 var alice = Credentials{Username: clienttest.Username, Password: clienttest.Password}
@@ -171,5 +175,78 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := parseRetryAfter(in, now); got != want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestDialTLS: auth on https:// and a node on wss:// with a certificate
+// from a private CA. A client given the CA file connects and echoes; the
+// default client, which does not trust the CA, fails at once with a
+// certificate error from auth, and so does a node dial.
+func TestDialTLS(t *testing.T) {
+	ca, err := testca.New("client test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue([]string{"127.0.0.1"}, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := leaf.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := clienttest.NewTLS(t, 1, cert)
+	if !strings.HasPrefix(fc.AuthURL(), "https://") {
+		t.Fatalf("auth URL %s", fc.AuthURL())
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := ca.WriteRoot(caFile); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := LoadRootCAs(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, resp, err := Dial(ctx, fc.AuthURL(), alice, WithRootCAs(pool))
+	if err != nil {
+		t.Fatalf("Dial with the CA: %v", err)
+	}
+	if !strings.HasPrefix(resp.URL, "wss://") {
+		t.Fatalf("node URL %s", resp.URL)
+	}
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("over tls")); err != nil {
+		t.Fatal(err)
+	}
+	if _, data, err := conn.ReadMessage(); err != nil || string(data) != "over tls" {
+		t.Fatalf("echo = %q, %v", data, err)
+	}
+	conn.Close()
+
+	var unknown x509.UnknownAuthorityError
+	start := time.Now()
+	if _, _, err := Dial(ctx, fc.AuthURL(), alice); !errors.As(err, &unknown) {
+		t.Fatalf("Dial without the CA: %v, want x509.UnknownAuthorityError", err)
+	}
+	// The node alone: a token from an auth request made with the CA, a
+	// dial without it.
+	resp, err = Authorize(ctx, fc.AuthURL(), alice, WithRootCAs(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DialNode(ctx, resp); !errors.As(err, &unknown) {
+		t.Fatalf("DialNode without the CA: %v, want x509.UnknownAuthorityError", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("certificate failures took %v", took)
+	}
+	if _, err := LoadRootCAs(filepath.Join(t.TempDir(), "none.pem")); err == nil {
+		t.Error("a missing CA file loaded")
+	}
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	_ = os.WriteFile(empty, []byte("not pem"), 0o644)
+	if _, err := LoadRootCAs(empty); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("a file without certificates: %v", err)
 	}
 }

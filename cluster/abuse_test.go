@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // forgedCount builds a count payload for name by hand, so these tests say
@@ -37,9 +39,9 @@ func TestForgedCountFromKeyHolder(t *testing.T) {
 	victim, observer, forger := ms[0], ms[1], ms[2]
 	_, strangerKey, _ := ed25519.GenerateKey(rand.Reader)
 	victim.SetConns(5)
-	waitFor(t, 10*time.Second, "the observer sees the victim's count 5", func() bool {
+	probe.Until(t, 10*time.Second, "the observer sees the victim's count 5", func() error {
 		m, _ := observer.member("n1")
-		return m.Conns == 5
+		return probe.Check(m.Conns == 5, "not yet: %+v", m)
 	})
 
 	seq := uint64(math.MaxUint64 >> 1)
@@ -55,31 +57,31 @@ func TestForgedCountFromKeyHolder(t *testing.T) {
 	// The forger's own genuine count does arrive, so its events reach the
 	// observer: the forged ones were refused, not lost.
 	forger.SetConns(3)
-	waitFor(t, 10*time.Second, "the observer sees the forger's own count 3", func() bool {
+	probe.Until(t, 10*time.Second, "the observer sees the forger's own count 3", func() error {
 		m, _ := observer.member("n3")
-		return m.Conns == 3
+		return probe.Check(m.Conns == 3, "not yet: %+v", m)
 	})
 	if m, _ := observer.member("n1"); m.Conns != 5 {
 		t.Fatalf("the observer took a forged count for n1: %d", m.Conns)
 	}
 	victim.SetConns(6)
-	waitFor(t, 10*time.Second, "the observer sees the victim's next count 6", func() bool {
+	probe.Until(t, 10*time.Second, "the observer sees the victim's next count 6", func() error {
 		m, _ := observer.member("n1")
-		return m.Conns == 6
+		return probe.Check(m.Conns == 6, "not yet: %+v", m)
 	})
 
 	// The forger leaves; the victim's counts still win.
 	if err := forger.Leave(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the forger gone", func() bool {
+	probe.Until(t, 10*time.Second, "the forger gone", func() error {
 		m, ok := observer.member("n3")
-		return !ok || !m.Alive
+		return probe.Check(!ok || !m.Alive, "not yet: %+v", m)
 	})
 	victim.SetConns(7)
-	waitFor(t, 10*time.Second, "the observer sees the victim's count 7", func() bool {
+	probe.Until(t, 10*time.Second, "the observer sees the victim's count 7", func() error {
 		m, _ := observer.member("n1")
-		return m.Conns == 7
+		return probe.Check(m.Conns == 7, "not yet: %+v", m)
 	})
 	if m, ok := observer.member("n3"); ok && (m.Conns != 0 || !m.UpdatedAt.IsZero()) {
 		t.Fatalf("the departed forger's count outlives it: %+v", m)

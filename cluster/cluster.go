@@ -28,6 +28,9 @@ type Cluster struct {
 	// gossipAddr is read once at Create: memberlist's LocalNode returns a
 	// pointer into state that SetTags rewrites, so reading it later races.
 	gossipAddr string
+	// keyring is the gossip keyring (nil without encryption); SetKeys
+	// changes it in place.
+	keyring *memberlist.Keyring
 
 	// mu guards members and unknown. The event goroutine is the only
 	// writer.
@@ -105,6 +108,9 @@ func Create(conf *Config) (*Cluster, error) {
 		return nil, err
 	}
 	var keyring *memberlist.Keyring
+	if len(c.SecretKey) == 0 && len(c.ExtraKeys) > 0 {
+		return nil, errors.New("cluster: ExtraKeys need a SecretKey to send with")
+	}
 	switch {
 	case len(c.SecretKey) == 0 && !c.Dev:
 		return nil, errors.New("cluster: a gossip key is required (SecretKey, from -gossip-key-file; generate one with `wsdirect-auth keygen`); only Dev mode may run unencrypted")
@@ -116,7 +122,11 @@ func Create(conf *Config) (*Cluster, error) {
 			return nil, fmt.Errorf("cluster: gossip key must be %d bytes (AES-256) outside Dev mode, got %d", KeySize, len(c.SecretKey))
 		}
 		key := append([]byte(nil), c.SecretKey...)
-		if keyring, err = memberlist.NewKeyring(nil, key); err != nil {
+		extra, err := checkExtraKeys(c.ExtraKeys, c.Dev)
+		if err != nil {
+			return nil, err
+		}
+		if keyring, err = memberlist.NewKeyring(extra, key); err != nil {
 			return nil, fmt.Errorf("cluster: gossip keyring: %w", err)
 		}
 	}
@@ -141,6 +151,7 @@ func Create(conf *Config) (*Cluster, error) {
 		seq:      uint64(time.Now().UnixMicro()),
 		facts:    facts,
 		stop:     make(chan struct{}),
+		keyring:  keyring,
 	}
 
 	logger := newStdLogger(cl.log)
@@ -280,6 +291,24 @@ func (c *Cluster) SetDraining(draining bool) error {
 		return fmt.Errorf("cluster: set draining=%v: %w", draining, err)
 	}
 	c.log.Info("draining changed", "draining", draining)
+	return nil
+}
+
+// SetReady clears or sets the not-ready tag: a node that is not ready stays
+// in the cluster but takes no assignments. It blocks while serf broadcasts
+// the change (at most BroadcastTimeout).
+func (c *Cluster) SetReady(ready bool) error {
+	c.tagsMu.Lock()
+	defer c.tagsMu.Unlock()
+	if c.facts.notReady == !ready {
+		return nil
+	}
+	c.facts.notReady = !ready
+	if err := c.serf.SetTags(c.facts.tags(c.conf.CountMode, int(c.conns.Load()))); err != nil {
+		c.facts.notReady = ready
+		return fmt.Errorf("cluster: set ready=%v: %w", ready, err)
+	}
+	c.log.Info("readiness changed", "ready", ready)
 	return nil
 }
 

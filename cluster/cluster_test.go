@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 func TestThreeNodeCluster(t *testing.T) {
@@ -17,6 +19,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		switch c.Name {
 		case "n2":
 			c.Zone = "us-east-1b"
+			c.WSScheme = "wss"
 		case "n3":
 			c.Role = RoleAuth
 		}
@@ -49,13 +52,16 @@ func TestThreeNodeCluster(t *testing.T) {
 		if !ok {
 			t.Fatal("n3 does not know n2")
 		}
-		want := Member{Name: "n2", Role: RoleNode, Addr: "127.0.0.2", Port: 8002, Cap: 100, Zone: "us-east-1b", Alive: true}
+		want := Member{Name: "n2", Role: RoleNode, Addr: "127.0.0.2", Port: 8002, Scheme: "wss", Cap: 100, Zone: "us-east-1b", Alive: true}
 		got.UpdatedAt, got.Conns = time.Time{}, 0
 		if got != want {
 			t.Fatalf("n3 sees n2 as %+v, want %+v", got, want)
 		}
-		if u := got.URL(); u != "ws://127.0.0.2:8002/ws" {
+		if u := got.URL(); u != "wss://127.0.0.2:8002/ws" {
 			t.Fatalf("URL() = %q", u)
+		}
+		if plain, _ := findMember(n3.Members(), "n1"); plain.Scheme != "ws" || plain.URL() != "ws://127.0.0.1:8001/ws" {
+			t.Fatalf("n1 (plain) seen as %+v, URL %q", plain, plain.URL())
 		}
 		auth, _ := findMember(n1.Members(), "n3")
 		if auth.Role != RoleAuth || auth.Addr != "" || auth.Cap != 0 {
@@ -73,9 +79,9 @@ func TestThreeNodeCluster(t *testing.T) {
 			t.Fatalf("local view of own count = %d, want 42 at once", got.Conns)
 		}
 		for _, obs := range []*Cluster{n2, n3} {
-			waitFor(t, 10*time.Second, obs.LocalName()+" sees n1 conns=42", func() bool {
+			probe.Until(t, 10*time.Second, obs.LocalName()+" sees n1 conns=42", func() error {
 				m, ok := obs.member("n1")
-				return ok && m.Conns == 42 && !m.UpdatedAt.IsZero()
+				return probe.Check(ok && m.Conns == 42 && !m.UpdatedAt.IsZero(), "n1 known %t as %+v", ok, m)
 			})
 		}
 		// A burst of changes coalesces; the last value wins everywhere.
@@ -83,9 +89,9 @@ func TestThreeNodeCluster(t *testing.T) {
 			n2.SetConns(i)
 		}
 		for _, obs := range []*Cluster{n1, n3} {
-			waitFor(t, 10*time.Second, obs.LocalName()+" sees n2 conns=100", func() bool {
+			probe.Until(t, 10*time.Second, obs.LocalName()+" sees n2 conns=100", func() error {
 				m, ok := obs.member("n2")
-				return ok && m.Conns == 100
+				return probe.Check(ok && m.Conns == 100, "n2 known %t as %+v", ok, m)
 			})
 		}
 	})
@@ -94,9 +100,9 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n2.SetDraining(true); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "n1 sees n2 draining", func() bool {
+		probe.Until(t, 10*time.Second, "n1 sees n2 draining", func() error {
 			m, ok := n1.member("n2")
-			return ok && m.Draining
+			return probe.Check(ok && m.Draining, "n2 known %t as %+v", ok, m)
 		})
 		// Draining does not lose the count.
 		if m, _ := n1.member("n2"); m.Conns != 100 {
@@ -105,9 +111,26 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n2.SetDraining(false); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "n3 sees n2 not draining", func() bool {
+		probe.Until(t, 10*time.Second, "n3 sees n2 not draining", func() error {
 			m, ok := n3.member("n2")
-			return ok && !m.Draining
+			return probe.Check(ok && !m.Draining, "n2 known %t as %+v", ok, m)
+		})
+	})
+
+	t.Run("not ready", func(t *testing.T) {
+		if err := n2.SetReady(false); err != nil {
+			t.Fatal(err)
+		}
+		probe.Until(t, 10*time.Second, "n1 sees n2 not ready", func() error {
+			m, ok := n1.member("n2")
+			return probe.Check(ok && m.NotReady && !m.Draining, "n2 known %t as %+v", ok, m)
+		})
+		if err := n2.SetReady(true); err != nil {
+			t.Fatal(err)
+		}
+		probe.Until(t, 10*time.Second, "n3 sees n2 ready", func() error {
+			m, ok := n3.member("n2")
+			return probe.Check(ok && !m.NotReady, "n2 known %t as %+v", ok, m)
 		})
 	})
 
@@ -115,9 +138,9 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n2.Shutdown(); err != nil { // no Leave: looks like a crash
 			t.Fatal(err)
 		}
-		waitFor(t, 15*time.Second, "n1 drops failed n2 from Nodes()", func() bool {
-			_, ok := findMember(n1.Nodes(), "n2")
-			return !ok
+		probe.Until(t, 15*time.Second, "n1 drops failed n2 from Nodes()", func() error {
+			m, ok := findMember(n1.Nodes(), "n2")
+			return probe.Check(!ok, "n2 still listed as %+v", m)
 		})
 		m, ok := findMember(n1.Members(), "n2")
 		if ok && m.Alive {
@@ -129,14 +152,15 @@ func TestThreeNodeCluster(t *testing.T) {
 		if err := n3.Leave(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "n1 sees n3 not alive", func() bool {
+		probe.Until(t, 15*time.Second, "n1 sees n3 not alive", func() error {
 			m, ok := n1.member("n3")
-			return !ok || !m.Alive
+			return probe.Check(!ok || !m.Alive, "n3 listed as %+v", m)
 		})
 		// Left and failed members are reaped after TombstoneTimeout /
 		// ReconnectTimeout (5 s in LocalConfig).
-		waitFor(t, 20*time.Second, "n1 reaps n2 and n3", func() bool {
-			return len(n1.Members()) == 1
+		probe.Until(t, 30*time.Second, "n1 reaps n2 and n3", func() error {
+			ms := n1.Members()
+			return probe.Check(len(ms) == 1, "members %+v", ms)
 		})
 	})
 }
@@ -144,16 +168,16 @@ func TestThreeNodeCluster(t *testing.T) {
 func TestCountsTagsMode(t *testing.T) {
 	ms := startCluster(t, 2, func(c *Config) { c.CountMode = CountsTags })
 	ms[0].SetConns(7)
-	waitFor(t, 10*time.Second, "n2 sees n1 conns=7 via tags", func() bool {
+	probe.Until(t, 10*time.Second, "n2 sees n1 conns=7 via tags", func() error {
 		m, ok := ms[1].member("n1")
-		return ok && m.Conns == 7
+		return probe.Check(ok && m.Conns == 7, "n1 known %t as %+v", ok, m)
 	})
 	if err := ms[0].SetDraining(true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "n2 sees n1 draining with conns=7", func() bool {
+	probe.Until(t, 10*time.Second, "n2 sees n1 draining with conns=7", func() error {
 		m, ok := ms[1].member("n1")
-		return ok && m.Draining && m.Conns == 7
+		return probe.Check(ok && m.Draining && m.Conns == 7, "n1 known %t as %+v", ok, m)
 	})
 }
 
@@ -228,9 +252,9 @@ func TestPlaintextCountInjection(t *testing.T) {
 	t.Run("control: unencrypted dev cluster accepts it when n1 signed it", func(t *testing.T) {
 		ms := startCluster(t, 2, func(c *Config) { c.SecretKey = nil; c.Dev = true })
 		injectCount(t, ms[1].GossipAddr(), forged.encode(ms[0].countKey))
-		waitFor(t, 5*time.Second, "dev n2 takes the injected count", func() bool {
+		probe.Until(t, 10*time.Second, "dev n2 takes the injected count", func() error {
 			m, _ := ms[1].member("n1")
-			return m.Conns == 999
+			return probe.Equal("n1 conns", m.Conns, 999)
 		})
 	})
 
@@ -241,9 +265,9 @@ func TestPlaintextCountInjection(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 		ms[0].SetConns(5)
-		waitFor(t, 10*time.Second, "n2 sees the genuine count 5", func() bool {
+		probe.Until(t, 10*time.Second, "n2 sees the genuine count 5", func() error {
 			m, _ := ms[1].member("n1")
-			return m.Conns == 5
+			return probe.Equal("n1 conns", m.Conns, 5)
 		})
 		time.Sleep(300 * time.Millisecond)
 		if m, _ := ms[1].member("n1"); m.Conns != 5 {
@@ -255,9 +279,9 @@ func TestPlaintextCountInjection(t *testing.T) {
 func TestDevModeWithoutKey(t *testing.T) {
 	ms := startCluster(t, 2, func(c *Config) { c.SecretKey = nil; c.Dev = true })
 	ms[1].SetConns(3)
-	waitFor(t, 10*time.Second, "n1 sees n2 conns=3", func() bool {
+	probe.Until(t, 10*time.Second, "n1 sees n2 conns=3", func() error {
 		m, _ := ms[0].member("n2")
-		return m.Conns == 3
+		return probe.Equal("n2 conns", m.Conns, 3)
 	})
 }
 
@@ -277,6 +301,9 @@ func TestCreateValidation(t *testing.T) {
 		{"node without public addr", func(c *Config) { c.PublicAddr = " " }, "PublicAddr is required"},
 		{"node without cap", func(c *Config) { c.Cap = 0 }, "Cap must be > 0"},
 		{"bad ws port", func(c *Config) { c.WSPort = 70000 }, "WSPort"},
+		{"node without scheme", func(c *Config) { c.WSScheme = "" }, "WSScheme"},
+		{"node with http scheme", func(c *Config) { c.WSScheme = "https" }, "WSScheme"},
+		{"starts not ready", func(c *Config) { c.NotReady = true }, ""},
 		{"unknown role", func(c *Config) { c.Role = "proxy" }, `Role "proxy"`},
 		{"no role", func(c *Config) { c.Role = "" }, `Role ""`},
 		{"zero count interval", func(c *Config) { c.CountInterval = 0 }, "CountInterval must be > 0"},
@@ -317,19 +344,77 @@ func TestCreateValidation(t *testing.T) {
 }
 
 func TestTagSizeBoundary(t *testing.T) {
-	f := staticFacts{role: RoleNode, addr: "a", port: 65535, cap: 1 << 30, zone: "z", draining: true, countKey: strings.Repeat("k", 43)}
+	f := staticFacts{role: RoleNode, addr: "a", port: 65535, scheme: "wss", cap: 1 << 30, zone: "z"}
 	for _, mode := range []CountMode{CountsUserEvents, CountsTags} {
 		// Grow the address until the check trips; it must trip exactly
 		// when serf's own encoding exceeds MaxTagBytes.
 		g := f
 		for len(g.addr) < 600 {
 			err := checkTags(g, mode)
-			n, _ := encodedTagSize(g.tags(mode, -1<<31))
+			w := g
+			w.draining, w.notReady = true, true
+			w.countKey = strings.Repeat("k", 43)
+			n, _ := encodedTagSize(w.tags(mode, -1<<31))
 			if (err != nil) != (n > MaxTagBytes) {
 				t.Fatalf("mode %v addr len %d: encoded %d bytes, err=%v", mode, len(g.addr), n, err)
 			}
 			g.addr += "a"
 		}
+	}
+}
+
+// TestTagsFitLongDNSName runs a node with the longest DNS name there is
+// (253 characters) and a long real zone name, with every tag that comes and
+// goes set at once (wss, not ready, draining, the count key, and the widest
+// count of CountsTags mode): serf must accept every change and the other
+// member must read every fact back.
+func TestTagsFitLongDNSName(t *testing.T) {
+	label := strings.Repeat("n", 63)
+	name := label + "." + label + "." + label + "." + strings.Repeat("w", 58) + ".io" // 253 bytes
+	if len(name) != 253 {
+		t.Fatalf("test name is %d bytes, want 253", len(name))
+	}
+	const zone = "us-east-1-wl1-bos-wlz-1" // a Wavelength zone, among AWS's longest names
+	for _, mode := range []CountMode{CountsUserEvents, CountsTags} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ms := startCluster(t, 2, func(c *Config) {
+				c.CountMode = mode
+				if c.Name == "n1" {
+					c.PublicAddr, c.Zone, c.WSScheme, c.WSPort, c.Cap = name, zone, "wss", 65535, 1<<30
+					c.NotReady = true
+				}
+			})
+			n, err := encodedTagSize(ms[0].serf.LocalMember().Tags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			widest := staticFacts{role: RoleNode, addr: name, port: 65535, scheme: "wss", cap: 1 << 30, zone: zone,
+				draining: true, notReady: true, countKey: strings.Repeat("k", 43)}
+			w, err := encodedTagSize(widest.tags(mode, -1<<31))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d of %d tag bytes at start, %d at the widest", mode, n, MaxTagBytes, w)
+			if w > MaxTagBytes {
+				t.Fatalf("the widest tags are %d bytes, over %d", w, MaxTagBytes)
+			}
+			if err := ms[0].SetDraining(true); err != nil {
+				t.Fatalf("SetDraining with a 253-byte name: %v", err)
+			}
+			ms[0].SetConns(1<<31 - 1)
+			probe.Until(t, 10*time.Second, "n2 sees n1 with every tag", func() error {
+				m, ok := ms[1].member("n1")
+				return probe.Check(ok && m.Addr == name && m.Zone == zone && m.Scheme == "wss" && m.Port == 65535 &&
+					m.Cap == 1<<30 && m.NotReady && m.Draining && m.Conns == 1<<31-1, "n1 known %t as %+v", ok, m)
+			})
+			if err := ms[0].SetReady(true); err != nil {
+				t.Fatalf("SetReady: %v", err)
+			}
+			probe.Until(t, 10*time.Second, "n2 sees n1 ready", func() error {
+				m, _ := ms[1].member("n1")
+				return probe.Check(!m.NotReady, "n1 as %+v", m)
+			})
+		})
 	}
 }
 
@@ -363,9 +448,9 @@ func TestShutdownTwice(t *testing.T) {
 func TestLateJoinerLearnsCounts(t *testing.T) {
 	ms := startCluster(t, 2, nil)
 	ms[0].SetConns(11)
-	waitFor(t, 10*time.Second, "n2 sees n1 conns=11", func() bool {
+	probe.Until(t, 10*time.Second, "n2 sees n1 conns=11", func() error {
 		m, _ := ms[1].member("n1")
-		return m.Conns == 11
+		return probe.Equal("n1 conns", m.Conns, 11)
 	})
 	late := mustCreate(t, testConfig(3))
 	if _, err := late.Join([]string{ms[1].GossipAddr()}); err != nil {
@@ -373,8 +458,27 @@ func TestLateJoinerLearnsCounts(t *testing.T) {
 	}
 	// From the join's event replay or, at the latest, the periodic refresh
 	// (CountRefresh, 1 s in LocalConfig).
-	waitFor(t, 10*time.Second, "late joiner sees n1 conns=11", func() bool {
+	probe.Until(t, 10*time.Second, "late joiner sees n1 conns=11", func() error {
 		m, ok := late.member("n1")
-		return ok && m.Conns == 11 && m.Alive
+		return probe.Check(ok && m.Conns == 11 && m.Alive, "n1 known %t as %+v", ok, m)
 	})
+}
+
+func TestMemberURL(t *testing.T) {
+	for _, tc := range []struct {
+		m    Member
+		want string
+	}{
+		{Member{Addr: "n-3.ws.example.com", Port: 443, Scheme: "wss"}, "wss://n-3.ws.example.com/ws"},
+		{Member{Addr: "203.0.113.7", Port: 443, Scheme: "wss"}, "wss://203.0.113.7/ws"},
+		{Member{Addr: "203.0.113.7", Port: 8443, Scheme: "wss"}, "wss://203.0.113.7:8443/ws"},
+		{Member{Addr: "2001:db8::7", Port: 443, Scheme: "wss"}, "wss://[2001:db8::7]/ws"},
+		{Member{Addr: "2001:db8::7", Port: 8080, Scheme: "ws"}, "ws://[2001:db8::7]:8080/ws"},
+		{Member{Addr: "127.0.0.1", Port: 80, Scheme: "ws"}, "ws://127.0.0.1/ws"},
+		{Member{Addr: "127.0.0.1", Port: 443}, "ws://127.0.0.1:443/ws"}, // no scheme: an old member, plain
+	} {
+		if got := tc.m.URL(); got != tc.want {
+			t.Errorf("%+v: URL() = %q, want %q", tc.m, got, tc.want)
+		}
+	}
 }

@@ -61,6 +61,12 @@ type Config struct {
 	PublicAddr string
 	WSPort     int
 
+	// WSScheme is how clients reach those WebSockets: "wss" (TLS on the
+	// node or in front of it) or "ws" (plain text: loopback and developer
+	// machines). Required for RoleNode, ignored for RoleAuth. Auth hands
+	// it out as part of the node's URL.
+	WSScheme string
+
 	// Cap is the node's connection cap. Required (> 0) for RoleNode.
 	Cap int
 
@@ -71,10 +77,20 @@ type Config struct {
 	// Draining is the initial draining flag.
 	Draining bool
 
+	// NotReady is the initial not-ready flag: the member is in the cluster
+	// but takes no assignments until SetReady(true), e.g. while it has no
+	// TLS certificate yet. false (the default) means ready.
+	NotReady bool
+
 	// SecretKey is the gossip encryption key (AES-256, 32 bytes, as
 	// written by `wsdirect-auth keygen` and read by LoadKeyFile). Required
 	// unless Dev is set.
 	SecretKey []byte
+
+	// ExtraKeys are further gossip keys accepted from other members but
+	// never used to send, for a key rotation in progress (see SetKeys).
+	// nil: only SecretKey.
+	ExtraKeys [][]byte
 
 	// Dev allows running without a gossip key (unencrypted gossip) and with
 	// a 16 or 24 byte key. Never use it outside a developer machine.
@@ -162,6 +178,7 @@ func DefaultConfig() *Config {
 		Role:     RoleNode,  // most members are nodes
 		BindAddr: "0.0.0.0", // all interfaces
 		BindPort: 7946,      // serf's customary LAN port
+		WSScheme: "wss",     // every listener that leaves the host speaks TLS
 
 		CountMode:     CountsUserEvents,       // see package comment
 		CountInterval: 250 * time.Millisecond, // ≤ 4 count events/s per member
@@ -198,7 +215,8 @@ func DefaultConfig() *Config {
 func LocalConfig() *Config {
 	c := DefaultConfig()
 	c.BindAddr = "127.0.0.1"
-	c.BindPort = 0 // pick a free port
+	c.BindPort = 0    // pick a free port
+	c.WSScheme = "ws" // loopback: plain text is allowed
 	c.CountRefresh = 1 * time.Second
 	c.EventBuffer = 1024
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // testKey is the gossip key of test clusters; otherKey is a different one.
@@ -77,7 +79,7 @@ func startCluster(tb testing.TB, n int, mutate func(*Config)) []*Cluster {
 			tb.Fatalf("join %s: %v", m.LocalName(), err)
 		}
 	}
-	waitFor(tb, 60*time.Second, fmt.Sprintf("%d members see each other alive", n), func() bool {
+	probe.Until(tb, 60*time.Second, fmt.Sprintf("%d members see each other alive", n), func() error {
 		for _, m := range members {
 			alive := 0
 			for _, x := range m.Members() {
@@ -86,24 +88,12 @@ func startCluster(tb testing.TB, n int, mutate func(*Config)) []*Cluster {
 				}
 			}
 			if alive != n {
-				return false
+				return fmt.Errorf("%s sees %d alive", m.LocalName(), alive)
 			}
 		}
-		return true
+		return nil
 	})
 	return members
-}
-
-// waitFor polls cond every 10ms until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func findMember(ms []Member, name string) (Member, bool) {

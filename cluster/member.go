@@ -3,6 +3,7 @@ package cluster
 import (
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,12 +27,17 @@ type Member struct {
 	Addr string
 	// Port is the WebSocket port on Addr.
 	Port int
+	// Scheme is "wss" or "ws", how clients reach the node.
+	Scheme string
 	// Cap is the node's connection cap (-max-conns).
 	Cap int
 	// Zone is an optional placement hint, e.g. the availability zone.
 	Zone string
 	// Draining nodes take no new assignments.
 	Draining bool
+	// NotReady nodes take no new assignments either; they are in the
+	// cluster but cannot serve yet (e.g. no TLS certificate).
+	NotReady bool
 	// Alive is false once serf considers the member failed or gone.
 	Alive bool
 	// Conns is the live WebSocket count the member last published.
@@ -40,7 +46,21 @@ type Member struct {
 	UpdatedAt time.Time
 }
 
-// URL is where clients open the WebSocket on this member.
+// URL is where clients open the WebSocket on this member, with the scheme
+// and the address the node advertised: wss://n-3.ws.example.com/ws,
+// wss://203.0.113.7:8443/ws. The port is left out when it is the scheme's
+// default (443 for wss, 80 for ws).
 func (m Member) URL() string {
-	return "ws://" + net.JoinHostPort(m.Addr, strconv.Itoa(m.Port)) + "/ws"
+	scheme := m.Scheme
+	if scheme == "" {
+		scheme = "ws"
+	}
+	host := m.Addr
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6 literal
+	}
+	if !(scheme == "wss" && m.Port == 443) && !(scheme == "ws" && m.Port == 80) {
+		host = net.JoinHostPort(m.Addr, strconv.Itoa(m.Port))
+	}
+	return scheme + "://" + host + "/ws"
 }

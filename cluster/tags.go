@@ -21,6 +21,8 @@ const (
 	tagCap      = "c"
 	tagZone     = "z"
 	tagDraining = "d" // "1" when draining, absent otherwise
+	tagScheme   = "s" // "wss" for TLS; absent means "ws" (members older than the tag)
+	tagNotReady = "u" // "1" while not ready (no certificate yet), absent otherwise
 	tagConns    = "n" // only in CountsTags mode
 	tagCountKey = "k" // the key the node's counts are signed with (counts.go)
 
@@ -38,9 +40,11 @@ type staticFacts struct {
 	role     Role
 	addr     string
 	port     int
+	scheme   string
 	cap      int
 	zone     string
 	draining bool
+	notReady bool
 	countKey string // encoded public count key; nodes only
 }
 
@@ -53,6 +57,9 @@ func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
 		t[tagAddr] = f.addr
 		t[tagPort] = strconv.Itoa(f.port)
 		t[tagCap] = strconv.Itoa(f.cap)
+		if f.scheme != "ws" {
+			t[tagScheme] = f.scheme
+		}
 		if f.countKey != "" {
 			t[tagCountKey] = f.countKey
 		}
@@ -62,6 +69,9 @@ func (f staticFacts) tags(mode CountMode, conns int) map[string]string {
 	}
 	if f.draining {
 		t[tagDraining] = "1"
+	}
+	if f.notReady {
+		t[tagNotReady] = "1"
 	}
 	if mode == CountsTags {
 		t[tagConns] = strconv.Itoa(conns)
@@ -81,9 +91,11 @@ func encodedTagSize(tags map[string]string) (int, error) {
 }
 
 // checkTags errors when tags exceed MaxTagBytes. The count tag of
-// CountsTags mode and the count key are sized at their widest so they can
-// never overflow later.
+// CountsTags mode, the count key and the draining and not-ready flags are
+// sized at their widest so the tags can never overflow later.
 func checkTags(f staticFacts, mode CountMode) error {
+	// At their widest: the flags that come and go are counted as set.
+	f.draining, f.notReady = true, true
 	if f.role == RoleNode {
 		f.countKey = strings.Repeat("k", 43) // base64 of 32 bytes, unpadded
 	}
@@ -105,6 +117,11 @@ func memberFromTags(m *Member, tags map[string]string) {
 	m.Cap, _ = strconv.Atoi(tags[tagCap])
 	m.Zone = tags[tagZone]
 	m.Draining = tags[tagDraining] == "1"
+	m.NotReady = tags[tagNotReady] == "1"
+	m.Scheme = tags[tagScheme]
+	if m.Scheme == "" && m.Role == RoleNode {
+		m.Scheme = "ws"
+	}
 }
 
 // countFromTags returns the CountsTags-mode count, if present.
@@ -126,9 +143,11 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 		role:     c.Role,
 		addr:     strings.TrimSpace(c.PublicAddr),
 		port:     c.WSPort,
+		scheme:   c.WSScheme,
 		cap:      c.Cap,
 		zone:     strings.TrimSpace(c.Zone),
 		draining: c.Draining,
+		notReady: c.NotReady,
 	}
 	switch f.role {
 	case RoleNode:
@@ -141,8 +160,11 @@ func normalizeFacts(c *Config) (staticFacts, error) {
 		if f.cap <= 0 {
 			return f, fmt.Errorf("cluster: Cap must be > 0 for role %q, got %d", f.role, f.cap)
 		}
+		if f.scheme != "ws" && f.scheme != "wss" {
+			return f, fmt.Errorf("cluster: WSScheme %q: want \"wss\" or \"ws\"", f.scheme)
+		}
 	case RoleAuth:
-		f.addr, f.port, f.cap = "", 0, 0
+		f.addr, f.port, f.cap, f.scheme = "", 0, 0, ""
 	default:
 		return f, fmt.Errorf("cluster: Role %q is not %q or %q", f.role, RoleNode, RoleAuth)
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 )
@@ -104,4 +106,37 @@ func checkHostname(h string) error {
 
 func isDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// WaitPublicIPv4 reads the instance's public IPv4 address as
+// Advertise("auto") does, and while the instance has none yet (an Elastic
+// IP is associated only after launch) or its metadata does not answer, asks
+// again: first after retryMin, doubling up to retryMax, until an address
+// comes, ctx ends, or within has passed (then it returns the last error).
+// Every failed attempt is logged at info level on log (nil: not logged), so
+// a process that waits says why.
+func WaitPublicIPv4(ctx context.Context, client *imds.Client, retryMin, retryMax, within time.Duration, log *slog.Logger) (string, error) {
+	if retryMin <= 0 || retryMax < retryMin || within <= 0 {
+		return "", fmt.Errorf("discover: WaitPublicIPv4 retry %s..%s within %s: want 0 < retryMin <= retryMax and within > 0", retryMin, retryMax, within)
+	}
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	wait := retryMin
+	for {
+		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		ip, err := publicIPv4(actx, client)
+		acancel()
+		if err == nil {
+			return ip, nil
+		}
+		if log != nil {
+			log.Info("waiting for this instance's public IPv4 address", "err", err, "retry_in", wait)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no public IPv4 address within %s: %w", within, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
+	}
 }

@@ -2,11 +2,13 @@ package discover
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -119,5 +121,60 @@ func TestAdvertiseLiteral(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("Advertise(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestWaitPublicIPv4: an instance whose public address comes after start
+// (an Elastic IP associated after launch) waits for it, logging why; one
+// that never gets one gives up within the bound with the reason.
+func TestWaitPublicIPv4(t *testing.T) {
+	f := &lateIMDS{after: 2, ip: "203.0.113.9"}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c := imds.New(imds.Options{Endpoint: srv.URL, Retryer: aws.NopRetryer{}})
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	got, err := WaitPublicIPv4(context.Background(), c, 10*time.Millisecond, 20*time.Millisecond, 10*time.Second, log)
+	if err != nil || got != "203.0.113.9" {
+		t.Fatalf("WaitPublicIPv4 = %q, %v", got, err)
+	}
+	if n := strings.Count(logs.String(), "waiting for this instance's public IPv4 address"); n != 2 {
+		t.Errorf("%d waiting lines, want 2:\n%s", n, logs.String())
+	}
+
+	_, never := newIMDS(t, "")
+	start := time.Now()
+	_, err = WaitPublicIPv4(context.Background(), never, 10*time.Millisecond, 20*time.Millisecond, 300*time.Millisecond, nil)
+	if err == nil || !strings.Contains(err.Error(), "no public IPv4") {
+		t.Fatalf("without a public IP: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("gave up after %v, bound 300ms", took)
+	}
+	if _, err := WaitPublicIPv4(context.Background(), never, 0, time.Second, time.Second, nil); err == nil {
+		t.Error("zero retryMin accepted")
+	}
+}
+
+// lateIMDS answers 404 for public-ipv4 on the first `after` reads, then ip.
+type lateIMDS struct {
+	after int32
+	ip    string
+	gets  atomic.Int32
+}
+
+func (f *lateIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+		w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+		_, _ = w.Write([]byte(fakeToken))
+	case r.Method == http.MethodGet && r.URL.Path == "/latest/meta-data/public-ipv4":
+		if f.gets.Add(1) <= f.after {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(f.ip))
+	default:
+		http.NotFound(w, r)
 	}
 }

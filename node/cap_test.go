@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // TestCapBurst fires 3× the cap at once, several rounds. Exactly cap
@@ -59,11 +62,11 @@ func TestCapBurst(t *testing.T) {
 		if hw := f.node.HighWater(); hw > limit {
 			t.Fatalf("high-water mark %d exceeds the cap %d", hw, limit)
 		}
-		eventually(t, 2*time.Second, "server-side count at the cap", func() bool { return f.node.Conns() == limit })
+		probe.Until(t, 10*time.Second, "server-side count at the cap", func() error { return probe.Equal("Conns", f.node.Conns(), limit) })
 		for _, ws := range ok {
 			ws.Close()
 		}
-		eventually(t, 5*time.Second, "all connections gone", func() bool { return f.node.slots.Load() == 0 })
+		probe.Until(t, 10*time.Second, "all connections gone", func() error { return probe.Equal("slots", f.node.slots.Load(), 0) })
 	}
 	if got := f.metric("wsdirect_node_rejects_total", ReasonFull); got != 3*2*limit {
 		t.Fatalf("rejects{full} = %v", got)
@@ -84,10 +87,13 @@ func TestPublisherCounts(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		conns = append(conns, f.mustDial("p"))
 	}
-	eventually(t, 2*time.Second, "published 5", func() bool { v, ok := f.pub.last(); return ok && v == 5 })
+	probe.Until(t, 10*time.Second, "published 5", func() error {
+		v, ok := f.pub.last()
+		return probe.Check(ok && v == 5, "last published %d (any: %t)", v, ok)
+	})
 	conns[0].Close()
 	conns[1].Close()
-	eventually(t, 3*time.Second, "published 3", func() bool { v, _ := f.pub.last(); return v == 3 })
+	probe.Until(t, 10*time.Second, "published 3", func() error { v, _ := f.pub.last(); return probe.Equal("last published", v, 3) })
 	if f.node.Conns() != 3 || f.metric("wsdirect_node_connections", "") != 3 {
 		t.Fatalf("Conns %d", f.node.Conns())
 	}
@@ -113,94 +119,22 @@ func TestPublisherCounts(t *testing.T) {
 	if churned.Load() == 0 {
 		t.Fatal("no churn connection succeeded")
 	}
-	// The client's dial returns once the 101 is written, before the server
-	// registers (and publishes) the connection, so a churn connection can
-	// still be published after the count is back at 3: wait for every
-	// connect and disconnect, not only for the final value.
+	// A client sees its upgrade succeed before the node registers the
+	// connection, and its close before the node unregisters it: wait for
+	// the node to publish once per connect and disconnect, ending on 3.
 	want := 5 + 2 + 2*int(churned.Load())
-	published := func() int {
+	probe.Until(t, 10*time.Second, fmt.Sprintf("%d publications ending on 3", want), func() error {
 		f.pub.mu.Lock()
-		defer f.pub.mu.Unlock()
-		return len(f.pub.conns)
-	}
-	eventually(t, 5*time.Second, "churn settled", func() bool {
+		n := len(f.pub.conns)
+		f.pub.mu.Unlock()
 		v, _ := f.pub.last()
-		return published() >= want && v == 3 && f.node.Conns() == 3
+		return probe.Check(n >= want && v == 3 && f.node.Conns() == 3, "%d publications, last %d, Conns %d", n, v, f.node.Conns())
 	})
 	f.pub.mu.Lock()
+	defer f.pub.mu.Unlock()
 	for _, v := range f.pub.conns {
 		if v < 0 || v > 100 {
 			t.Errorf("published impossible count %d", v)
 		}
 	}
-	f.pub.mu.Unlock()
-}
-
-// TestPerUserLimit: one user may hold at most MaxConnsPerUser connections
-// on a node, even when it sends more upgrades at once; the next gets 429
-// too_many_connections, other users are unaffected, and a closed connection
-// gives its user the room back.
-func TestPerUserLimit(t *testing.T) {
-	const perUser = 3
-	f := newFixture(t, func(c *Config) { c.MaxConns = 50; c.MaxConnsPerUser = perUser })
-	toks := make([]string, 4*perUser)
-	for i := range toks {
-		toks[i] = f.mint("hog")
-	}
-	var (
-		mu      sync.Mutex
-		ok      []*websocket.Conn
-		limited int
-		wrong   []string
-	)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, tok := range toks {
-		wg.Add(1)
-		go func(tok string) {
-			defer wg.Done()
-			<-start
-			ws, resp, we, err := f.dial(tok, false)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok = append(ok, ws)
-			case resp != nil && resp.StatusCode == http.StatusTooManyRequests && we != nil && we.Code == CodeTooManyConnections &&
-				resp.Header.Get("Retry-After") != "":
-				limited++
-			default:
-				wrong = append(wrong, err.Error())
-			}
-		}(tok)
-	}
-	close(start)
-	wg.Wait()
-	if len(wrong) > 0 {
-		t.Fatalf("unexpected outcomes: %v", wrong)
-	}
-	if len(ok) != perUser || limited != len(toks)-perUser {
-		t.Fatalf("%d accepted, %d limited; want %d and %d", len(ok), limited, perUser, len(toks)-perUser)
-	}
-	if got := f.metric("wsdirect_node_rejects_total", ReasonUserLimit); got != float64(limited) {
-		t.Errorf("user_limit rejects metric = %v, want %d", got, limited)
-	}
-	// Another user is not affected.
-	other, _, _, err := f.dial(f.mint("someone-else"), false)
-	if err != nil {
-		t.Fatalf("another user: %v", err)
-	}
-	other.Close()
-	// Closing one gives the room back.
-	ok[0].Close()
-	eventually(t, 5*time.Second, "hog at 2 connections", func() bool { return f.node.users.count("hog") == perUser-1 })
-	ws, _, _, err := f.dial(f.mint("hog"), false)
-	if err != nil {
-		t.Fatalf("after a close: %v", err)
-	}
-	ws.Close()
-	for _, c := range ok[1:] {
-		c.Close()
-	}
-	eventually(t, 5*time.Second, "all closed", func() bool { return f.node.users.count("hog") == 0 && f.node.Conns() == 0 })
 }

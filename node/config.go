@@ -62,6 +62,13 @@ type Config struct {
 	// larger than the buffer are still read correctly, in several chunks.
 	ReadBufferSize int
 
+	// TLSReadBufferSize replaces ReadBufferSize on connections that arrive
+	// over TLS (wss://), at least 128 bytes. crypto/tls already holds each whole record it
+	// decrypted, so this buffer only has to parse frame headers out of it:
+	// reading a larger message in more chunks costs memory copies, not
+	// system calls.
+	TLSReadBufferSize int
+
 	// WriteBufferSize is the size of the pooled write buffers, at least 256
 	// bytes. A connection holds one only while it writes a message.
 	WriteBufferSize int
@@ -133,6 +140,9 @@ func DefaultConfig() *Config {
 		// 512 B read buffers keep idle connections small; the read limit,
 		// not the buffer, bounds message size.
 		ReadBufferSize: 512,
+		// gorilla's floor (a control frame's payload fits); measured 380 B
+		// less per idle wss connection than 512 (docs/benchmarks.md).
+		TLSReadBufferSize: 128,
 		// Pooled, so the size costs memory only while writing.
 		WriteBufferSize: 4096,
 		// 500 clients every 100 ms is 5,000/s back to auth: a 10,000-client
@@ -141,7 +151,7 @@ func DefaultConfig() *Config {
 		DrainInterval: 100 * time.Millisecond,
 		// Must fit in the instance's termination grace period: the
 		// cloud-init unit gives the whole stop this plus 30 s
-		// (docs/design.md section 14).
+		// (docs/design.md section 15).
 		DrainDeadline: 30 * time.Second,
 		Rebalance:     DefaultRebalanceConfig(),
 	}
@@ -172,6 +182,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: CloseGrace must be > 0, got %s", c.CloseGrace)
 	case c.ReadBufferSize < 128:
 		return fmt.Errorf("node: ReadBufferSize must be >= 128, got %d", c.ReadBufferSize)
+	case c.TLSReadBufferSize < 128:
+		return fmt.Errorf("node: TLSReadBufferSize must be >= 128, got %d", c.TLSReadBufferSize)
 	case c.WriteBufferSize < 256:
 		return fmt.Errorf("node: WriteBufferSize must be >= 256, got %d", c.WriteBufferSize)
 	case c.DrainBatch <= 0:

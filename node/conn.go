@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlsbuf"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -43,6 +44,10 @@ type conn struct {
 // newConn configures ws and registers it; the connection's slot is already
 // reserved.
 func (n *Node) newConn(ws *websocket.Conn, user string, movedIn int64) *conn {
+	// Over TLS, drop the buffers the handshake grew (about 3.5 KB per
+	// connection). Nothing reads the socket yet: the read loop starts
+	// after this.
+	tlsbuf.Release(ws.NetConn())
 	c := &conn{n: n, ws: ws, user: user, shard: n.nextIdx.Add(1) % connShards, movedIn: movedIn}
 	ws.SetReadLimit(n.conf.ReadLimit)
 	_ = ws.SetReadDeadline(time.Now().Add(n.conf.PongWait))

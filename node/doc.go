@@ -16,7 +16,7 @@
 // in a steady cluster with no drain in progress, moves the excess to nodes
 // with fewer, closing them with wire.CloseRebalance at its part of a
 // cluster-wide MaxRate; clients moved here (tokens marked rebalanced) are not
-// moved again for a while (docs/design.md section 14).
+// moved again for a while (docs/design.md section 15).
 //
 // With Config.Upstream set, the node dials the upstream for each client
 // before it upgrades the client's connection, sending the user in

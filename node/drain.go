@@ -64,6 +64,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
 		n.stopRebalance()
+		if n.freshTimer != nil {
+			n.freshTimer.Stop()
+		}
 		close(n.done)
 		for {
 			batch := n.snapshot(1 << 30)

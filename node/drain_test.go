@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -82,9 +84,12 @@ func TestDrain(t *testing.T) {
 		t.Errorf("publisher saw draining %v", f.pub.draining)
 	}
 	f.pub.mu.Unlock()
-	if v, _ := f.pub.last(); v != 0 {
-		t.Errorf("last published count %d", v)
-	}
+	// The last connection frees its slot (which ends the drain) just
+	// before it publishes the count.
+	probe.Until(t, 10*time.Second, "the count 0 published", func() error {
+		v, _ := f.pub.last()
+		return probe.Equal("last published", v, 0)
+	})
 	resp, err := http.Get(f.httpURL("/readyz"))
 	if err != nil {
 		t.Fatal(err)
@@ -107,28 +112,32 @@ func TestDrain(t *testing.T) {
 }
 
 // TestDrainDeadline: with tiny batches and peers that never answer the
-// close frame, the drain still ends at its deadline and leaves nobody.
+// close frame, the drain still ends at its deadline and leaves nobody. The
+// deadline is the behaviour here, so the test times the drain, against
+// bounds far apart: without the deadline it could not end before the first
+// DrainInterval, ten times the deadline.
 func TestDrainDeadline(t *testing.T) {
+	const deadline, interval = 500 * time.Millisecond, 5 * time.Second
 	f := newFixture(t, func(c *Config) {
 		c.DrainBatch = 1
-		c.DrainInterval = 200 * time.Millisecond
-		c.DrainDeadline = 500 * time.Millisecond
-		c.CloseGrace = 10 * time.Second // silent peers would hold on this long
+		c.DrainInterval = interval
+		c.DrainDeadline = deadline
+		c.CloseGrace = time.Minute // silent peers would hold on this long
 	})
 	for i := 0; i < 10; i++ {
 		f.rawUpgrade(f.mint("silent")) // never reads, never answers the close
 	}
-	eventually(t, 2*time.Second, "10 connections", func() bool { return f.node.Conns() == 10 })
+	probe.Until(t, 10*time.Second, "10 connections", func() error { return probe.Equal("Conns", f.node.Conns(), 10) })
 	start := time.Now()
 	err := f.node.Drain(context.Background())
 	el := time.Since(start)
-	if err == nil {
-		t.Fatal("drain reported success with clients left at the deadline")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("drain with clients left at the deadline returned %v, want DeadlineExceeded", err)
 	}
-	if el < 450*time.Millisecond || el > 1500*time.Millisecond {
-		t.Fatalf("drain returned after %s, want about 500ms", el)
+	if el < deadline || el >= interval {
+		t.Fatalf("drain returned after %s, want at its %s deadline (and before the %s interval)", el, deadline, interval)
 	}
-	eventually(t, 2*time.Second, "forced closes", func() bool { return f.node.Conns() == 0 })
+	probe.Until(t, 10*time.Second, "forced closes", func() error { return probe.Equal("Conns", f.node.Conns(), 0) })
 }
 
 func TestAdminDrain(t *testing.T) {

@@ -29,6 +29,14 @@ type fakePub struct {
 	mu       sync.Mutex
 	conns    []int
 	draining []bool
+	ready    []bool
+}
+
+func (p *fakePub) SetReady(r bool) error {
+	p.mu.Lock()
+	p.ready = append(p.ready, r)
+	p.mu.Unlock()
+	return nil
 }
 
 func (p *fakePub) SetConns(n int) {
@@ -215,18 +223,6 @@ func (f *fixture) mustDial(user string) *websocket.Conn {
 	}
 	f.t.Cleanup(func() { ws.Close() })
 	return ws
-}
-
-// eventually polls cond for up to d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // metric returns the value of a counter or gauge in the node's registry;

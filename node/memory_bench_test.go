@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +28,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -48,7 +53,12 @@ const (
 	// to after each GC request (the last one is taken with all connections
 	// open): go tool pprof -sample_index=inuse_space <file>.
 	envHeapProfile = "WSDIRECT_MEM_HEAPPROFILE"
-	benchNode      = "membench"
+	// envTLSCert and envTLSKey, when set, make the child serve wss:// with
+	// that certificate through internal/tlscert, as wsdirect-node -tls
+	// files does.
+	envTLSCert = "WSDIRECT_MEMBENCH_TLS_CERT"
+	envTLSKey  = "WSDIRECT_MEMBENCH_TLS_KEY"
+	benchNode  = "membench"
 )
 
 // memBenchPing is the child's PingInterval.
@@ -111,8 +121,22 @@ func runMemChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	var serveLn net.Listener = ln
+	if cert := os.Getenv(envTLSCert); cert != "" {
+		tc := tlscert.DefaultConfig()
+		tc.Mode = tlscert.ModeFiles
+		tc.CertFile, tc.KeyFile = cert, os.Getenv(envTLSKey)
+		tc.Tickets = tlscert.TicketsProcess
+		tc.Logger = conf.Logger
+		certs, err := tlscert.New(tc)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		serveLn = certs.Listener(ln)
+	}
 	srv := n.HTTPServer(ln.Addr().String())
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(serveLn) }()
 	out := bufio.NewWriter(os.Stdout)
 	fmt.Fprintf(out, "ADDR %s\n", ln.Addr())
 	out.Flush()
@@ -136,26 +160,45 @@ func runMemChild() int {
 					f.Close()
 				}
 			}
-			fmt.Fprintf(out, "FREED conns=%d goroutines=%d heap_inuse=%d stack_inuse=%d sys=%d\n",
-				n.Conns(), runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse, ms.Sys)
+			fmt.Fprintf(out, "FREED conns=%d goroutines=%d heap_alloc=%d heap_inuse=%d stack_inuse=%d sys=%d\n",
+				n.Conns(), runtime.NumGoroutine(), ms.HeapAlloc, ms.HeapInuse, ms.StackInuse, ms.Sys)
 			out.Flush()
 		}
 	}
 }
 
-// BenchmarkIdleConnMemory measures the node's RSS per idle WebSocket
-// (docs/design.md section 11: at most 8 KiB at 18,000 connections). The node
-// runs in a child process; this process opens WSDIRECT_MEM_CONNS connections
-// (default 2,000; set 18000 for the real figure; WSDIRECT_MEM_READBUF
-// overrides the node's ReadBufferSize) from 127.0.0.2–127.0.0.9
-// and reads the child's VmRSS before and after. It reports:
+// BenchmarkIdleConnMemory measures the node's RSS per idle WebSocket, ws://
+// and wss:// side by side in one run (docs/design.md section 11: at most
+// 8 KiB per ws connection; wss at most 1.5x that and at most 12 KiB, at
+// 18,000 connections). For each, the node runs in a child process of its
+// own; this process opens WSDIRECT_MEM_CONNS connections (default 2,000; set
+// 18000 for the real figure; WSDIRECT_MEM_READBUF overrides the node's
+// ReadBufferSize) from 127.0.0.2–127.0.0.9 and reads the child's VmRSS
+// before and after. Each sub-benchmark reports:
 //   - B/conn-rss: RSS growth per connection as it stands after the
 //     connections opened (handshake garbage not yet returned to the OS);
 //   - B/conn-scavenged: the same after a GC and debug.FreeOSMemory, i.e. the
-//     steady state of an idle node once the background scavenger caught up.
+//     steady state of an idle node once the background scavenger caught up;
+//
+// and wss also x-ws-rss and x-ws-scavenged, its ratios to the ws figures.
 //
 // Run: go test -run '^$' -bench IdleConnMemory -benchtime 1x ./node
 func BenchmarkIdleConnMemory(b *testing.B) {
+	var ws memResult
+	b.Run("ws", func(b *testing.B) { ws = idleConnMemory(b, false) })
+	b.Run("wss", func(b *testing.B) {
+		wss := idleConnMemory(b, true)
+		if ws.raw > 0 && ws.scavenged > 0 {
+			b.ReportMetric(wss.raw/ws.raw, "x-ws-rss")
+			b.ReportMetric(wss.scavenged/ws.scavenged, "x-ws-scavenged")
+		}
+	})
+}
+
+// memResult is one configuration's bytes per connection.
+type memResult struct{ raw, scavenged float64 }
+
+func idleConnMemory(b *testing.B, useTLS bool) memResult {
 	conns := 2000
 	if v := os.Getenv(envMemConn); v != "" {
 		n, err := strconv.Atoi(v)
@@ -180,14 +223,34 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	signer := token.NewSigner(priv).WithTTL(5 * time.Minute)
-	child := startMemChild(b, signer.PublicKey())
+	var env []string
+	var clientTLS *tls.Config
+	scheme := "ws://"
+	if useTLS {
+		ca, err := testca.New("membench CA")
+		if err != nil {
+			b.Fatal(err)
+		}
+		leaf, err := ca.Issue([]string{"127.0.0.1"}, time.Time{}, time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		certFile, keyFile, err := leaf.WriteFiles(b.TempDir(), "tls")
+		if err != nil {
+			b.Fatal(err)
+		}
+		env = append(env, envTLSCert+"="+certFile, envTLSKey+"="+keyFile)
+		clientTLS = &tls.Config{RootCAs: ca.Pool()}
+		scheme = "wss://"
+	}
+	child := startMemChild(b, signer.PublicKey(), env...)
 
 	dialers := make([]*websocket.Dialer, 8)
 	for i := range dialers {
 		nd := &net.Dialer{Timeout: 10 * time.Second,
 			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}}
 		dialers[i] = &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 10 * time.Second,
-			ReadBufferSize: 256, WriteBufferSize: 256}
+			ReadBufferSize: 256, WriteBufferSize: 256, TLSClientConfig: clientTLS}
 	}
 	var (
 		mu   sync.Mutex
@@ -218,7 +281,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 						firstErr.CompareAndSwap(nil, err)
 						return
 					}
-					u := "ws://" + child.addr + wire.WSPath + "?" + wire.TokenQueryParam + "=" + url.QueryEscape(tok)
+					u := scheme + child.addr + wire.WSPath + "?" + wire.TokenQueryParam + "=" + url.QueryEscape(tok)
 					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 					ws, _, err := dialers[i%8].DialContext(ctx, u, nil)
 					cancel()
@@ -226,7 +289,18 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 						firstErr.CompareAndSwap(nil, fmt.Errorf("conn %d: %w", i, err))
 						return
 					}
-					// Reading answers the node's pings, like a live client.
+					// Reading answers the node's pings, like a live client,
+					// with the Go client's 10 s bound on the pong: gorilla's
+					// default 1 s is missed by a starved parent (18,000 TLS
+					// handshakes on 2 cores), and the node then drops the
+					// connection at its pong deadline.
+					ws.SetPingHandler(func(data string) error {
+						err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+						if errors.Is(err, websocket.ErrCloseSent) {
+							return nil
+						}
+						return err
+					})
 					go func() {
 						for {
 							if _, _, err := ws.NextReader(); err != nil {
@@ -270,12 +344,14 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	stats := child.free(b)
 	scav := child.rss(b)
 
-	b.ReportMetric(float64(raw-before)/float64(conns), "B/conn-rss")
-	b.ReportMetric(float64(scav-before)/float64(conns), "B/conn-scavenged")
+	res := memResult{raw: float64(raw-before) / float64(conns), scavenged: float64(scav-before) / float64(conns)}
+	b.ReportMetric(res.raw, "B/conn-rss")
+	b.ReportMetric(res.scavenged, "B/conn-scavenged")
 	b.ReportMetric(float64(conns), "conns")
 	b.ReportMetric(rate, "conns/s")
-	b.Logf("conns=%d rss before=%d KiB, after=%d KiB, after scavenge=%d KiB; child %s",
-		conns, before>>10, raw>>10, scav>>10, stats)
+	b.Logf("%sconns=%d rss before=%d KiB, after=%d KiB, after scavenge=%d KiB; child %s",
+		scheme, conns, before>>10, raw>>10, scav>>10, stats)
+	return res
 }
 
 type memChild struct {
@@ -284,10 +360,10 @@ type memChild struct {
 	out  *bufio.Scanner
 }
 
-func startMemChild(b *testing.B, pub ed25519.PublicKey) *memChild {
+func startMemChild(b *testing.B, pub ed25519.PublicKey, env ...string) *memChild {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=1", envPubKey+"="+base64.StdEncoding.EncodeToString(pub))
+	cmd.Env = append(append(os.Environ(), envChild+"=1", envPubKey+"="+base64.StdEncoding.EncodeToString(pub)), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -375,15 +451,11 @@ func (c *memChild) rss(b *testing.B) int64 {
 // waitChildConns waits until the child reports want open connections.
 func waitChildConns(b *testing.B, c *memChild, want int) {
 	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	err := probe.Poll(context.Background(), 30*time.Second, 200*time.Millisecond, fmt.Sprintf("the child to hold %d connections", want), func() error {
 		stats := c.free(b)
-		if strings.HasPrefix(stats, fmt.Sprintf("conns=%d ", want)) {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("child never reached %d connections: %s", want, stats)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return probe.Check(strings.HasPrefix(stats, fmt.Sprintf("conns=%d ", want)), "child reports %s", stats)
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 }

@@ -15,6 +15,9 @@ const (
 	ReasonFull = "full"
 	// ReasonDraining: the node is draining or shut down.
 	ReasonDraining = "draining"
+	// ReasonNotReady: the node cannot serve yet (SetNotReady), e.g. it
+	// has no valid TLS certificate.
+	ReasonNotReady = "not_ready"
 	// ReasonBadRequest: not a valid WebSocket handshake.
 	ReasonBadRequest = "bad_request"
 	// ReasonUpstream: the upstream app could not be dialed.
@@ -29,6 +32,7 @@ const (
 const (
 	CodeNodeFull            = "node_full"
 	CodeDraining            = "draining"
+	CodeNotReady            = "not_ready"
 	CodeBadRequest          = "bad_request"
 	CodeUpstreamUnavailable = "upstream_unavailable"
 	CodeUnauthorized        = "unauthorized"
@@ -92,7 +96,7 @@ func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error
 	for _, r := range token.Reasons {
 		m.rejects.WithLabelValues(string(r))
 	}
-	for _, r := range []string{ReasonFull, ReasonDraining, ReasonBadRequest, ReasonUpstream, ReasonUserLimit} {
+	for _, r := range []string{ReasonFull, ReasonDraining, ReasonNotReady, ReasonBadRequest, ReasonUpstream, ReasonUserLimit} {
 		m.rejects.WithLabelValues(r)
 	}
 	for _, c := range []prometheus.Collector{m.conns, m.accepts, m.rejects, m.drains, m.handshake,

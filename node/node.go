@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlsbuf"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -30,6 +32,13 @@ type Publisher interface {
 	SetConns(n int)
 	// SetDraining marks the node as taking no new assignments.
 	SetDraining(bool) error
+}
+
+// readinessPublisher is optionally implemented by a Publisher (a
+// *cluster.Cluster does) to take a node out of assignment while it is not
+// ready, without calling that a drain.
+type readinessPublisher interface {
+	SetReady(bool) error
 }
 
 // retryAfterSeconds is what refused clients are told to wait. It is short:
@@ -49,11 +58,14 @@ type Node struct {
 	conf     Config
 	verifier *token.Verifier
 	pub      Publisher
+	admin    atomic.Pointer[string] // SetAdminToken
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	metrics  *metrics
 	upgrader websocket.Upgrader
-	dialer   *websocket.Dialer
+	// tlsUpgrader is upgrader with TLSReadBufferSize, for wss://.
+	tlsUpgrader websocket.Upgrader
+	dialer      *websocket.Dialer
 
 	// slots counts reserved connections: handshakes in progress plus open
 	// connections. It is what the cap is enforced on.
@@ -79,8 +91,19 @@ type Node struct {
 	rbShard       atomic.Uint32
 	stopRebalance context.CancelFunc
 
-	draining  atomic.Bool
-	closed    atomic.Bool
+	draining atomic.Bool
+	closed   atomic.Bool
+	// notReady holds why the node cannot serve (SetNotReady), or nil.
+	notReady atomic.Pointer[string]
+	// fresh holds, until the verifier's iat floor has passed, why auth
+	// should send no client yet: every token minted before then is refused
+	// (the restart rule, token.Verifier.RejectIssuedBefore). Nil after.
+	fresh      atomic.Pointer[string]
+	freshTimer *time.Timer
+	// readyMu orders readiness publications; published is the readiness
+	// last published (true until a change, as the cluster starts).
+	readyMu   sync.Mutex
+	published bool
 	done      chan struct{} // closed by Close; stops the pinger
 	closeOnce sync.Once
 	drained   chan struct{} // closed when a drain has finished
@@ -120,10 +143,12 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 		done:     make(chan struct{}),
 		drained:  make(chan struct{}),
 	}
+	n.admin.Store(&c.AdminToken)
 	for i := range n.shards {
 		n.shards[i].m = make(map[*conn]struct{})
 	}
 	n.users.init(c.MaxConnsPerUser)
+	n.published = true
 	m, err := newMetrics(c.Registry, func() float64 { return float64(n.active.Load()) })
 	if err != nil {
 		return nil, err
@@ -144,6 +169,8 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error:       n.upgradeError,
 	}
+	n.tlsUpgrader = n.upgrader
+	n.tlsUpgrader.ReadBufferSize = c.TLSReadBufferSize
 	if c.Upstream != "" {
 		n.dialer = &websocket.Dialer{
 			HandshakeTimeout: c.HandshakeTimeout,
@@ -158,6 +185,21 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 	if c.Rebalance.Enabled {
 		go n.rebalancer(rctx)
 	}
+	// Until the iat floor has passed every token auth mints for this node
+	// is refused, so the node says it is not ready rather than have auth
+	// send it clients that would be turned away (401 issued_before_start).
+	// A freshly started or restarted node waits out the clock-skew leeway
+	// this way; with clocks further apart than the leeway its first clients
+	// may still be refused, and fetch a new token.
+	if floor := v.IssuedAfter(); time.Until(floor) > 0 {
+		reason := fmt.Sprintf("started moments ago: tokens issued before %s are refused (restart rule)", floor.UTC().Format(time.RFC3339Nano))
+		n.fresh.Store(&reason)
+		n.publishReadiness()
+		n.freshTimer = time.AfterFunc(time.Until(floor), func() {
+			n.fresh.Store(nil)
+			n.publishReadiness()
+		})
+	}
 	return n, nil
 }
 
@@ -169,6 +211,10 @@ func (n *Node) Handler() http.Handler {
 		writeText(w, http.StatusOK, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if r := n.NotReadyReason(); r != "" {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+r+"\n")
+			return
+		}
 		if !n.Ready() {
 			writeText(w, http.StatusServiceUnavailable, "draining\n")
 			return
@@ -187,8 +233,55 @@ func (n *Node) Conns() int { return int(n.active.Load()) }
 // plus handshakes in progress) ever held at once. It never exceeds MaxConns.
 func (n *Node) HighWater() int { return int(n.highWater.Load()) }
 
-// Ready reports whether the node accepts new connections.
-func (n *Node) Ready() bool { return !n.draining.Load() && !n.closed.Load() }
+// Ready reports whether the node accepts new connections: not draining,
+// not closed, not marked not ready, and past the iat floor of its tokens.
+func (n *Node) Ready() bool {
+	return !n.draining.Load() && !n.closed.Load() && n.notReady.Load() == nil && n.fresh.Load() == nil
+}
+
+// SetNotReady marks the node as unable to serve for reason (for example
+// "no TLS certificate yet: ..."), or ready again when reason is empty.
+// While not ready, /readyz answers 503 with the reason, upgrades are
+// refused with 503 not_ready, and the Publisher, when it can, takes the
+// node out of assignment. Connections already open are left alone. It
+// blocks while the change is published.
+func (n *Node) SetNotReady(reason string) {
+	if reason == "" {
+		n.notReady.Store(nil)
+	} else {
+		n.notReady.Store(&reason)
+	}
+	n.publishReadiness()
+}
+
+// publishReadiness publishes whether the node may be assigned clients (not
+// marked not ready, past its iat floor) when that changed.
+func (n *Node) publishReadiness() {
+	n.readyMu.Lock()
+	defer n.readyMu.Unlock()
+	ready := n.notReady.Load() == nil && n.fresh.Load() == nil
+	if ready == n.published || n.closed.Load() {
+		return
+	}
+	n.published = ready
+	if rp, ok := n.pub.(readinessPublisher); ok {
+		if err := rp.SetReady(ready); err != nil {
+			n.log.Warn("publishing readiness failed", "ready", ready, "err", err)
+		}
+	}
+}
+
+// NotReadyReason is why the node is not ready (SetNotReady, else the iat
+// floor after a start), or "".
+func (n *Node) NotReadyReason() string {
+	if r := n.notReady.Load(); r != nil {
+		return *r
+	}
+	if r := n.fresh.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
 
 // Draining reports whether a drain has started.
 func (n *Node) Draining() bool { return n.draining.Load() }
@@ -211,8 +304,12 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, http.StatusBadRequest, ReasonBadRequest, CodeBadRequest, "not a WebSocket upgrade request", false)
 		return
 	}
-	if !n.Ready() {
+	if n.draining.Load() || n.closed.Load() {
 		n.refuse(w, r, http.StatusServiceUnavailable, ReasonDraining, CodeDraining, "node is draining; reconnect through auth", true)
+		return
+	}
+	if n.notReady.Load() != nil {
+		n.refuse(w, r, http.StatusServiceUnavailable, ReasonNotReady, CodeNotReady, "node is not ready; reconnect through auth", true)
 		return
 	}
 	if !n.reserve() {
@@ -266,9 +363,14 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 			n.refuse(w, r, http.StatusBadGateway, ReasonUpstream, CodeUpstreamUnavailable, "upstream application unavailable", true)
 			return
 		}
+		tlsbuf.Release(up.NetConn()) // a wss:// upstream; its read loop starts later
 	}
 
-	ws, err := n.upgrader.Upgrade(w, r, nil)
+	upgrader := &n.upgrader
+	if r.TLS != nil {
+		upgrader = &n.tlsUpgrader
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrader.Error has answered and counted it, when it could.
 		if up != nil {
@@ -378,14 +480,14 @@ func (n *Node) handleAdminDrain(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) adminAuthorized(r *http.Request) bool {
-	if n.conf.AdminToken == "" {
+	if n.adminToken() == "" {
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return false
 	}
-	return secret.Equal(strings.TrimSpace(got), n.conf.AdminToken)
+	return secret.Equal(strings.TrimSpace(got), n.adminToken())
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {

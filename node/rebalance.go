@@ -18,7 +18,7 @@ type View interface {
 	Nodes() []cluster.Member
 }
 
-// RebalanceConfig tunes rebalancing (docs/design.md section 14). Start from
+// RebalanceConfig tunes rebalancing (docs/design.md section 15). Start from
 // DefaultRebalanceConfig. The numbers are checked when Enabled is set.
 type RebalanceConfig struct {
 	// Enabled lets this node move clients to nodes with fewer. A node that
@@ -79,7 +79,7 @@ func DefaultRebalanceConfig() RebalanceConfig {
 		// 10 and a cold credential cache (users who logged in more than a
 		// minute ago) that is one bcrypt, about 0.1 s of a core, so 100/s
 		// wants several cores of auth to spare. Lower it for a small auth
-		// fleet (docs/design.md section 14).
+		// fleet (docs/design.md section 15).
 		MaxRate: 100,
 		// The balance the cluster is held to (max/mean 1.10); two random
 		// choices keep a steady cluster within a few percent, so noise
@@ -184,6 +184,10 @@ func planRebalance(self string, selfConns int, view []cluster.Member, c *Rebalan
 		case p.Why != "":
 		case m.Draining:
 			p.Why = "node " + m.Name + " is draining"
+		case m.NotReady:
+			// Auth sends it nobody yet (no certificate, or tokens not yet
+			// accepted): a client moved now would land on the others.
+			p.Why = "node " + m.Name + " is not ready"
 		case m.Cap <= 0:
 			p.Why = "node " + m.Name + " has no cap"
 		case m.Name != self && m.UpdatedAt.IsZero():
@@ -280,11 +284,16 @@ func (l *looks) add(now time.Time, total, own int, members string, c *RebalanceC
 	return steady, ownLow
 }
 
-// memberNames is the view's node names, in its (name) order, as one string.
+// memberNames is the view's node names, in its (name) order, as one
+// string; a node that is not ready is marked, so becoming ready counts as a
+// change of members (it changes every share).
 func memberNames(view []cluster.Member) string {
 	var b strings.Builder
 	for _, m := range view {
 		b.WriteString(m.Name)
+		if m.NotReady {
+			b.WriteByte('?')
+		}
 		b.WriteByte(0)
 	}
 	return b.String()

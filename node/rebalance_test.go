@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -219,7 +220,7 @@ func TestRebalanceMovesExcess(t *testing.T) {
 	for i := 0; i < clients; i++ {
 		rf.rec.watch("u", rf.mustDial("u"))
 	}
-	eventually(t, 5*time.Second, "all connected", func() bool { return rf.node.Conns() == clients })
+	probe.Until(t, 5*time.Second, "all connected", func() error { return probe.Equal("count", rf.node.Conns(), clients) })
 	// Plans use the lowest own count of the last Settle: let it be 40.
 	time.Sleep(2 * rf.node.conf.Rebalance.Settle)
 	start := time.Now()
@@ -229,7 +230,7 @@ func TestRebalanceMovesExcess(t *testing.T) {
 			t.Log(rf.logs.String())
 		}
 	}()
-	eventually(t, 10*time.Second, "20 clients moved", func() bool { return rf.rec.count(wire.CloseRebalance) == 20 })
+	probe.Until(t, 10*time.Second, "20 clients moved", func() error { return probe.Equal("count", rf.rec.count(wire.CloseRebalance), 20) })
 	took := time.Since(start)
 	// One mover: closes paced at 99/s with no burst, the first 1/rate
 	// after the start: 20 take at least 20 gaps of 10.1 ms. A lower bound,
@@ -274,14 +275,14 @@ func TestRebalanceExemptsMovedClients(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		rf.rec.watch("plain", rf.mustDial("plain"))
 	}
-	eventually(t, 5*time.Second, "all connected", func() bool { return rf.node.Conns() == 40 })
+	probe.Until(t, 5*time.Second, "all connected", func() error { return probe.Equal("count", rf.node.Conns(), 40) })
 	time.Sleep(2 * rf.node.conf.Rebalance.Settle)
 	if a := rf.metric("wsdirect_node_rebalance_arrived_total", ""); a != 30 {
 		t.Fatalf("arrived = %v, want 30", a)
 	}
 	rf.start()
 	// The share is 20 of 40, but only the 10 plain clients may move.
-	eventually(t, 10*time.Second, "the plain clients moved", func() bool { return rf.rec.countFor("plain", wire.CloseRebalance) == 10 })
+	probe.Until(t, 10*time.Second, "the plain clients moved", func() error { return probe.Check(rf.rec.countFor("plain", wire.CloseRebalance) == 10, "not yet") })
 	time.Sleep(5 * rf.node.conf.Rebalance.Settle)
 	if n := rf.rec.countFor("moved", wire.CloseRebalance); n != 0 {
 		t.Fatalf("%d clients moved twice", n)
@@ -324,7 +325,7 @@ func TestRebalanceAndDrains(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		rf.rec.watch("u", rf.mustDial("u"))
 	}
-	eventually(t, 5*time.Second, "all connected", func() bool { return rf.node.Conns() == 40 })
+	probe.Until(t, 5*time.Second, "all connected", func() error { return probe.Equal("count", rf.node.Conns(), 40) })
 
 	d := peer("draining", 0, 100)
 	d.Draining = true
@@ -346,7 +347,9 @@ func TestRebalanceAndDrains(t *testing.T) {
 		}
 		return nodes
 	})
-	eventually(t, 10*time.Second, "the round started", func() bool { return rf.rec.count(wire.CloseRebalance) >= 3 })
+	probe.Until(t, 10*time.Second, "the round started", func() error {
+		return probe.Check(rf.rec.count(wire.CloseRebalance) >= 3, "%d, want at least %d", rf.rec.count(wire.CloseRebalance), 3)
+	})
 	draining.Lock()
 	drainNow = true
 	draining.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -111,7 +112,7 @@ func TestRelayClientCloseReachesUpstream(t *testing.T) {
 	if ce.Code != 4321 || ce.Text != "bye" {
 		t.Fatalf("upstream got close %d %q", ce.Code, ce.Text)
 	}
-	eventually(t, 5*time.Second, "relay torn down", func() bool { return f.node.Conns() == 0 })
+	probe.Until(t, 10*time.Second, "relay torn down", func() error { return probe.Equal("Conns", f.node.Conns(), 0) })
 }
 
 func TestRelayUpstreamCloseReachesClient(t *testing.T) {
@@ -125,7 +126,7 @@ func TestRelayUpstreamCloseReachesClient(t *testing.T) {
 	if ce.Code != 4123 || ce.Text != "up-bye" {
 		t.Fatalf("client got close %d %q", ce.Code, ce.Text)
 	}
-	eventually(t, 5*time.Second, "relay torn down", func() bool { return f.node.Conns() == 0 })
+	probe.Until(t, 10*time.Second, "relay torn down", func() error { return probe.Equal("Conns", f.node.Conns(), 0) })
 }
 
 // TestRelayUpstreamVanishes: an upstream that drops the TCP connection
@@ -142,7 +143,7 @@ func TestRelayUpstreamVanishes(t *testing.T) {
 	if !wire.ShouldReconnect(ce.Code) {
 		t.Fatal("the client would not reconnect")
 	}
-	eventually(t, 5*time.Second, "relay torn down", func() bool { return f.node.Conns() == 0 })
+	probe.Until(t, 10*time.Second, "relay torn down", func() error { return probe.Equal("Conns", f.node.Conns(), 0) })
 }
 
 // TestRelayUpstreamDown: when the upstream cannot be dialed the upgrade is

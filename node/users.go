@@ -63,14 +63,3 @@ func (u *userCounts) release(user string) {
 		delete(s.m, user) // no entry for users with nothing open
 	}
 }
-
-// count is user's current number, for tests.
-func (u *userCounts) count(user string) int {
-	if u.limit <= 0 {
-		return 0
-	}
-	s := &u.shards[maphash.String(u.seed, user)%userShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[user]
-}

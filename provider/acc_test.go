@@ -88,6 +88,11 @@ type testAccEnv struct {
 	SG2         string
 	AMI         string
 	client      *ec2.Client
+
+	// ForeignEIPs are allocation IDs of Elastic IPs a test allocated outside
+	// Terraform: checkDestroyed requires them to survive the destroy, then
+	// releases them.
+	ForeignEIPs []string
 }
 
 // newTestAccEnv runs testAccPreCheck and starts an ec2sim with cfg (closed
@@ -135,15 +140,6 @@ func newTestAccEnv(t *testing.T, cfg ec2sim.Config) *testAccEnv {
 	}
 }
 
-// newTestEC2Sim starts an ec2sim with its default configuration for the
-// test and returns it with a provider block pointing at it. It skips the
-// test unless TF_ACC is set (see testAccPreCheck).
-func newTestEC2Sim(t *testing.T) (*ec2sim.Server, string) {
-	t.Helper()
-	env := newTestAccEnvSim(t, ec2sim.DefaultConfig())
-	return env.Sim, env.ProviderHCL
-}
-
 // newTestAccEnvSim is newTestAccEnv for tests that need the emulator (fault
 // injection): it skips against real AWS.
 func newTestAccEnvSim(t *testing.T, cfg ec2sim.Config) *testAccEnv {
@@ -179,9 +175,13 @@ func (e *testAccEnv) config(body string, args ...any) string {
 }
 
 // checkDestroyed is a CheckDestroy: no instance of the state is still
-// alive, and no Elastic IP of any node (or, in the sim, none at all) is left.
+// alive, and no Elastic IP of any node (or, in the sim, none but the
+// test's ForeignEIPs) is left; the ForeignEIPs are, unassociated.
 func (e *testAccEnv) checkDestroyed(s *terraform.State) error {
 	ctx := context.Background()
+	if err := e.checkForeignEIPsSurvived(ctx); err != nil {
+		return err
+	}
 	var ids []string
 	for _, rs := range s.RootModule().Resources {
 		if rs.Type == "wsdirect_node" && rs.Primary != nil && rs.Primary.ID != "" {
@@ -194,10 +194,12 @@ func (e *testAccEnv) checkDestroyed(s *terraform.State) error {
 				return fmt.Errorf("instance %s still %s", in.ID, in.State)
 			}
 		}
-		if a := e.Sim.Addresses(); len(a) > 0 {
-			return fmt.Errorf("%d Elastic IP(s) leaked, first %s (%s)", len(a), a[0].AllocationID, a[0].PublicIP)
+		for _, a := range e.Sim.Addresses() {
+			if !contains(e.ForeignEIPs, a.AllocationID) {
+				return fmt.Errorf("Elastic IP %s (%s) leaked", a.AllocationID, a.PublicIP)
+			}
 		}
-		return nil
+		return e.releaseForeignEIPs(ctx)
 	}
 	for _, id := range ids {
 		inst, err := describeInstance(ctx, e.client, id)
@@ -216,6 +218,39 @@ func (e *testAccEnv) checkDestroyed(s *terraform.State) error {
 			}
 		}
 	}
+	return e.releaseForeignEIPs(ctx)
+}
+
+// checkForeignEIPsSurvived: every Elastic IP the test allocated outside
+// Terraform is still allocated, and no longer associated (its instance is
+// gone).
+func (e *testAccEnv) checkForeignEIPsSurvived(ctx context.Context) error {
+	if len(e.ForeignEIPs) == 0 {
+		return nil
+	}
+	out, err := e.client.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: e.ForeignEIPs})
+	if err != nil {
+		return fmt.Errorf("Elastic IPs allocated outside Terraform did not survive the destroy: %w", err)
+	}
+	if len(out.Addresses) != len(e.ForeignEIPs) {
+		return fmt.Errorf("%d of the %d Elastic IPs allocated outside Terraform survived the destroy", len(out.Addresses), len(e.ForeignEIPs))
+	}
+	for _, a := range out.Addresses {
+		if a.AssociationId != nil {
+			return fmt.Errorf("Elastic IP %s is still associated with %s after the destroy", aws.ToString(a.AllocationId), aws.ToString(a.InstanceId))
+		}
+	}
+	return nil
+}
+
+// releaseForeignEIPs cleans up after checkForeignEIPsSurvived.
+func (e *testAccEnv) releaseForeignEIPs(ctx context.Context) error {
+	for _, id := range e.ForeignEIPs {
+		if _, err := e.client.ReleaseAddress(ctx, &ec2.ReleaseAddressInput{AllocationId: aws.String(id)}); err != nil {
+			return fmt.Errorf("releasing the test's own Elastic IP %s: %w", id, err)
+		}
+	}
+	e.ForeignEIPs = nil
 	return nil
 }
 

@@ -14,7 +14,7 @@ import (
 
 func TestCloudInitDataSource(t *testing.T) {
 	setupRenderingTest(t)
-	pub, priv := testKeyPEMs(t)
+	pub, _ := testKeyPEMs(t)
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: renderingProviderFactories,
 		// Error steps first: the post-test destroy runs the last step's
@@ -23,23 +23,35 @@ func TestCloudInitDataSource(t *testing.T) {
 			{
 				Config: renderingProviderConfig + fmt.Sprintf(`
 data "wsdirect_cloudinit" "node" {
-  role             = "node"
-  release_url      = "https://example.com/wsdirect-node"
-  gossip_key       = %q
-  join_tag         = "wsdirect:cluster=ds"
-  auth_public_keys = %q
-  signing_key      = %q
+  role                  = "node"
+  release_url           = "https://example.com/wsdirect-node"
+  gossip_key_parameter  = "/ds/gossip-key"
+  join_tag              = "wsdirect:cluster=ds"
+  auth_public_keys      = %q
+  signing_key_parameter = "/ds/signing-key"
 }
-`, testCloudInitGossipKey, pub, priv),
+`, pub),
 				ExpectError: regexp.MustCompile(`apply to the auth role only`),
 			},
 			{
 				Config: renderingProviderConfig + `
+data "wsdirect_cloudinit" "node" {
+  role                       = "node"
+  release_url                = "https://example.com/wsdirect-node"
+  gossip_key_parameter       = "ssm:///ds/gossip-key"
+  join_tag                   = "wsdirect:cluster=ds"
+  auth_public_keys_parameter = "ds/keys"
+}
+`,
+				ExpectError: regexp.MustCompile(`(?s)without ssm://.*must start with '/'`),
+			},
+			{
+				Config: renderingProviderConfig + `
 data "wsdirect_cloudinit" "x" {
-  role        = "bastion"
-  release_url = "https://example.com/x"
-  gossip_key  = "k"
-  join_tag    = "k=v"
+  role                 = "bastion"
+  release_url          = "https://example.com/x"
+  gossip_key_parameter = "/k"
+  join_tag             = "k=v"
 }
 `,
 				ExpectError: regexp.MustCompile(`value must be one of`),
@@ -47,28 +59,31 @@ data "wsdirect_cloudinit" "x" {
 			{
 				Config: renderingProviderConfig + fmt.Sprintf(`
 data "wsdirect_cloudinit" "node" {
-  role             = "node"
-  release_url      = "https://example.com/wsdirect-node"
-  gossip_key       = %q
-  join_tag         = "wsdirect:cluster=ds"
-  max_conns        = 1000
-  name             = "node-a"
-  auth_public_keys = %q
+  role                 = "node"
+  release_url          = "https://example.com/wsdirect-node"
+  gossip_key_parameter = "/ds/gossip-key"
+  join_tag             = "wsdirect:cluster=ds"
+  max_conns            = 1000
+  name                 = "node-a"
+  auth_public_keys     = %q
 }
 data "wsdirect_cloudinit" "auth" {
-  role        = "auth"
-  release_url = "https://example.com/wsdirect-auth"
-  gossip_key  = %q
-  join_tag    = "wsdirect:cluster=ds"
-  signing_key = %q
-  users       = "alice:$2a$10$abc\n"
+  role                  = "auth"
+  release_url           = "https://example.com/wsdirect-auth"
+  gossip_key_parameter  = "/ds/gossip-key"
+  join_tag              = "wsdirect:cluster=ds"
+  signing_key_parameter = "/ds/signing-key"
+  users_parameter       = "/ds/users"
+  tls_names             = ["auth.ds.example.com", "auth2.ds.example.com"]
+  acme_email            = "ops@example.com"
 }
-`, testCloudInitGossipKey, pub, testCloudInitGossipKey, priv),
+`, pub),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.node", tfjsonpath.New("rendered"), cloudConfigCheck("/etc/systemd/system/wsdirect-node.service",
-						"-name node-a ", "-join-ec2-tag wsdirect:cluster=ds ", "-max-conns 1000\n")),
+						"-name node-a ", "-bind 0.0.0.0:443 ", "-join-ec2-tag wsdirect:cluster=ds ", "-max-conns 1000 -tls acme -acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme\n")),
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.auth", tfjsonpath.New("rendered"), cloudConfigCheck("/etc/systemd/system/wsdirect-auth.service",
-						"-signing-key /etc/wsdirect/signing-key.pem -users /etc/wsdirect/users\n")),
+						"-signing-key ssm:///ds/signing-key -users ssm:///ds/users -tls acme -tls-names auth.ds.example.com,auth2.ds.example.com "+
+							"-acme-http-bind 0.0.0.0:80 -acme-storage /var/lib/wsdirect/acme -acme-email ops@example.com\n")),
 					statecheck.ExpectKnownValue("data.wsdirect_cloudinit.node", tfjsonpath.New("id"), knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f]{64}$`))),
 				},
 			},
@@ -86,26 +101,33 @@ func TestCloudInitDataSourceMatchesFunction(t *testing.T) {
 			Config: renderingProviderConfig + fmt.Sprintf(`
 locals {
   s = {
-    release_url      = "https://example.com/wsdirect-node"
-    gossip_key       = %q
-    join_tag         = "wsdirect:cluster=eq"
-    auth_public_keys = %q
-    max_conns        = 777
+    release_url          = "https://example.com/wsdirect-node"
+    gossip_key_parameter = "/eq/gossip-key"
+    join_tag             = "wsdirect:cluster=eq"
+    auth_public_keys     = %q
+    max_conns            = 777
+    tls                  = "files"
+    tls_names            = "n.example.com,203.0.113.7"
+    tls_cert_file        = "/etc/ssl/ws.pem"
+    advertise_port       = 8443
   }
 }
 data "wsdirect_cloudinit" "node" {
-  role             = "node"
-  release_url      = local.s.release_url
-  gossip_key       = local.s.gossip_key
-  join_tag         = local.s.join_tag
-  auth_public_keys = local.s.auth_public_keys
-  max_conns        = local.s.max_conns
+  role                 = "node"
+  release_url          = local.s.release_url
+  gossip_key_parameter = local.s.gossip_key_parameter
+  join_tag             = local.s.join_tag
+  auth_public_keys     = local.s.auth_public_keys
+  max_conns            = local.s.max_conns
+  tls                  = local.s.tls
+  tls_names            = split(",", local.s.tls_names)
+  tls_cert_file        = local.s.tls_cert_file
+  advertise_port       = local.s.advertise_port
 }
 output "same" {
-  sensitive = true
-  value     = data.wsdirect_cloudinit.node.rendered == provider::wsdirect::cloudinit("node", local.s)
+  value = data.wsdirect_cloudinit.node.rendered == provider::wsdirect::cloudinit("node", local.s)
 }
-`, testCloudInitGossipKey, pub),
+`, pub),
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownOutputValue("same", knownvalue.Bool(true)),
 			},

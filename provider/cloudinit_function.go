@@ -25,20 +25,49 @@ type cloudInitFunction struct{}
 var cloudInitOptionDocs = map[string]string{
 	"release_url": "**Required.** `http`/`https` URL of the `wsdirect-node`/`wsdirect-auth` binary, or of a `.tar.gz` release archive holding it at its root.",
 	"sha256":      "Hex SHA-256 of the file at `release_url`; when set, the download is verified before it is installed.",
-	"gossip_key":  "**Required, sensitive.** Base64 of the 32-byte gossip encryption key (e.g. `openssl rand -base64 32`).",
-	"join_tag":    "**Required.** `Key=Value` EC2 tag the members find each other by (`-join-ec2-tag`); tag every node and auth host with it.",
-	"bind":        fmt.Sprintf("Service listen address. Default `%s` (node) or `%s` (auth).", userdata.DefaultNodeBind, userdata.DefaultAuthBind),
+	"gossip_key_parameter": "**Required.** Name of the SSM Parameter Store `SecureString` parameter holding the base64 32-byte gossip key " +
+		"(e.g. `/wsdirect/prod/gossip-key`, value from `openssl rand -base64 32`); several keys separated by newlines while rotating, the first in use.",
+	"join_tag": "**Required.** `Key=Value` EC2 tag the members find each other by (`-join-ec2-tag`); tag every node and auth host with it.",
+	"bind": fmt.Sprintf("Service listen address. Default `%s` with `tls` `acme` or `files` (the default), else `%s` (node) or `%s` (auth).",
+		userdata.DefaultTLSBind, userdata.DefaultNodeBind, userdata.DefaultAuthBind),
 	"gossip_bind": fmt.Sprintf("Gossip listen address. Default `%s`.", userdata.DefaultGossipBind),
 	"name":        "Node only. Member name. Default: the instance's host name (systemd `%H`), so one user data fits every node.",
-	"advertise":   "Node only. Address clients are sent to, or `auto` (default) for the instance's public IPv4 from IMDSv2.",
+	"advertise":   "Node only. Address clients are sent to: `auto` (default) for the instance's public IPv4 from IMDSv2, an IP, or a DNS name (a label may be `%l`, the short host name, e.g. `%l.ws.example.com`).",
 	"max_conns":   "Node only. Connection cap of the node (`-max-conns`). Default: the binary's.",
-	"auth_public_keys": "Node only, **required for nodes.** One or more Ed25519 `PUBLIC KEY` PEM blocks of the auth signing keys " +
-		"(several during key rotation).",
-	"upstream":    "Node only. `ws://` or `wss://` URL each client connection is relayed to.",
-	"signing_key": "Auth only, **required for auth, sensitive.** Ed25519 PKCS#8 `PRIVATE KEY` PEM that signs connection tokens.",
-	"users": "Auth only, **required for auth, sensitive.** Content of the bcrypt users file (lines from `wsdirect-auth hash-password`): " +
-		"the auth service needs exactly one credential backend, and this is the one user data carries.",
-	"admin_token": "Auth only, sensitive. Token protecting the admin API.",
+	"auth_public_keys": "Node only. One or more Ed25519 `PUBLIC KEY` PEM blocks of the auth signing keys (several during key rotation), " +
+		"written into the user data (they are not secret). A node needs this or `auth_public_keys_parameter`.",
+	"auth_public_keys_parameter": "Node only. Name of the parameter (`String` or `SecureString`) holding those PEM blocks, instead of " +
+		"`auth_public_keys`: a signing key then rotates without new user data (update the parameter, `SIGHUP` the nodes).",
+	"upstream": "Node only. `ws://` or `wss://` URL each client connection is relayed to.",
+	"signing_key_parameter": "Auth only, **required for auth.** Name of the `SecureString` parameter holding the Ed25519 PKCS#8 " +
+		"`PRIVATE KEY` PEM that signs connection tokens (`wsdirect-auth keygen` writes it as `signing.key`).",
+	"users_parameter": "Auth only, **required for auth.** Name of the `SecureString` parameter holding the bcrypt users file " +
+		"(lines from `wsdirect-auth hash-password`): the auth service needs exactly one credential backend, and this is the one " +
+		"user data configures. A parameter holds 4 KB (8 KB in the Advanced tier), about 60 (120) users.",
+	"admin_token_parameter": "Name of the `SecureString` parameter holding the admin API's bearer token (a node's `POST /admin/drain`, " +
+		"the auth service's `GET /v1/nodes`). Unset: the admin API is off.",
+	"tls": "How the service serves TLS (`-tls`): `acme` (default: it obtains and renews its own certificate from an ACME CA, " +
+		"Let's Encrypt unless `acme_directory` says otherwise; a node gets an IP certificate for its advertised address), " +
+		"`files` (a certificate and key already on the instance, see `tls_cert_file`), `offload` (plain listener, TLS " +
+		"terminated in front; clients still use `wss://`), or `off` (plain text, only with a loopback `bind`). With `acme` and " +
+		"`files` the default `bind` is `0.0.0.0:443`; `acme` also answers the http-01 challenge on port 80.",
+	"tls_names": "Names and IPs of the certificate (`-tls-names`), comma-separated. Nodes default to their advertised address; " +
+		"auth hosts with `tls = \"acme\"` get an IP certificate for their public IPv4 address without one (`-tls-names auto`, from instance " +
+		"metadata), or name the DNS name clients reach auth by. A label may be `%H` or `%l`, systemd's host name and short host name.",
+	"tls_cert_file": fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM certificate chain. Default `%s`. "+
+		"The certificate and its key are never part of the user data: bake them into the AMI or fetch them at boot.", userdata.DefaultTLSCertFile),
+	"tls_key_file":   fmt.Sprintf("With `tls = \"files\"`: path on the instance of the PEM private key. Default `%s`.", userdata.DefaultTLSKeyFile),
+	"acme_email":     "With `tls = \"acme\"`: contact e-mail of the ACME account.",
+	"acme_directory": "With `tls = \"acme\"`: `https` directory URL of the ACME CA. Default: Let's Encrypt production.",
+	"acme_profile":   "With `tls = \"acme\"`: ACME profile. Default `shortlived` for IP certificates (the only profile Let's Encrypt issues them under), the CA's default for names.",
+	"acme_ca_root":   "With `tls = \"acme\"`: PEM of an extra root CA to trust for the ACME directory (a private CA).",
+	"advertise_port": "Node only. Port clients dial when it differs from the `bind` port, e.g. `443` on a TLS terminator in front (`tls = \"offload\"`).",
+}
+
+// removedCloudInitSettings were secret values; user data holds none now.
+var removedCloudInitSettings = map[string]string{
+	"gossip_key": "gossip_key_parameter", "signing_key": "signing_key_parameter",
+	"users": "users_parameter", "admin_token": "admin_token_parameter",
 }
 
 func sortedCloudInitKeys() []string {
@@ -62,10 +91,11 @@ func (f *cloudInitFunction) Definition(_ context.Context, _ function.DefinitionR
 	resp.Definition = function.Definition{
 		Summary: "Renders cloud-init user data for a wsdirect node or auth host.",
 		MarkdownDescription: "Renders `#cloud-config` user data that installs `wsdirect-node` or `wsdirect-auth` from a release URL, " +
-			"writes its key files, writes a systemd unit with the right flags and starts it. The result contains the gossip key " +
-			"(and, for auth, the signing key): Terraform marks it sensitive when the inputs are sensitive, and any `output` " +
-			"holding it must be declared `sensitive = true`. The `wsdirect_cloudinit` data source renders the same text for " +
-			"Terraform versions before 1.8.",
+			"writes a systemd unit with the right flags and starts it. The user data holds no secret: the gossip key, signing key, " +
+			"users file and admin token stay in AWS Systems Manager Parameter Store as `SecureString` parameters, which the binaries " +
+			"read at start and on `SIGHUP` with the instance role; the settings name those parameters. The instance profile needs " +
+			"`ssm:GetParameter` on them, `kms:Decrypt` on their key and `ec2:DescribeInstances` (the cluster module outputs such a " +
+			"policy). The `wsdirect_cloudinit` data source renders the same text for Terraform versions before 1.8.",
 		Parameters: []function.Parameter{
 			function.StringParameter{
 				Name:                "role",
@@ -88,7 +118,7 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 	if resp.Error != nil {
 		return
 	}
-	cfg := userdata.DefaultConfig(role)
+	cfg := cloudInitDefaults(role, settings["tls"])
 	keys := make([]string, 0, len(settings))
 	for k, v := range settings {
 		// A null entry (e.g. an unset optional variable) means "default".
@@ -111,8 +141,19 @@ func (f *cloudInitFunction) Run(ctx context.Context, req function.RunRequest, re
 	resp.Error = function.ConcatFuncErrors(resp.Result.Set(ctx, out))
 }
 
+// cloudInitDefaults is the Config the settings are applied to: the
+// defaults of role under the TLS mode tls (userdata.DefaultTLS when null or
+// empty), since the default bind and certificate paths depend on the mode.
+func cloudInitDefaults(role string, tls types.String) userdata.Config {
+	mode := userdata.DefaultTLS
+	if v := tls.ValueString(); v != "" {
+		mode = v
+	}
+	return userdata.DefaultConfigTLS(role, mode)
+}
+
 // applyCloudInitSetting sets one setting by its Terraform name; the data
-// source uses it too. c starts as userdata.DefaultConfig(role). An empty
+// source uses it too. c starts as cloudInitDefaults(role, tls). An empty
 // string keeps the default, like null: Terraform variables often default
 // to "" for "unset". (Where the default is empty, keeping it and setting ""
 // are the same.)
@@ -127,8 +168,8 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		str(&c.ReleaseURL)
 	case "sha256":
 		str(&c.SHA256)
-	case "gossip_key":
-		str(&c.GossipKey)
+	case "gossip_key_parameter":
+		str(&c.GossipKeyParameter)
 	case "join_tag":
 		str(&c.JoinTag)
 	case "bind":
@@ -147,15 +188,52 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		c.MaxConns = n
 	case "auth_public_keys":
 		str(&c.AuthPublicKeys)
+	case "auth_public_keys_parameter":
+		str(&c.AuthPublicKeysParameter)
 	case "upstream":
 		str(&c.Upstream)
-	case "signing_key":
-		str(&c.SigningKey)
-	case "users":
-		str(&c.Users)
-	case "admin_token":
-		str(&c.AdminToken)
+	case "signing_key_parameter":
+		str(&c.SigningKeyParameter)
+	case "users_parameter":
+		str(&c.UsersParameter)
+	case "admin_token_parameter":
+		str(&c.AdminTokenParameter)
+	case "tls":
+		str(&c.TLS)
+	case "tls_names":
+		if value == "" {
+			break
+		}
+		c.TLSNames = nil
+		for _, n := range strings.Split(value, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				c.TLSNames = append(c.TLSNames, n)
+			}
+		}
+	case "tls_cert_file":
+		str(&c.TLSCertFile)
+	case "tls_key_file":
+		str(&c.TLSKeyFile)
+	case "acme_email":
+		str(&c.ACMEEmail)
+	case "acme_directory":
+		str(&c.ACMEDirectory)
+	case "acme_profile":
+		str(&c.ACMEProfile)
+	case "acme_ca_root":
+		str(&c.ACMECARoot)
+	case "advertise_port":
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("setting %q: %q is not a whole number", key, value)
+		}
+		c.AdvertisePort = n
 	default:
+		if repl, ok := removedCloudInitSettings[key]; ok {
+			return fmt.Errorf("setting %q was removed: secrets no longer go into user data, where anything on the instance "+
+				"and anyone allowed ec2:DescribeInstanceAttribute can read them. Store the value as an SSM SecureString "+
+				"parameter and give its name in %q", key, repl)
+		}
 		return fmt.Errorf("unknown setting %q; valid settings are %s", key, strings.Join(sortedCloudInitKeys(), ", "))
 	}
 	return nil

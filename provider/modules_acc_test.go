@@ -1,8 +1,11 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	tfjson "github.com/hashicorp/terraform-json"
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -22,6 +28,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ssmsim"
 )
 
 // TestAccModules plans and applies modules/cluster and modules/haproxy, as
@@ -41,8 +48,6 @@ func TestAccModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, priv := testKeyPEMs(t)
-
 	var configText func(nodeCount int) string
 	// terraform-plugin-testing runs init before it writes a Config string,
 	// which would leave the modules uninstalled; a ConfigDirectory is in
@@ -92,18 +97,20 @@ module "cluster" {
   node_count         = %[6]d
   node_public_ip     = "auto"
   max_conns_per_node = 1000
-  gossip_key         = %[7]q
-  auth_public_keys   = %[8]q
-  auth_signing_key   = %[9]q
-  auth_users         = "alice:$2a$10$abcdefghijklmnopqrstuuM9IGKXF0cJE1BYf.iSQHUdC1v5C0Gu6"
-  iam_instance_profile = "wsdirect-node"
+  parameter_path     = "/wsdirect/acc"
+  admin_api          = true
   release_url        = "https://releases.example.com/v1.0.0/"
   release_version    = "1.0.0"
   tags               = { team = "acc" }
+  auth_tls_names     = ["auth.acc.example.com"]
+  acme_email         = "ops@acc.example.com"
+
+  iam_instance_profile      = "wsdirect-node"
+  auth_iam_instance_profile = "wsdirect-auth"
 }
 
 module "haproxy" {
-  source = %[10]q
+  source = %[7]q
 
   subnet_id          = %[2]q
   security_group_ids = [%[4]q]
@@ -137,8 +144,17 @@ output "haproxy_server_names" {
 output "haproxy_config" {
   value = module.haproxy.haproxy_config
 }
+output "parameters" {
+  value = module.cluster.parameters
+}
+output "node_iam_policy_json" {
+  value = module.cluster.node_iam_policy_json
+}
+output "auth_iam_policy_json" {
+  value = module.cluster.auth_iam_policy_json
+}
 `, filepath.Join(modulesDir, "cluster"), env.Subnet, env.Subnet2, env.SG, env.AMI, nodeCount,
-			testCloudInitGossipKey, pub, priv, filepath.Join(modulesDir, "haproxy"))
+			filepath.Join(modulesDir, "haproxy"))
 	}
 
 	ipv4 := knownvalue.StringRegexp(regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`))
@@ -166,7 +182,7 @@ output "haproxy_config" {
 					},
 				},
 				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownOutputValue("auth_url", knownvalue.StringRegexp(regexp.MustCompile(`^http://\d+\.\d+\.\d+\.\d+:8443$`))),
+					statecheck.ExpectKnownOutputValue("auth_url", knownvalue.StringExact("https://auth.acc.example.com")),
 					statecheck.ExpectKnownOutputValue("auth_public_ips", knownvalue.ListExact([]knownvalue.Check{ipv4})),
 					statecheck.ExpectKnownOutputValue("nodes", knownvalue.ListExact([]knownvalue.Check{node, node, node})),
 					statecheck.ExpectKnownOutputValue("join_tag", knownvalue.StringExact("wsdirect:cluster=acc")),
@@ -175,6 +191,8 @@ output "haproxy_config" {
 					statecheck.ExpectKnownOutputValue("haproxy_server_names", knownvalue.ListSizeExact(9)),
 					checkClusterInSim(env, 3),
 					checkHAProxyOutputs(t),
+					checkNoSecretInState(),
+					checkModulePolicies(t),
 				},
 			},
 			{
@@ -254,6 +272,28 @@ func checkClusterInSim(env *testAccEnv, nodes int) statecheck.StateCheck {
 				want := "/usr/local/bin/wsdirect-" + role + " "
 				if !strings.Contains(string(ud), want) || !strings.Contains(string(ud), "-join-ec2-tag wsdirect:cluster=acc") {
 					return fmt.Errorf("%s: user data does not start %s with the join tag", in.ID, want)
+				}
+				// Secrets by parameter name only, and IMDSv2 with one hop.
+				params := map[string][]string{
+					"node": {"-gossip-key-file ssm:///wsdirect/acc/gossip-key", "-auth-keys ssm:///wsdirect/acc/auth-public-keys"},
+					"auth": {"-gossip-key-file ssm:///wsdirect/acc/gossip-key", "-signing-key ssm:///wsdirect/acc/signing-key",
+						"-users ssm:///wsdirect/acc/users", "-admin-token-file ssm:///wsdirect/acc/admin-token"},
+				}[role]
+				for _, p := range params {
+					if !strings.Contains(string(ud), p) {
+						return fmt.Errorf("%s (%s): user data lacks %q", in.ID, role, p)
+					}
+				}
+				for _, secret := range []string{"PRIVATE KEY", "PUBLIC KEY", "$2a$", "$2y$"} {
+					if strings.Contains(string(ud), secret) {
+						return fmt.Errorf("%s (%s): user data holds %q", in.ID, role, secret)
+					}
+				}
+				if mo := in.MetadataOptions; mo.HTTPTokens != "required" || mo.HTTPPutResponseHopLimit != 1 || mo.HTTPEndpoint != "enabled" {
+					return fmt.Errorf("%s (%s): metadata options %+v, want IMDSv2 required, 1 hop", in.ID, role, mo)
+				}
+				if wantProf := "wsdirect-" + role; in.IamInstanceProfile != wantProf {
+					return fmt.Errorf("%s (%s): instance profile %q, want %q", in.ID, role, in.IamInstanceProfile, wantProf)
 				}
 				if role == "node" && !strings.Contains(string(ud), "/wsdirect-node_1.0.0_linux_amd64.tar.gz") {
 					return fmt.Errorf("%s: user data does not download the node release archive", in.ID)
@@ -349,4 +389,95 @@ type moduleStateCheck func(*tfjson.State) error
 
 func (f moduleStateCheck) CheckState(_ context.Context, req statecheck.CheckStateRequest, resp *statecheck.CheckStateResponse) {
 	resp.Error = f(req.State)
+}
+
+// checkNoSecretInState: the state holds no key material or password hash,
+// neither in the modules' resources nor in their data sources.
+func checkNoSecretInState() statecheck.StateCheck {
+	return moduleStateCheck(func(s *tfjson.State) error {
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		for _, secret := range []string{"PRIVATE KEY", "PUBLIC KEY", "$2a$", "$2y$", "gossip.key"} {
+			if bytes.Contains(raw, []byte(secret)) {
+				return fmt.Errorf("the state holds %q", secret)
+			}
+		}
+		return nil
+	})
+}
+
+// checkModulePolicies loads the module's two policy documents into the
+// Parameter Store emulator as the nodes' and auth hosts' roles, with the
+// parameters the module names encrypted under a customer managed key, and
+// checks through the real SDK that each role reads exactly what its
+// binary needs: nodes cannot read the signing key or the users file.
+func checkModulePolicies(t *testing.T) statecheck.StateCheck {
+	return moduleStateCheck(func(s *tfjson.State) error {
+		out := func(name string) any {
+			if o := s.Values.Outputs[name]; o != nil {
+				return o.Value
+			}
+			return nil
+		}
+		params, _ := out("parameters").(map[string]any)
+		if len(params) != 5 {
+			return fmt.Errorf("parameters output = %v", out("parameters"))
+		}
+		sim, err := ssmsim.Start(ssmsim.DefaultConfig())
+		if err != nil {
+			return err
+		}
+		defer sim.Close()
+		if _, err := sim.CreateKey("alias/wsdirect-acc"); err != nil {
+			return err
+		}
+		admin := sim.Client(ssmsim.AdminAccessKeyID)
+		ctx := context.Background()
+		for key, name := range params {
+			typ := ssmtypes.ParameterTypeSecureString
+			if key == "auth_public_keys" {
+				typ = ssmtypes.ParameterTypeString
+			}
+			in := &ssm.PutParameterInput{Name: aws.String(name.(string)), Value: aws.String("value of " + key), Type: typ}
+			if typ == ssmtypes.ParameterTypeSecureString {
+				in.KeyId = aws.String("alias/wsdirect-acc")
+			}
+			if _, err := admin.PutParameter(ctx, in); err != nil {
+				return err
+			}
+		}
+		for role, readable := range map[string][]string{
+			"node": {"gossip_key", "auth_public_keys"},
+			"auth": {"gossip_key", "signing_key", "users", "admin_token"},
+		} {
+			doc, _ := out(role + "_iam_policy_json").(string)
+			policy, err := ssmsim.ParsePolicy([]byte(doc))
+			if err != nil {
+				return fmt.Errorf("%s policy: %w\n%s", role, err, doc)
+			}
+			if a := strings.Join(policy.Actions(), ","); a != "ec2:describeinstances,kms:decrypt,ssm:getparameter" {
+				return fmt.Errorf("%s policy grants %s", role, a)
+			}
+			keyID := "ASIA" + strings.ToUpper(role) + "ROLE"
+			sim.SetPrincipal(keyID, ssmsim.Principal{ARN: "arn:aws:sts::123456789012:assumed-role/wsdirect-" + role + "/i-1", Policy: policy})
+			c := sim.Client(keyID, func(o *ssm.Options) { o.Retryer = aws.NopRetryer{} })
+			for key, name := range params {
+				got, err := c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name.(string)), WithDecryption: aws.Bool(true)})
+				want := contains(readable, key)
+				var denied *ssmtypes.AccessDeniedException
+				switch {
+				case want && err != nil:
+					return fmt.Errorf("%s role cannot read %s: %v", role, name, err)
+				case want && aws.ToString(got.Parameter.Value) != "value of "+key:
+					return fmt.Errorf("%s role read %s wrong", role, name)
+				case !want && !errors.As(err, &denied):
+					return fmt.Errorf("%s role reads %s, which it must not: %v", role, name, err)
+				}
+			}
+		}
+		t.Logf("node policy: %s", out("node_iam_policy_json"))
+		return nil
+	})
 }

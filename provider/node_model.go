@@ -39,6 +39,7 @@ type nodeModel struct {
 	PublicIP                types.String   `tfsdk:"public_ip"`
 	ElasticIPPerSecondary   types.Bool     `tfsdk:"elastic_ip_per_secondary"`
 	UserData                types.String   `tfsdk:"user_data"`
+	MetadataOptions         types.Object   `tfsdk:"metadata_options"`
 	Tags                    types.Map      `tfsdk:"tags"`
 	TagsAll                 types.Map      `tfsdk:"tags_all"`
 	NetworkInterfaceID      types.String   `tfsdk:"network_interface_id"`
@@ -96,6 +97,9 @@ func (m *nodeModel) nullUnknowns() {
 	}
 	if m.ElasticIPAllocationIDs.IsUnknown() {
 		m.ElasticIPAllocationIDs = types.MapNull(types.StringType)
+	}
+	if m.MetadataOptions.IsUnknown() {
+		m.MetadataOptions = types.ObjectNull(metadataOptionsAttrTypes)
 	}
 }
 

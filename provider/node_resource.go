@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +65,8 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	resp.Schema = schema.Schema{
 		Description: "One EC2 instance with a primary network interface carrying optional secondary private IPs and public IPs, " +
-			"ready to serve as a wsdirect node, HAProxy host or auth host.",
+			"ready to serve as a wsdirect node, HAProxy host or auth host. It owns, and so changes and releases, only the secondary " +
+			"private IPs it records and the Elastic IPs tagged with its instance ID.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed: true, Description: "Instance ID.",
@@ -98,9 +100,10 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 			},
 			"secondary_private_ip_count": schema.Int64Attribute{
 				Optional: true, Computed: true,
-				Description: "Number of secondary private IPs EC2 picks, assigned and unassigned in place. Conflicts with secondary_private_ips; " +
-					"when the list is given this reports its length. The node manages only the addresses it assigned, so a " +
-					"wsdirect_private_ips on the same interface can add more.",
+				Description: "Number of secondary private IPs EC2 picks, assigned and unassigned in place (a smaller count unassigns the " +
+					"last addresses of secondary_private_ips). Conflicts with secondary_private_ips; when the list is given this reports its " +
+					"length. The node owns only the addresses it assigned or adopted on import, so a wsdirect_private_ips on the same " +
+					"interface can add more.",
 				Validators: []validator.Int64{
 					int64validator.AtLeast(0),
 					int64validator.ConflictsWith(path.MatchRoot("secondary_private_ips")),
@@ -109,7 +112,8 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 			"secondary_private_ips": schema.ListAttribute{
 				ElementType: types.StringType, Optional: true, Computed: true,
 				Description: "Explicit, ordered secondary private IPs, assigned and unassigned in place keeping the order. " +
-					"Conflicts with secondary_private_ip_count; when the count is given this lists the addresses EC2 picked.",
+					"Conflicts with secondary_private_ip_count; when the count is given this lists the addresses EC2 picked. " +
+					"Either way it holds exactly the secondary addresses the node owns; others on the interface are left alone.",
 				Validators: []validator.List{
 					listvalidator.UniqueValues(),
 					listvalidator.ValueStringsAre(ipv4Validator{}),
@@ -119,7 +123,8 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 			"public_ip": schema.StringAttribute{
 				Optional: true, Computed: true, Default: stringdefault.StaticString(publicIPNone),
 				Description: `Public IPv4 mode: "none" (default), "auto" (an address assigned at launch) or "elastic" (an Elastic IP ` +
-					`allocated and associated by this resource). Changing it replaces the instance. The address itself is public_ip_address.`,
+					`allocated and associated by this resource; one already on the primary address is kept, whoever allocated it). ` +
+					`Changing it replaces the instance. The address itself is public_ip_address.`,
 				Validators:    []validator.String{stringvalidator.OneOf(publicIPNone, publicIPAuto, publicIPElastic)},
 				PlanModifiers: replace,
 			},
@@ -128,9 +133,14 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 				Description: `Also allocate one Elastic IP for each secondary private IP. Requires public_ip = "elastic".`,
 			},
 			"user_data": schema.StringAttribute{
-				Optional: true, Description: "Raw user data (not base64). Changing it replaces the instance.",
+				Optional: true, Sensitive: true,
+				Description: "Raw user data (not base64). Changing it replaces the instance. Sensitive, so plans and logs do not " +
+					"show it; but anything on the instance and anyone allowed ec2:DescribeInstanceAttribute can read it, and the " +
+					"state holds it, so it must not carry secrets (wsdirect_cloudinit renders user data that names Parameter " +
+					"Store parameters instead).",
 				PlanModifiers: replace,
 			},
+			"metadata_options": metadataOptionsSchema(),
 			"tags": schema.MapAttribute{
 				ElementType: types.StringType, Optional: true,
 				Description: "Tags of the instance, merged over the provider's default_tags.",
@@ -153,7 +163,8 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 			},
 			"elastic_ip_allocation_ids": schema.MapAttribute{
 				ElementType: types.StringType, Computed: true,
-				Description:   "Elastic IP allocation IDs associated with the interface, keyed by private IP.",
+				Description: "Elastic IP allocation IDs associated with the node's own private IPs (the primary and its secondary_private_ips), " +
+					"keyed by private IP, whoever allocated them. Destroy releases only the node's own: those tagged wsdirect:node = its instance ID.",
 				PlanModifiers: []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
 			},
 			"availability_zone": schema.StringAttribute{
@@ -183,8 +194,9 @@ func (r *nodeResource) ValidateConfig(ctx context.Context, req resource.Validate
 	}
 }
 
-// ModifyPlan reconciles the count/list pair, computes tags_all, surfaces
-// Elastic IP drift, and checks the instance type's IPv4-per-interface limit.
+// ModifyPlan reconciles the count/list pair, computes tags_all, plans what an
+// update keeps and what it changes, and checks the instance type's
+// IPv4-per-interface limit.
 func (r *nodeResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return // destroy
@@ -213,12 +225,7 @@ func (r *nodeResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 			plan.SecondaryPrivateIPCount = types.Int64Value(int64(len(config.SecondaryPrivateIPs.Elements())))
 		}
 	default: // count given
-		if state != nil && !plan.SecondaryPrivateIPCount.IsUnknown() &&
-			plan.SecondaryPrivateIPCount.Equal(state.SecondaryPrivateIPCount) && !state.SecondaryPrivateIPs.IsNull() {
-			plan.SecondaryPrivateIPs = state.SecondaryPrivateIPs
-		} else {
-			plan.SecondaryPrivateIPs = types.ListUnknown(types.StringType)
-		}
+		plan.SecondaryPrivateIPs = planCountSecondaries(state, plan.SecondaryPrivateIPCount)
 	}
 
 	// tags_all = default_tags overlaid with tags.
@@ -229,23 +236,9 @@ func (r *nodeResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 		plan.TagsAll = stringMapValue(mergeTags(r.data.defaultTags, mapStrings(ctx, plan.Tags, &resp.Diagnostics)))
 	}
 
-	// Elastic IP drift: if the recorded associations do not cover what the
-	// plan wants (an address removed out of band, secondaries changing), the
-	// update re-associates, so the outputs become unknown.
+	// Elastic IPs of an in-place update: unknown only where they can change.
 	if state != nil && !plan.ID.IsUnknown() && plan.PublicIP.ValueString() == publicIPElastic {
-		want := []string(nil)
-		known := !plan.SecondaryPrivateIPs.IsUnknown() && !plan.PublicIP.IsUnknown() && !plan.ElasticIPPerSecondary.IsUnknown()
-		if known {
-			want = plan.eipTargets(listStrings(ctx, plan.SecondaryPrivateIPs, &resp.Diagnostics))
-		}
-		have := mapStrings(ctx, state.ElasticIPAllocationIDs, &resp.Diagnostics)
-		if !known || !sameKeys(have, want) {
-			plan.ElasticIPAllocationIDs = types.MapUnknown(types.StringType)
-			if _, ok := have[state.PrivateIP.ValueString()]; !ok || !known || !contains(want, state.PrivateIP.ValueString()) {
-				plan.PublicIPAddress = types.StringUnknown()
-				plan.PublicDNS = types.StringUnknown()
-			}
-		}
+		planElasticIPs(ctx, &plan, state, &resp.Diagnostics)
 	}
 
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -345,6 +338,7 @@ func (r *nodeResource) Create(ctx context.Context, req resource.CreateRequest, r
 	if v := plan.UserData.ValueString(); v != "" {
 		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(v)))
 	}
+	in.MetadataOptions = metadataOptionsRequest(plan.metadataOptions(ctx, &resp.Diagnostics))
 	tags := mergeTags(r.data.defaultTags, mapStrings(ctx, plan.Tags, &resp.Diagnostics))
 	if len(tags) > 0 {
 		in.TagSpecifications = []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: ec2Tags(tags)}}
@@ -393,12 +387,18 @@ func (r *nodeResource) Create(ctx context.Context, req resource.CreateRequest, r
 	plan.NetworkInterfaceID = types.StringPointerValue(eni.NetworkInterfaceId)
 	plan.PrivateIP = types.StringPointerValue(eni.PrivateIpAddress)
 
-	secondaries := explicit
-	if len(explicit) == 0 {
-		secondaries = secondaryIPs(eni)
+	// The interface must carry what was asked for; if not, the node is
+	// saved tainted (a replacement or destroy terminates it) and the error
+	// says what is missing.
+	secondaries, err := launchedSecondaries(id, eni, explicit, int(plan.SecondaryPrivateIPCount.ValueInt64()))
+	if err != nil {
+		plan.SecondaryPrivateIPs = stringListValue(secondaries)
+		fail("Creating node: the launched interface lacks secondary private IPs", err)
+		return
 	}
+	plan.SecondaryPrivateIPs = stringListValue(secondaries)
 	if targets := plan.eipTargets(secondaries); len(targets) > 0 {
-		warn, err := syncEIPs(ctx, api, id, aws.ToString(eni.NetworkInterfaceId), targets, tags)
+		warn, err := syncEIPs(ctx, api, id, aws.ToString(eni.NetworkInterfaceId), nodeIPs(plan.PrivateIP.ValueString(), secondaries), targets, tags)
 		resp.Diagnostics.Append(warn...)
 		if err != nil {
 			fail("Creating node: associating Elastic IPs", err)
@@ -451,6 +451,7 @@ func (r *nodeResource) Update(ctx context.Context, req resource.UpdateRequest, r
 	defer cancel()
 	api := r.data.ec2
 	id := state.ID.ValueString()
+	planned := plan // what the plan promised, checked against the outcome
 
 	inst, err := describeInstance(ctx, api, id)
 	if err != nil {
@@ -475,12 +476,14 @@ func (r *nodeResource) Update(ctx context.Context, req resource.UpdateRequest, r
 		}
 	}
 
-	// Secondary private IPs, against what the interface has now.
+	// Secondary private IPs, against what the interface has now. The node
+	// touches only the addresses it owns (see node_resource_ownership.go).
 	have := intersectIPs(listStrings(ctx, state.SecondaryPrivateIPs, &resp.Diagnostics), secondaryIPs(eni))
+	owned := have // what the node holds as changes are made
 	var unassign []string
 	var assign []string
 	assignCount := 0
-	if !plan.SecondaryPrivateIPs.IsUnknown() {
+	if !plan.SecondaryPrivateIPs.IsUnknown() && !hasUnknownElement(plan.SecondaryPrivateIPs) {
 		assign, unassign = diffIPs(have, listStrings(ctx, plan.SecondaryPrivateIPs, &resp.Diagnostics))
 	} else if want := int(plan.SecondaryPrivateIPCount.ValueInt64()); want > len(have) {
 		assignCount = want - len(have)
@@ -491,22 +494,43 @@ func (r *nodeResource) Update(ctx context.Context, req resource.UpdateRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	plan.ID = state.ID
+	plan.PrivateIP = types.StringPointerValue(eni.PrivateIpAddress)
+	primary := plan.PrivateIP.ValueString()
+
+	// A failure after a change saves the node as it is then, with the
+	// addresses it holds, so nothing it assigned goes untracked.
+	fail := func(summary string, err error) {
+		resp.Diagnostics.AddError(summary, err.Error())
+		saved := plan
+		saved.SecondaryPrivateIPs = stringListValue(owned)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		m, found, rerr := refreshNode(rctx, api, id, &saved, r.data.defaultTags)
+		if rerr != nil || !found {
+			return // Terraform keeps the prior state
+		}
+		m.nullUnknowns()
+		resp.Diagnostics.Append(resp.State.Set(ctx, m)...)
+	}
+
 	if len(unassign) > 0 {
 		// Elastic IPs on addresses about to go are released first.
 		if plan.PublicIP.ValueString() == publicIPElastic {
-			warn, err := syncEIPs(ctx, api, id, eniID, plan.eipTargets(complement(have, unassign)), tagsAll)
+			warn, err := syncEIPs(ctx, api, id, eniID, nodeIPs(primary, have), plan.eipTargets(complement(have, unassign)), tagsAll)
 			resp.Diagnostics.Append(warn...)
 			if err != nil {
-				resp.Diagnostics.AddError("Updating node: releasing Elastic IPs of removed addresses", err.Error())
+				fail("Updating node: releasing Elastic IPs of removed addresses", err)
 				return
 			}
 		}
 		if _, err := api.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{
 			NetworkInterfaceId: aws.String(eniID), PrivateIpAddresses: unassign,
 		}); err != nil {
-			resp.Diagnostics.AddError("Updating node: unassigning secondary private IPs", err.Error())
+			fail("Updating node: unassigning secondary private IPs", err)
 			return
 		}
+		owned = complement(have, unassign)
 	}
 	if len(assign) > 0 || assignCount > 0 {
 		in := &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(eniID)}
@@ -515,28 +539,31 @@ func (r *nodeResource) Update(ctx context.Context, req resource.UpdateRequest, r
 		} else {
 			in.PrivateIpAddresses = assign
 		}
-		out, err := api.AssignPrivateIpAddresses(ctx, in)
+		added, err := assignIPs(ctx, api, in)
+		owned = append(slices.Clone(owned), added...)
 		if err != nil {
-			resp.Diagnostics.AddError("Updating node: assigning secondary private IPs", err.Error())
+			fail("Updating node: assigning secondary private IPs", fmt.Errorf("instance %s: %w", id, err))
 			return
 		}
-		if assignCount > 0 {
-			var added []string
-			for _, a := range out.AssignedPrivateIpAddresses {
-				added = append(added, aws.ToString(a.PrivateIpAddress))
-			}
-			plan.SecondaryPrivateIPs = stringListValue(append(complement(have, unassign), orderIPs(nil, added)...))
-		}
 	}
-	if plan.SecondaryPrivateIPs.IsUnknown() {
-		plan.SecondaryPrivateIPs = stringListValue(complement(have, unassign))
+	if plan.SecondaryPrivateIPs.IsUnknown() || hasUnknownElement(plan.SecondaryPrivateIPs) {
+		plan.SecondaryPrivateIPs = stringListValue(owned)
+	} else {
+		// The configured order; owned holds the same addresses.
+		owned = listStrings(ctx, plan.SecondaryPrivateIPs, &resp.Diagnostics)
+	}
+
+	// Instance metadata options, in place.
+	if err := modifyMetadataOptions(ctx, api, id, plan.metadataOptions(ctx, &resp.Diagnostics), state.metadataOptions(ctx, &resp.Diagnostics)); err != nil {
+		fail("Updating node: metadata options", err)
+		return
 	}
 
 	// Tags.
 	set, del := diffTags(tagMap(inst.Tags), tagsAll)
 	if len(set) > 0 {
 		if _, err := api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2Tags(set)}); err != nil {
-			resp.Diagnostics.AddError("Updating node: tags", err.Error())
+			fail("Updating node: tags", err)
 			return
 		}
 	}
@@ -546,25 +573,23 @@ func (r *nodeResource) Update(ctx context.Context, req resource.UpdateRequest, r
 			keys[i] = ec2types.Tag{Key: aws.String(k)}
 		}
 		if _, err := api.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{id}, Tags: keys}); err != nil {
-			resp.Diagnostics.AddError("Updating node: tags", err.Error())
+			fail("Updating node: tags", err)
 			return
 		}
 	}
 
 	// Elastic IPs: re-read the interface so new secondaries are included.
-	plan.ID = state.ID
-	plan.PrivateIP = types.StringPointerValue(eni.PrivateIpAddress)
 	if plan.PublicIP.ValueString() == publicIPElastic {
 		cur, err := describeInstance(ctx, api, id)
 		if err != nil {
-			resp.Diagnostics.AddError("Updating node: describing the instance", err.Error())
+			fail("Updating node: describing the instance", err)
 			return
 		}
-		secondaries := intersectIPs(listStrings(ctx, plan.SecondaryPrivateIPs, &resp.Diagnostics), secondaryIPs(primaryENI(cur)))
-		warn, err := syncEIPs(ctx, api, id, eniID, plan.eipTargets(secondaries), tagsAll)
+		secondaries := intersectIPs(owned, secondaryIPs(primaryENI(cur)))
+		warn, err := syncEIPs(ctx, api, id, eniID, nodeIPs(primary, secondaries), plan.eipTargets(secondaries), tagsAll)
 		resp.Diagnostics.Append(warn...)
 		if err != nil {
-			resp.Diagnostics.AddError("Updating node: Elastic IPs", err.Error())
+			fail("Updating node: Elastic IPs", err)
 			return
 		}
 	}
@@ -574,8 +599,11 @@ func (r *nodeResource) Update(ctx context.Context, req resource.UpdateRequest, r
 		err = fmt.Errorf("instance %s disappeared during update", id)
 	}
 	if err != nil {
-		resp.Diagnostics.AddError("Updating node: reading the instance", err.Error())
+		fail("Updating node: reading the instance", err)
 		return
+	}
+	if found := plannedMismatch(&planned, m); len(found) > 0 {
+		resp.Diagnostics.AddError("Updating node: changed outside Terraform", mismatchError(id, found).Error())
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, m)...)
 }
@@ -596,10 +624,10 @@ func (r *nodeResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 	api := r.data.ec2
 	id := state.ID.ValueString()
 
-	// Elastic IPs first: ours are found by tag or by the recorded
-	// allocation IDs, whether or not they are still associated.
-	recorded := mapStrings(ctx, state.ElasticIPAllocationIDs, &resp.Diagnostics)
-	if err := releaseNodeEIPs(ctx, api, id, recorded); err != nil {
+	// Elastic IPs first: the node's own, found by tag whether or not they
+	// are still associated. Others stay allocated; EC2 disassociates them
+	// when the instance terminates.
+	if err := releaseNodeEIPs(ctx, api, id); err != nil {
 		resp.Diagnostics.AddError("Deleting node: releasing Elastic IPs", err.Error())
 		return
 	}
@@ -615,12 +643,28 @@ func (r *nodeResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 	}
 }
 
+// ImportState takes "i-…" (the node adopts every secondary private IP of
+// the interface) or "i-…:ip,ip" (only those; "i-…:" none). See
+// node_resource_ownership.go for what an imported node owns.
 func (r *nodeResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if !strings.HasPrefix(req.ID, "i-") {
-		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("expected an instance ID (i-...), got %q", req.ID))
+	imp, err := parseImportID(req.ID, "i-", "an instance ID")
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", err.Error())
 		return
 	}
-	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+	if imp.listed && r.configured(&resp.Diagnostics) {
+		if err := checkImportedSecondaries(ctx, r.data.ec2, imp); err != nil {
+			resp.Diagnostics.AddError("Invalid import ID", err.Error())
+			return
+		}
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), imp.id)...)
+	if imp.listed {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("secondary_private_ips"), imp.secondaries)...)
+	}
 }
 
 func (r *nodeResource) configured(diags *diag.Diagnostics) bool {
@@ -655,6 +699,7 @@ func refreshNode(ctx context.Context, api EC2API, id string, prior *nodeModel, d
 	m.SubnetID = types.StringPointerValue(inst.SubnetId)
 	m.KeyName = stringOrNull(aws.ToString(inst.KeyName))
 	m.State = types.StringValue(string(instanceState(inst)))
+	m.MetadataOptions = metadataOptionsState(inst.MetadataOptions, prior.MetadataOptions)
 	m.AvailabilityZone = types.StringNull()
 	if inst.Placement != nil {
 		m.AvailabilityZone = stringOrNull(aws.ToString(inst.Placement.AvailabilityZone))
@@ -686,9 +731,9 @@ func refreshNode(ctx context.Context, api EC2API, id string, prior *nodeModel, d
 	}
 	m.SecurityGroupIDs = stringSetValue(sgs)
 
-	// The node manages the secondary addresses it recorded (others may
-	// belong to a wsdirect_private_ips on the same interface); with no record
-	// (create by count, import) it adopts all of them.
+	// The node owns the secondary addresses it recorded (others may belong
+	// to a wsdirect_private_ips on the same interface); with no record
+	// (import by instance ID alone) it adopts all of them.
 	var secondaries []string
 	if prior.SecondaryPrivateIPs.IsNull() || prior.SecondaryPrivateIPs.IsUnknown() {
 		secondaries = orderIPs(nil, secondaryIPs(eni))
@@ -708,15 +753,16 @@ func refreshNode(ctx context.Context, api EC2API, id string, prior *nodeModel, d
 		m.Tags = stringMapValue(own)
 	}
 
-	// Elastic IPs on this interface, keyed by private IP.
+	// Elastic IPs on the node's own addresses, keyed by private IP.
 	addrs, err := api.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{})
 	if err != nil {
 		return nil, false, fmt.Errorf("describing addresses: %w", err)
 	}
 	eips := map[string]string{}
 	primaryEIP := ""
+	mine := nodeIPs(m.PrivateIP.ValueString(), secondaries)
 	for _, a := range addrs.Addresses {
-		if aws.ToString(a.NetworkInterfaceId) != eniID || a.AllocationId == nil {
+		if aws.ToString(a.NetworkInterfaceId) != eniID || a.AllocationId == nil || !contains(mine, aws.ToString(a.PrivateIpAddress)) {
 			continue
 		}
 		pip := aws.ToString(a.PrivateIpAddress)
@@ -804,18 +850,6 @@ func (ipv4Validator) ValidateString(_ context.Context, req validator.StringReque
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid IPv4 address",
 			fmt.Sprintf("%q is not an IPv4 address", req.ConfigValue.ValueString()))
 	}
-}
-
-func sameKeys(m map[string]string, keys []string) bool {
-	if len(m) != len(keys) {
-		return false
-	}
-	for _, k := range keys {
-		if _, ok := m[k]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func contains(ss []string, s string) bool {

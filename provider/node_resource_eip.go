@@ -47,14 +47,17 @@ func listAddresses(ctx context.Context, api EC2API) ([]ec2types.Address, error) 
 	return out.Addresses, nil
 }
 
-// syncEIPs makes exactly the private IPs in targets carry an Elastic IP on
-// the interface: it disassociates (and, if the node allocated them, releases)
-// addresses on other private IPs, reuses the node's unassociated addresses,
+// syncEIPs makes exactly the private IPs in targets, among the node's own
+// addresses (nodeIPs: the primary and the secondaries it owns), carry an
+// Elastic IP on the interface. An Elastic IP already on a target stays,
+// whoever owns it. On the node's other addresses it disassociates Elastic IPs
+// and releases those the node owns; Elastic IPs on addresses the node does
+// not own are left alone. It reuses the node's unassociated addresses,
 // allocates the rest, and associates them, retrying while the instance is
 // pending. An address allocated here whose association fails is released;
 // if even that fails it stays tagged as the node's (so the next apply or the
 // destroy finds it) and a warning says so.
-func syncEIPs(ctx context.Context, api EC2API, instanceID, eniID string, targets []string, tags map[string]string) (diag.Diagnostics, error) {
+func syncEIPs(ctx context.Context, api EC2API, instanceID, eniID string, nodeIPs, targets []string, tags map[string]string) (diag.Diagnostics, error) {
 	var diags diag.Diagnostics
 	addrs, err := listAddresses(ctx, api)
 	if err != nil {
@@ -65,7 +68,9 @@ func syncEIPs(ctx context.Context, api EC2API, instanceID, eniID string, targets
 	for _, a := range addrs {
 		switch {
 		case aws.ToString(a.NetworkInterfaceId) == eniID:
-			assoc[aws.ToString(a.PrivateIpAddress)] = a
+			if pip := aws.ToString(a.PrivateIpAddress); contains(nodeIPs, pip) {
+				assoc[pip] = a
+			}
 		case a.AssociationId == nil && isOwnEIP(a, instanceID):
 			spare = append(spare, a)
 		}
@@ -144,20 +149,18 @@ func syncEIPs(ctx context.Context, api EC2API, instanceID, eniID string, targets
 // releaseTimeout bounds cleanup that runs after the operation's own deadline.
 const releaseTimeout = 2 * time.Minute
 
-// releaseNodeEIPs disassociates and releases every address the node owns:
-// tagged as its own, or recorded in its state.
-func releaseNodeEIPs(ctx context.Context, api EC2API, instanceID string, recorded map[string]string) error {
+// releaseNodeEIPs disassociates and releases every Elastic IP the node owns
+// (tagged as its own), associated or not. Others, even when associated with
+// the node's interface, stay allocated: EC2 disassociates them when the
+// instance terminates.
+func releaseNodeEIPs(ctx context.Context, api EC2API, instanceID string) error {
 	addrs, err := listAddresses(ctx, api)
 	if err != nil {
 		return err
 	}
-	ids := map[string]bool{}
-	for _, v := range recorded {
-		ids[v] = true
-	}
 	var errs []error
 	for _, a := range addrs {
-		if !isOwnEIP(a, instanceID) && !ids[aws.ToString(a.AllocationId)] {
+		if !isOwnEIP(a, instanceID) {
 			continue
 		}
 		if err := disassociate(ctx, api, a); err != nil {

@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,7 +58,7 @@ func (r *privateIPsResource) Configure(_ context.Context, req resource.Configure
 func (r *privateIPsResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Description: "Secondary private IPv4 addresses on an existing network interface, such as an HAProxy host made elsewhere. " +
-			"The resource manages only the addresses it assigned; others on the interface are left alone.",
+			"The resource manages only the addresses it assigned (or, imported, those its import ID names); others on the interface are left alone.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed: true, Description: "The network interface ID.",
@@ -196,14 +195,17 @@ func (r *privateIPsResource) Create(ctx context.Context, req resource.CreateRequ
 	} else {
 		in.SecondaryPrivateIpAddressCount = aws.Int32(int32(plan.SecondaryPrivateIPCount.ValueInt64()))
 	}
-	assigned, err := r.assign(ctx, in)
+	assigned, err := assignIPs(ctx, r.data.ec2, in)
+	plan.ID = types.StringValue(eniID)
+	plan.PrivateIPs = stringListValue(assigned)
 	if err != nil {
 		resp.Diagnostics.AddError("Assigning private IPs", err.Error())
+		if len(assigned) > 0 {
+			// Recorded (tainted), so the destroy or replacement unassigns them.
+			plan.SecondaryPrivateIPCount = types.Int64Value(int64(len(assigned)))
+			resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		}
 		return
-	}
-	plan.ID = types.StringValue(eniID)
-	if len(explicit) == 0 {
-		plan.PrivateIPs = stringListValue(orderIPs(nil, assigned))
 	}
 	m, found, err := r.refresh(ctx, &plan)
 	if err == nil && !found {
@@ -278,13 +280,20 @@ func (r *privateIPsResource) Update(ctx context.Context, req resource.UpdateRequ
 		} else {
 			in.PrivateIpAddresses = assign
 		}
-		assigned, err := r.assign(ctx, in)
+		assigned, err := assignIPs(ctx, r.data.ec2, in)
+		if assignCount > 0 {
+			kept = append(kept, assigned...)
+		}
 		if err != nil {
 			resp.Diagnostics.AddError("Assigning private IPs", err.Error())
+			// Record what the resource holds now, so nothing assigned goes untracked.
+			if assignCount == 0 {
+				kept = append(kept, assigned...)
+			}
+			state.PrivateIPs = stringListValue(kept)
+			state.SecondaryPrivateIPCount = types.Int64Value(int64(len(kept)))
+			resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 			return
-		}
-		if assignCount > 0 {
-			kept = append(kept, orderIPs(nil, assigned)...)
 		}
 	}
 	if plan.PrivateIPs.IsUnknown() {
@@ -331,13 +340,37 @@ func (r *privateIPsResource) Delete(ctx context.Context, req resource.DeleteRequ
 	}
 }
 
+// ImportState takes "eni-…" (the resource adopts every secondary private IP
+// of the interface) or "eni-…:ip,ip" (only those), like wsdirect_node; a
+// wsdirect_private_ips holds at least one address, so "eni-…:" is refused.
 func (r *privateIPsResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if !strings.HasPrefix(req.ID, "eni-") {
-		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("expected a network interface ID (eni-...), got %q", req.ID))
+	imp, err := parseImportID(req.ID, "eni-", "a network interface ID")
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", err.Error())
 		return
 	}
-	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("network_interface_id"), req.ID)...)
+	if imp.listed && len(imp.secondaries) == 0 {
+		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("%q lists no address: a wsdirect_private_ips holds at least one", req.ID))
+		return
+	}
+	if len(imp.secondaries) > 0 {
+		if !r.configured(&resp.Diagnostics) {
+			return
+		}
+		eni, err := describeENI(ctx, r.data.ec2, imp.id)
+		if err == nil {
+			err = checkListedSecondaries(imp, imp.id, "", eniSecondaryIPs(eni))
+		}
+		if err != nil {
+			resp.Diagnostics.AddError("Invalid import ID", err.Error())
+			return
+		}
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), imp.id)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("network_interface_id"), imp.id)...)
+	if imp.listed {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("private_ips"), imp.secondaries)...)
+	}
 }
 
 func (r *privateIPsResource) configured(diags *diag.Diagnostics) bool {
@@ -347,29 +380,6 @@ func (r *privateIPsResource) configured(diags *diag.Diagnostics) bool {
 		return false
 	}
 	return true
-}
-
-// assign calls AssignPrivateIpAddresses, retrying while a just-created
-// interface is not yet visible, and returns the addresses assigned.
-func (r *privateIPsResource) assign(ctx context.Context, in *ec2.AssignPrivateIpAddressesInput) ([]string, error) {
-	var out *ec2.AssignPrivateIpAddressesOutput
-	err := retryCodes(ctx, "network interface "+aws.ToString(in.NetworkInterfaceId), []string{"InvalidNetworkInterfaceID.NotFound"},
-		func(ctx context.Context) error {
-			var err error
-			out, err = r.data.ec2.AssignPrivateIpAddresses(ctx, in)
-			return err
-		})
-	if err != nil {
-		return nil, err
-	}
-	var ips []string
-	for _, a := range out.AssignedPrivateIpAddresses {
-		ips = append(ips, aws.ToString(a.PrivateIpAddress))
-	}
-	if len(ips) == 0 {
-		ips = in.PrivateIpAddresses
-	}
-	return ips, nil
 }
 
 // refresh reads the interface. The resource manages the addresses in prior

@@ -135,6 +135,14 @@ func TestAccPrivateIPs_lifecycle(t *testing.T) {
 				},
 			},
 			{
+				// Naming the owned addresses in the import ID reads back exactly
+				// the resource's state, the host's address left out.
+				ResourceName:      testIPs,
+				ImportState:       true,
+				ImportStateVerify: true,
+				ImportStateIdFunc: func(*terraform.State) (string, error) { return eni + ":" + a + "," + b, nil },
+			},
+			{
 				Config: env.privateIPsConfig("host2", `  secondary_private_ip_count = 2`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(testIPs, plancheck.ResourceActionReplace)},

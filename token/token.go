@@ -48,7 +48,7 @@ type Claims struct {
 	// Rebalanced (rb) marks the token of a client that a node closed to
 	// rebalance the cluster and that auth placed anew (MintRebalanced). The
 	// node it connects to does not move it again for a while
-	// (docs/design.md section 14).
+	// (docs/design.md section 15).
 	Rebalanced bool
 }
 

@@ -59,7 +59,9 @@ func (v *Verifier) Leeway() time.Duration { return v.leeway }
 // node passes the time it started, plus the clock skew it tolerates (a token
 // minted just before the restart on an auth host whose clock runs ahead
 // carries an iat up to the skew later). Tokens minted within that skew after
-// the start are refused too; their clients get 401 and fetch a new token.
+// the start are refused too; a node (package node) reports itself not ready
+// until the floor has passed, so auth sends it no client meanwhile, and a
+// client that still gets 401 (clocks further apart) fetches a new token.
 //
 // Why not persist the replay cache instead: it would cost a synchronous disk
 // write per connection on the connect path, and a crash loses whatever was

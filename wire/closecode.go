@@ -11,7 +11,7 @@ const (
 	// CloseUpstreamUnavailable: the node could not reach its upstream app.
 	CloseUpstreamUnavailable = 4002
 	// CloseRebalance: the node is moving some of its clients to nodes with
-	// fewer (docs/design.md section 14). Reconnect through auth as after a
+	// fewer (docs/design.md section 15). Reconnect through auth as after a
 	// drain, and say so in the connect request (ConnectRequest.Reason =
 	// ReasonRebalance), so that auth places the client on the least loaded
 	// node and the new node does not move it again.

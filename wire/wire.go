@@ -50,7 +50,7 @@ type ConnectRequest struct {
 // ReasonRebalance is the ConnectRequest.Reason of a client that a node
 // closed with CloseRebalance. Auth then picks the least loaded node for it
 // and marks its token, so that the node it lands on does not move it again
-// (docs/design.md section 14). A client that claims it falsely gains no
+// (docs/design.md section 15). A client that claims it falsely gains no
 // more than that: placement on the least loaded node, and a while without
 // being moved.
 const ReasonRebalance = "rebalance"
@@ -66,15 +66,19 @@ type ConnectResponse struct {
 
 // NodeStatus is one entry of GET /v1/nodes.
 type NodeStatus struct {
-	ID          string    `json:"id"`
-	URL         string    `json:"url"`
-	Connections int       `json:"connections"`
-	Pending     int       `json:"pending"`
-	Cap         int       `json:"cap"`
-	Zone        string    `json:"zone,omitempty"`
-	Draining    bool      `json:"draining"`
-	Alive       bool      `json:"alive"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string `json:"id"`
+	URL         string `json:"url"`
+	Connections int    `json:"connections"`
+	Pending     int    `json:"pending"`
+	Cap         int    `json:"cap"`
+	Zone        string `json:"zone,omitempty"`
+	Draining    bool   `json:"draining"`
+	// Ready is false while the node cannot serve (no TLS certificate
+	// yet, or it started moments ago and still refuses new tokens); such a
+	// node is not assigned.
+	Ready     bool      `json:"ready"`
+	Alive     bool      `json:"alive"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Error is the JSON body of every non-2xx answer from auth and node.

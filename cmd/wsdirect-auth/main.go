@@ -6,7 +6,16 @@
 //	wsdirect-auth keygen -out <dir>          signing.key, signing.pub, gossip.key
 //	wsdirect-auth hash-password -user alice [-o users]  reads a password on stdin, prints a users-file line or appends it to a 0600 file
 //
-// SIGHUP reloads the signing key (key rotation) and the users file; SIGTERM
+// With -tls files or -tls acme it serves https:// (see internal/tlscert for
+// the flags, shared with wsdirect-node); /readyz fails until it holds a
+// valid certificate. Plain http:// on an address other than loopback needs
+// -tls offload (TLS terminated in front) or -dev.
+//
+// Each secret flag (-signing-key, -users, -gossip-key-file,
+// -admin-token-file) takes a file or an AWS Systems Manager parameter,
+// ssm:///path/name, read with the instance role (package internal/secret).
+// SIGHUP re-reads all of them (key rotation, new users), and with -tls
+// files the certificate; one that fails keeps its previous value. SIGTERM
 // or SIGINT shuts down gracefully (HTTP drain, serf leave).
 package main
 
@@ -16,6 +25,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 )
 
 func main() {
@@ -71,7 +82,7 @@ func (e usageError) Error() string { return e.err.Error() }
 // errFlagParse for a line the flag package rejected (fault and usage
 // printed).
 func parseArgs(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
+	err := gossipcli.Parse(fs, args)
 	switch {
 	case err == nil:
 		return nil
@@ -90,6 +101,10 @@ const usage = `usage:
                                             (or append it to the file, mode 0600)
 
 "wsdirect-auth keygen -h" and "wsdirect-auth hash-password -h" list their flags.
+
+Secrets (-signing-key, -users, -gossip-key-file, -admin-token-file) are files
+or AWS Systems Manager SecureString parameters, ssm:///path/name, read with
+the instance role. SIGHUP re-reads them all.
 
 flags of the auth service:
 `

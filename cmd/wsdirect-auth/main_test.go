@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -134,6 +136,8 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"-signing-key", "k", "-users", "u"}, "-gossip-key-file is required"},
 		{[]string{"-dev", "-signing-key", "k", "-users", "u", "-token-ttl", "1ms"}, "too short"},
 		{[]string{"-dev", "-signing-key", "k", "-users", "u", "extra"}, "unexpected arguments"},
+		{[]string{"-gossip-key-file", "g", "-signing-key", "k", "-users", "u", "-bind", "0.0.0.0:8443"}, "clear text"},
+		{[]string{"-dev", "-signing-key", "k", "-users", "u", "-tls", "acme"}, "-tls-names"},
 	} {
 		code, _, errs := run(t, "", tc.args...)
 		if code == 0 || !strings.Contains(errs, tc.want) {
@@ -214,24 +218,24 @@ func TestServeEndToEnd(t *testing.T) {
 
 	url := "http://" + a.http
 	var cr wire.ConnectResponse
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	// 503 until auth hears of the node over gossip.
+	err = probe.Poll(context.Background(), 15*time.Second, 100*time.Millisecond, "auth to assign the node", func() error {
 		resp, err := http.Post(url+wire.ConnectPath, "application/json", strings.NewReader(`{"username":"alice","password":"pw"}`))
 		if err != nil {
-			t.Fatal(err)
+			return probe.Stop(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(body, &cr); err != nil {
-				t.Fatal(err)
-			}
-			break
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return json.Unmarshal(body, &cr)
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("connect: %d %s", resp.StatusCode, body)
 		}
-		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("connect: %d %s", resp.StatusCode, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return probe.Stop(fmt.Errorf("connect: %d %s", resp.StatusCode, body))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if cr.NodeID != "node-1" || cr.URL != "ws://127.0.0.1:9999/ws" {
 		t.Errorf("response %+v", cr)
@@ -299,7 +303,8 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := gossipcli.NewLogger(io.Discard, slog.LevelError)
-	reload(srv, users, o, log)
+	cl := devCluster(t)
+	reload(srv, cl, users, o, log)
 	if srv.Signer().KeyID() == signer.KeyID() {
 		t.Error("signing key not rotated")
 	}
@@ -312,7 +317,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	kid := srv.Signer().KeyID()
-	reload(srv, users, o, log)
+	reload(srv, cl, users, o, log)
 	if srv.Signer().KeyID() != kid || users.Len() != 2 {
 		t.Error("a failed reload changed the state")
 	}
@@ -396,13 +401,10 @@ func TestServeJoinsInBackground(t *testing.T) {
 	const retry = `"msg":"no member answered; retrying"`
 	waitLog := func(what string, within time.Duration, cond func(string) bool) {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for !cond(logs.String()) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s in the logs:\n%s", what, logs.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		probe.Until(t, within, what+" in the logs", func() error {
+			s := logs.String()
+			return probe.Check(cond(s), "logs so far:\n%s", s)
+		})
 	}
 	waitLog("second join attempt", 20*time.Second, func(s string) bool { return strings.Count(s, retry) >= 2 })
 
@@ -421,17 +423,16 @@ func TestServeJoinsInBackground(t *testing.T) {
 	if _, err := node.Join([]string{a.gossip}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	probe.Until(t, 15*time.Second, "a connect to succeed once the node joined", func() error {
 		code, e := connect()
-		if code == http.StatusOK {
-			break
+		switch code {
+		case http.StatusOK:
+			return nil
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("still %d %+v", code, e)
 		}
-		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("connect after the node joined: %d %+v", code, e)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return probe.Stop(fmt.Errorf("connect after the node joined: %d %+v", code, e))
+	})
 	// The loop notices after its current wait, which doubles per attempt
 	// (capped at 30s): generous, since only the outcome is asserted.
 	waitLog("end of the join attempts", 60*time.Second, func(s string) bool {

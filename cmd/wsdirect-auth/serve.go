@@ -19,8 +19,10 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	jsclient "github.com/wsdirect/terraform-provider-wsdirect/client/js"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/discover"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -39,11 +41,15 @@ type options struct {
 	demo                             bool
 	name                             string
 	callbackTimeout, shutdownTimeout time.Duration
+	tls                              *tlscert.Config
 }
 
 // serveFlags defines the serve command's flags on a new flag set whose
 // usage is the command's whole usage: the subcommands, then these flags.
+// It sets o.tls to tlscert.DefaultConfig, whose values are the TLS flags'
+// defaults.
 func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
+	o.tls = tlscert.DefaultConfig()
 	fs := flag.NewFlagSet("wsdirect-auth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -52,13 +58,13 @@ func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	}
 	fs.StringVar(&o.bind, "bind", "127.0.0.1:8443", "HTTP address for /v1/connect, /v1/nodes, /healthz and /metrics")
 	o.gossip.Register(fs)
-	fs.StringVar(&o.signingKey, "signing-key", "", "Ed25519 private key PEM file (from keygen) for minting connection tokens; required")
-	fs.StringVar(&o.users, "users", "", "bcrypt users file (user:$2y$... lines, htpasswd -B compatible); the default backend")
+	fs.StringVar(&o.signingKey, "signing-key", "", "Ed25519 private key PEM `file or ssm:///parameter` (from keygen) for minting connection tokens; required")
+	fs.StringVar(&o.users, "users", "", "bcrypt users `file or ssm:///parameter` (user:$2y$... lines, htpasswd -B compatible); the default backend")
 	fs.StringVar(&o.authCallback, "auth-callback", "", "URL of an existing auth endpoint to POST credentials to instead of -users")
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "JWKS URL to verify 'Authorization: Bearer <jwt>' against instead of -users")
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required iss of bearer JWTs (with -jwks-url)")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "required aud of bearer JWTs (with -jwks-url)")
-	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the bearer token for GET /v1/nodes (endpoint disabled without it)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` holding the bearer token for GET /v1/nodes (endpoint disabled without it)")
 	fs.DurationVar(&o.tokenTTL, "token-ttl", token.DefaultTTL, "lifetime of connection tokens")
 	fs.Float64Var(&o.loginRate, "login-rate", 1, "failed logins allowed per second per client IP, after the burst")
 	fs.IntVar(&o.loginBurst, "login-burst", 10, "failed logins allowed in a row per client IP")
@@ -68,6 +74,7 @@ func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.callbackTimeout, "auth-callback-timeout", authsvc.DefaultCallbackTimeout, "timeout of one -auth-callback request")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to let in-flight requests finish on SIGTERM")
 	fs.StringVar(&o.name, "name", "", "unique cluster member name (default auth-<hostname>)")
+	o.tls.RegisterFlags(fs)
 	return fs
 }
 
@@ -121,15 +128,40 @@ func (o *options) check(fs *flag.FlagSet) error {
 	if o.maxUserTokens < 0 {
 		return errors.New("-max-user-tokens must be >= 0 (0: no limit)")
 	}
-	return o.gossip.Validate()
+	for _, f := range [][2]string{{"-signing-key", o.signingKey}, {"-users", o.users}, {"-admin-token-file", o.adminTokenFile}} {
+		if err := secret.CheckRef(f[0], f[1]); err != nil {
+			return err
+		}
+	}
+	if err := o.gossip.Validate(); err != nil {
+		return err
+	}
+	return o.tls.CheckFlags(o.bind, o.gossip.Dev, false)
 }
 
-func loadSigner(path string, ttl time.Duration) (*token.Signer, error) {
-	priv, err := token.LoadPrivateKey(path)
+// loadSigner reads -signing-key, a file or a parameter.
+func loadSigner(ref string, ttl time.Duration) (*token.Signer, error) {
+	pem, err := secret.Read("-signing-key", ref)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, err
+	}
+	priv, err := token.ParsePrivateKey([]byte(pem))
+	if err != nil {
+		return nil, fmt.Errorf("-signing-key %s: %w", ref, err)
 	}
 	return token.NewSigner(priv).WithTTL(ttl), nil
+}
+
+// loadUsers reads -users: a file as authsvc reads it, or a parameter
+// through secret.Read, again on every reload.
+func loadUsers(ref string) (*authsvc.UsersFile, error) {
+	if !secret.IsParameter(ref) {
+		return authsvc.NewUsersFile(ref)
+	}
+	return authsvc.NewUsersFileFrom(ref, func() ([]byte, error) {
+		s, err := secret.Read("-users", ref)
+		return []byte(s), err
+	})
 }
 
 // runServe runs the auth service until SIGTERM/SIGINT.
@@ -155,7 +187,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	var users *authsvc.UsersFile
 	switch {
 	case o.users != "":
-		if users, err = authsvc.NewUsersFile(o.users); err != nil {
+		if users, err = loadUsers(o.users); err != nil {
 			return err
 		}
 		creds = users
@@ -224,6 +256,33 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	if err != nil {
 		return fmt.Errorf("-bind: %w", err)
 	}
+	tc := *o.tls
+	if tlscert.AutoNames(tc.Names) {
+		// An IP certificate for this instance's public address. An Elastic
+		// IP is associated after launch, so wait for it; systemd restarts
+		// the service if it never comes.
+		ip, err := discover.WaitPublicIPv4(ctx, nil, time.Second, 15*time.Second, 10*time.Minute, log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("-tls-names auto: %w", err)
+		}
+		tc.Names = []string{ip}
+	}
+	tc.ListenAddr = ln.Addr().String()
+	tc.Logger, tc.Registry = log, srv.Registry()
+	if tc.Tickets == tlscert.TicketsCluster {
+		if cc.SecretKey == nil {
+			tc.Tickets = tlscert.TicketsProcess // -dev without a key: nothing shared to derive from
+		}
+		tc.TicketSecret = cc.SecretKey
+	}
+	certs, err := tlscert.New(&tc)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer certs.Close()
+	handler = withReadyz(handler, certs)
 	hs := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -234,8 +293,17 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("auth listening", "addr", ln.Addr().String(), "gossip", cl.GossipAddr(), "name", o.name, "kid", signer.KeyID())
+	go func() { serveErr <- hs.Serve(certs.Listener(ln)) }()
+	// After the TLS listener serves: it answers tls-alpn-01 challenges.
+	if err := certs.Start(ctx, tlscert.HealthOnly(handler)); err != nil {
+		return err
+	}
+	scheme := "http"
+	if certs.Scheme() == "wss" {
+		scheme = "https"
+	}
+	log.Info("auth listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "tls", string(certs.Mode()),
+		"gossip", cl.GossipAddr(), "name", o.name, "kid", signer.KeyID())
 	if ready != nil {
 		ready(ln.Addr().String(), cl.GossipAddr())
 	}
@@ -246,7 +314,10 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	for {
 		select {
 		case <-hup:
-			reload(srv, users, o, log)
+			reload(srv, cl, users, o, log)
+			if err := certs.Reload(); err != nil {
+				log.Error("reload TLS certificate; keeping the old one", "err", err)
+			}
 		case err := <-serveErr:
 			return fmt.Errorf("http: %w", err)
 		case <-ctx.Done():
@@ -262,9 +333,11 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	}
 }
 
-// reload re-reads the signing key and the users file (SIGHUP). A broken
-// file leaves the previous one in force.
-func reload(srv *authsvc.Server, users *authsvc.UsersFile, o *options, log *slog.Logger) {
+// reload re-reads every secret (SIGHUP): the signing key, the users file,
+// the gossip keys and the admin token, from their files or parameters. One
+// that cannot be read or is broken leaves its previous value in force, and
+// the others still reload.
+func reload(srv *authsvc.Server, cl *cluster.Cluster, users *authsvc.UsersFile, o *options, log *slog.Logger) {
 	if s, err := loadSigner(o.signingKey, o.tokenTTL); err != nil {
 		log.Error("reload signing key; keeping the old one", "err", err)
 	} else {
@@ -279,6 +352,22 @@ func reload(srv *authsvc.Server, users *authsvc.UsersFile, o *options, log *slog
 			warnMixedCosts(users, log)
 		}
 	}
+	if n, err := o.gossip.ReloadKeys(cl); err != nil {
+		log.Error("reload gossip keys; keeping the old ones", "err", err)
+	} else if n > 0 {
+		log.Info("gossip keys reloaded", "keys", n)
+	}
+	if o.adminTokenFile != "" {
+		tok, err := secret.Read("-admin-token-file", o.adminTokenFile)
+		if err == nil {
+			err = srv.SetAdminToken(tok)
+		}
+		if err != nil {
+			log.Error("reload admin token; keeping the old one", "err", err)
+		} else {
+			log.Info("admin token reloaded")
+		}
+	}
 }
 
 // warnMixedCosts says when the users file mixes bcrypt costs: every check
@@ -289,4 +378,21 @@ func warnMixedCosts(users *authsvc.UsersFile, log *slog.Logger) {
 		log.Warn("users file mixes bcrypt costs; every login check costs as much as the highest, so that timing does not reveal which users exist",
 			"lowest", lo, "highest", hi)
 	}
+}
+
+// withReadyz adds GET /readyz: 200 while the TLS certificate is in place
+// (always without TLS), else 503 with the reason.
+func withReadyz(h http.Handler, certs *tlscert.Manager) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := certs.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready: TLS: "+err.Error()+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
 }

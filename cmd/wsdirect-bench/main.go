@@ -164,6 +164,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&cfg.HandshakeTimeout, "timeout", cfg.HandshakeTimeout, "timeout of one auth request + upgrade")
 	fs.BoolVar(&cfg.TokenInSubprotocol, "token-in-subprotocol", false, "send the token in Sec-WebSocket-Protocol instead of ?token=")
 	fs.IntVar(&cfg.BufferSize, "buffer-size", cfg.BufferSize, "client read/write buffer size per connection")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM file or bundle of CAs to trust for https:// auth and wss:// nodes (default: system roots)")
+	fs.BoolVar(&cfg.TLSResume, "tls-resume", false, "keep TLS sessions and resume them (as returning clients do)")
+	fs.BoolVar(&cfg.FreshAuthConns, "fresh-auth-conns", false, "a new connection to auth for every connect, as distinct clients have (no keep-alive)")
+	fs.BoolVar(&cfg.ClassicKeyExchange, "classic-kex", false, "offer classical TLS key shares only (X25519), no post-quantum one")
 	fs.IntVar(&workers, "workers", 1, "worker processes (each holds conns/workers; one process may open at most 20,000 files)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if err := parseFlags(fs, args); err != nil {
@@ -221,9 +225,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "deadline for all clients to connect")
 	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", cfg.ReconnectTimeout, "deadline for the killed node's clients to reconnect elsewhere")
 	fs.BoolVar(&keepLogs, "keep-logs", false, "keep the cluster's keys and logs directory")
+	plain := fs.Bool("plain", false, "plain http:// and ws:// on loopback instead of TLS from a local test CA")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	cfg.Cluster.TLS = !*plain
 	cfg.Out = stdout
 	cfg.Cluster.KeepDir = keepLogs
 	if keepLogs {
@@ -243,6 +249,7 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.Password, "password", "", "bench user's password (default: random, printed)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for keys and logs (default: a temporary one, removed on exit)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level of every process")
+	fs.BoolVar(&cfg.TLS, "tls", true, "serve auth on https:// and nodes on wss:// with certificates from a local test CA (its root is ca.pem in -dir)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -253,14 +260,23 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer c.Stop()
-	for _, p := range c.Auths {
-		fmt.Fprintf(stdout, "%s\thttp://%s\tpid %d\n", p.Name, p.HTTPAddr, p.PID())
+	ws := "ws"
+	if cfg.TLS {
+		ws = "wss"
+	}
+	for i, p := range c.Auths {
+		fmt.Fprintf(stdout, "%s\t%s\tpid %d\n", p.Name, c.AuthURLs()[i], p.PID())
 	}
 	for _, p := range c.Nodes {
-		fmt.Fprintf(stdout, "%s\tws://%s/ws\tpid %d\n", p.Name, p.HTTPAddr, p.PID())
+		fmt.Fprintf(stdout, "%s\t%s://%s/ws\tpid %d\n", p.Name, ws, p.HTTPAddr, p.PID())
 	}
 	fmt.Fprintf(stdout, "user %s, password %s, admin token %s, dir %s\n", c.Username(), c.Password(), c.AdminToken(), c.Dir())
-	fmt.Fprintf(stdout, "try: WSDIRECT_PASSWORD=%s wsdirect-bench run -auth %s -conns 1000\n", c.Password(), c.AuthURL())
+	caFlag := ""
+	if f := c.CAFile(); f != "" {
+		fmt.Fprintf(stdout, "TLS: certificates from a local test CA made for this run, trusted by nothing else: %s\n", f)
+		caFlag = " -ca-file " + f
+	}
+	fmt.Fprintf(stdout, "try: WSDIRECT_PASSWORD=%s wsdirect-bench run -auth %s%s -conns 1000\n", c.Password(), c.AuthURL(), caFlag)
 	fmt.Fprintln(stdout, "interrupt (Ctrl-C) to stop")
 	<-ctx.Done()
 	return nil

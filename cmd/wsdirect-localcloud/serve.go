@@ -46,6 +46,19 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	releaseDir := fs.String("release-bin-dir", "", "publish wsdirect-node and wsdirect-auth from this directory as a release, under goreleaser's archive names")
 	fs.StringVar(&d.ReleaseVersion, "release-version", d.ReleaseVersion, "version in the published archive names")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	rolePolicies := map[string]string{}
+	fs.Func("role-policy", "`profile=file`: the IAM policy document (JSON) of an instance profile's role, which the local Parameter Store enforces (repeatable; e.g. modules/cluster's node_iam_policy_json); a profile without one may do everything", func(v string) error {
+		profile, file, ok := strings.Cut(v, "=")
+		if !ok || profile == "" || file == "" {
+			return errors.New("want profile=file")
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		rolePolicies[profile] = string(raw)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -60,6 +73,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	d.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if len(rolePolicies) > 0 {
+		d.RolePolicies = rolePolicies
+	}
 	var err error
 	if d.WorkDir, err = filepath.Abs(*work); err != nil {
 		return err

@@ -2,8 +2,7 @@ package main
 
 import (
 	"context"
-	"math/rand/v2"
-	"net"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim/ec2simtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // TestJoinViaEC2Tag: the node finds the cluster through -join-ec2-tag.
@@ -43,10 +43,11 @@ func TestJoinViaEC2Tag(t *testing.T) {
 	cc.Role = cluster.RoleAuth
 	cc.Dev = true
 	cc.BindAddr = "127.0.0.5"
-	// Both members need the same port number, so take one below Linux's
-	// ephemeral range (32768–60999): an ephemeral port can be taken on
-	// 127.0.0.1 by any outgoing connection of a concurrently running test.
-	cc.BindPort = sharedGossipPort(t, "127.0.0.5", "127.0.0.1")
+	// Both members need the same port number.
+	cc.BindPort, err = probe.SharedFreePort(netip.MustParseAddr("127.0.0.5"), netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	obs, err := cluster.Create(cc)
 	if err != nil {
 		t.Fatal(err)
@@ -61,49 +62,11 @@ func TestJoinViaEC2Tag(t *testing.T) {
 	start(t, "-gossip-bind", "127.0.0.1:"+strconv.Itoa(port),
 		"-join-ec2-tag", "wsdirect-cluster=t1", "-ec2-endpoint", sim.URL())
 
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	probe.Until(t, 15*time.Second, "the node to join through the EC2 tag", func() error {
 		nodes := obs.Nodes()
-		if len(nodes) == 1 && nodes[0].Name == "n1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node never joined through the EC2 tag; observer sees %+v", nodes)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return probe.Check(len(nodes) == 1 && nodes[0].Name == "n1", "observer sees %+v", nodes)
+	})
 	if sim.CallCount("DescribeInstances") == 0 {
 		t.Fatal("no DescribeInstances call")
 	}
-}
-
-// sharedGossipPort finds a port below the ephemeral range that is free for
-// TCP and UDP on every host in hosts.
-func sharedGossipPort(t *testing.T, hosts ...string) int {
-	t.Helper()
-	for try := 0; try < 200; try++ {
-		port := 20000 + rand.IntN(12000)
-		if portFree(hosts, port) {
-			return port
-		}
-	}
-	t.Fatal("no free gossip port below the ephemeral range after 200 tries")
-	return 0
-}
-
-func portFree(hosts []string, port int) bool {
-	for _, h := range hosts {
-		addr := net.JoinHostPort(h, strconv.Itoa(port))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return false
-		}
-		ln.Close()
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return false
-		}
-		pc.Close()
-	}
-	return true
 }

@@ -2,19 +2,31 @@
 // service assigned to it (package node), and publishes its live connection
 // count to the cluster over encrypted serf gossip (package cluster).
 //
-//	wsdirect-node -name node-1 -bind 0.0.0.0:8080 -advertise auto \
+//	wsdirect-node -name node-1 -bind 0.0.0.0:443 -advertise auto -tls acme \
 //	    -gossip-key-file /etc/wsdirect/gossip.key -auth-keys /etc/wsdirect/signing.pub \
 //	    -join-ec2-tag wsdirect-cluster=prod -max-conns 18000
+//
+// With -tls files or -tls acme the node serves wss:// (see internal/tlscert
+// for the flags, shared with wsdirect-auth) and advertises it; until it
+// holds a valid certificate it stays in the cluster marked not ready, so
+// auth assigns it nobody, and /readyz says why. Plain ws:// on an address
+// other than loopback needs -tls offload (TLS terminated in front) or -dev.
 //
 // SIGTERM or SIGINT (or POST /admin/drain) drains the node: it stops taking
 // assignments, closes its clients in batches with "reconnect elsewhere",
 // leaves the cluster gracefully and exits within -drain-deadline. A second
-// signal exits at once. SIGHUP reloads the -auth-keys files (key rotation).
+// signal exits at once.
 //
 // A node holding more than its share of the cluster's clients (after a node
 // joined, say) moves the excess to nodes with fewer, paced so that the
 // whole cluster moves at most -rebalance-max-rate a second
-// (docs/design.md section 14); -rebalance=false switches it off.
+// (docs/design.md section 15); -rebalance=false switches it off.
+//
+// -gossip-key-file, -admin-token-file and -auth-keys take files or AWS
+// Systems Manager parameters (ssm:///path/name, read with the instance
+// role; package internal/secret). SIGHUP re-reads all of them (key
+// rotation), and with -tls files the certificate; one that fails keeps its
+// previous value.
 package main
 
 import (
@@ -27,14 +39,16 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/discover"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/gossipcli"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -58,20 +72,23 @@ type options struct {
 	drainDeadline         time.Duration
 	tokenLeeway           time.Duration
 	rebalance             node.RebalanceConfig
+	tls                   *tlscert.Config
 }
 
 const usageHead = `usage: wsdirect-node [flags]
 
 Serves the WebSocket clients the auth service assigns to this node and
-gossips its live connection count. SIGTERM or SIGINT drains and exits;
-SIGHUP reloads -auth-keys.
+gossips its live connection count. SIGTERM or SIGINT drains and exits.
+-gossip-key-file, -admin-token-file and -auth-keys are files or AWS Systems
+Manager parameters, ssm:///path/name, read with the instance role; SIGHUP
+re-reads them all, and with -tls files the certificate.
 
 flags:
 `
 
 // Bad command lines exit with status 2: errFlagParse when the flag package
-// has printed the fault and the usage, a usageError for a bad combination
-// or value found after parsing.
+// has printed the fault (gossipcli.Parse), a usageError for a bad
+// combination or value found after parsing.
 var errFlagParse = errors.New("invalid flags")
 
 type usageError struct{ error }
@@ -79,7 +96,7 @@ type usageError struct{ error }
 // parseFlags parses and checks the command line. flag.ErrHelp means -h:
 // the usage is printed.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+	o := &options{tls: tlscert.DefaultConfig()}
 	def := node.DefaultConfig()
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("wsdirect-node", flag.ContinueOnError)
@@ -95,10 +112,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.gossip.Register(fs)
 	fs.IntVar(&o.maxConns, "max-conns", def.MaxConns, "connection cap; upgrades beyond it get 503")
 	fs.IntVar(&o.maxConnsPerUser, "max-conns-per-user", def.MaxConnsPerUser, "open connections one user may hold on this node; more get 429 (0: no limit)")
-	fs.Var(&o.authKeys, "auth-keys", "PEM `file` or directory with the auth service's public keys (repeatable or comma list; required)")
+	fs.Var(&o.authKeys, "auth-keys", "PEM `file`, directory or ssm:///parameter with the auth service's public keys (repeatable or comma list; required)")
 	fs.StringVar(&o.upstream, "upstream", "", "relay each client to this ws:// app on the same host (default: built-in echo)")
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
-	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file with the bearer token for POST /admin/drain (default: endpoint disabled)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` with the bearer token for POST /admin/drain (default: endpoint disabled)")
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut (keep it 30 s under systemd's TimeoutStopSec)")
 	o.rebalance = def.Rebalance
 	fs.BoolVar(&o.rebalance.Enabled, "rebalance", def.Rebalance.Enabled, "move clients to nodes with fewer when this node holds more than its share (e.g. after a node joined)")
@@ -107,7 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.rebalance.MinMove, "rebalance-min-move", def.Rebalance.MinMove, "fewest excess clients worth moving")
 	fs.StringVar(&o.tokenAudience, "token-audience", "", "token audience this node accepts (default: -name, the audience auth mints for it); set a shared one only behind a balancer that picks the node, where a token is good once on each node sharing it")
 	fs.DurationVar(&o.tokenLeeway, "token-leeway", token.DefaultLeeway, "clock skew tolerated between auth and node hosts for token times; tokens issued before the node started plus this are refused")
-	if err := fs.Parse(args); err != nil {
+	o.tls.RegisterFlags(fs)
+	if err := gossipcli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
@@ -145,7 +163,18 @@ func (o *options) check(fs *flag.FlagSet) error {
 	if _, _, err := net.SplitHostPort(o.bind); err != nil {
 		return fmt.Errorf("-bind: %w", err)
 	}
-	return o.gossip.Validate()
+	if err := secret.CheckRef("-admin-token-file", o.adminTokenFile); err != nil {
+		return err
+	}
+	for _, k := range o.authKeys {
+		if err := secret.CheckRef("-auth-keys", k); err != nil {
+			return err
+		}
+	}
+	if err := o.gossip.Validate(); err != nil {
+		return err
+	}
+	return o.tls.CheckFlags(o.bind, o.gossip.Dev, true)
 }
 
 // run is main without the process: it returns the exit code. sigs delivers
@@ -180,9 +209,9 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	started := time.Now()
 	limit, known := openFileLimit()
 	checkFileLimit(mlog, o.maxConns, limit, known)
-	keys, err := token.LoadKeySet(o.authKeys...)
+	keys, err := loadAuthKeys(o.authKeys)
 	if err != nil {
-		return fmt.Errorf("-auth-keys: %w", err)
+		return err
 	}
 	var adminToken string
 	if o.adminTokenFile != "" {
@@ -221,7 +250,39 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 		wsPort = bindPort
 	}
 
+	// The certificate is for the address clients are sent to, unless the
+	// operator names others.
+	reg := prometheus.NewRegistry()
+	tc := *o.tls
+	if len(tc.Names) == 0 && tc.Mode.ServesTLS() {
+		tc.Names = []string{public}
+	}
+	if tlscert.AutoNames(tc.Names) {
+		ip, err := discover.WaitPublicIPv4(ctx, nil, time.Second, 15*time.Second, 10*time.Minute, mlog)
+		if err != nil {
+			return fmt.Errorf("-tls-names auto: %w", err)
+		}
+		tc.Names = []string{ip}
+	}
+	tc.ListenAddr = ln.Addr().String()
+	tc.Logger, tc.Registry = mlog, reg
+	if tc.Tickets == tlscert.TicketsCluster {
+		if cc.SecretKey == nil {
+			tc.Tickets = tlscert.TicketsProcess // -dev without a key: nothing shared to derive from
+		}
+		tc.TicketSecret = cc.SecretKey
+	}
+	certs, err := tlscert.New(&tc)
+	if err != nil {
+		return err
+	}
+	defer certs.Close()
+
 	cc.PublicAddr, cc.WSPort = public, wsPort
+	cc.WSScheme = certs.Scheme()
+	// Joined not ready until a certificate is in place: auth sees the node
+	// but assigns it nobody.
+	cc.NotReady = certs.Ready() != nil
 	cc.Cap = o.maxConns
 	cc.Zone = o.zone
 	cl, err := cluster.Create(cc)
@@ -245,6 +306,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc.Rebalance = o.rebalance
 	nc.View = cl
 	nc.Logger = log
+	nc.Registry = reg
 	audience := o.tokenAudience
 	if audience == "" {
 		audience = o.name
@@ -255,29 +317,29 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	if err != nil {
 		return err
 	}
+	certs.Watch(func(notReady error) {
+		if notReady != nil {
+			n.SetNotReady("TLS: " + notReady.Error())
+		} else {
+			n.SetNotReady("")
+		}
+	})
 	srv := n.HTTPServer(o.bind)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	mlog.Info("serving", "bind", ln.Addr().String(), "url", fmt.Sprintf("ws://%s/ws", net.JoinHostPort(public, strconv.Itoa(wsPort))),
-		"gossip", cl.GossipAddr(), "max_conns", o.maxConns, "upstream", o.upstream, "keys", keys.IDs())
+	go func() { serveErr <- srv.Serve(certs.Listener(ln)) }()
+	// After the TLS listener serves: it answers tls-alpn-01 challenges.
+	if err := certs.Start(ctx, tlscert.HealthOnly(n.Handler())); err != nil {
+		return err
+	}
+	mlog.Info("serving", "bind", ln.Addr().String(), "url", cluster.Member{Addr: public, Port: wsPort, Scheme: certs.Scheme()}.URL(),
+		"tls", string(certs.Mode()), "gossip", cl.GossipAddr(), "max_conns", o.maxConns, "upstream", o.upstream, "keys", keys.IDs())
 
 	joinCtx, stopJoin := context.WithCancel(ctx)
 	defer stopJoin()
-	// Join only once the node accepts tokens: it refuses those issued before
-	// its start plus the leeway, so a node auth heard of at once would turn
-	// away every client sent to it in that time (a new node after a
-	// scale-out, the clients moved to it). Auth cannot assign a node it has
-	// not heard of.
-	acceptFrom := started.Add(o.tokenLeeway)
+	// The node joins at once, not ready until it accepts tokens (node.New:
+	// those issued before its start plus the leeway are refused), so auth
+	// sends it nobody before then.
 	go func() {
-		if wait := time.Until(acceptFrom); wait > 0 {
-			mlog.Info("joining the cluster once tokens are accepted", "in", wait.Round(time.Millisecond))
-			select {
-			case <-joinCtx.Done():
-				return
-			case <-time.After(wait):
-			}
-		}
 		_ = gossipcli.Join(joinCtx, cl, jc) // logs its own progress
 	}()
 
@@ -288,7 +350,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	case <-n.Drained():
 		mlog.Info("drained via admin endpoint; leaving")
 	case <-ctx.Done():
-	case <-waitStop(sigs, verifier, o.authKeys, mlog):
+	case <-waitStop(sigs, func() { reload(o, verifier, cl, n, certs, mlog) }):
 		mlog.Info("signal received; draining", "deadline", o.drainDeadline)
 		drainCtx, cancel := context.WithTimeout(ctx, o.drainDeadline)
 		drained := make(chan error, 1)
@@ -298,7 +360,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 			if err != nil {
 				mlog.Warn("drain incomplete", "err", err)
 			}
-		case <-waitStop(sigs, verifier, o.authKeys, mlog):
+		case <-waitStop(sigs, func() { reload(o, verifier, cl, n, certs, mlog) }):
 			mlog.Warn("second signal: exiting without finishing the drain")
 		}
 		cancel()
@@ -327,20 +389,14 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	return nil
 }
 
-// waitStop returns a channel that fires on SIGTERM/SIGINT, reloading the
-// auth keys on each SIGHUP meanwhile.
-func waitStop(sigs <-chan os.Signal, v *token.Verifier, paths []string, log *slog.Logger) <-chan struct{} {
+// waitStop returns a channel that fires on SIGTERM/SIGINT, calling reload
+// on each SIGHUP meanwhile.
+func waitStop(sigs <-chan os.Signal, reload func()) <-chan struct{} {
 	stop := make(chan struct{})
 	go func() {
 		for sig := range sigs {
 			if sig == syscall.SIGHUP {
-				keys, err := token.LoadKeySet(paths...)
-				if err != nil {
-					log.Error("SIGHUP: keeping the old auth keys", "err", err)
-					continue
-				}
-				v.SetKeys(keys)
-				log.Info("SIGHUP: auth keys reloaded", "keys", keys.IDs())
+				reload()
 				continue
 			}
 			close(stop)

@@ -3,9 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
@@ -42,17 +44,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 type harness struct {
 	t      *testing.T
 	dir    string
@@ -63,13 +54,32 @@ type harness struct {
 	logs   *lockedBuffer
 	toks   []string
 	args   []string
+	client *tls.Config   // nil: plain http and ws
+	ready  time.Duration // bound of the wait for /readyz
 }
 
 // start runs the node binary's run() in-process with a fresh key pair in a
 // key directory, an admin token file and extra flags.
 func start(t *testing.T, extra ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}}
+	return startWith(t, hopts{}, extra...)
+}
+
+// hopts vary the harness: bind is the -bind address (default 127.0.0.1 and
+// a free port); with client set the node is reached over https/wss with
+// that configuration; ready bounds the wait for /readyz (default 10 s).
+type hopts struct {
+	bind   string
+	client *tls.Config
+	ready  time.Duration
+}
+
+func startWith(t *testing.T, o hopts, extra ...string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}, client: o.client, ready: o.ready}
+	if h.ready == 0 {
+		h.ready = 10 * time.Second
+	}
 	_, priv, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +95,10 @@ func start(t *testing.T, extra ...string) *harness {
 	if err := os.WriteFile(filepath.Join(h.dir, "admin"), []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	h.addr = o.bind
+	if h.addr == "" {
+		h.addr = "127.0.0.1:" + strconv.Itoa(probe.LoopbackPort(t))
+	}
 	args := append([]string{
 		"-name", "n1", "-bind", h.addr, "-gossip-bind", "127.0.0.1:0", "-dev",
 		"-auth-keys", keys, "-admin-token-file", filepath.Join(h.dir, "admin"),
@@ -112,6 +125,25 @@ func start(t *testing.T, extra ...string) *harness {
 				t.Error("a token was logged")
 			}
 		}
+		// Every run's lines, TLS modes included: one JSON object each, no
+		// key twice.
+		if _, err := logcheck.Lines([]byte(logs)); err != nil {
+			t.Error(err)
+		}
+	})
+	probe.Until(t, 20*time.Second, "the node to be ready", func() error {
+		select {
+		case code := <-h.exit:
+			h.exit <- code // for Cleanup
+			return probe.Stop(fmt.Errorf("the node exited with %d: %s", code, h.logs.String()))
+		default:
+		}
+		resp, err := http.Get("http://" + h.addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return probe.Equal("/readyz status", resp.StatusCode, http.StatusOK)
 	})
 	return h
 }
@@ -121,9 +153,10 @@ func (h *harness) run() {
 	t := h.t
 	t.Helper()
 	go func() { h.exit <- run(context.Background(), h.args, h.sigs, h.logs) }()
-	deadline := time.Now().Add(10 * time.Second)
+	hc := h.httpClient()
+	deadline := time.Now().Add(h.ready)
 	for {
-		resp, err := http.Get("http://" + h.addr + "/readyz")
+		resp, err := hc.Get(h.httpURL("/readyz"))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -157,6 +190,21 @@ func (h *harness) restart() {
 	h.run()
 }
 
+// httpClient reaches the node's HTTP endpoints, over TLS when it serves it.
+func (h *harness) httpClient() *http.Client {
+	if h.client == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: h.client}}
+}
+
+func (h *harness) httpURL(path string) string {
+	if h.client == nil {
+		return "http://" + h.addr + path
+	}
+	return "https://" + h.addr + path
+}
+
 func (h *harness) dial(s *token.Signer) (*websocket.Conn, error) {
 	ws, _, err := h.dialToken(h.mint(s))
 	return ws, err
@@ -173,7 +221,11 @@ func (h *harness) mint(s *token.Signer) string {
 
 // dialToken presents tok; on refusal it returns the JSON error code.
 func (h *harness) dialToken(tok string) (*websocket.Conn, string, error) {
-	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+h.addr+wire.WSPath+"?token="+tok, nil)
+	d, scheme := *websocket.DefaultDialer, "ws://"
+	if h.client != nil {
+		d.TLSClientConfig, scheme = h.client, "wss://"
+	}
+	ws, resp, err := d.Dial(scheme+h.addr+wire.WSPath+"?token="+tok, nil)
 	code := ""
 	if resp != nil && err != nil {
 		var we wire.Error
@@ -258,15 +310,10 @@ func TestSignalDrainAndReload(t *testing.T) {
 	}
 	h.sigs <- syscall.SIGHUP
 	var ws2 *websocket.Conn
-	deadline := time.Now().Add(5 * time.Second)
-	for ws2 == nil {
-		if ws2, err = h.dial(next); err != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("new key not accepted after SIGHUP: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	probe.Until(t, 10*time.Second, "the new key to be accepted after SIGHUP", func() error {
+		ws2, err = h.dial(next)
+		return err
+	})
 	defer ws2.Close()
 
 	start := time.Now()
@@ -382,17 +429,10 @@ func TestPublishesToCluster(t *testing.T) {
 	}
 	waitFor := func(what string, cond func(cluster.Member) bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if m, ok := find(); ok && cond(m) {
-				return
-			}
-			if time.Now().After(deadline) {
-				m, _ := find()
-				t.Fatalf("observer never saw %s; last %+v", what, m)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		probe.Until(t, 10*time.Second, "the observer to see "+what, func() error {
+			m, ok := find()
+			return probe.Check(ok && cond(m), "n1 known %t as %+v", ok, m)
+		})
 	}
 	waitFor("the node", func(m cluster.Member) bool {
 		return m.Alive && m.Role == cluster.RoleNode && m.Cap == 77 && m.Zone == "z1" && m.URL() == "ws://"+h.addr+"/ws"

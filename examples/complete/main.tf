@@ -31,18 +31,26 @@ module "cluster" {
   node_public_ip     = "auto"
   max_conns_per_node = 50000
 
-  gossip_key       = var.gossip_key
-  auth_public_keys = file("${path.module}/keys/auth-public.pem")
-  auth_signing_key = var.auth_signing_key
-  auth_users       = var.auth_users
-  admin_token      = var.admin_token
+  # The secrets stay in Parameter Store under this path (see README.md);
+  # user data and state hold only their names.
+  parameter_path = var.parameter_path
+  admin_api      = true
 
   release_url     = var.release_url
   release_version = var.release_version
   release_sha256  = var.release_sha256
 
-  key_name             = var.key_name
-  iam_instance_profile = var.iam_instance_profile
+  # TLS from Let's Encrypt (or the CA of acme_directory): IP certificates for
+  # the nodes, and for auth a name, or without auth_domain its Elastic IP.
+  tls_mode       = "acme"
+  auth_tls_names = var.auth_domain == null ? [] : [var.auth_domain]
+  acme_email     = var.acme_email
+  acme_directory = var.acme_directory
+  acme_ca_root   = var.acme_ca_root
+
+  key_name                  = var.key_name
+  iam_instance_profile      = var.iam_instance_profile
+  auth_iam_instance_profile = var.auth_iam_instance_profile
 
   tags = {
     project = "chat"

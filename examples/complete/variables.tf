@@ -16,8 +16,32 @@ variable "subnet_ids" {
 }
 
 variable "security_group_ids" {
-  description = "Security groups allowing 8080 and 8443 from clients and 7946 TCP/UDP between members."
+  description = "Security groups allowing TCP 443 from clients, TCP 80 from anywhere (ACME http-01 validation) and 7946 TCP/UDP between members."
   type        = list(string)
+}
+
+variable "auth_domain" {
+  description = "DNS name of the auth service (an A record per auth Elastic IP, see the auth_public_ips output), or null: clients reach each auth host by its Elastic IP, which gets an IP certificate."
+  type        = string
+  default     = null
+}
+
+variable "acme_email" {
+  description = "Contact e-mail for the Let's Encrypt account, or null."
+  type        = string
+  default     = null
+}
+
+variable "acme_directory" {
+  description = "https directory URL of the ACME CA, or null for Let's Encrypt production (a private CA, or the local cloud's)."
+  type        = string
+  default     = null
+}
+
+variable "acme_ca_root" {
+  description = "PEM root to trust for acme_directory's https, or null for the system roots."
+  type        = string
+  default     = null
 }
 
 variable "ami" {
@@ -31,29 +55,10 @@ variable "node_count" {
   default     = 4
 }
 
-variable "gossip_key" {
-  description = "Base64 of 32 random bytes: openssl rand -base64 32."
+variable "parameter_path" {
+  description = "Parameter Store path holding the cluster's secrets: gossip-key, auth-public-keys, signing-key, users and admin-token under it (README.md shows how to create them)."
   type        = string
-  sensitive   = true
-}
-
-variable "auth_signing_key" {
-  description = "Ed25519 PKCS#8 PEM signing key; its public key is keys/auth-public.pem."
-  type        = string
-  sensitive   = true
-}
-
-variable "auth_users" {
-  description = "bcrypt users file the auth hosts check credentials against: lines from `wsdirect-auth hash-password -user <name>`."
-  type        = string
-  sensitive   = true
-}
-
-variable "admin_token" {
-  description = "Token for the auth admin API."
-  type        = string
-  sensitive   = true
-  default     = null
+  default     = "/wsdirect/chat"
 }
 
 variable "release_url" {
@@ -79,6 +84,12 @@ variable "key_name" {
 }
 
 variable "iam_instance_profile" {
-  description = "Instance profile allowing ec2:DescribeInstances (needed to join by tag)."
+  description = "Instance profile of the nodes; its role needs the node_iam_policy_json output."
   type        = string
+}
+
+variable "auth_iam_instance_profile" {
+  description = "Instance profile of the auth hosts; its role needs the auth_iam_policy_json output. Null: iam_instance_profile (whose role then needs both)."
+  type        = string
+  default     = null
 }

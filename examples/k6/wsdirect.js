@@ -7,8 +7,13 @@
 //      upstream app);
 //   4. close, and start over with a fresh token (tokens are single use).
 //
-//   k6 run -e AUTH_URL=http://127.0.0.1:8080 -e USERNAME=alice -e PASSWORD=... \
+//   k6 run -e AUTH_URL=https://auth.example.com -e USERNAME=alice -e PASSWORD=... \
 //          -e VUS=50 -e DURATION=1m examples/k6/wsdirect.js
+//
+// Over TLS (https:// auth, wss:// nodes) with a private or test CA, give k6
+// the CA file or bundle the way every Go program takes one:
+//
+//   SSL_CERT_FILE=ca.pem k6 run -e AUTH_URL=https://127.0.0.1:8443 ...
 //
 // See README.md next to this file for every variable and the metrics.
 import http from 'k6/http';

@@ -24,6 +24,14 @@ type Config struct {
 	// answers "pending", like AWS). Ignored when Lifecycle is set. Default 1.
 	PendingDescribes int
 
+	// ShutdownDescribes is how many DescribeInstances calls see an instance that
+	// TerminateInstances (StopInstances) acted on as "shutting-down" ("stopping") before it turns
+	// "terminated" ("stopped"). Until then it keeps its interfaces and addresses, as on EC2 and
+	// as under a Lifecycle. Describes age these instances the way they age pending ones. 0 makes
+	// the first describe after the call show the end state (the call itself always answers
+	// "shutting-down" or "stopping", like AWS). Ignored when Lifecycle is set. Default 1.
+	ShutdownDescribes int
+
 	// NotFoundAfterCreate models EC2's eventual consistency: this many calls naming a
 	// just-created instance (DescribeInstances, DescribeInstanceAttribute,
 	// ModifyInstanceAttribute, AssociateAddress with InstanceId) answer
@@ -58,9 +66,20 @@ type Config struct {
 	// Default 10.0.0.0/16 (subnets 10.0.1.0/24 and 10.0.2.0/24).
 	DefaultVPCCIDR netip.Prefix
 
+	// AssignAnswersAll makes AssignPrivateIpAddresses answer with every private IPv4 address of
+	// the interface, primary included, instead of only the addresses it assigned, as some EC2
+	// implementations other than AWS do. false = AWS's answer. Default false.
+	AssignAnswersAll bool
+
+	// LaunchIgnoresSecondaryIPs makes RunInstances launch every interface with its primary
+	// address only, ignoring SecondaryPrivateIpAddressCount and the non-primary
+	// PrivateIpAddresses.N, as an EC2 implementation without secondary-address support would.
+	// false = AWS's behaviour. Default false.
+	LaunchIgnoresSecondaryIPs bool
+
 	// Lifecycle, when set, owns the state changes that take time on EC2 (booting, shutting
 	// down, stopping): see Lifecycle. nil = DescribeInstances calls drive them
-	// (PendingDescribes, and shutting-down/stopping end at the next describe). Default nil.
+	// (PendingDescribes, ShutdownDescribes). Default nil.
 	Lifecycle Lifecycle
 
 	// Logf, when set, receives one line per call (action, outcome). nil = silent. Default nil.
@@ -70,15 +89,18 @@ type Config struct {
 // DefaultConfig returns the configuration described on each Config field.
 func DefaultConfig() Config {
 	return Config{
-		Region:               "us-east-1",
-		Seed:                 1,
-		PendingDescribes:     1,
-		NotFoundAfterCreate:  0,
-		ThrottleRate:         0,
-		ElasticIPLimit:       0,
-		TerminatedVisibleFor: time.Hour,
-		AccountID:            "123456789012",
-		DefaultVPCCIDR:       netip.MustParsePrefix("10.0.0.0/16"),
+		Region:                    "us-east-1",
+		Seed:                      1,
+		PendingDescribes:          1,
+		ShutdownDescribes:         1,
+		NotFoundAfterCreate:       0,
+		ThrottleRate:              0,
+		AssignAnswersAll:          false,
+		LaunchIgnoresSecondaryIPs: false,
+		ElasticIPLimit:            0,
+		TerminatedVisibleFor:      time.Hour,
+		AccountID:                 "123456789012",
+		DefaultVPCCIDR:            netip.MustParsePrefix("10.0.0.0/16"),
 		PublicPools: []netip.Prefix{
 			netip.MustParsePrefix("198.51.100.0/24"),
 			netip.MustParsePrefix("203.0.113.0/24"),
@@ -98,6 +120,9 @@ func (c Config) validate() error {
 	}
 	if c.PendingDescribes < 0 {
 		add("Config.PendingDescribes must not be negative, got %d", c.PendingDescribes)
+	}
+	if c.ShutdownDescribes < 0 {
+		add("Config.ShutdownDescribes must not be negative, got %d", c.ShutdownDescribes)
 	}
 	if c.NotFoundAfterCreate < 0 {
 		add("Config.NotFoundAfterCreate must not be negative, got %d", c.NotFoundAfterCreate)

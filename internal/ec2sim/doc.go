@@ -21,10 +21,16 @@
 //     PrivateIpAddress, TagSpecification for instance/network-interface/volume, ClientToken,
 //     NetworkInterface.N with DeviceIndex, SubnetId, SecurityGroupId.N,
 //     SecondaryPrivateIpAddressCount, PrivateIpAddresses.N, AssociatePublicIpAddress,
-//     DeleteOnTermination, Description), DescribeInstances (InstanceId.N, Filter.N, MaxResults/
-//     NextToken), TerminateInstances, StopInstances, StartInstances, DescribeInstanceTypes,
-//     DescribeInstanceAttribute, ModifyInstanceAttribute (GroupId.N, SourceDestCheck,
-//     DisableApiTermination; UserData and InstanceType while stopped).
+//     DeleteOnTermination, Description, MetadataOptions), DescribeInstances (InstanceId.N,
+//     Filter.N, MaxResults/NextToken), TerminateInstances, StopInstances, StartInstances,
+//     DescribeInstanceTypes, DescribeInstanceAttribute, ModifyInstanceAttribute (GroupId.N,
+//     SourceDestCheck, DisableApiTermination; UserData and InstanceType while stopped),
+//     ModifyInstanceMetadataOptions.
+//   - Instance metadata options: HttpTokens, HttpPutResponseHopLimit (1..64), HttpEndpoint,
+//     HttpProtocolIpv6 and InstanceMetadataTags, with EC2's defaults for an AMI that does not
+//     ask for IMDSv2 (optional, 1, enabled); ModifyInstanceMetadataOptions changes them in
+//     place on a running instance and answers state "pending", after which DescribeInstances
+//     shows "applied".
 //   - Network: DescribeVpcs, DescribeSubnets, DescribeSecurityGroups,
 //     DescribeNetworkInterfaces, ModifyNetworkInterfaceAttribute, AssignPrivateIpAddresses,
 //     UnassignPrivateIpAddresses.
@@ -47,9 +53,11 @@
 //     than the type allows is AttachmentLimitExceeded. The built-in types carry AWS's real
 //     limits; AddInstanceType adds more.
 //   - Lifecycle: pending (code 0), then running (16) after Config.PendingDescribes
-//     DescribeInstances calls; TerminateInstances answers shutting-down (32), and the next
-//     describe shows terminated (48); StopInstances answers stopping (64), the next describe
-//     shows stopped (80), and StartInstances makes it pending again. Terminated instances stay
+//     DescribeInstances calls; TerminateInstances answers shutting-down (32), which
+//     Config.ShutdownDescribes describes see before terminated (48); StopInstances goes the
+//     same way through stopping (64) to stopped (80), and StartInstances makes it pending
+//     again. While shutting down or stopping an instance keeps its interfaces, addresses and
+//     Elastic IP associations, as on EC2. Terminated instances stay
 //     visible for Config.TerminatedVisibleFor, without network details, as in EC2. With
 //     Config.Lifecycle set, an owner ends pending, shutting-down and stopping instead
 //     (InstanceBooted, InstanceShutDown), and hears of every launch, shutdown and address
@@ -76,18 +84,20 @@
 // Faults for tests: FailNext(action, code, n) queues errors; Config.ThrottleRate answers
 // RequestLimitExceeded (HTTP 503) at random from the seeded generator, which the SDK's
 // standard retryer retries; Config.NotFoundAfterCreate models eventual consistency right after
-// RunInstances. All randomness comes from Config.Seed, so a given seed and call sequence gives
+// RunInstances. Two switches model EC2 implementations other than AWS, for tests of a
+// client's checks: Config.AssignAnswersAll (AssignPrivateIpAddresses answers with every
+// address of the interface, primary included) and Config.LaunchIgnoresSecondaryIPs
+// (RunInstances launches interfaces without the secondary addresses asked for). All
+// randomness comes from Config.Seed, so a given seed and call sequence gives
 // the same IDs and addresses every run.
 //
 // # Simplifications compared with real EC2
 //
-//   - Without a Lifecycle, time does not drive state: instances leave pending after a number
-//     of DescribeInstances calls, not seconds, and every DescribeInstances call ages every
-//     pending instance, even ones its filters hide. There is no reboot, hibernation, spot
-//     interruption or instance failure.
-//   - Without a Lifecycle, shutting-down interfaces are released at once, not when the
-//     instance reaches terminated; terminated instances expire after a fixed time rather than
-//     EC2's "about an hour".
+//   - Without a Lifecycle, time does not drive state: instances leave pending, shutting-down
+//     and stopping after a number of DescribeInstances calls, not seconds, and every
+//     DescribeInstances call ages every such instance, even ones its filters hide. There is no
+//     reboot, hibernation, spot interruption or instance failure.
+//   - Terminated instances expire after a fixed time rather than EC2's "about an hour".
 //   - Only one account and region; no IAM: every request is authorised and signatures are
 //     not checked (the access key ID is only recorded). Any ami-* image exists and is an
 //     x86_64 HVM EBS image; key pairs and instance profiles are not checked.
@@ -98,7 +108,7 @@
 //     DetachNetworkInterface, so only interfaces created by RunInstances exist;
 //     NetworkInterface.N.NetworkInterfaceId is therefore always NotFound (or InUse).
 //   - No IPv6, prefix delegation, placement groups, block-device settings (one root volume
-//     per instance is reported), launch templates, metadata options, security group rules,
+//     per instance is reported), launch templates, security group rules,
 //     route tables or internet gateways; subnets do not map public IPs on launch unless
 //     AssociatePublicIpAddress is set. Security groups are only IDs, names and VPCs.
 //   - DescribeInstances pages (MaxResults 5..1000, opaque NextToken); the other Describe

@@ -225,3 +225,53 @@ func TestSTS(t *testing.T) {
 		t.Fatalf("assumed identity = %s / %s", aws.ToString(who.Arn), aws.ToString(who.Account))
 	}
 }
+
+// TestOtherImplementations: the switches that model EC2 implementations other than AWS.
+func TestOtherImplementations(t *testing.T) {
+	ctx := context.Background()
+	launch := func(t *testing.T, c *ec2.Client) types.Instance {
+		t.Helper()
+		return run(t, c, &ec2.RunInstancesInput{ImageId: aws.String("ami-1"), InstanceType: types.InstanceTypeT3Medium,
+			NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), SubnetId: aws.String("subnet-00000001"),
+				SecondaryPrivateIpAddressCount: aws.Int32(2)}}}).Instances[0]
+	}
+	t.Run("AssignAnswersAll", func(t *testing.T) {
+		s, c := newTest(t, nil)
+		in := launch(t, c)
+		eni := in.NetworkInterfaces[0].NetworkInterfaceId
+		assign := func() []string {
+			t.Helper()
+			out, err := c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: eni, SecondaryPrivateIpAddressCount: aws.Int32(1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ips []string
+			for _, a := range out.AssignedPrivateIpAddresses {
+				ips = append(ips, aws.ToString(a.PrivateIpAddress))
+			}
+			return ips
+		}
+		if got := assign(); len(got) != 1 {
+			t.Fatalf("AWS's answer lists %v, want the one new address", got)
+		}
+		if err := s.UpdateConfig(func(c *Config) { c.AssignAnswersAll = true }); err != nil {
+			t.Fatal(err)
+		}
+		got := assign()
+		if len(got) != 5 || got[0] != aws.ToString(in.PrivateIpAddress) {
+			t.Fatalf("full answer lists %v, want all 5 addresses, primary %s first", got, aws.ToString(in.PrivateIpAddress))
+		}
+	})
+	t.Run("LaunchIgnoresSecondaryIPs", func(t *testing.T) {
+		_, c := newTest(t, func(c *Config) { c.LaunchIgnoresSecondaryIPs = true })
+		in := launch(t, c)
+		if n := len(in.NetworkInterfaces[0].PrivateIpAddresses); n != 1 {
+			t.Fatalf("interface launched with %d addresses, want the primary only", n)
+		}
+		// Later assignments work as usual.
+		if _, err := c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: in.NetworkInterfaces[0].NetworkInterfaceId,
+			SecondaryPrivateIpAddressCount: aws.Int32(1)}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

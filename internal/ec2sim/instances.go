@@ -105,6 +105,10 @@ func (s *Server) runInstances(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	metadata, _, err := applyMetadataOptions(p, "MetadataOptions.", defaultMetadataOptions())
+	if err != nil {
+		return nil, err
+	}
 
 	res := &reservation{id: s.newID("r-"), fingerprint: fingerprint}
 	for k := range maxCount {
@@ -116,6 +120,7 @@ func (s *Server) runInstances(p params) (any, error) {
 			}
 			return nil, err
 		}
+		in.metadata = metadata
 		res.instances = append(res.instances, in)
 	}
 	if token != "" {
@@ -371,6 +376,9 @@ func (s *Server) launch(resID string, index int, imageID string, it *instanceTyp
 }
 
 func (s *Server) fillENI(e *eni, sp eniSpec) error {
+	if s.cfg.LaunchIgnoresSecondaryIPs {
+		sp.secondaryIPs, sp.secondaryCount = nil, 0
+	}
 	if sp.primaryIP != "" {
 		a, err := s.reservePrivateIP(sp.subnet, sp.primaryIP, e)
 		if err != nil {
@@ -426,16 +434,14 @@ func (s *Server) advance() {
 	if s.owned() {
 		return
 	}
-	now := time.Now().UTC()
 	for _, in := range s.order {
 		switch {
 		case in.state == statePending && in.pendingLeft <= 0:
 			in.state = stateRunning
-		case in.state == stateShuttingDown:
-			in.state = stateTerminated
-			in.terminatedAt = now
-		case in.state == stateStopping:
-			in.state = stateStopped
+		case in.state == stateShuttingDown && in.shutdownLeft <= 0:
+			s.finishTermination(in)
+		case in.state == stateStopping && in.shutdownLeft <= 0:
+			s.finishStop(in)
 		}
 	}
 }
@@ -573,11 +579,15 @@ func (s *Server) describeInstances(p params) (any, error) {
 		resp.Reservations = append(resp.Reservations, s.renderReservation(page[i].reservationID, page[i:j]))
 		i = j
 	}
-	// Every successful describe ages every pending instance it could see, whether or not its
-	// IDs and filters selected it, so a caller polling for state=running makes progress.
+	// Every successful describe ages every pending, shutting-down or stopping instance it could
+	// see, whether or not its IDs and filters selected it, so a caller polling for a state makes
+	// progress.
 	for _, in := range visible {
-		if in.state == statePending {
+		switch in.state {
+		case statePending:
 			in.pendingLeft--
+		case stateShuttingDown, stateStopping:
+			in.shutdownLeft--
 		}
 	}
 	return resp, nil
@@ -698,6 +708,7 @@ func (s *Server) renderInstance(in *instance) xInstance {
 	if in.iamProf != "" {
 		x.IamInstanceProfile = &xIamProfile{Arn: s.iamProfileArn(in.iamProf), ID: in.iamProfID}
 	}
+	x.MetadataOptions = in.metadata.render("applied")
 	if in.state == stateTerminated || in.state == stateShuttingDown {
 		x.Reason = "User initiated (" + in.terminatedAt.Format("2006-01-02 15:04:05 MST") + ")"
 		x.StateReason = &xStateReason{Code: "Client.UserInitiatedShutdown", Message: "Client.UserInitiatedShutdown: User initiated shutdown"}
@@ -796,12 +807,11 @@ func (s *Server) terminateInstances(p params) (any, error) {
 		if in.state != stateShuttingDown && in.state != stateTerminated {
 			in.state = stateShuttingDown
 			in.terminatedAt = time.Now().UTC()
+			// The instance keeps its addresses until it has shut down: until its owner says so,
+			// or until ShutdownDescribes describes have seen it.
+			in.shutdownLeft = s.cfg.ShutdownDescribes
 			if s.owned() {
-				// The instance keeps its addresses until its owner has shut it down.
 				s.cfg.Lifecycle.ShuttingDown(s.snapshotOf(in))
-			} else {
-				s.finishTermination(in)
-				in.state = stateShuttingDown // the next describe shows terminated
 			}
 		}
 		resp.Instances = append(resp.Instances, stateChange(in, prev))

@@ -444,7 +444,15 @@ func TestTerminateReleasesAddresses(t *testing.T) {
 	if sc.CurrentState.Name != types.InstanceStateNameShuttingDown || sc.PreviousState.Name != types.InstanceStateNameRunning {
 		t.Fatalf("state change %v -> %v", sc.PreviousState.Name, sc.CurrentState.Name)
 	}
+	// Shutting down, the instance keeps its interface and its Elastic IP, as on EC2.
 	in := describeOne(t, c, *id)
+	if in.State.Name != types.InstanceStateNameShuttingDown || len(in.NetworkInterfaces) != 1 || aws.ToString(in.PrivateIpAddress) != "10.0.1.50" {
+		t.Fatalf("shutting-down instance: state %v, %d interfaces, ip %v", in.State.Name, len(in.NetworkInterfaces), aws.ToString(in.PrivateIpAddress))
+	}
+	if a := s.Addresses(); len(a) != 1 || a[0].InstanceID != *id {
+		t.Fatalf("EIP while shutting down = %+v, want still associated", a)
+	}
+	in = describeOne(t, c, *id)
 	if in.State.Name != types.InstanceStateNameTerminated || len(in.NetworkInterfaces) != 0 || in.PrivateIpAddress != nil {
 		t.Fatalf("terminated instance: state %v, %d interfaces, ip %v", in.State.Name, len(in.NetworkInterfaces), in.PrivateIpAddress)
 	}
@@ -472,7 +480,8 @@ func TestTerminatedExpire(t *testing.T) {
 	if _, err := c.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
-	describeOne(t, c, id) // shutting-down -> terminated now
+	describeOne(t, c, id) // shutting-down
+	describeOne(t, c, id) // terminated now
 	_, err := c.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	wantCode(t, err, codeInstanceNotFound)
 	if n := len(s.Instances()); n != 0 {

@@ -94,12 +94,9 @@ func (s *Server) stopInstances(p params) (any, error) {
 	for _, in := range targets {
 		prev := in.state
 		if in.state == statePending || in.state == stateRunning {
-			in.state = stateStopping
+			in.state, in.shutdownLeft = stateStopping, s.cfg.ShutdownDescribes
 			if s.owned() {
 				s.cfg.Lifecycle.ShuttingDown(s.snapshotOf(in))
-			} else {
-				s.finishStop(in)
-				in.state = stateStopping // the next describe shows stopped
 			}
 		}
 		resp.Instances = append(resp.Instances, stateChange(in, prev))

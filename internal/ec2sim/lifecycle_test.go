@@ -21,6 +21,7 @@ func TestConfigValidation(t *testing.T) {
 		"zero config":       {func(c *Config) { *c = Config{} }, "Config.Region is empty"},
 		"account":           {func(c *Config) { c.AccountID = "12" }, "Config.AccountID"},
 		"pending":           {func(c *Config) { c.PendingDescribes = -1 }, "Config.PendingDescribes"},
+		"shutdown":          {func(c *Config) { c.ShutdownDescribes = -1 }, "Config.ShutdownDescribes"},
 		"not found":         {func(c *Config) { c.NotFoundAfterCreate = -1 }, "Config.NotFoundAfterCreate"},
 		"throttle":          {func(c *Config) { c.ThrottleRate = 1.5 }, "Config.ThrottleRate"},
 		"eip limit":         {func(c *Config) { c.ElasticIPLimit = -1 }, "Config.ElasticIPLimit"},
@@ -80,7 +81,7 @@ func TestAddSubnetAndGroupErrors(t *testing.T) {
 // the auto-assigned public IP goes at stop and a fresh one comes at start, private IPs and
 // Elastic IPs stay, and user data can change only while stopped.
 func TestStopStart(t *testing.T) {
-	_, c := newTest(t, func(c *Config) { c.PendingDescribes = 0 })
+	_, c := newTest(t, func(c *Config) { c.PendingDescribes, c.ShutdownDescribes = 0, 0 })
 	ctx := context.Background()
 	out := run(t, c, &ec2.RunInstancesInput{ImageId: aws.String("ami-1"), InstanceType: types.InstanceTypeT3Micro,
 		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), SubnetId: aws.String("subnet-00000001"), AssociatePublicIpAddress: aws.Bool(true)}}})
@@ -294,5 +295,104 @@ func TestOwnerlessCallsRefused(t *testing.T) {
 	}
 	if err := s.InstanceShutDown(id); err == nil || !strings.Contains(err.Error(), "Lifecycle") {
 		t.Fatalf("InstanceShutDown without a Lifecycle: %v", err)
+	}
+}
+
+// TestShutdownBothModes: with describes driving states (Config.ShutdownDescribes) and with a
+// Lifecycle owner alike, a stopping or shutting-down instance keeps its addresses and its
+// Elastic IP, refuses new ones, and lets go of them only when it is stopped or terminated.
+func TestShutdownBothModes(t *testing.T) {
+	for _, mode := range []string{"describes", "owner"} {
+		t.Run(mode, func(t *testing.T) {
+			rec := &recorder{}
+			s, c := newTest(t, func(c *Config) {
+				c.PendingDescribes, c.ShutdownDescribes = 0, 2
+				if mode == "owner" {
+					c.Lifecycle = rec
+				}
+			})
+			ctx := context.Background()
+			out := run(t, c, &ec2.RunInstancesInput{ImageId: aws.String("ami-1"), InstanceType: types.InstanceTypeT3Small,
+				NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), SubnetId: aws.String("subnet-00000001"),
+					AssociatePublicIpAddress: aws.Bool(true), SecondaryPrivateIpAddressCount: aws.Int32(1)}}})
+			id := aws.ToString(out.Instances[0].InstanceId)
+			if mode == "owner" {
+				if err := s.InstanceBooted(id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// finish ends the state change: the last describe that still sees it in flight
+			// (describes mode) or the owner's call, then the describe that shows the end.
+			finish := func(inFlight types.InstanceStateName) types.Instance {
+				t.Helper()
+				if mode == "owner" {
+					if err := s.InstanceShutDown(id); err != nil {
+						t.Fatal(err)
+					}
+				} else if st := describeOne(t, c, id).State.Name; st != inFlight {
+					t.Fatalf("second describe: %s, want %s", st, inFlight)
+				}
+				return describeOne(t, c, id)
+			}
+			running := describeOne(t, c, id)
+			private, public := aws.ToString(running.PrivateIpAddress), aws.ToString(running.PublicIpAddress)
+			if running.State.Name != types.InstanceStateNameRunning || public == "" || len(running.NetworkInterfaces[0].PrivateIpAddresses) != 2 {
+				t.Fatalf("running: %+v", running)
+			}
+
+			// Stop: the auto-assigned public IP stays until the instance is stopped.
+			if _, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+				t.Fatal(err)
+			}
+			if in := describeOne(t, c, id); in.State.Name != types.InstanceStateNameStopping || aws.ToString(in.PublicIpAddress) != public {
+				t.Fatalf("stopping: %s, public %q, want %s", in.State.Name, aws.ToString(in.PublicIpAddress), public)
+			}
+			if in := finish(types.InstanceStateNameStopping); in.State.Name != types.InstanceStateNameStopped || aws.ToString(in.PublicIpAddress) != "" {
+				t.Fatalf("stopped: %s, public %q", in.State.Name, aws.ToString(in.PublicIpAddress))
+			}
+			alloc, err := c.AllocateAddress(ctx, &ec2.AllocateAddressInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: alloc.AllocationId, InstanceId: aws.String(id)}); err != nil {
+				t.Fatal(err)
+			}
+
+			// Terminate: shutting-down keeps every address and the Elastic IP.
+			term, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+			if err != nil || term.TerminatingInstances[0].CurrentState.Name != types.InstanceStateNameShuttingDown {
+				t.Fatalf("TerminateInstances: %v %+v", err, term)
+			}
+			in := describeOne(t, c, id)
+			if in.State.Name != types.InstanceStateNameShuttingDown || aws.ToString(in.PrivateIpAddress) != private ||
+				len(in.NetworkInterfaces) != 1 || len(in.NetworkInterfaces[0].PrivateIpAddresses) != 2 {
+				t.Fatalf("shutting down: %s, private %q, interfaces %+v", in.State.Name, aws.ToString(in.PrivateIpAddress), in.NetworkInterfaces)
+			}
+			if a := s.Addresses(); len(a) != 1 || a[0].InstanceID != id {
+				t.Fatalf("Elastic IP while shutting down: %+v, want still on %s", a, id)
+			}
+			eni := in.NetworkInterfaces[0].NetworkInterfaceId
+			_, err = c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: eni, SecondaryPrivateIpAddressCount: aws.Int32(1)})
+			wantCode(t, err, codeIncorrectInstanceState)
+			other, err := c.AllocateAddress(ctx, &ec2.AllocateAddressInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: other.AllocationId, NetworkInterfaceId: eni, PrivateIpAddress: aws.String(private), AllowReassociation: aws.Bool(true)})
+			wantCode(t, err, codeIncorrectInstanceState)
+
+			in = finish(types.InstanceStateNameShuttingDown)
+			if in.State.Name != types.InstanceStateNameTerminated || len(in.NetworkInterfaces) != 0 {
+				t.Fatalf("terminated: %s, %d interfaces", in.State.Name, len(in.NetworkInterfaces))
+			}
+			for _, a := range s.Addresses() {
+				if a.AssociationID != "" {
+					t.Fatalf("Elastic IP %s still associated after termination: %+v", a.PublicIP, a)
+				}
+			}
+			// The private address is free again.
+			run(t, c, &ec2.RunInstancesInput{ImageId: aws.String("ami-1"), InstanceType: types.InstanceTypeT3Micro,
+				PrivateIpAddress: aws.String(private), SubnetId: aws.String("subnet-00000001")})
+		})
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestMultipleInterfaces(t *testing.T) {
-	s, c := newTest(t, func(c *Config) { c.PendingDescribes = 0 })
+	s, c := newTest(t, func(c *Config) { c.PendingDescribes, c.ShutdownDescribes = 0, 0 })
 	ctx := context.Background()
 	out := run(t, c, &ec2.RunInstancesInput{ImageId: aws.String("ami-1"), InstanceType: types.InstanceTypeC5Xlarge,
 		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{
@@ -48,6 +48,7 @@ func TestMultipleInterfaces(t *testing.T) {
 	if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{*in.InstanceId}}); err != nil {
 		t.Fatal(err)
 	}
+	describeOne(t, c, *in.InstanceId) // terminated
 	enis, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{})
 	if err != nil {
 		t.Fatal(err)

@@ -429,6 +429,12 @@ func (s *Server) assignPrivateIPs(p params) (any, error) {
 		e.ips = append(e.ips, a)
 		resp.Assigned = append(resp.Assigned, xAssignedIP{PrivateIPAddress: a.String()})
 	}
+	if s.cfg.AssignAnswersAll {
+		resp.Assigned = resp.Assigned[:0]
+		for _, a := range e.ips {
+			resp.Assigned = append(resp.Assigned, xAssignedIP{PrivateIPAddress: a.String()})
+		}
+	}
 	return resp, nil
 }
 

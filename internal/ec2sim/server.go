@@ -155,7 +155,8 @@ func (s *Server) Close() {
 // UpdateConfig changes the configuration of a running server, for example to start or stop
 // throttling in the middle of a test. Region, AccountID, Seed, DefaultVPCCIDR, PublicPools and
 // Lifecycle keep their original values (resources and generators already depend on them);
-// PendingDescribes and NotFoundAfterCreate apply to instances launched afterwards. A change
+// PendingDescribes and NotFoundAfterCreate apply to instances launched afterwards,
+// ShutdownDescribes to instances terminated or stopped afterwards. A change
 // that fails validation is refused and nothing changes.
 func (s *Server) UpdateConfig(fn func(*Config)) error {
 	s.mu.Lock()
@@ -503,6 +504,7 @@ func init() {
 		"DescribeInstanceTypes":           (*Server).describeInstanceTypes,
 		"DescribeInstanceAttribute":       (*Server).describeInstanceAttribute,
 		"ModifyInstanceAttribute":         (*Server).modifyInstanceAttribute,
+		"ModifyInstanceMetadataOptions":   (*Server).modifyInstanceMetadataOptions,
 		"DescribeVpcs":                    (*Server).describeVpcs,
 		"DescribeSubnets":                 (*Server).describeSubnets,
 		"DescribeSecurityGroups":          (*Server).describeSecurityGroups,

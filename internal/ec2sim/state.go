@@ -51,6 +51,7 @@ type Instance struct {
 	PrivateDNSName     string             // e.g. ip-10-0-1-23.ec2.internal
 	PublicIP           string             // public (auto or Elastic) IPv4 of PrivateIP, if any
 	PublicDNSName      string
+	MetadataOptions    MetadataOptions
 }
 
 // NetworkInterface is a snapshot of one emulated ENI.
@@ -136,6 +137,7 @@ type instance struct {
 	imageID, itype        string
 	state                 string
 	pendingLeft           int // describes still to see it pending
+	shutdownLeft          int // describes still to see it shutting-down or stopping
 	notFoundLeft          int // eventual-consistency NotFound answers still to give
 	subnet                *subnet
 	keyName, iamProf      string
@@ -150,6 +152,7 @@ type instance struct {
 	volumeID              string
 	volumeTags            map[string]string
 	disableAPITermination bool
+	metadata              metadataOptions
 }
 
 type elasticIP struct {
@@ -171,7 +174,6 @@ var (
 	eniIDRe        = regexp.MustCompile(`^eni-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	allocIDRe      = regexp.MustCompile(`^eipalloc-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	groupIDRe      = regexp.MustCompile(`^sg-[0-9a-f]{8}([0-9a-f]{9})?$`)
-	genericIDRe    = regexp.MustCompile(`^[a-z]+(-[a-z]+)?-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	subnetIDPrefix = "subnet-"
 )
 
@@ -364,6 +366,7 @@ func (s *Server) snapshotOf(in *instance) Instance {
 		State: in.state, SubnetID: in.subnet.id, VpcID: in.subnet.vpcID, AvailabilityZone: in.subnet.az,
 		KeyName: in.keyName, IamInstanceProfile: in.iamProf, UserData: in.userData,
 		ClientToken: in.clientToken, Tags: maps.Clone(in.tags), LaunchTime: in.launch,
+		MetadataOptions: in.metadata.snapshot(),
 	}
 	if p := in.primaryENI(); p != nil {
 		out.SecurityGroupIDs = slices.Clone(p.groups)

@@ -154,6 +154,9 @@ type xInstance struct {
 	NetworkInterfaces  []xInstanceENI `xml:"networkInterfaceSet>item"`
 	IamInstanceProfile *xIamProfile   `xml:"iamInstanceProfile,omitempty"`
 	EbsOptimized       bool           `xml:"ebsOptimized"`
+
+	// See metadata.go.
+	MetadataOptions *xMetadataOptions `xml:"metadataOptions,omitempty"`
 }
 
 type xReservation struct {

@@ -38,7 +38,7 @@ type Flags struct {
 func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Bind, "gossip-bind", fmt.Sprintf("0.0.0.0:%d", DefaultPort), "serf gossip listen address (UDP and TCP), host[:port]")
 	fs.StringVar(&f.Advertise, "gossip-advertise", "", "gossip address other members reach this one at, host[:port] (default: derived from -gossip-bind; the port defaults to the bound one)")
-	fs.StringVar(&f.KeyFile, "gossip-key-file", "", "`file` with the base64 32-byte gossip encryption key (from wsdirect-auth keygen); required unless -dev")
+	fs.StringVar(&f.KeyFile, "gossip-key-file", "", "`file or ssm:///parameter` with the base64 32-byte gossip encryption key (from wsdirect-auth keygen; several keys, the first in use, while rotating); required unless -dev")
 	fs.BoolVar(&f.Dev, "dev", false, "developer mode: allow unencrypted gossip (never outside a developer machine)")
 	fs.Var((*ListFlag)(&f.Join), "join", "gossip `address` of a member to join, host[:port] (repeatable or comma list; the port defaults to this member's gossip port); retried with backoff until one answers")
 	fs.StringVar(&f.JoinEC2Tag, "join-ec2-tag", "", "also join the private IPs of the running EC2 instances with this tag, Key=Value (DescribeInstances, on this member's gossip port); retried with backoff")
@@ -51,6 +51,9 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 func (f *Flags) Validate() error {
 	if !f.Dev && f.KeyFile == "" {
 		return errors.New("-gossip-key-file is required (or -dev for unencrypted gossip on a developer machine)")
+	}
+	if err := secret.CheckRef("-gossip-key-file", f.KeyFile); err != nil {
+		return err
 	}
 	if _, _, err := SplitHostPort(f.Bind, DefaultPort); err != nil {
 		return fmt.Errorf("-gossip-bind: %w", err)
@@ -107,15 +110,48 @@ func (f *Flags) ClusterConfig(name string, role cluster.Role, log *slog.Logger) 
 		}
 	}
 	if f.KeyFile != "" {
-		s, err := secret.Read("-gossip-key-file", f.KeyFile)
+		keys, err := f.readKeys()
 		if err != nil {
 			return nil, err
 		}
-		if c.SecretKey, err = cluster.DecodeKey(s); err != nil {
-			return nil, fmt.Errorf("-gossip-key-file %s: %w", f.KeyFile, err)
+		c.SecretKey = keys[0]
+		if len(keys) > 1 {
+			c.ExtraKeys = keys[1:]
 		}
 	}
 	return c, nil
+}
+
+// readKeys reads and decodes -gossip-key-file: one or more keys, the first
+// the one to send with (cluster.DecodeKeys).
+func (f *Flags) readKeys() ([][]byte, error) {
+	s, err := secret.Read("-gossip-key-file", f.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := cluster.DecodeKeys(s)
+	if err != nil {
+		return nil, fmt.Errorf("-gossip-key-file %s: %w", f.KeyFile, err)
+	}
+	return keys, nil
+}
+
+// ReloadKeys re-reads -gossip-key-file and makes cl's keyring hold exactly
+// its keys (SIGHUP; cluster.SetKeys describes a rotation). On any error the
+// keyring stays as it was. It returns how many keys are in use; without
+// -gossip-key-file (-dev) there is nothing to reload and it returns 0.
+func (f *Flags) ReloadKeys(cl *cluster.Cluster) (int, error) {
+	if f.KeyFile == "" {
+		return 0, nil
+	}
+	keys, err := f.readKeys()
+	if err != nil {
+		return 0, err
+	}
+	if err := cl.SetKeys(keys); err != nil {
+		return 0, fmt.Errorf("-gossip-key-file %s: %w", f.KeyFile, err)
+	}
+	return len(keys), nil
 }
 
 // JoinConfig returns DefaultJoinConfig with the -join addresses and, for
@@ -162,4 +198,30 @@ func (l *ListFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// Parse parses args into fs, the way both daemons want it: -h prints fs's
+// whole usage and returns flag.ErrHelp; a flag the package rejects prints
+// only its one-line complaint and a pointer to -h. The full usage is not
+// repeated there because a daemon's log (journald, a console tail) keeps the
+// last lines, and a long flag list would push the complaint out of sight.
+func Parse(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if usage != nil {
+			usage()
+		} else {
+			fmt.Fprintf(fs.Output(), "usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
+		}
+		return err
+	}
+	fmt.Fprintf(fs.Output(), "(%s -h lists the flags)\n", fs.Name())
+	return err
 }

@@ -79,6 +79,8 @@ func TestFlagsValidate(t *testing.T) {
 		{[]string{"-gossip-key-file", "k"}, ""},
 		{[]string{"-dev", "-gossip-bind", ":7000", "-gossip-advertise", "[::1]", "-join", "h,10.0.0.1:1", "-join-ec2-tag", "a=b=c"}, ""},
 		{nil, "-gossip-key-file is required"},
+		{[]string{"-gossip-key-file", "ssm:///wsdirect/prod/gossip-key"}, ""},
+		{[]string{"-gossip-key-file", "ssm://wsdirect/prod/gossip-key"}, "-gossip-key-file: SSM parameter name"},
 		{[]string{"-dev", "-gossip-bind", "h:x"}, "-gossip-bind"},
 		{[]string{"-dev", "-gossip-advertise", "h:99999"}, "-gossip-advertise"},
 		{[]string{"-dev", "-gossip-advertise", ":7000"}, "-gossip-advertise"},
@@ -129,6 +131,16 @@ func TestClusterConfig(t *testing.T) {
 	}
 	if c.BindAddr != "127.0.0.1" || c.BindPort != DefaultPort || c.AdvertiseAddr != "::1" || c.AdvertisePort != 9 || !c.Dev || c.SecretKey != nil {
 		t.Errorf("config %+v", c)
+	}
+
+	// Two keys while rotating: the first sends, both are accepted.
+	other := bytes.Repeat([]byte{8}, cluster.KeySize)
+	if err := os.WriteFile(keyFile, []byte(cluster.EncodeKey(key)+"\n"+cluster.EncodeKey(other)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = f.ClusterConfig("auth-1", cluster.RoleAuth, log); err != nil || !bytes.Equal(c.SecretKey, key) ||
+		len(c.ExtraKeys) != 1 || !bytes.Equal(c.ExtraKeys[0], other) {
+		t.Errorf("two keys: %v", err)
 	}
 
 	empty := filepath.Join(dir, "empty")

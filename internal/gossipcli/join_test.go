@@ -5,8 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +20,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim/ec2simtest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // recorder is a slog.Handler that keeps every record, for tests that check
@@ -116,18 +117,6 @@ func waitJoin(t *testing.T, done <-chan error, within time.Duration) error {
 	}
 }
 
-// waitFor polls cond every 10ms, failing the test after within.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func sees(cl *cluster.Cluster, name string) bool {
 	for _, m := range cl.Members() {
 		if m.Name == name && m.Alive {
@@ -137,37 +126,19 @@ func sees(cl *cluster.Cluster, name string) bool {
 	return false
 }
 
-// sharedGossipPort finds a port below Linux's ephemeral range
-// (32768–60999) that is free for TCP and UDP on every host: a test that
-// names a port before anyone listens on it must not meet an ephemeral port
-// some other test's outgoing connection took meanwhile.
+// sharedGossipPort is a port free for TCP and UDP on every host, for
+// members that must share one gossip port number (as on EC2).
 func sharedGossipPort(t *testing.T, hosts ...string) int {
 	t.Helper()
-	for try := 0; try < 200; try++ {
-		port := 20000 + rand.IntN(12000)
-		if portFree(hosts, port) {
-			return port
-		}
-	}
-	t.Fatal("no free gossip port below the ephemeral range after 200 tries")
-	return 0
-}
-
-func portFree(hosts []string, port int) bool {
+	var ips []netip.Addr
 	for _, h := range hosts {
-		addr := net.JoinHostPort(h, strconv.Itoa(port))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return false
-		}
-		ln.Close()
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return false
-		}
-		pc.Close()
+		ips = append(ips, netip.MustParseAddr(h))
 	}
-	return true
+	port, err := probe.SharedFreePort(ips...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 func TestJoinNothingToJoin(t *testing.T) {
@@ -193,7 +164,7 @@ func TestJoinRetriesUntilLateMember(t *testing.T) {
 	done := startJoin(context.Background(), a, c)
 
 	// Enough failures to reach the cap.
-	waitFor(t, "5 failed attempts", 20*time.Second, func() bool { return rec.count(noAnswer) >= 5 })
+	probe.Until(t, 20*time.Second, "5 failed attempts", func() error { return probe.Check(rec.count(noAnswer) >= 5, "not yet") })
 	select {
 	case err := <-done:
 		t.Fatalf("Join returned %v with nobody to answer", err)
@@ -203,7 +174,7 @@ func TestJoinRetriesUntilLateMember(t *testing.T) {
 	if err := waitJoin(t, done, 20*time.Second); err != nil {
 		t.Fatalf("Join: %v", err)
 	}
-	waitFor(t, "each member to see the other", 10*time.Second, func() bool { return sees(a, "late") && sees(late, "a") })
+	probe.Until(t, 10*time.Second, "each member to see the other", func() error { return probe.Check(sees(a, "late") && sees(late, "a"), "not yet") })
 
 	// The waits double from MinBackoff up to MaxBackoff, each jittered
 	// into [b/2, b].
@@ -246,7 +217,7 @@ func TestJoinStopsWhenJoined(t *testing.T) {
 	}
 	done := startJoin(context.Background(), a, c)
 	// Four lookups started: the first three waits are logged.
-	waitFor(t, "4 lookups", 10*time.Second, func() bool { return len(lookups) >= 4 })
+	probe.Until(t, 10*time.Second, "4 lookups", func() error { return probe.Check(len(lookups) >= 4, "not yet") })
 	if n := rec.count(noAnswer); n != 0 {
 		t.Errorf("Join dialled its own address (%d failed attempts)", n)
 	}
@@ -298,7 +269,7 @@ func TestJoinLookupErrorsRetried(t *testing.T) {
 	if n := rec.count("member lookup failed; retrying"); n != 2 {
 		t.Errorf("%d lookup failures logged, want 2", n)
 	}
-	waitFor(t, "a to see b", 10*time.Second, func() bool { return sees(a, "b") })
+	probe.Until(t, 10*time.Second, "a to see b", func() error { return probe.Check(sees(a, "b"), "not yet") })
 }
 
 func TestJoinContextEnds(t *testing.T) {
@@ -308,7 +279,7 @@ func TestJoinContextEnds(t *testing.T) {
 	c.Addrs = []string{"127.0.0.1:1"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := startJoin(ctx, a, c)
-	waitFor(t, "a failed attempt", 10*time.Second, func() bool { return rec.count(noAnswer) >= 1 })
+	probe.Until(t, 10*time.Second, "a failed attempt", func() error { return probe.Check(rec.count(noAnswer) >= 1, "not yet") })
 	cancel()
 	if err := waitJoin(t, done, 10*time.Second); !errors.Is(err, context.Canceled) {
 		t.Errorf("Join after cancel: %v, want context.Canceled", err)
@@ -379,7 +350,7 @@ func TestJoinViaEC2Tag(t *testing.T) {
 	if err := waitJoin(t, startJoin(context.Background(), joiner, c), 20*time.Second); err != nil {
 		t.Fatalf("Join: %v", err)
 	}
-	waitFor(t, "each member to see the other", 10*time.Second, func() bool { return sees(other, "joiner") && sees(joiner, "other") })
+	probe.Until(t, 10*time.Second, "each member to see the other", func() error { return probe.Check(sees(other, "joiner") && sees(joiner, "other"), "not yet") })
 	if n := sim.CallCount("DescribeInstances"); n < 3 {
 		t.Errorf("%d DescribeInstances calls; the pending instances should have taken at least 3", n)
 	}

@@ -165,6 +165,12 @@ type Config struct {
 	// "stdout format raw local0"; proxies then log through "log global".
 	// Empty disables logging.
 	Log string
+	// TLSCertFile, when set, makes the frontend terminate TLS: the path of
+	// a PEM file holding the certificate chain and its private key
+	// (HAProxy's "crt" format). Clients then use wss:// and the nodes are
+	// reached in plain text. TLS 1.2 minimum, HTTP/1.1 over ALPN. Empty:
+	// no TLS on the frontend.
+	TLSCertFile string
 }
 
 var (
@@ -339,6 +345,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if n.Log != "" && !logPattern.MatchString(n.Log) {
 		add("log target %q contains characters that cannot go on a config line", n.Log)
+	}
+	if n.TLSCertFile != "" && !socketPattern.MatchString(n.TLSCertFile) {
+		add("TLS certificate file %q must be an absolute path of letters, digits, '.', '_', '-' and '/'", n.TLSCertFile)
 	}
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)

@@ -108,9 +108,16 @@ func Render(c Config) (string, error) {
 	w.blank()
 
 	w.line(0, "frontend %s", FrontendName)
-	w.line(1, "bind %s", renderBind(n.Bind))
+	if n.TLSCertFile != "" {
+		w.line(1, "bind %s ssl crt %s ssl-min-ver TLSv1.2 alpn http/1.1", renderBind(n.Bind), n.TLSCertFile)
+	} else {
+		w.line(1, "bind %s", renderBind(n.Bind))
+	}
 	if n.Mode == ModeHTTP {
 		w.line(1, "option forwardfor")
+		if n.TLSCertFile != "" {
+			w.line(1, "http-request set-header X-Forwarded-Proto https")
+		}
 	}
 	w.line(1, "default_backend %s", BackendName)
 	w.blank()

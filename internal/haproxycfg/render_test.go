@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.cfg golden files")
@@ -441,5 +443,43 @@ func TestHAProxyCheckCanFail(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: haproxy -c accepted a broken config", name)
 		}
+	}
+}
+
+// TestRenderTLSFrontend: with a certificate file the frontend terminates
+// TLS, and the real haproxy accepts the result with a real certificate.
+func TestRenderTLSFrontend(t *testing.T) {
+	ca, err := testca.New("haproxycfg test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue([]string{"127.0.0.1"}, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemFile := filepath.Join(t.TempDir(), "haproxy.pem")
+	if err := os.WriteFile(pemFile, append(append([]byte{}, leaf.CertPEM...), leaf.KeyPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := configs()["default_http"]
+	c.TLSCertFile = pemFile
+	cfg, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{" ssl crt " + pemFile + " ssl-min-ver TLSv1.2 alpn http/1.1\n", "http-request set-header X-Forwarded-Proto https\n"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("missing %q in:\n%s", want, cfg)
+		}
+	}
+	c.TLSCertFile = "relative.pem"
+	if _, err := Render(c); err == nil {
+		t.Error("a relative certificate path was accepted")
+	}
+	bin := haproxyOrSkip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := Check(ctx, bin, cfg); err != nil {
+		t.Fatalf("%v\nconfig:\n%s", err, cfg)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // TestHAProxySpreadsSourceIPs runs the real haproxy on a rendered TCP-mode
@@ -52,7 +54,7 @@ func TestHAProxySpreadsSourceIPs(t *testing.T) {
 		}
 	}()
 
-	frontPort := freePort(t)
+	frontPort := probe.LoopbackPort(t)
 	sources := []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
 	hc := withBackends([]Backend{{Name: "b", Address: "127.0.0.2", Port: backend.Addr().(*net.TCPAddr).Port}}, sources...)
 	hc.Bind = fmt.Sprintf("127.0.0.1:%d", frontPort)
@@ -81,17 +83,15 @@ func TestHAProxySpreadsSourceIPs(t *testing.T) {
 	}()
 
 	front := fmt.Sprintf("127.0.0.1:%d", frontPort)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	err = probe.Poll(ctx, 15*time.Second, 50*time.Millisecond, "haproxy to listen on "+front, func() error {
 		c, err := net.DialTimeout("tcp", front, time.Second)
-		if err == nil {
-			c.Close()
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy did not listen on %s: %v\n%s", front, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return c.Close()
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
 	}
 	mu.Lock()
 	clear(seen) // drop the readiness probe's and early health checks' connections
@@ -147,14 +147,4 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

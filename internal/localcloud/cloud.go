@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ssmsim"
 )
 
 // Credentials the local cloud prints for its users (Terraform, the AWS CLI). The emulator
@@ -44,6 +45,11 @@ type Cloud struct {
 	log     *slog.Logger
 	sim     *ec2sim.Server
 	account string
+
+	// The Parameter Store (ssm.go): nil when Config.Services replaces it.
+	ssm          *ssmsim.Server
+	policyMu     sync.Mutex
+	rolePolicies map[string]*ssmsim.Policy // by instance profile name
 
 	ln  net.Listener
 	srv *http.Server
@@ -111,8 +117,14 @@ func New(cfg Config) (*Cloud, error) {
 	}
 	c.sim = sim
 	c.services = map[string]http.Handler{"ec2": sim, "sts": sim}
+	if err := c.startSSM(); err != nil {
+		return nil, err
+	}
 	for name, h := range cfg.Services {
 		c.services[name] = h
+		if name == "ssm" {
+			c.ssm = nil
+		}
 	}
 
 	if len(cfg.ReleaseBinaries) > 0 {

@@ -2,9 +2,10 @@ package localcloud
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -15,10 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -27,25 +33,35 @@ func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 // renderer writes: the installer downloads the release archive and checks its SHA-256, the
 // units start with the rendered flags, the nodes find each other by EC2 tag through the
 // emulator with their instance role's credentials, and -advertise auto reads each node's
-// public IP from its own IMDS. A client reaches auth at its public address and is sent to a
-// node at its public address; the node that serves it is the one auth assigned. Then a fault
+// public IP from its own IMDS. Every instance obtains an IP certificate for its public
+// address from an ACME CA (pebble), validated through the local cloud's 1:1 NAT. A client
+// that trusts that CA reaches auth at https:// on its public address and is sent to a node at
+// wss:// on its public address; the node that serves it is the one auth assigned. Then a fault
 // (one unit killed, restarted by Restart=on-failure), a whole-instance crash, and termination,
 // after which no process and no instance file is left.
 func TestClusterOnLocalCloud(t *testing.T) {
 	c := newTestCloud(t, nil)
 	cl := ec2Client(c)
 	k := newTestKeys(t)
-	authIDs := launch(t, cl, 1, "subnet-00000001", renderUserData(t, c, k, userdata.RoleAuth, "lc", nil), "lc", "auth")
-	nodeIDs := launch(t, cl, 2, "subnet-00000002", renderUserData(t, c, k, userdata.RoleNode, "lc", nil), "lc", "node")
+	ca := testCA(t)
+	const admin = "lc-admin-token"
+	if _, err := ssmClient(c).PutParameter(context.Background(), &ssm.PutParameterInput{
+		Name: aws.String("/lc/admin-token"), Value: aws.String(admin), Type: ssmtypes.ParameterTypeSecureString,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	authIDs := launch(t, cl, 1, "subnet-00000001", renderUserData(t, c, k, ca, userdata.RoleAuth, "lc",
+		func(u *userdata.Config) { u.AdminTokenParameter = "/lc/admin-token" }), "lc", "auth")
+	nodeIDs := launch(t, cl, 2, "subnet-00000002", renderUserData(t, c, k, ca, userdata.RoleNode, "lc", nil), "lc", "node")
 	all := append(append([]string{}, authIDs...), nodeIDs...)
 
 	for _, id := range nodeIDs {
-		waitFor(t, 60*time.Second, id+" serving", func() error { return serving(c, id, "wsdirect-node.service") })
+		probe.Until(t, 60*time.Second, id+" serving", func() error { return serving(c, id, "wsdirect-node.service") })
 	}
-	waitFor(t, 60*time.Second, "auth serving", func() error { return serving(c, authIDs[0], "wsdirect-auth.service") })
+	probe.Until(t, 60*time.Second, "auth serving", func() error { return serving(c, authIDs[0], "wsdirect-auth.service") })
 
 	auth, _ := statusOf(c, authIDs[0])
-	authURL := "http://" + net.JoinHostPort(auth.PublicIP, "8443")
+	authURL := "https://" + auth.PublicIP
 	hostByPublic := map[string]string{}
 	for _, id := range nodeIDs {
 		s, _ := statusOf(c, id)
@@ -56,7 +72,8 @@ func TestClusterOnLocalCloud(t *testing.T) {
 		// The unit's wildcard binds became the private address; its paths are in the root.
 		u := s.Units[0]
 		argv := strings.Join(u.Argv, " ")
-		if !strings.Contains(argv, "-bind "+s.PrivateIP+":8080") || !strings.Contains(argv, "-gossip-bind "+s.PrivateIP+":7946") ||
+		if !strings.Contains(argv, "-bind "+s.PrivateIP+":443") || !strings.Contains(argv, "-acme-http-bind "+s.PrivateIP+":80") ||
+			!strings.Contains(argv, "-gossip-bind "+s.PrivateIP+":7946") ||
 			!strings.Contains(argv, "-name "+s.Hostname) || !strings.Contains(argv, c.cfg.WorkDir) {
 			t.Fatalf("adapted command line: %s", argv)
 		}
@@ -67,20 +84,35 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	creds := client.Credentials{Username: k.user, Password: k.password}
-	seen := map[string]int{}
-	waitFor(t, 60*time.Second, "both nodes assignable", func() error {
-		resp, err := client.Authorize(ctx, authURL, creds)
+	// Both nodes in auth's view, alive and ready (certificate obtained, token floor passed):
+	// asked through the admin API, since every token minted while waiting would count
+	// against the user's limit of unused tokens.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.RootPool()}}}
+	probe.Until(t, 60*time.Second, "both nodes assignable", func() error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, authURL+wire.NodesPath, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return err
 		}
-		seen[resp.NodeID]++
-		if len(seen) < 2 {
-			return fmt.Errorf("assignments so far: %v", seen)
+		defer resp.Body.Close()
+		var ns []wire.NodeStatus
+		if err := json.NewDecoder(resp.Body).Decode(&ns); err != nil {
+			return fmt.Errorf("GET %s: %s: %v", wire.NodesPath, resp.Status, err)
+		}
+		ready := 0
+		for _, n := range ns {
+			if n.Alive && n.Ready && !n.Draining {
+				ready++
+			}
+		}
+		if ready < 2 {
+			return fmt.Errorf("auth's view: %+v", ns)
 		}
 		return nil
 	})
-	for range 20 {
-		conn, resp, err := client.Dial(ctx, authURL, creds)
+	for range 10 { // at most 10 unused tokens per user at once (authsvc.DefaultMaxUserTokens)
+		conn, resp, err := client.Dial(ctx, authURL, creds, clientTLS(ca))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +125,10 @@ func TestClusterOnLocalCloud(t *testing.T) {
 		}
 		// The connection reaches, through the public address, the node that was assigned: its
 		// private address is where the node named resp.NodeID listens.
-		to, ok := c.PublicEndpoint(netip.MustParseAddrPort(u.Host))
+		if u.Scheme != "wss" || u.Port() != "" {
+			t.Fatalf("auth handed out %s, want wss:// on the default port", resp.URL)
+		}
+		to, ok := c.PublicEndpoint(netip.AddrPortFrom(netip.MustParseAddr(u.Hostname()), 443))
 		if !ok {
 			t.Fatalf("%s does not forward", u.Host)
 		}
@@ -126,7 +161,7 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	if err := c.Kill(victim, "wsdirect-node"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "restart after kill", func() error {
+	probe.Until(t, 30*time.Second, "restart after kill", func() error {
 		s, _ := statusOf(c, victim)
 		u := s.Units[0]
 		if u.Restarts != 1 || u.ActiveState != unitActive || u.PID == before.Units[0].PID {
@@ -152,7 +187,7 @@ func TestClusterOnLocalCloud(t *testing.T) {
 	if _, err := cl.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: all}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "terminated", func() error {
+	probe.Until(t, 30*time.Second, "terminated", func() error {
 		for _, id := range all {
 			s, _ := statusOf(c, id)
 			if s.Phase != phaseGone || s.State != "terminated" {

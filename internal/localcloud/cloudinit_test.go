@@ -76,8 +76,9 @@ func TestParseCloudConfig(t *testing.T) {
 // the renderer writes: every file and command of a rendered node is understood.
 func TestRendererOutputParses(t *testing.T) {
 	k := newTestKeys(t)
-	raw, err := userdata.Render(userdata.Config{Role: userdata.RoleNode, ReleaseURL: "http://127.0.0.1/x.tar.gz", GossipKey: k.gossip,
-		JoinTag: "k=v", AuthPublicKeys: k.pub})
+	cfg := userdata.DefaultConfig(userdata.RoleNode)
+	cfg.ReleaseURL, cfg.GossipKeyParameter, cfg.JoinTag, cfg.AuthPublicKeys = "http://127.0.0.1/x.tar.gz", "/k/gossip-key", "k=v", k.pub
+	raw, err := userdata.Render(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/ssmsim"
 )
 
 // Config describes a local cloud. Start from DefaultConfig, set WorkDir, and change what you
@@ -75,10 +78,18 @@ type Config struct {
 	// ReleaseArch is the <arch> of the archive names. Default runtime.GOARCH.
 	ReleaseArch string
 
-	// Services adds AWS services beside EC2 and STS, by SigV4 signing name (e.g. "ssm"):
+	// Services adds AWS services beside EC2, STS and Parameter Store, by SigV4 signing name:
 	// requests signed for that service go to the handler, and every instance process (and Env)
-	// gets AWS_ENDPOINT_URL_<NAME> pointing at the local cloud. nil = EC2 and STS only.
+	// gets AWS_ENDPOINT_URL_<NAME> pointing at the local cloud. "ssm" replaces the built-in
+	// Parameter Store. nil = no others.
 	Services map[string]http.Handler
+
+	// RolePolicies are IAM policy documents (JSON) of instance profiles' roles, by profile
+	// name, which the local cloud's Parameter Store enforces on requests signed with the
+	// role's credentials (from the instance's IMDS): AccessDeniedException for a parameter or
+	// a kms:Decrypt the policy does not allow. A profile not listed may do everything: the
+	// local cloud has no IAM of its own. SetRolePolicy changes them while running. nil = none.
+	RolePolicies map[string]string
 
 	// Logger receives the local cloud's own log lines. nil = slog.Default().
 	Logger *slog.Logger
@@ -157,6 +168,13 @@ func (c Config) validate() error {
 	}
 	if len(c.ReleaseBinaries) > 0 && c.ReleaseArch != "amd64" && c.ReleaseArch != "arm64" {
 		add("Config.ReleaseArch %q must be amd64 or arm64", c.ReleaseArch)
+	}
+	for name, doc := range c.RolePolicies {
+		if name == "" || strings.ContainsAny(name, "/ \t") {
+			add("Config.RolePolicies: %q is not an instance profile name", name)
+		} else if _, err := ssmsim.ParsePolicy([]byte(doc)); err != nil {
+			add("Config.RolePolicies[%s]: %v", name, err)
+		}
 	}
 	for name, h := range c.Services {
 		switch {

@@ -2,10 +2,12 @@ package localcloud
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 )
 
@@ -18,9 +20,10 @@ func TestCloudInitContract(t *testing.T) {
 	c := newTestCloud(t, nil)
 	cl := ec2Client(c)
 	k := newTestKeys(t)
+	ca := testCA(t)
 
 	// The control: the unchanged user data boots and stays up.
-	good := launch(t, cl, 1, "subnet-00000001", renderUserData(t, c, k, userdata.RoleAuth, "ct-good", nil), "ct-good", "auth")[0]
+	good := launch(t, cl, 1, "subnet-00000001", renderUserData(t, c, k, ca, userdata.RoleAuth, "ct-good", nil), "ct-good", "auth")[0]
 
 	cases := []struct {
 		name, role, unit string
@@ -39,13 +42,19 @@ func TestCloudInitContract(t *testing.T) {
 		},
 		{
 			name: "no credential backend", role: userdata.RoleAuth, unit: "wsdirect-auth.service",
-			change:   func(s string) string { return strings.Replace(s, " -users /etc/wsdirect/users", "", 1) },
-			wantUnit: "give exactly one credential backend", wantExit: 1,
+			change:   func(s string) string { return flagRe("-users").ReplaceAllString(s, "") },
+			wantUnit: "give exactly one credential backend", wantExit: 2,
 		},
 		{
 			name: "missing required option", role: userdata.RoleNode, unit: "wsdirect-node.service",
-			change:   func(s string) string { return strings.Replace(s, " -auth-keys /etc/wsdirect/auth-keys.pem", "", 1) },
+			change:   func(s string) string { return flagRe("-auth-keys").ReplaceAllString(s, "") },
 			wantUnit: "-auth-keys is required", wantExit: 2,
+		},
+		{
+			// A parameter the user data names but nobody created: the binary says which.
+			name: "missing parameter", role: userdata.RoleNode, unit: "wsdirect-node.service",
+			mutate:   func(u *userdata.Config) { u.GossipKeyParameter = "/ct-nobody/gossip-key" },
+			wantUnit: "-gossip-key-file: SSM parameter /ct-nobody/gossip-key: does not exist", wantExit: 1,
 		},
 		{
 			name: "bad sha256", role: userdata.RoleNode, unit: "wsdirect-node.service",
@@ -55,7 +64,7 @@ func TestCloudInitContract(t *testing.T) {
 	}
 	ids := map[string]string{}
 	for _, tc := range cases {
-		ud := renderUserData(t, c, k, tc.role, "ct-"+strings.ReplaceAll(tc.name, " ", "-"), tc.mutate)
+		ud := renderUserData(t, c, k, ca, tc.role, "ct-"+strings.ReplaceAll(tc.name, " ", "-"), tc.mutate)
 		if tc.change != nil {
 			changed := tc.change(ud)
 			if changed == ud {
@@ -69,7 +78,7 @@ func TestCloudInitContract(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			id := ids[tc.name]
 			var st InstanceStatus
-			waitFor(t, 60*time.Second, "the unit to fail", func() error {
+			probe.Until(t, 60*time.Second, "the unit to fail", func() error {
 				st, _ = statusOf(c, id)
 				if st.Boot == bootPending || st.Boot == bootRunning {
 					return fmt.Errorf("boot %q", st.Boot)
@@ -101,6 +110,9 @@ func TestCloudInitContract(t *testing.T) {
 		t.Fatalf("the unchanged auth unit restarted %d times:\n%s", st.Units[0].Restarts, strings.Join(st.Units[0].Log, "\n"))
 	}
 }
+
+// flagRe matches one flag of the unit's ExecStart with its value.
+func flagRe(flag string) *regexp.Regexp { return regexp.MustCompile(` ` + flag + ` \S+`) }
 
 func containsLine(lines []string, want string) bool {
 	for _, l := range lines {

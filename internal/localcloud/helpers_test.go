@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,10 +19,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/pebble"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -152,24 +159,60 @@ func newTestKeys(t testing.TB) testKeys {
 		users: "alice:" + string(hash) + "\n", user: "alice", password: "s3cret"}
 }
 
-// renderUserData renders the real cloud-init for role, downloading from the cloud's release.
-func renderUserData(t testing.TB, c *Cloud, k testKeys, role, cluster string, mutate func(*userdata.Config)) string {
+// ssmClient is a real SDK client for the local cloud's Parameter Store, with the local
+// cloud's own (administrator) credentials, as `aws ssm` after `wsdirect-localcloud env`.
+func ssmClient(c *Cloud) *ssm.Client {
+	return ssm.NewFromConfig(aws.Config{
+		Region:       c.cfg.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
+		BaseEndpoint: aws.String(c.URL()),
+		HTTPClient:   ec2sim.HTTPClient(),
+	})
+}
+
+// putSecrets stores the cluster's secrets under /<cluster>/ in the local cloud's Parameter
+// Store, the way an operator does before applying (user data names them, nothing more).
+func putSecrets(t testing.TB, c *Cloud, k testKeys, cluster string) {
 	t.Helper()
+	for name, v := range map[string]string{"gossip-key": k.gossip, "signing-key": k.priv, "users": k.users, "auth-public-keys": k.pub} {
+		typ := ssmtypes.ParameterTypeSecureString
+		if name == "auth-public-keys" {
+			typ = ssmtypes.ParameterTypeString
+		}
+		if _, err := ssmClient(c).PutParameter(context.Background(), &ssm.PutParameterInput{
+			Name: aws.String("/" + cluster + "/" + name), Value: aws.String(v), Type: typ, Overwrite: aws.Bool(true),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// renderUserData renders the real cloud-init for role, downloading from the cloud's release,
+// with the cluster's secrets in the cloud's Parameter Store under /<cluster>/, and TLS from
+// ACME: the CA is ca (testCA), as Let's Encrypt would be on EC2. A node orders an IP
+// certificate for its public address (-advertise auto), an auth host one for its own
+// (-tls-names auto).
+func renderUserData(t testing.TB, c *Cloud, k testKeys, ca *pebble.Pebble, role, cluster string, mutate func(*userdata.Config)) string {
+	t.Helper()
+	putSecrets(t, c, k, cluster)
 	info := c.Info()
 	bin := "wsdirect-" + role
-	cfg := userdata.Config{
-		Role:       role,
-		ReleaseURL: c.ReleaseURL() + "/" + ArchiveName(bin, c.cfg.ReleaseVersion, c.cfg.ReleaseArch),
-		SHA256:     info.ReleaseSHA256[bin],
-		GossipKey:  k.gossip,
-		JoinTag:    "wsdirect:cluster=" + cluster,
+	cfg := userdata.DefaultConfigTLS(role, userdata.TLSACME)
+	cfg.ReleaseURL = c.ReleaseURL() + "/" + ArchiveName(bin, c.cfg.ReleaseVersion, c.cfg.ReleaseArch)
+	cfg.SHA256 = info.ReleaseSHA256[bin]
+	cfg.GossipKeyParameter = "/" + cluster + "/gossip-key"
+	cfg.JoinTag = "wsdirect:cluster=" + cluster
+	root, err := os.ReadFile(ca.CAFile)
+	if err != nil {
+		t.Fatal(err)
 	}
+	cfg.ACMEDirectory, cfg.ACMECARoot = ca.DirectoryURL(), string(root)
 	if role == userdata.RoleNode {
-		cfg.AuthPublicKeys = k.pub
+		cfg.AuthPublicKeysParameter = "/" + cluster + "/auth-public-keys"
 		cfg.MaxConns = 1000
 	} else {
-		cfg.SigningKey = k.priv
-		cfg.Users = k.users
+		cfg.SigningKeyParameter = "/" + cluster + "/signing-key"
+		cfg.UsersParameter = "/" + cluster + "/users"
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -180,6 +223,32 @@ func renderUserData(t testing.TB, c *Cloud, k testKeys, role, cluster string, mu
 	}
 	return out
 }
+
+// testCA starts pebble, Let's Encrypt's test CA, for the instances of one test. It validates
+// as Let's Encrypt does: http-01 on port 80 and tls-alpn-01 on port 443 of the address in the
+// certificate, here an instance's public address, which the local cloud forwards to the
+// instance. The units bind those ports, which needs root (or CAP_NET_BIND_SERVICE): the test
+// is skipped without, except in CI.
+func testCA(t *testing.T) *pebble.Pebble {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.30.255.254:443") // in the tests' VPC, never an instance's
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) && os.Getenv("CI") == "" {
+			t.Skipf("the rendered units listen on ports 443 and 80: %v", err)
+		}
+		if errors.Is(err, syscall.EACCES) {
+			t.Fatalf("CI is set but ports below 1024 cannot be bound: %v", err)
+		}
+	} else {
+		ln.Close()
+	}
+	po := pebble.DefaultOptions()
+	po.HTTPPort, po.TLSPort = 80, 443
+	return pebble.Start(t, po)
+}
+
+// clientTLS is what a client trusts to reach the instances: the CA's roots.
+func clientTLS(ca *pebble.Pebble) client.Option { return client.WithRootCAs(ca.RootPool()) }
 
 // launch runs count instances with user data, tagged for cluster, with an auto public IP and
 // an instance profile (the binaries join by tag with the role's credentials).
@@ -206,22 +275,6 @@ func launch(t testing.TB, cl *ec2.Client, count int, subnet, userData, cluster, 
 		ids = append(ids, aws.ToString(in.InstanceId))
 	}
 	return ids
-}
-
-// waitFor polls cond every 50ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		if last = cond(); last == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // statusOf returns the local cloud's view of one instance.

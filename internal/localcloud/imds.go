@@ -38,6 +38,9 @@ type metadata struct {
 type roleCreds struct {
 	AccessKeyID, SecretAccessKey, Token string
 	Expiration                          time.Time
+	// Profile is the instance profile the credentials were issued for; the
+	// local cloud's Parameter Store applies its role policy (ssm.go).
+	Profile string
 }
 
 const (
@@ -224,7 +227,7 @@ func (m *metadata) metadata(in ec2sim.Instance) map[string]string {
 		if i := strings.LastIndex(role, "/"); i >= 0 {
 			role = role[i+1:]
 		}
-		c := m.roleCredentials()
+		c := m.roleCredentials(role)
 		info, _ := json.MarshalIndent(map[string]string{
 			"Code": "Success", "LastUpdated": time.Now().UTC().Format(time.RFC3339),
 			"InstanceProfileArn": "arn:aws:iam::" + m.account + ":instance-profile/" + role,
@@ -243,10 +246,10 @@ func (m *metadata) metadata(in ec2sim.Instance) map[string]string {
 
 // roleCredentials are the instance role's temporary credentials, renewed an hour before they
 // expire (the emulator records the key ID of each call; it checks no signature).
-func (m *metadata) roleCredentials() roleCreds {
+func (m *metadata) roleCredentials(profile string) roleCreds {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.creds == nil || time.Until(m.creds.Expiration) < time.Hour {
+	if m.creds == nil || time.Until(m.creds.Expiration) < time.Hour || m.creds.Profile != profile {
 		var b [20]byte
 		_, _ = rand.Read(b[:])
 		m.creds = &roleCreds{
@@ -254,9 +257,21 @@ func (m *metadata) roleCredentials() roleCreds {
 			SecretAccessKey: base64.StdEncoding.EncodeToString(b[:]),
 			Token:           base64.StdEncoding.EncodeToString(append([]byte("localcloud:"+m.id+":"), b[8:]...)),
 			Expiration:      time.Now().Add(6 * time.Hour),
+			Profile:         profile,
 		}
 	}
 	return *m.creds
+}
+
+// credsFor reports the instance profile whose current credentials have
+// access key id, if they are this instance's.
+func (m *metadata) credsFor(id string) (profile string, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.creds == nil || m.creds.AccessKeyID != id || time.Now().After(m.creds.Expiration) {
+		return "", false
+	}
+	return m.creds.Profile, true
 }
 
 // listing lists the direct children of dir ("" = the root) in tree.

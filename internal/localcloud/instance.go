@@ -452,6 +452,25 @@ func (in *instance) workingDir(spec *unitSpec) string {
 	return rootPath(in.root, wd)
 }
 
+// stateDirectories creates StateDirectory= under the root's /var/lib with
+// StateDirectoryMode=, as systemd does before each start, and returns their
+// paths (for $STATE_DIRECTORY). The owner is not changed (User= is not
+// applied either).
+func (in *instance) stateDirectories(spec *unitSpec) ([]string, error) {
+	var dirs []string
+	for _, d := range spec.StateDirectories {
+		p := rootPath(in.root, "/var/lib/"+d)
+		if err := os.MkdirAll(p, spec.StateDirectoryMode); err != nil {
+			return nil, fmt.Errorf("StateDirectory=%s: %w", d, err)
+		}
+		if err := os.Chmod(p, spec.StateDirectoryMode); err != nil {
+			return nil, fmt.Errorf("StateDirectory=%s: %w", d, err)
+		}
+		dirs = append(dirs, p)
+	}
+	return dirs, nil
+}
+
 // applyLimits sets LimitNOFILE on a started process, capped at this machine's hard limit
 // (an adaptation: the host's limit is the ceiling).
 func (in *instance) applyLimits(unit string, pid int, spec *unitSpec) {

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // stubbornUserData runs a service that ignores SIGTERM (so a stop must wait TimeoutStopSec
-// and SIGKILL it) and records each start, and a service that fails at once with
+// and SIGKILL it), records each start and writes into its StateDirectory=, and a service that fails at once with
 // Restart=always (so it hits the start limit).
 const stubbornUserData = `#cloud-config
 write_files:
@@ -23,6 +24,7 @@ write_files:
       #!/bin/sh
       trap '' TERM
       echo started >> "$STARTS"
+      touch "$STATE_DIRECTORY/seen"
       while :; do sleep 0.2; done
   - path: /etc/systemd/system/stubborn.service
     content: |
@@ -30,6 +32,8 @@ write_files:
       Description=ignores SIGTERM
       [Service]
       Environment=STARTS=starts
+      StateDirectory=stubborn
+      StateDirectoryMode=0700
       ExecStart=/usr/local/bin/stubborn
       TimeoutStopSec=1s
       [Install]
@@ -60,7 +64,17 @@ func TestStopStartTerminate(t *testing.T) {
 	c := newTestCloud(t, nil)
 	cl := ec2Client(c)
 	id := launch(t, cl, 1, "subnet-00000001", stubbornUserData, "lc-life", "test")[0]
-	waitFor(t, 30*time.Second, "stubborn serving", func() error { return serving(c, id, "stubborn.service") })
+	probe.Until(t, 30*time.Second, "stubborn serving", func() error { return serving(c, id, "stubborn.service") })
+	// StateDirectory= is made under the root's /var/lib with its mode, and named in
+	// $STATE_DIRECTORY.
+	state := rootPath(c.cfg.WorkDir, "/instances/"+id+"/root/var/lib/stubborn")
+	probe.Until(t, 10*time.Second, "the state directory written", func() error {
+		_, err := os.Stat(state + "/seen")
+		return err
+	})
+	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("state directory %v %v, want mode 0700", fi.Mode(), err)
+	}
 	// $STARTS is relative: units run in their WorkingDirectory, the instance's root by default.
 	st, _ := statusOf(c, id)
 	firstPublic, firstPID := st.PublicIP, 0
@@ -70,7 +84,7 @@ func TestStopStartTerminate(t *testing.T) {
 		}
 	}
 
-	waitFor(t, 30*time.Second, "flaky at its start limit", func() error {
+	probe.Until(t, 30*time.Second, "flaky at its start limit", func() error {
 		s, _ := statusOf(c, id)
 		for _, u := range s.Units {
 			if u.Name == "flaky.service" {
@@ -91,7 +105,7 @@ func TestStopStartTerminate(t *testing.T) {
 	if _, err := cl.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "stopped", func() error {
+	probe.Until(t, 30*time.Second, "stopped", func() error {
 		s, _ := statusOf(c, id)
 		if s.State != "stopped" || s.Phase != phaseStopped {
 			return fmt.Errorf("%s/%s", s.State, s.Phase)
@@ -112,9 +126,9 @@ func TestStopStartTerminate(t *testing.T) {
 	if _, err := cl.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "stubborn serving again", func() error { return serving(c, id, "stubborn.service") })
+	probe.Until(t, 30*time.Second, "stubborn serving again", func() error { return serving(c, id, "stubborn.service") })
 	// Active means started; the script's first line may still be on its way.
-	waitFor(t, 10*time.Second, "the second start recorded", func() error {
+	probe.Until(t, 10*time.Second, "the second start recorded", func() error {
 		starts, err := os.ReadFile(rootPath(c.cfg.WorkDir, "/instances/"+id+"/root/starts"))
 		if err != nil || strings.Count(string(starts), "started") != 2 {
 			return fmt.Errorf("starts file %q %v, want two starts", starts, err)
@@ -142,7 +156,7 @@ func TestStopStartTerminate(t *testing.T) {
 	if _, err := cl.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "stopped after the crash", func() error {
+	probe.Until(t, 30*time.Second, "stopped after the crash", func() error {
 		if s, _ := statusOf(c, id); s.State != "stopped" {
 			return fmt.Errorf("%s/%s", s.State, s.Phase)
 		}
@@ -151,16 +165,16 @@ func TestStopStartTerminate(t *testing.T) {
 	if _, err := cl.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "serving after the crash", func() error { return serving(c, id, "stubborn.service") })
+	probe.Until(t, 30*time.Second, "serving after the crash", func() error { return serving(c, id, "stubborn.service") })
 
 	// A second instance stays running until Close, which stops it too.
 	other := launch(t, cl, 1, "subnet-00000002", stubbornUserData, "lc-life", "test")[0]
-	waitFor(t, 30*time.Second, "other serving", func() error { return serving(c, other, "stubborn.service") })
+	probe.Until(t, 30*time.Second, "other serving", func() error { return serving(c, other, "stubborn.service") })
 
 	if _, err := cl.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "terminated", func() error {
+	probe.Until(t, 30*time.Second, "terminated", func() error {
 		s, _ := statusOf(c, id)
 		if s.Phase != phaseGone {
 			return fmt.Errorf("%s/%s", s.State, s.Phase)

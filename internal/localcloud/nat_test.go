@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // echoServer listens on addr and echoes every line, prefixed with the peer's IP.
@@ -75,7 +77,7 @@ func TestNAT(t *testing.T) {
 	ln := echoServer(t, priv.String()+":0")
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	from := netip.AddrPortFrom(pub, port)
-	waitFor(t, 5*time.Second, "forwarder", func() error {
+	probe.Until(t, 5*time.Second, "forwarder", func() error {
 		if _, ok := n.forwarding(from); !ok {
 			return fmt.Errorf("%s not forwarded", from)
 		}
@@ -107,7 +109,7 @@ func TestNAT(t *testing.T) {
 
 	// The mapping goes (an Elastic IP moved away): the forward and its connections go.
 	n.setRules(map[netip.Addr]netip.Addr{})
-	waitFor(t, 5*time.Second, "forward removed", func() error {
+	probe.Until(t, 5*time.Second, "forward removed", func() error {
 		if _, ok := n.forwarding(from); ok {
 			return fmt.Errorf("%s still forwarded", from)
 		}
@@ -126,14 +128,14 @@ func TestNAT(t *testing.T) {
 
 	// Back, and then the listener goes (the process exited): the forward goes too.
 	n.setRules(map[netip.Addr]netip.Addr{pub: priv})
-	waitFor(t, 5*time.Second, "forwarder again", func() error {
+	probe.Until(t, 5*time.Second, "forwarder again", func() error {
 		if _, ok := n.forwarding(from); !ok {
 			return fmt.Errorf("%s not forwarded", from)
 		}
 		return nil
 	})
 	ln.Close()
-	waitFor(t, 5*time.Second, "forward removed with the listener", func() error {
+	probe.Until(t, 5*time.Second, "forward removed with the listener", func() error {
 		if _, ok := n.forwarding(from); ok {
 			return fmt.Errorf("%s still forwarded", from)
 		}

@@ -109,6 +109,13 @@ func (s *service) launchLocked() error {
 	s.starts = append(s.starts, now)
 
 	cmds, env, err := s.in.serviceCommand(s.spec)
+	if err == nil {
+		var dirs []string
+		dirs, err = s.in.stateDirectories(s.spec)
+		if len(dirs) > 0 {
+			env = append(env, "STATE_DIRECTORY="+strings.Join(dirs, ":"))
+		}
+	}
 	if err != nil {
 		s.state, s.result = unitFailed, "resources"
 		s.in.con.printf(s.name, "Failed to run 'start' task: %v", err)

@@ -28,15 +28,19 @@ const (
 
 // unitSpec is what the local cloud takes from a service unit and its drop-ins.
 type unitSpec struct {
-	Name               string
-	Description        string
-	Type               string   // simple, exec or oneshot
-	ExecStart          []string // raw command lines (one, except for oneshot)
-	RemainAfterExit    bool
-	User, Group        string
-	Environment        []string // KEY=VALUE, in order
-	EnvironmentFiles   []string // paths; a leading '-' means optional
-	WorkingDirectory   string
+	Name             string
+	Description      string
+	Type             string   // simple, exec or oneshot
+	ExecStart        []string // raw command lines (one, except for oneshot)
+	RemainAfterExit  bool
+	User, Group      string
+	Environment      []string // KEY=VALUE, in order
+	EnvironmentFiles []string // paths; a leading '-' means optional
+	WorkingDirectory string
+	// StateDirectory= names directories under /var/lib that systemd creates
+	// (mode StateDirectoryMode=, default 0755) before each start.
+	StateDirectories   []string
+	StateDirectoryMode os.FileMode
 	Restart            string
 	RestartDelay       time.Duration
 	StopTimeout        time.Duration
@@ -98,6 +102,7 @@ func loadUnit(root, name string) (*unitSpec, error) {
 		Name: name, Type: "simple", Restart: "no", RestartDelay: defaultRestartDelay,
 		StopTimeout: defaultTimeoutStop, KillSignal: syscall.SIGTERM, KillMode: "control-group",
 		StartLimitInterval: defaultStartLimitInterval, StartLimitBurst: defaultStartLimitBurst,
+		StateDirectoryMode: 0o755, // systemd's default
 	}
 	for _, f := range files {
 		entries, err := parseUnitFile(f)
@@ -261,6 +266,23 @@ func (s *unitSpec) applyService(e unitEntry, warn func(string, ...any)) error {
 		}
 	case "WorkingDirectory":
 		s.WorkingDirectory = v
+	case "StateDirectory":
+		if v == "" {
+			s.StateDirectories = nil
+			break
+		}
+		for _, d := range strings.Fields(v) {
+			if d = strings.Trim(d, "/"); d == "" || strings.Contains("/"+d+"/", "/../") {
+				return fmt.Errorf("invalid StateDirectory=%s", v)
+			}
+			s.StateDirectories = append(s.StateDirectories, d)
+		}
+	case "StateDirectoryMode":
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("invalid StateDirectoryMode=%s", v)
+		}
+		s.StateDirectoryMode = os.FileMode(m)
 	case "Restart":
 		switch v {
 		case "no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog":

@@ -44,6 +44,8 @@ TimeoutStopSec=1min 30s
 KillSignal=SIGINT
 LimitNOFILE=4096:8192
 ProtectSystem=full
+StateDirectory=app app/cache
+StateDirectoryMode=0700
 Frobnicate=yes
 
 [Install]
@@ -60,6 +62,7 @@ WantedBy=multi-user.target
 		User: "app", Environment: []string{"A=1 2", "B=3", "C=4"}, EnvironmentFiles: []string{"-/etc/app.env"},
 		Restart: "on-failure", RestartDelay: 2 * time.Second, StopTimeout: 90 * time.Second, KillSignal: syscall.SIGINT,
 		KillMode: "control-group", LimitNOFILE: 4096, StartLimitInterval: 10 * time.Second, StartLimitBurst: 3,
+		StateDirectories: []string{"app", "app/cache"}, StateDirectoryMode: 0o700,
 		WantedBy: []string{"multi-user.target"},
 		Warnings: []string{
 			"ProtectSystem=full is accepted but not enforced by the local cloud.",
@@ -79,6 +82,8 @@ WantedBy=multi-user.target
 		"bad restart":   {"[Service]\nExecStart=/a\nRestart=sometimes\n", "invalid Restart=sometimes"},
 		"bad time span": {"[Service]\nExecStart=/a\nRestartSec=soon\n", `invalid time span "soon"`},
 		"no section":    {"ExecStart=/a\n", "outside of a section"},
+		"state outside": {"[Service]\nExecStart=/a\nStateDirectory=../etc\n", "invalid StateDirectory"},
+		"state mode":    {"[Service]\nExecStart=/a\nStateDirectoryMode=rwx\n", "invalid StateDirectoryMode"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			n := "nope.service"

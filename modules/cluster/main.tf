@@ -11,30 +11,133 @@ locals {
   # The join tag goes last so var.tags cannot break membership.
   common_tags = merge(var.tags, { (local.join_tag_key) = var.cluster_name })
 
-  auth_port = 8443
+  serves_tls = var.tls_mode != "offload"
+  # With TLS on the instances both services are on 443; offloaded, the
+  # terminator in front listens on 443 and forwards to these.
+  node_port = local.serves_tls ? 443 : 8080
+  auth_port = local.serves_tls ? 443 : 8443
+  acme      = var.tls_mode == "acme"
+
+  # %l is systemd's short host name: one user data names every node.
+  node_advertise = var.node_domain == null ? null : "%l.${var.node_domain}"
+  auth_host      = length(var.auth_tls_names) > 0 ? var.auth_tls_names[0] : null
+
+  # The cluster's parameters. Names only: the values never pass through
+  # Terraform.
+  parameters = {
+    gossip_key       = "${var.parameter_path}/gossip-key"
+    auth_public_keys = "${var.parameter_path}/auth-public-keys"
+    signing_key      = "${var.parameter_path}/signing-key"
+    users            = "${var.parameter_path}/users"
+    admin_token      = "${var.parameter_path}/admin-token"
+  }
+  # Region and account are left open: an identity policy grants only its
+  # own account's parameters (and the instances read in their own region).
+  parameter_arns = { for k, name in local.parameters : k => "arn:aws:ssm:*:*:parameter${name}" }
+
+  node_reads = ["gossip_key", "auth_public_keys"]
+  auth_reads = concat(["gossip_key", "signing_key", "users"], var.admin_api ? ["admin_token"] : [])
+
+  auth_instance_profile = var.auth_iam_instance_profile != null ? var.auth_iam_instance_profile : var.iam_instance_profile
+
+  # IMDSv2 only, one hop: the instance role reads the secrets, so its
+  # credentials stay out of reach of request forgery and of containers.
+  metadata_options = {
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    http_endpoint               = "enabled"
+  }
+}
+
+# What each role's instance profile needs: read its parameters, decrypt
+# them (only through Parameter Store, only for these parameters), and find
+# the other members.
+locals {
+  iam_policies = {
+    for role, reads in { node = local.node_reads, auth = local.auth_reads } : role => jsonencode({
+      Version = "2012-10-17"
+      Statement = [
+        {
+          Sid      = "ReadClusterParameters"
+          Effect   = "Allow"
+          Action   = ["ssm:GetParameter"]
+          Resource = [for k in reads : local.parameter_arns[k]]
+        },
+        {
+          Sid      = "DecryptClusterParameters"
+          Effect   = "Allow"
+          Action   = ["kms:Decrypt"]
+          Resource = var.kms_key_arn != null ? var.kms_key_arn : "*"
+          Condition = {
+            StringLike = {
+              "kms:ViaService"                      = "ssm.*.amazonaws.com"
+              "kms:EncryptionContext:PARAMETER_ARN" = [for k in reads : local.parameter_arns[k]]
+            }
+          }
+        },
+        {
+          Sid      = "FindClusterMembers"
+          Effect   = "Allow"
+          Action   = ["ec2:DescribeInstances"]
+          Resource = "*"
+        },
+      ]
+    })
+  }
 }
 
 # One user data for all nodes: each node names itself after its host name.
+# The public keys come from a parameter too: a signing key then rotates by
+# editing the parameter and sending SIGHUP, without new user data (which
+# would replace every node).
 data "wsdirect_cloudinit" "node" {
-  role             = "node"
-  release_url      = local.release_urls["wsdirect-node"]
-  sha256           = lookup(var.release_sha256, "wsdirect-node", null)
-  gossip_key       = var.gossip_key
-  join_tag         = local.join_tag
-  max_conns        = var.max_conns_per_node
-  auth_public_keys = var.auth_public_keys
+  role                       = "node"
+  release_url                = local.release_urls["wsdirect-node"]
+  sha256                     = lookup(var.release_sha256, "wsdirect-node", null)
+  gossip_key_parameter       = local.parameters.gossip_key
+  join_tag                   = local.join_tag
+  max_conns                  = var.max_conns_per_node
+  auth_public_keys_parameter = local.parameters.auth_public_keys
+  bind                       = "0.0.0.0:${local.node_port}"
+  advertise                  = local.node_advertise
+  # Offloaded: clients reach the terminator in front on 443.
+  advertise_port = local.serves_tls ? null : 443
+
+  tls            = var.tls_mode
+  tls_cert_file  = var.tls_mode == "files" ? var.tls_cert_file : null
+  tls_key_file   = var.tls_mode == "files" ? var.tls_key_file : null
+  acme_email     = local.acme ? var.acme_email : null
+  acme_directory = local.acme ? var.acme_directory : null
+  acme_profile   = local.acme ? var.acme_profile : null
+  acme_ca_root   = local.acme ? var.acme_ca_root : null
+
+  lifecycle {
+    precondition {
+      condition     = !(local.acme && var.acme_identifier == "name" && var.node_domain == null)
+      error_message = "acme_identifier = \"name\" needs node_domain: the nodes are named <host name>.<node_domain>."
+    }
+  }
 }
 
 data "wsdirect_cloudinit" "auth" {
-  role        = "auth"
-  release_url = local.release_urls["wsdirect-auth"]
-  sha256      = lookup(var.release_sha256, "wsdirect-auth", null)
-  bind        = "0.0.0.0:${local.auth_port}"
-  gossip_key  = var.gossip_key
-  join_tag    = local.join_tag
-  signing_key = var.auth_signing_key
-  users       = var.auth_users
-  admin_token = var.admin_token
+  role                  = "auth"
+  release_url           = local.release_urls["wsdirect-auth"]
+  sha256                = lookup(var.release_sha256, "wsdirect-auth", null)
+  bind                  = "0.0.0.0:${local.auth_port}"
+  gossip_key_parameter  = local.parameters.gossip_key
+  join_tag              = local.join_tag
+  signing_key_parameter = local.parameters.signing_key
+  users_parameter       = local.parameters.users
+  admin_token_parameter = var.admin_api ? local.parameters.admin_token : null
+
+  tls            = var.tls_mode
+  tls_names      = length(var.auth_tls_names) > 0 ? var.auth_tls_names : null
+  tls_cert_file  = var.tls_mode == "files" ? var.tls_cert_file : null
+  tls_key_file   = var.tls_mode == "files" ? var.tls_key_file : null
+  acme_email     = local.acme ? var.acme_email : null
+  acme_directory = local.acme ? var.acme_directory : null
+  acme_profile   = local.acme ? var.acme_profile : null
+  acme_ca_root   = local.acme ? var.acme_ca_root : null
 }
 
 resource "wsdirect_node" "node" {
@@ -48,6 +151,7 @@ resource "wsdirect_node" "node" {
   iam_instance_profile = var.iam_instance_profile
   public_ip            = var.node_public_ip
   user_data            = data.wsdirect_cloudinit.node.rendered
+  metadata_options     = local.metadata_options
 
   tags = merge(local.common_tags, {
     Name            = "${var.cluster_name}-node-${count.index}"
@@ -63,10 +167,11 @@ resource "wsdirect_node" "auth" {
   subnet_id            = var.subnet_ids[count.index % length(var.subnet_ids)]
   security_group_ids   = var.security_group_ids
   key_name             = var.key_name
-  iam_instance_profile = var.iam_instance_profile
+  iam_instance_profile = local.auth_instance_profile
   # A stable address clients can be configured with.
-  public_ip = "elastic"
-  user_data = data.wsdirect_cloudinit.auth.rendered
+  public_ip        = "elastic"
+  user_data        = data.wsdirect_cloudinit.auth.rendered
+  metadata_options = local.metadata_options
 
   tags = merge(local.common_tags, {
     Name            = "${var.cluster_name}-auth-${count.index}"

@@ -19,7 +19,7 @@ variable "subnet_ids" {
 }
 
 variable "security_group_ids" {
-  description = "Security groups of every instance. They must allow the WebSocket port (8080) and the auth port (8443) from clients, and gossip (7946 TCP and UDP) between members."
+  description = "Security groups of every instance. They must allow, from clients, TCP 443 (wss:// to the nodes, https:// to auth; 8080 and 8443 with tls_mode = \"offload\"); with tls_mode = \"acme\", TCP 80 from anywhere (the CA validates http-01 from several places on the internet); and between members, gossip on 7946 TCP and UDP."
   type        = list(string)
 }
 
@@ -84,39 +84,40 @@ variable "max_conns_per_node" {
   }
 }
 
-variable "gossip_key" {
-  description = "Base64 of the 32-byte gossip encryption key, e.g. from `openssl rand -base64 32`."
+variable "parameter_path" {
+  description = <<-EOT
+    AWS Systems Manager Parameter Store path of the cluster's secrets, e.g. "/wsdirect/prod". The module never sees a secret:
+    user data and Terraform state hold only the parameter names, and the instances read the values at boot (and on SIGHUP)
+    with their instance role. Create these parameters before the instances boot (the services retry until they can read them):
+    <path>/gossip-key (SecureString: base64 32-byte key from `openssl rand -base64 32`, or two keys, one per line, while rotating),
+    <path>/auth-public-keys (String or SecureString: the PEM "PUBLIC KEY" blocks nodes accept tokens from),
+    <path>/signing-key (SecureString: the auth service's Ed25519 PKCS#8 "PRIVATE KEY" PEM),
+    <path>/users (SecureString: the bcrypt users file, lines from `wsdirect-auth hash-password`), and
+    <path>/admin-token (SecureString) when admin_api is true.
+  EOT
   type        = string
-  sensitive   = true
-}
-
-variable "auth_public_keys" {
-  description = "PEM \"PUBLIC KEY\" block(s) of the auth signing key(s) that nodes accept tokens from. List the old and the new key while rotating."
-  type        = string
-}
-
-variable "auth_signing_key" {
-  description = "Ed25519 PKCS#8 \"PRIVATE KEY\" PEM the auth hosts sign connection tokens with. Its public key must be in auth_public_keys."
-  type        = string
-  sensitive   = true
-}
-
-variable "auth_users" {
-  description = "Content of the auth service's bcrypt users file: one user:hash line per user, from `wsdirect-auth hash-password -user <name>` (htpasswd -B lines work too). Required: the auth service needs exactly one credential backend, and this is the one the module configures."
-  type        = string
-  sensitive   = true
 
   validation {
-    condition     = can(regex("(?m)^[^:#\\s][^:\\s]*:\\$2[abxy]\\$", var.auth_users))
-    error_message = "auth_users must hold at least one user:bcrypt-hash line (from `wsdirect-auth hash-password`)."
+    condition     = can(regex("^(/[a-zA-Z0-9_.-]+)+$", var.parameter_path)) && length(regexall("/", var.parameter_path)) <= 14 && !can(regex("^/(?i)(aws|ssm)", var.parameter_path))
+    error_message = "parameter_path must be a Parameter Store path like \"/wsdirect/prod\": segments of letters, digits, '.', '-' or '_', each after a '/', no trailing '/', at most 14 levels, not starting with aws or ssm."
   }
 }
 
-variable "admin_token" {
-  description = "Token protecting the auth admin API (GET /v1/nodes). Null disables the admin API."
+variable "admin_api" {
+  description = "Serve the auth hosts' admin API (GET /v1/nodes), protected by the bearer token in <parameter_path>/admin-token."
+  type        = bool
+  default     = false
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the customer managed KMS key the SecureString parameters are encrypted with, for the policies' kms:Decrypt statement. Null: any key, limited to this cluster's parameters through Parameter Store (right for the AWS managed key aws/ssm too)."
   type        = string
   default     = null
-  sensitive   = true
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
 }
 
 variable "release_url" {
@@ -158,12 +159,88 @@ variable "key_name" {
 }
 
 variable "iam_instance_profile" {
-  description = "Instance profile of every instance. It must allow ec2:DescribeInstances: members find each other with -join-ec2-tag, which calls it with the instance role's credentials. Required: without it no member finds another, and auth has no node to assign."
+  description = "Instance profile of the nodes (and of the auth hosts unless auth_iam_instance_profile is set). Required: its role needs the node_iam_policy_json output: ssm:GetParameter on the gossip key and the auth public keys, kms:Decrypt for them, and ec2:DescribeInstances, with which members find each other (-join-ec2-tag); without it no member finds another, and auth has no node to assign."
   type        = string
+}
+
+variable "auth_iam_instance_profile" {
+  description = "Instance profile of the auth hosts; its role needs the auth_iam_policy_json output (the signing key, the users file, the gossip key). Null: iam_instance_profile, whose role then needs both policies. A profile of their own keeps the signing key from the nodes, which could otherwise mint tokens."
+  type        = string
+  default     = null
 }
 
 variable "tags" {
   description = "Extra tags for every instance."
   type        = map(string)
   default     = {}
+}
+
+variable "tls_mode" {
+  description = "How nodes and auth hosts serve TLS. \"acme\": each obtains and renews its own certificate from an ACME CA (Let's Encrypt by default); nodes get IP certificates for their public address, or names (acme_identifier). \"files\": a certificate and key already on every instance (tls_cert_file, tls_key_file), e.g. a wildcard baked into the AMI. \"offload\": TLS terminated in front of the instances (nodes listen on 8080, auth on 8443, in plain text)."
+  type        = string
+  default     = "acme"
+
+  validation {
+    condition     = contains(["acme", "files", "offload"], var.tls_mode)
+    error_message = "tls_mode must be \"acme\", \"files\" or \"offload\"."
+  }
+}
+
+variable "acme_identifier" {
+  description = "With tls_mode = \"acme\": what the nodes' certificates name. \"ip\": the node's public IP (a short-lived IP certificate; no DNS needed). \"name\": <host name>.<node_domain>; create an A record per node (output node_names) pointing at its public IP."
+  type        = string
+  default     = "ip"
+
+  validation {
+    condition     = contains(["ip", "name"], var.acme_identifier)
+    error_message = "acme_identifier must be \"ip\" or \"name\"."
+  }
+}
+
+variable "node_domain" {
+  description = "With acme_identifier = \"name\" (or tls_mode = \"files\" with a wildcard certificate): the nodes are advertised as <host name>.<node_domain>, e.g. ip-10-0-1-5.ws.example.com. Null: nodes are advertised by their public IP."
+  type        = string
+  default     = null
+}
+
+variable "auth_tls_names" {
+  description = "DNS names clients reach the auth service by (point them at auth_public_ips); the first one is in auth_url. Empty with tls_mode = \"acme\": each auth host gets an IP certificate for its Elastic IP, and clients reach auth by address (auth_url, auth_urls)."
+  type        = list(string)
+  default     = []
+}
+
+variable "acme_email" {
+  description = "With tls_mode = \"acme\": contact e-mail of the ACME accounts. Null: none."
+  type        = string
+  default     = null
+}
+
+variable "acme_directory" {
+  description = "With tls_mode = \"acme\": https directory URL of the ACME CA. Null: Let's Encrypt production."
+  type        = string
+  default     = null
+}
+
+variable "acme_profile" {
+  description = "With tls_mode = \"acme\": ACME profile. Null: \"shortlived\" for IP certificates (the only profile Let's Encrypt issues them under), the CA's default for names."
+  type        = string
+  default     = null
+}
+
+variable "acme_ca_root" {
+  description = "With tls_mode = \"acme\": PEM of an extra root CA to trust for acme_directory (a private CA). Null: the system's roots only."
+  type        = string
+  default     = null
+}
+
+variable "tls_cert_file" {
+  description = "With tls_mode = \"files\": path on every instance of the PEM certificate chain. Null: /etc/wsdirect/tls/cert.pem. The certificate and key never travel in user data: bake them into the AMI or fetch them at boot."
+  type        = string
+  default     = null
+}
+
+variable "tls_key_file" {
+  description = "With tls_mode = \"files\": path on every instance of the PEM private key. Null: /etc/wsdirect/tls/key.pem."
+  type        = string
+  default     = null
 }

@@ -10,6 +10,11 @@
 //      auth to a different node and echoed again, with a screenshot taken;
 //   or {"event":"error","message":...}     on any failure (exit code 1).
 // Every wait is bounded; CHROMIUM overrides /usr/bin/chromium.
+//
+// With EXPECT_CERT_ERROR=1 it only loads the page and expects Chromium to
+// refuse its certificate: {"event":"cert_refused","message":...} (exit 0).
+// The Go test runs that with a profile that does not trust the test CA, to
+// show that the trust in the main run is real.
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -92,6 +97,18 @@ try {
     if (m.type() === 'error') consoleErrors.push(m.text().replace(/token=[^&'"\s]+/g, 'token=REDACTED'));
   });
 
+  if (process.env.EXPECT_CERT_ERROR === '1') {
+    let refused = '';
+    try {
+      await page.goto(pageURL, { waitUntil: 'load', timeout: CONNECT_TIMEOUT_MS });
+    } catch (e) {
+      refused = String(e?.message ?? e);
+    }
+    if (!refused.includes('ERR_CERT')) throw new Error(`page loaded without a certificate error: ${refused}`);
+    emit({ event: 'cert_refused', message: refused.split('\n')[0] });
+    await context.close();
+    process.exit(0);
+  }
   const res = await page.goto(pageURL, { waitUntil: 'load', timeout: CONNECT_TIMEOUT_MS });
   if (!res || !res.ok()) throw new Error(`GET ${pageURL}: HTTP ${res?.status()}`);
   await page.waitForFunction(() => window.wsdirectDemo !== undefined);

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +21,9 @@ import (
 type CompareConfig struct {
 	// Env describes the servers; Env.BinDir is required.
 	Env EnvConfig
-	// Paths to run, in order. Ratios are to direct, which must be
-	// included.
+	// Paths to run, in order (DefaultCompareConfig: Paths; TLSPaths is the
+	// TLS comparison). Ratios are to the first path, which must be direct
+	// or direct-tls.
 	Paths []string
 	// Conns is the number of connections per path, at least 1.
 	Conns int
@@ -43,6 +45,12 @@ type CompareConfig struct {
 	// WorkerExe is a binary with loadtest's "worker" subcommand
 	// (wsdirect-bench); required when Workers > 1.
 	WorkerExe string
+	// ClassicKeyExchange makes the clients of the TLS paths offer only
+	// classical key shares (X25519), so that every path runs the same key
+	// exchange: HAProxy 2.6 on OpenSSL 3.0 has no post-quantum one, while Go
+	// clients and nodes agree on X25519MLKEM768 by default. false: Go's
+	// default.
+	ClassicKeyExchange bool
 	// Progress receives progress lines; nil discards them.
 	Progress io.Writer
 }
@@ -73,19 +81,14 @@ func (c *CompareConfig) validate() error {
 	if len(c.Paths) == 0 {
 		return errors.New("benchcompare: Paths: at least one is required")
 	}
-	seenDirect := false
 	for _, p := range c.Paths {
-		switch p {
-		case PathDirect:
-			seenDirect = true
-		case PathHAProxyHTTP, PathHAProxyTCP:
-		default:
-			return fmt.Errorf("benchcompare: Paths: unknown path %q (want %v)", p, Paths)
+		if !knownPath(p) {
+			return fmt.Errorf("benchcompare: Paths: unknown path %q (want from %v or %v)", p, Paths, TLSPaths)
 		}
 	}
-	switch {
-	case !seenDirect:
-		return errors.New("benchcompare: Paths: the direct path is the baseline of every ratio; include it")
+	switch b := c.Paths[0]; {
+	case b != PathDirect && b != PathDirectTLS:
+		return errors.New("benchcompare: Paths: the first path is the baseline of every ratio; make it direct or direct-tls")
 	case c.Conns < 1:
 		return fmt.Errorf("benchcompare: Conns must be at least 1, got %d", c.Conns)
 	case c.Rate < 0:
@@ -150,6 +153,9 @@ type PathResult struct {
 	// client runs in this process (one worker), else 0.
 	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
 	ClientCPUPer100k float64 `json:"client_cpu_seconds_per_100k_msgs,omitempty"`
+	// ConnectCPU is the CPU spent over the connect phase per successful
+	// connect, split by process.
+	ConnectCPU ConnectCPU `json:"connect_cpu_us"`
 	// NodeConns is the per-node connection count auth saw at the busiest
 	// moment (the only view of the spread when HAProxy picks the nodes).
 	NodeConns map[string]int `json:"node_conns"`
@@ -161,14 +167,33 @@ type PathResult struct {
 	HAProxyPeakRSS int64 `json:"haproxy_peak_rss_bytes"`
 }
 
+// ConnectCPU is CPU microseconds per connect over the connect phase (token
+// request, TLS handshakes where there are some, upgrade). Processes is the
+// sum of the server processes and the client process: the whole flow's
+// cost, the figure to compare across paths (on the HAProxy paths the
+// client process also runs the token service, which does auth's part
+// there). Machine is the whole machine's busy time from /proc/stat
+// (tick-sampled; it also holds whatever else ran).
+type ConnectCPU struct {
+	Nodes     float64 `json:"nodes"`
+	Auth      float64 `json:"auth"`
+	HAProxy   float64 `json:"haproxy"`
+	Client    float64 `json:"client"`
+	Servers   float64 `json:"servers"`
+	Processes float64 `json:"processes"`
+	Machine   float64 `json:"machine"`
+}
+
 // CompareResult is a whole side-by-side run.
 type CompareResult struct {
-	Conns    int           `json:"conns"`
-	MsgRate  float64       `json:"msg_rate_per_conn"`
-	Duration time.Duration `json:"message_phase_ns"`
-	Workers  int           `json:"workers"`
-	CPUs     int           `json:"cpus"`
-	Paths    []PathResult  `json:"paths"`
+	// ClassicKeyExchange: see CompareConfig.
+	ClassicKeyExchange bool          `json:"classic_key_exchange,omitempty"`
+	Conns              int           `json:"conns"`
+	MsgRate            float64       `json:"msg_rate_per_conn"`
+	Duration           time.Duration `json:"message_phase_ns"`
+	Workers            int           `json:"workers"`
+	CPUs               int           `json:"cpus"`
+	Paths              []PathResult  `json:"paths"`
 }
 
 // Compare runs the workload against each path in turn, each on a fresh set
@@ -189,7 +214,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		// ties, a skewed pick); the cap must not be what is measured.
 		cfg.Env.MaxConns = min(cfg.Conns, 19_000)
 	}
-	res := &CompareResult{Conns: cfg.Conns, MsgRate: cfg.MsgRate, Duration: cfg.Duration, Workers: cfg.Workers, CPUs: runtime.NumCPU()}
+	res := &CompareResult{ClassicKeyExchange: cfg.ClassicKeyExchange, Conns: cfg.Conns, MsgRate: cfg.MsgRate, Duration: cfg.Duration, Workers: cfg.Workers, CPUs: runtime.NumCPU()}
 	for _, path := range cfg.Paths {
 		fmt.Fprintf(cfg.Progress, "== %s: %d connections, then %.3g msg/s each for %v\n", path, cfg.Conns, cfg.MsgRate, cfg.Duration)
 		pr, err := comparePath(ctx, path, cfg)
@@ -212,8 +237,15 @@ func comparePath(ctx context.Context, path string, cfg CompareConfig) (*PathResu
 	lc.AuthURL, lc.Username, lc.Password = env.AuthURL(), env.Cluster.Username(), env.Cluster.Password()
 	lc.Conns, lc.Rate, lc.Concurrency = cfg.Conns, cfg.Rate, cfg.Concurrency
 	lc.MsgRate, lc.MsgSize, lc.Duration = cfg.MsgRate, cfg.MsgSize, cfg.Duration
+	lc.CAFile = env.CAFile()
+	lc.TLSResume = path == PathDirectTLSResume
+	// Over TLS every connect is a new client: its own TLS handshake with
+	// auth, not a kept-alive connection of the load generator's.
+	lc.FreshAuthConns = isTLS(path)
+	lc.ClassicKeyExchange = cfg.ClassicKeyExchange && isTLS(path)
 	var pids []int
-	for _, p := range env.PeakRSS() {
+	procs := env.PeakRSS()
+	for _, p := range procs {
 		pids = append(pids, p.PID)
 	}
 	// With one client process, it is this one: watch it last.
@@ -255,6 +287,31 @@ func comparePath(ctx context.Context, path string, cfg CompareConfig) (*PathResu
 		NodeConns:    nodeConns,
 		Procs:        env.PeakRSS(),
 	}
+	if rep.Connected > 0 {
+		cpu, each, _, err := sampler.Between(rep.ConnectStart, rep.ConnectEnd)
+		if err != nil {
+			return nil, fmt.Errorf("connect phase: %w", err)
+		}
+		us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(rep.Connected) }
+		cc := &pr.ConnectCPU
+		for k, p := range procs {
+			v := us(each[k])
+			switch {
+			case p.Name == "haproxy":
+				cc.HAProxy += v
+			case strings.HasPrefix(p.Name, "auth"):
+				cc.Auth += v
+			default:
+				cc.Nodes += v
+			}
+			cc.Servers += v
+		}
+		if clientInProcess {
+			cc.Client = us(each[len(each)-1])
+		}
+		cc.Processes = cc.Servers + cc.Client
+		cc.Machine = us(cpu)
+	}
 	if rep.MessageSeconds > 0 {
 		// Workers start messaging when their own connections are up; the
 		// last connect is when all of them are messaging.
@@ -294,6 +351,9 @@ func comparePath(ctx context.Context, path string, cfg CompareConfig) (*PathResu
 	}
 	fmt.Fprintf(cfg.Progress, "   %d/%d connected at %.0f/s, %d messages echoed, %d dropped, errors %v\n",
 		rep.Connected, rep.Target, rep.ConnectRate, rep.MsgsReceived, rep.Dropped, rep.Errors)
+	for k, v := range rep.ErrorSamples {
+		fmt.Fprintf(cfg.Progress, "   first %s: %s\n", k, v)
+	}
 	return pr, nil
 }
 
@@ -338,23 +398,27 @@ func pollNodeConns(ctx context.Context, cl *localcluster.Cluster) func() map[str
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// Direct returns the direct path's result, or nil.
+// Direct returns the baseline: the first path when it is direct or
+// direct-tls, else nil.
 func (r *CompareResult) Direct() *PathResult {
-	for i := range r.Paths {
-		if r.Paths[i].Path == PathDirect {
-			return &r.Paths[i]
-		}
+	if len(r.Paths) > 0 && (r.Paths[0].Path == PathDirect || r.Paths[0].Path == PathDirectTLS) {
+		return &r.Paths[0]
 	}
 	return nil
 }
 
 // WriteTable prints one row per figure and, for each path, its value and
-// its ratio to the direct path (value / direct: above 1 means more
-// connections per second, more latency, more CPU or more memory).
+// its ratio to the baseline, the first path (value / baseline: above 1
+// means more connections per second, more latency, more CPU or more
+// memory).
 func (r *CompareResult) WriteTable(w io.Writer) {
 	base := r.Direct()
-	fmt.Fprintf(w, "%d connections per path, %.3g msg/s per connection for %v, %d client process(es), %d CPUs\n\n",
+	fmt.Fprintf(w, "%d connections per path, %.3g msg/s per connection for %v, %d client process(es), %d CPUs\n",
 		r.Conns, r.MsgRate, r.Duration, r.Workers, r.CPUs)
+	if r.ClassicKeyExchange {
+		fmt.Fprintln(w, "TLS clients offer classical key shares only (X25519)")
+	}
+	fmt.Fprintln(w)
 	type row struct {
 		name string
 		get  func(*PathResult) float64
@@ -366,6 +430,13 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 		{"connect rate", func(p *PathResult) float64 { return p.ConnectRate }, "/s"},
 		{"handshake p50", func(p *PathResult) float64 { return p.HandshakeP50 }, "ms"},
 		{"handshake p99", func(p *PathResult) float64 { return p.HandshakeP99 }, "ms"},
+		{"CPU us / connect", func(p *PathResult) float64 { return p.ConnectCPU.Processes }, "us"},
+		{"  nodes", func(p *PathResult) float64 { return p.ConnectCPU.Nodes }, "us"},
+		{"  auth", func(p *PathResult) float64 { return p.ConnectCPU.Auth }, "us"},
+		{"  haproxy", func(p *PathResult) float64 { return p.ConnectCPU.HAProxy }, "us"},
+		{"  client process", func(p *PathResult) float64 { return p.ConnectCPU.Client }, "us"},
+		{"  machine, sampled", func(p *PathResult) float64 { return p.ConnectCPU.Machine }, "us"},
+		{"node TLS resumed", func(p *PathResult) float64 { return float64(p.Report.NodeTLSResumed) }, ""},
 		{"  auth/token p50", func(p *PathResult) float64 { return msf(p.Report.Auth.Quantile(0.5)) }, "ms"},
 		{"  upgrade p50", func(p *PathResult) float64 { return msf(p.Report.Upgrade.Quantile(0.5)) }, "ms"},
 		{"  upgrade p99", func(p *PathResult) float64 { return msf(p.Report.Upgrade.Quantile(0.99)) }, "ms"},
@@ -381,12 +452,16 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 		{"peak RSS haproxy", func(p *PathResult) float64 { return mib(p.HAProxyPeakRSS) }, "MiB"},
 		{"node max/mean", func(p *PathResult) float64 { return loadtest.Balance(p.NodeConns) }, ""},
 	}
+	baseName := ""
+	if base != nil {
+		baseName = base.Path
+	}
 	fmt.Fprintf(w, "%-20s", "figure")
-	for _, p := range r.Paths {
-		if p.Path == PathDirect {
-			fmt.Fprintf(w, " %16s", p.Path)
+	for i, p := range r.Paths {
+		if i == 0 {
+			fmt.Fprintf(w, " %17s", p.Path)
 		} else {
-			fmt.Fprintf(w, " %16s %8s", p.Path, "x direct")
+			fmt.Fprintf(w, " %17s %11s", p.Path, "x "+baseName)
 		}
 	}
 	fmt.Fprintln(w)
@@ -395,15 +470,15 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 		for i := range r.Paths {
 			p := &r.Paths[i]
 			v := rw.get(p)
-			fmt.Fprintf(w, " %16s", fmtVal(v, rw.unit))
-			if p.Path != PathDirect {
+			fmt.Fprintf(w, " %17s", fmtVal(v, rw.unit))
+			if i > 0 {
 				ratio := "-"
 				if base != nil {
 					if b := rw.get(base); b != 0 {
 						ratio = fmt.Sprintf("%.2f", v/b)
 					}
 				}
-				fmt.Fprintf(w, " %8s", ratio)
+				fmt.Fprintf(w, " %11s", ratio)
 			}
 		}
 		fmt.Fprintln(w)

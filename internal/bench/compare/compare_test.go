@@ -19,6 +19,13 @@ func TestCompareSmoke(t *testing.T) {
 	defer cancel()
 	cfg := DefaultCompareConfig()
 	cfg.Env, cfg.Conns, cfg.MsgRate, cfg.Duration, cfg.Progress = env, 200, 10, time.Second, testWriter{t}
+	// Each handshake must finish within the loadtest's 10 s
+	// HandshakeTimeout, counted from its start. With all 200 in flight at
+	// once (the default concurrency, 256), the last ones queue behind all
+	// the others: at the ~10 connections/s that a machine busy with other
+	// test packages manages under -race, that is past 10 s. 16 in flight
+	// keep a handshake's wait to its own.
+	cfg.Concurrency = 16
 	res, err := Compare(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -79,11 +86,63 @@ func TestCompareSmoke(t *testing.T) {
 	}
 }
 
+// TestCompareTLSSmoke is the CI-sized TLS comparison: direct wss with full
+// handshakes, the same with resumed sessions, and HAProxy terminating TLS
+// in front of plain nodes, on the real binaries and haproxy, with the
+// connect phase's CPU split by process.
+func TestCompareTLSSmoke(t *testing.T) {
+	env := servers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := DefaultCompareConfig()
+	cfg.Env, cfg.Paths, cfg.Conns, cfg.MsgRate, cfg.Duration, cfg.Progress = env, TLSPaths, 150, 5, time.Second, testWriter{t}
+	// Few in flight: under -race on 2 loaded cores, 150 TLS handshakes at
+	// once can outlast the 10 s handshake timeout; this test checks the
+	// paths work, the benchmark measures rates.
+	cfg.Concurrency = 8
+	res, err := Compare(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	res.WriteTable(&buf)
+	t.Logf("\n%s", buf.String())
+	if len(res.Paths) != 3 || res.Direct() == nil || res.Direct().Path != PathDirectTLS {
+		t.Fatalf("paths %d, baseline %v", len(res.Paths), res.Direct())
+	}
+	for _, p := range res.Paths {
+		if p.Report.Connected != 150 || p.Report.Dropped != 0 {
+			t.Errorf("%s: connected %d, dropped %d, errors %v (%v)", p.Path, p.Report.Connected, p.Report.Dropped, p.Report.Errors, p.Report.ErrorSamples)
+		}
+		cc := p.ConnectCPU
+		if cc.Servers <= 0 || cc.Client <= 0 || cc.Processes < cc.Servers {
+			t.Errorf("%s: connect CPU %+v", p.Path, cc)
+		}
+		switch p.Path {
+		case PathDirectTLS:
+			if p.Report.NodeTLSResumed != 0 || cc.HAProxy != 0 || cc.Nodes <= 0 || cc.Auth <= 0 {
+				t.Errorf("%s: resumed %d, connect CPU %+v", p.Path, p.Report.NodeTLSResumed, cc)
+			}
+		case PathDirectTLSResume:
+			// The first handshakes with each node are full ones (as many as
+			// are in flight before a ticket arrives); after that, resumed.
+			if p.Report.NodeTLSResumed < 100 {
+				t.Errorf("%s: only %d of 150 node handshakes resumed", p.Path, p.Report.NodeTLSResumed)
+			}
+		case PathHAProxyTLS:
+			if cc.HAProxy <= 0 || p.Report.Nodes["haproxy"] != 150 {
+				t.Errorf("%s: connect CPU %+v, answered %v", p.Path, cc, p.Report.Nodes)
+			}
+		}
+	}
+}
+
 func TestCompareConfigErrors(t *testing.T) {
 	// Each key is what the error must name: Compare fills nothing in.
 	for field, mod := range map[string]func(*CompareConfig){
 		"unknown path": func(c *CompareConfig) { c.Paths = []string{"direct", "nginx"} },
 		"baseline":     func(c *CompareConfig) { c.Paths = []string{PathHAProxyTCP} },
+		"direct-tls":   func(c *CompareConfig) { c.Paths = []string{PathHAProxyTLS, PathDirectTLS} },
 		"Conns":        func(c *CompareConfig) { c.Conns = -1 },
 		"Concurrency":  func(c *CompareConfig) { c.Concurrency = 0 },
 		"MsgRate":      func(c *CompareConfig) { c.MsgRate = 0 },

@@ -2,6 +2,7 @@ package compare
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -13,14 +14,27 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
-// The three paths clients can take to the nodes.
+// The paths clients can take to the nodes.
 const (
 	PathDirect      = "direct"
 	PathHAProxyHTTP = "haproxy-http"
 	PathHAProxyTCP  = "haproxy-tcp"
+	// PathDirectTLS is direct over TLS: auth on https://, every node
+	// terminating its own wss:// (certificates from a test CA, -tls files),
+	// every handshake a full one.
+	PathDirectTLS = "direct-tls"
+	// PathDirectTLSResume is PathDirectTLS with clients that keep their
+	// TLS sessions and resume them (returning clients).
+	PathDirectTLSResume = "direct-tls-resume"
+	// PathHAProxyTLS is HAProxy terminating TLS (bind ... ssl crt ...) in
+	// mode http in front of the same nodes in plain text, with the token
+	// service on https://.
+	PathHAProxyTLS = "haproxy-tls"
 )
 
 // PoolAudience is the token audience every node accepts on the HAProxy
@@ -28,8 +42,31 @@ const (
 // picks the node.
 const PoolAudience = "haproxy-pool"
 
-// Paths lists every path, direct first (the baseline of the ratios).
+// Paths lists the plain paths, direct first (the baseline of the ratios).
 var Paths = []string{PathDirect, PathHAProxyHTTP, PathHAProxyTCP}
+
+// TLSPaths lists the TLS paths, direct-tls first (the baseline).
+var TLSPaths = []string{PathDirectTLS, PathDirectTLSResume, PathHAProxyTLS}
+
+// knownPath reports whether p is one of Paths or TLSPaths.
+func knownPath(p string) bool {
+	for _, k := range append(append([]string(nil), Paths...), TLSPaths...) {
+		if p == k {
+			return true
+		}
+	}
+	return false
+}
+
+// isDirect reports whether p reaches the nodes without a balancer.
+func isDirect(p string) bool {
+	return p == PathDirect || p == PathDirectTLS || p == PathDirectTLSResume
+}
+
+// isTLS reports whether clients use https:// and wss:// on p.
+func isTLS(p string) bool {
+	return p == PathDirectTLS || p == PathDirectTLSResume || p == PathHAProxyTLS
+}
 
 // Loopback addresses the harness uses besides localcluster's (nodes on
 // 127.0.0.11+, auth on 127.0.1.10+).
@@ -102,6 +139,7 @@ type Env struct {
 	HAProxy *HAProxy
 	Tokens  *TokenService
 	dir     string
+	caFile  string
 }
 
 // StartEnv starts a fresh cluster (fresh processes, so that every path's
@@ -116,13 +154,13 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	}
 	var mode string
 	switch path {
-	case PathDirect:
-	case PathHAProxyHTTP:
+	case PathDirect, PathDirectTLS, PathDirectTLSResume:
+	case PathHAProxyHTTP, PathHAProxyTLS:
 		mode = haproxycfg.ModeHTTP
 	case PathHAProxyTCP:
 		mode = haproxycfg.ModeTCP
 	default:
-		return nil, fmt.Errorf("benchcompare: unknown path %q (want one of %v)", path, Paths)
+		return nil, fmt.Errorf("benchcompare: unknown path %q (want one of %v or %v)", path, Paths, TLSPaths)
 	}
 	if mode != "" && cfg.HAProxyBinary == "" {
 		b, err := haproxycfg.FindBinary()
@@ -139,6 +177,9 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	lc := localcluster.DefaultConfig()
 	lc.BinDir, lc.Nodes, lc.MaxConns, lc.LogLevel, lc.Logf = cfg.BinDir, cfg.Nodes, cfg.MaxConns, "warn", cfg.Logf
 	lc.NodeArgs = append([]string(nil), cfg.NodeArgs...)
+	// On the direct TLS paths the nodes and auth terminate TLS; behind
+	// HAProxy they stay plain on loopback, HAProxy terminates it.
+	lc.TLS = isDirect(path) && isTLS(path)
 	if mode != "" {
 		// HAProxy, not auth, picks the node: every node accepts the token
 		// service's tokens for the shared audience.
@@ -150,6 +191,7 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		return nil, err
 	}
 	e.Cluster = cl
+	e.caFile = cl.CAFile()
 	if mode == "" {
 		return e, nil
 	}
@@ -172,6 +214,15 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		e.Stop()
 		return nil, err
 	}
+	var tsTLS *tls.Config
+	wsURL := "ws://" + hcfg.Bind + "/ws"
+	if isTLS(path) {
+		if hcfg.TLSCertFile, tsTLS, err = e.balancerCerts(); err != nil {
+			e.Stop()
+			return nil, err
+		}
+		wsURL = "wss://" + hcfg.Bind + "/ws"
+	}
 	if e.HAProxy, err = StartHAProxy(ctx, cfg.HAProxyBinary, hcfg, dir); err != nil {
 		e.Stop()
 		return nil, err
@@ -193,7 +244,7 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	}
 	tc := DefaultTokenServiceConfig()
 	tc.SigningKey, tc.Audience, tc.Authenticator = key, PoolAudience, users
-	tc.WSURL = "ws://" + e.HAProxy.Bind + "/ws"
+	tc.WSURL, tc.TLS = wsURL, tsTLS
 	e.Tokens, err = StartTokenService(tsAddr, tc)
 	if err != nil {
 		e.Stop()
@@ -202,22 +253,64 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	// One connection end to end: token service, haproxy, a node.
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for {
-		conn, _, err := client.Dial(pctx, e.AuthURL(), e.Credentials())
-		if err == nil {
-			conn.Close()
-			break
-		}
-		select {
-		case <-pctx.Done():
+	var trust []client.Option
+	if e.caFile != "" {
+		pool, err := client.LoadRootCAs(e.caFile)
+		if err != nil {
 			e.Stop()
-			return nil, fmt.Errorf("benchcompare: no connection through haproxy (%s): %v\n%s", mode, err, e.HAProxy.Output())
-		case <-time.After(100 * time.Millisecond):
+			return nil, err
 		}
+		trust = append(trust, client.WithRootCAs(pool))
+	}
+	err = probe.Poll(pctx, 10*time.Second, 100*time.Millisecond, "a connection through haproxy ("+string(mode)+")", func() error {
+		conn, _, err := client.Dial(pctx, e.AuthURL(), e.Credentials(), trust...)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	})
+	if err != nil {
+		e.Stop()
+		return nil, fmt.Errorf("benchcompare: %w\n%s", err, e.HAProxy.Output())
 	}
 	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(cl.Nodes), e.Tokens.URL())
 	return e, nil
 }
+
+// balancerCerts makes a test CA in the Env's directory (its root is the
+// Env's CAFile) and issues HAProxy's certificate (written as HAProxy's crt
+// file: chain and key in one PEM) and the token service's.
+func (e *Env) balancerCerts() (haproxyCrt string, tokenTLS *tls.Config, err error) {
+	ca, err := testca.New("wsdirect benchcompare CA (this run only)")
+	if err != nil {
+		return "", nil, err
+	}
+	e.caFile = filepath.Join(e.dir, "ca.pem")
+	if err := ca.WriteRoot(e.caFile); err != nil {
+		return "", nil, err
+	}
+	hl, err := ca.Issue([]string{haproxyIP.String()}, time.Time{}, time.Time{})
+	if err != nil {
+		return "", nil, err
+	}
+	haproxyCrt = filepath.Join(e.dir, "haproxy.pem")
+	if err := os.WriteFile(haproxyCrt, append(append([]byte(nil), hl.CertPEM...), hl.KeyPEM...), 0o600); err != nil {
+		return "", nil, err
+	}
+	tl, err := ca.Issue([]string{tokenServiceIP.String()}, time.Time{}, time.Time{})
+	if err != nil {
+		return "", nil, err
+	}
+	cert, err := tl.TLSCertificate()
+	if err != nil {
+		return "", nil, err
+	}
+	return haproxyCrt, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// CAFile is the root clients of this path must trust, or "" on plain
+// paths.
+func (e *Env) CAFile() string { return e.caFile }
 
 // AuthURL is where clients of this path ask for a token: wsdirect-auth on
 // the direct path, the token service behind HAProxy.

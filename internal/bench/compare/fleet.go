@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/srcbind"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -53,6 +56,9 @@ type FleetConfig struct {
 	// process. It is read again when a client meets an address it does
 	// not know (a node added later).
 	RoutesFile string `json:"routes_file,omitempty"`
+	// RootsPEM, when set, holds the only CAs the clients trust for
+	// https:// and wss:// (a private CA's root); empty trusts the system's.
+	RootsPEM string `json:"roots_pem,omitempty"`
 	// Clients is how many managed clients to run, at least 1.
 	Clients int `json:"clients"`
 	// Rate is the first-connect rate per second. Must be > 0.
@@ -125,6 +131,8 @@ func (c *FleetConfig) validate() error {
 		return fmt.Errorf("benchcompare: fleet BackoffMax (%s) must be at least BackoffBase (%s)", c.BackoffMax, c.BackoffBase)
 	case c.SourceOffset < 0:
 		return fmt.Errorf("benchcompare: fleet SourceOffset must not be negative, got %d", c.SourceOffset)
+	case c.RootsPEM != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(c.RootsPEM)):
+		return errors.New("benchcompare: fleet RootsPEM holds no PEM certificate")
 	}
 	for _, ip := range c.SourceIPs {
 		if !ip.IsLoopback() {
@@ -213,11 +221,18 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	f := &Fleet{cancel: cancel, failed: map[string]int64{}}
 	pool := &sync.Pool{} // shared write buffers: idle clients hold none
 	rt := &routes{file: cfg.RoutesFile}
+	var tlsConf *tls.Config
+	if cfg.RootsPEM != "" {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM([]byte(cfg.RootsPEM))
+		tlsConf = &tls.Config{RootCAs: roots}
+	}
 	mkOpts := func(local net.Addr) []client.Option {
 		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: local, Control: srcbind.Control}
 		dial := rt.dialer(nd.DialContext)
 		tr := &http.Transport{
 			DialContext:         dial,
+			TLSClientConfig:     tlsConf,
 			MaxIdleConns:        cfg.Concurrency * 2,
 			MaxIdleConnsPerHost: cfg.Concurrency * 2,
 			IdleConnTimeout:     30 * time.Second,
@@ -227,6 +242,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}),
 			client.WithDialer(&websocket.Dialer{
 				NetDialContext:   dial,
+				TLSClientConfig:  tlsConf,
 				HandshakeTimeout: 10 * time.Second,
 				ReadBufferSize:   512,
 				WriteBufferSize:  512,
@@ -566,21 +582,13 @@ func (r *routes) lookup(host string) (string, bool) {
 	return to, ok
 }
 
-// waitStatus polls fs every 50ms until cond holds or timeout passes.
+// waitStatus polls fs every 50ms until cond holds, timeout passes or ctx
+// ends, and returns the last status seen either way.
 func waitStatus(ctx context.Context, fs fleet, timeout time.Duration, cond func(FleetStatus) bool) (FleetStatus, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		s := fs.Status()
-		if cond(s) {
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			return s, context.DeadlineExceeded
-		}
-		select {
-		case <-ctx.Done():
-			return s, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	var s FleetStatus
+	err := probe.Poll(ctx, timeout, 50*time.Millisecond, "the fleet's status", func() error {
+		s = fs.Status()
+		return probe.Check(cond(s), "%d of %d clients connected, per node %v", s.Connected, s.Clients, s.Nodes)
+	})
+	return s, err
 }

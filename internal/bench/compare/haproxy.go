@@ -17,6 +17,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 )
 
 // HAProxy is a running haproxy process.
@@ -73,26 +74,23 @@ func StartHAProxy(ctx context.Context, binary string, cfg haproxycfg.Config, dir
 		h.mu.Unlock()
 		close(h.done)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	err = probe.Poll(ctx, 10*time.Second, 50*time.Millisecond, "haproxy to listen on "+h.Bind, func() error {
+		if !h.Running() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return probe.Stop(fmt.Errorf("haproxy exited: %v", h.err))
+		}
 		c, err := net.DialTimeout("tcp", h.Bind, time.Second)
-		if err == nil {
-			c.Close()
-			return h, nil
+		if err != nil {
+			return err
 		}
-		select {
-		case <-h.done:
-			return nil, fmt.Errorf("benchcompare: haproxy exited: %v\n%s", h.err, h.Output())
-		case <-ctx.Done():
-			h.Kill()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			h.Kill()
-			return nil, fmt.Errorf("benchcompare: haproxy not listening on %s after 10s\n%s", h.Bind, h.Output())
-		}
+		return c.Close()
+	})
+	if err != nil {
+		h.Kill()
+		return nil, fmt.Errorf("benchcompare: %w\n%s", err, h.Output())
 	}
+	return h, nil
 }
 
 // PID of the haproxy process.
@@ -139,10 +137,9 @@ func (h *HAProxy) Kill() error {
 
 // freeAddr returns ip:port with a port that was free a moment ago.
 func freeAddr(ip netip.Addr) (string, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	port, err := probe.FreePort(ip)
 	if err != nil {
-		return "", fmt.Errorf("benchcompare: no free port on %s: %w", ip, err)
+		return "", fmt.Errorf("benchcompare: %w", err)
 	}
-	defer l.Close()
-	return net.JoinHostPort(ip.String(), strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), nil
+	return net.JoinHostPort(ip.String(), strconv.Itoa(port)), nil
 }

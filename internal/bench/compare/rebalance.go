@@ -19,7 +19,7 @@ import (
 
 // RebalanceConfig describes a scale-out run: Nodes nodes hold Clients
 // managed clients, one more node joins, and the run watches the old nodes
-// move the new one its share (docs/design.md section 14). Start from
+// move the new one its share (docs/design.md section 15). Start from
 // DefaultRebalanceConfig; Rebalance rejects invalid fields.
 type RebalanceConfig struct {
 	// Env describes the servers; Env.BinDir is required. Env.Nodes is the

@@ -14,7 +14,7 @@ import (
 // nodes move it its share, no client moves twice or is lost, and the plot
 // draws. The rate is low for the size (50/s for 300 moves) because auth
 // places the last moves of a round by counts that lag by about a second
-// (docs/design.md section 14): the fewer moves a second, the smaller that
+// (docs/design.md section 15): the fewer moves a second, the smaller that
 // error next to a node's share.
 func TestRebalanceSmoke(t *testing.T) {
 	cfg := DefaultRebalanceConfig()

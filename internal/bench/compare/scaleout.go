@@ -101,11 +101,12 @@ type TerraformScaleOut struct {
 func DefaultTerraformScaleOut() TerraformScaleOut {
 	return TerraformScaleOut{
 		Cloud: tflocal.DefaultCloudConfig(),
-		// 150 users: 80 of 12,000 clients each, under a node's 100
-		// connections per user, and about 2 connects a second each at 300
-		// a second, under auth's 10 unredeemed tokens per user. Their
-		// users file (about 10 KiB) fits the auth host's user data.
-		Users: 150,
+		// 110 users: about 110 of 12,000 clients each, under a node's 100
+		// connections per user on 3 or 4 nodes, and under 3 connects a
+		// second each at 300 a second, under auth's 10 unredeemed tokens
+		// per user. Their users file (about 7.6 KB) fits one Parameter
+		// Store parameter (8 KB in the Advanced tier).
+		Users: 110,
 		// What wsdirect-auth hash-password writes: first logins, and moved
 		// clients whose user's cached login has lapsed, pay for it.
 		BcryptCost: bcrypt.DefaultCost,
@@ -138,6 +139,7 @@ type terraformScaleOut struct {
 	cfg     TerraformScaleOut
 	n       int
 	cloud   *tflocal.Cloud
+	ca      *tflocal.CA
 	mod     *tflocal.ClusterModule
 	tfLog   *os.File
 	routes  string
@@ -174,8 +176,11 @@ func startTerraformScaleOut(ctx context.Context, cfg *RebalanceConfig, say func(
 	if t.tfLog, err = os.Create(filepath.Join(t.cfg.WorkDir, "terraform.log")); err != nil {
 		return nil, err
 	}
-	users := tflocal.ClusterUsers{Count: t.cfg.Users, BcryptCost: t.cfg.BcryptCost}
-	if t.mod, err = tflocal.NewClusterModule(ctx, t.cloud, t.cfg.Terraform, t.cfg.RepoDir, filepath.Join(t.cfg.WorkDir, "tf"), users, t.tfLog); err != nil {
+	if t.ca, err = tflocal.StartCA(filepath.Join(t.cfg.WorkDir, "acme-ca")); err != nil {
+		return nil, fmt.Errorf("ACME CA: %w", err)
+	}
+	users := tflocal.ClusterUsers{Count: t.cfg.Users, BcryptCost: t.cfg.BcryptCost, From: tflocal.DefaultClientCIDR}
+	if t.mod, err = tflocal.NewClusterModule(ctx, t.cloud, t.ca, t.cfg.Terraform, t.cfg.RepoDir, filepath.Join(t.cfg.WorkDir, "tf"), users, t.tfLog); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
@@ -219,9 +224,9 @@ func (t *terraformScaleOut) path() string {
 }
 
 func (t *terraformScaleOut) fleet(fc *FleetConfig) {
-	fc.AuthURL, fc.RoutesFile = t.mod.AuthURL, t.routes
+	fc.AuthURL, fc.RoutesFile, fc.RootsPEM = t.mod.AuthURL, t.routes, t.ca.IssuerRoot
 	for _, u := range t.mod.Users {
-		fc.Users = append(fc.Users, FleetUser{Username: u.Username, Password: u.Password})
+		fc.Users = append(fc.Users, FleetUser{Username: u.Creds.Username, Password: u.Creds.Password})
 	}
 }
 
@@ -290,6 +295,7 @@ func (t *terraformScaleOut) stop() {
 		_ = t.cloud.Stop(ctx)
 		cancel()
 	}
+	t.ca.Close()
 	if t.tfLog != nil {
 		t.tfLog.Close()
 	}

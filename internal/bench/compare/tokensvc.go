@@ -3,6 +3,7 @@ package compare
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,8 +27,8 @@ type TokenServiceConfig struct {
 	// accepts (their -token-audience, PoolAudience in the harness): the
 	// token must be good on whichever node HAProxy picks.
 	Audience string
-	// WSURL is where clients connect, e.g. "ws://127.0.1.30:40000/ws" (the
-	// HAProxy frontend).
+	// WSURL is where clients connect, e.g. "ws://127.0.1.30:40000/ws" or
+	// "wss://..." (the HAProxy frontend).
 	WSURL string
 	// NodeID is what the answer names as the node. Required.
 	NodeID string
@@ -37,6 +38,9 @@ type TokenServiceConfig struct {
 	Authenticator authsvc.Authenticator
 	// TTL of minted tokens. Must be > 0.
 	TTL time.Duration
+	// TLS, when set, serves https:// with it (like wsdirect-auth with
+	// -tls); nil serves http://.
+	TLS *tls.Config
 }
 
 // DefaultTokenServiceConfig returns the defaults; the caller sets the key,
@@ -70,7 +74,7 @@ func StartTokenService(addr string, cfg TokenServiceConfig) (*TokenService, erro
 	case cfg.Audience == "":
 		return nil, errors.New("benchcompare: token service needs the nodes' shared audience")
 	case cfg.WSURL == "":
-		return nil, errors.New("benchcompare: token service needs the balancer's ws:// URL")
+		return nil, errors.New("benchcompare: token service needs the balancer's ws:// or wss:// URL")
 	case cfg.Authenticator == nil:
 		return nil, errors.New("benchcompare: token service needs an authenticator")
 	case cfg.NodeID == "":
@@ -86,12 +90,21 @@ func StartTokenService(addr string, cfg TokenServiceConfig) (*TokenService, erro
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.ConnectPath, ts.connect)
 	ts.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = ts.srv.Serve(ln) }()
+	serveLn := ln
+	if cfg.TLS != nil {
+		serveLn = tls.NewListener(ln, cfg.TLS)
+	}
+	go func() { _ = ts.srv.Serve(serveLn) }()
 	return ts, nil
 }
 
 // URL is the service's base URL, to use as a client's auth URL.
-func (ts *TokenService) URL() string { return "http://" + ts.ln.Addr().String() }
+func (ts *TokenService) URL() string {
+	if ts.cfg.TLS != nil {
+		return "https://" + ts.ln.Addr().String()
+	}
+	return "http://" + ts.ln.Addr().String()
+}
 
 // Close stops the service.
 func (ts *TokenService) Close() error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -149,11 +150,17 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 		return nil, err
 	}
 	defer cl.Stop()
-	for _, p := range cl.Auths {
-		say("   %-7s http://%s  gossip %s", p.Name, p.HTTPAddr, p.GossipAddr)
+	ws := "ws"
+	if ccfg.TLS {
+		ws = "wss"
+		say("   TLS: auth on https://, nodes on wss://, with certificates from a LOCAL TEST CA made for this")
+		say("   demo (%s); it is trusted by the demo's clients and nothing else", cl.CAFile())
+	}
+	for i, p := range cl.Auths {
+		say("   %-7s %s  gossip %s", p.Name, cl.AuthURLs()[i], p.GossipAddr)
 	}
 	for _, p := range cl.Nodes {
-		say("   %-7s ws://%s/ws  gossip %s", p.Name, p.HTTPAddr, p.GossipAddr)
+		say("   %-7s %s://%s/ws  gossip %s", p.Name, ws, p.HTTPAddr, p.GossipAddr)
 	}
 	say("   cluster ready: auth sees all %d nodes", cfg.Nodes)
 
@@ -164,11 +171,13 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 	var histMu sync.Mutex
 	var errMu sync.Mutex
 	attemptErrors := map[string]int{}
+	tc := cl.ClientTLS() // nil without TLS
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     30 * time.Second,
+		TLSClientConfig:     tc,
 	}
 	defer transport.CloseIdleConnections()
 	opts := []client.Option{
@@ -178,6 +187,7 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 			ReadBufferSize:   512,
 			WriteBufferSize:  512,
 			WriteBufferPool:  &sync.Pool{},
+			TLSClientConfig:  tc,
 		}),
 	}
 	creds := client.Credentials{Username: cl.Username(), Password: cl.Password()}
@@ -248,9 +258,11 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 	defer wg.Wait()
 	defer stopClients() // runs before wg.Wait
 
-	if err := waitFor(connectCtx, time.Until(connectStart.Add(cfg.ConnectTimeout)), func() bool { return int(firstConnects.Load()) == cfg.Clients }); err != nil {
-		return nil, fmt.Errorf("demo: only %d of %d clients connected within %v (errors: %v, stopped: %s)",
-			firstConnects.Load(), cfg.Clients, cfg.ConnectTimeout, snapshot(&errMu, attemptErrors), firstRunErr(&runErrs))
+	err = probe.Poll(connectCtx, time.Until(connectStart.Add(cfg.ConnectTimeout)), demoPoll, fmt.Sprintf("all %d clients to connect", cfg.Clients), func() error {
+		return probe.Check(int(firstConnects.Load()) == cfg.Clients, "%d connected", firstConnects.Load())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w (errors: %v, stopped: %s)", err, snapshot(&errMu, attemptErrors), firstRunErr(&runErrs))
 	}
 	res.Connected = cfg.Clients
 	res.ConnectTime = time.Unix(0, lastFirstConnect.Load()).Sub(connectStart)
@@ -288,24 +300,18 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 	if err := cl.Kill(cl.NodeIndex(victim)); err != nil {
 		return nil, err
 	}
-	moved := func() bool {
+	moved := func() error {
+		left := 0
 		for _, dc := range affected {
 			n, ok := dc.m.Current()
 			if !ok || n == victim || dc.lastConnect.Load() < killAt.UnixNano() {
-				return false
-			}
-		}
-		return true
-	}
-	if err := waitFor(ctx, cfg.ReconnectTimeout, moved); err != nil {
-		left := 0
-		for _, dc := range affected {
-			if n, ok := dc.m.Current(); !ok || n == victim {
 				left++
 			}
 		}
-		return nil, fmt.Errorf("demo: %d of %d clients of %s not reconnected elsewhere within %v (errors: %v)",
-			left, len(affected), victim, cfg.ReconnectTimeout, snapshot(&errMu, attemptErrors))
+		return probe.Check(left == 0, "%d of %d not yet reconnected elsewhere", left, len(affected))
+	}
+	if err := probe.Poll(ctx, cfg.ReconnectTimeout, demoPoll, "the clients of "+victim+" to reconnect elsewhere", moved); err != nil {
+		return nil, fmt.Errorf("demo: %w (errors: %v)", err, snapshot(&errMu, attemptErrors))
 	}
 	var last int64
 	for _, dc := range affected {
@@ -315,8 +321,11 @@ func Demo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 	}
 	res.Reconnect = time.Unix(0, last).Sub(killAt)
 	// Every client (not only the affected ones) must be connected now.
-	if err := waitFor(ctx, cfg.ReconnectTimeout, func() bool { return connectedCount(clients) == cfg.Clients }); err != nil {
-		return nil, fmt.Errorf("demo: only %d of %d clients connected after the kill", connectedCount(clients), cfg.Clients)
+	err = probe.Poll(ctx, cfg.ReconnectTimeout, demoPoll, fmt.Sprintf("all %d clients connected after the kill", cfg.Clients), func() error {
+		return probe.Check(connectedCount(clients) == cfg.Clients, "%d connected", connectedCount(clients))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
 	}
 	res.After = distribution(clients)
 	say("   all %d clients of %s reconnected to other nodes through auth in %v (kill → last reconnect)",
@@ -408,18 +417,7 @@ func firstRunErr(m *sync.Map) string {
 	return s
 }
 
-// waitFor polls cond every 50ms until it holds, timeout passes or ctx ends.
-func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return context.DeadlineExceeded
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
-}
+// demoPoll is how often the demo looks at its clients while it waits; the
+// figures it reports come from the clients' own timestamps, not from when
+// the wait noticed.
+const demoPoll = 50 * time.Millisecond

@@ -11,8 +11,9 @@ import (
 )
 
 // TestDemoSmall runs the `make demo` flow at small scale against freshly
-// built binaries, so the demo cannot rot: 300 clients, 3 nodes, kill the
-// busiest, everyone reconnects elsewhere through auth.
+// built binaries, so the demo cannot rot: 300 clients, 3 nodes, over TLS
+// from the local test CA as `make demo` runs it, kill the busiest, everyone
+// reconnects elsewhere through auth.
 func TestDemoSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
@@ -26,7 +27,7 @@ func TestDemoSmall(t *testing.T) {
 	var out bytes.Buffer
 	cfg := DefaultDemoConfig()
 	cfg.BinDir, cfg.Clients, cfg.Rate = bin, 300, 500
-	cfg.Cluster.Dir, cfg.Out = t.TempDir(), &out
+	cfg.Cluster.Dir, cfg.Cluster.TLS, cfg.Out = t.TempDir(), true, &out
 	res, err := Demo(ctx, cfg)
 	t.Log("\n" + out.String())
 	if err != nil {
@@ -34,6 +35,9 @@ func TestDemoSmall(t *testing.T) {
 	}
 	if res.Connected != 300 || len(res.Before) != 3 {
 		t.Fatalf("connected %d over %v", res.Connected, res.Before)
+	}
+	if !strings.Contains(out.String(), "LOCAL TEST CA") || !strings.Contains(out.String(), "wss://") {
+		t.Errorf("the demo does not say it runs TLS from a local test CA:\n%s", out.String())
 	}
 	if res.Affected == 0 || res.Affected != res.Before[res.Killed] {
 		t.Errorf("affected %d, killed node had %d", res.Affected, res.Before[res.Killed])

@@ -37,10 +37,17 @@ type Report struct {
 	Nodes map[string]int `json:"nodes"`
 	// Errors counts failures by ErrorKind.
 	Errors map[string]int `json:"errors"`
+	// ErrorSamples holds the first error message of each kind, to tell
+	// what "other" was.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 
 	// ClientRSSBytes is the bench's own resident memory after the connect
 	// phase (summed over workers).
 	ClientRSSBytes int64 `json:"client_rss_bytes"`
+
+	// NodeTLSResumed counts connections whose TLS handshake with the node
+	// resumed a session (wss:// only).
+	NodeTLSResumed int `json:"node_tls_resumed,omitempty"`
 }
 
 // NewReport returns an empty report.
@@ -57,6 +64,18 @@ func (r *Report) addError(kind string, n int) {
 	}
 }
 
+// addErrorSample counts one failure and keeps the first message of its
+// kind.
+func (r *Report) addErrorSample(kind string, err error) {
+	r.addError(kind, 1)
+	if r.ErrorSamples == nil {
+		r.ErrorSamples = map[string]string{}
+	}
+	if _, ok := r.ErrorSamples[kind]; !ok {
+		r.ErrorSamples[kind] = err.Error()
+	}
+}
+
 // Merge adds a worker's report to r. The connect window becomes the union
 // of both windows, and the rate is recomputed over it.
 func (r *Report) Merge(o *Report) {
@@ -70,6 +89,7 @@ func (r *Report) Merge(o *Report) {
 	r.Target += o.Target
 	r.Connected += o.Connected
 	r.Dropped += o.Dropped
+	r.NodeTLSResumed += o.NodeTLSResumed
 	r.Auth.Merge(o.Auth)
 	r.Upgrade.Merge(o.Upgrade)
 	r.Handshake.Merge(o.Handshake)
@@ -84,6 +104,14 @@ func (r *Report) Merge(o *Report) {
 	}
 	for k, v := range o.Errors {
 		r.Errors[k] += v
+	}
+	for k, v := range o.ErrorSamples {
+		if r.ErrorSamples == nil {
+			r.ErrorSamples = map[string]string{}
+		}
+		if _, ok := r.ErrorSamples[k]; !ok {
+			r.ErrorSamples[k] = v
+		}
 	}
 	r.ClientRSSBytes += o.ClientRSSBytes
 	if el := r.ConnectEnd.Sub(r.ConnectStart).Seconds(); el > 0 {
@@ -118,6 +146,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	if r.ClientRSSBytes > 0 && r.Connected > 0 {
 		fmt.Fprintf(tw, "client memory\t%s RSS (%.1f KiB per connection)\n", bytesStr(r.ClientRSSBytes), float64(r.ClientRSSBytes)/1024/float64(r.Connected))
 	}
+	if r.NodeTLSResumed > 0 {
+		fmt.Fprintf(tw, "TLS resumed\t%d of %d node handshakes\n", r.NodeTLSResumed, r.Connected)
+	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "latency\tcount\tp50\tp99\tmax")
@@ -139,9 +170,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	WriteDistribution(w, r.Nodes)
 	if len(r.Errors) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(tw, "error\tcount")
+		fmt.Fprintln(tw, "error\tcount\tfirst seen")
 		for _, k := range sortedKeys(r.Errors) {
-			fmt.Fprintf(tw, "%s\t%d\n", k, r.Errors[k])
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", k, r.Errors[k], r.ErrorSamples[k])
 		}
 		tw.Flush()
 	}

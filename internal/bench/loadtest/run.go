@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -66,6 +67,22 @@ type Config struct {
 	TokenInSubprotocol bool `json:"token_in_subprotocol,omitempty"`
 	// BufferSize is the client read and write buffer size. Must be > 0.
 	BufferSize int `json:"buffer_size,omitempty"`
+
+	// CAFile is a PEM file or bundle of roots to trust for https:// auth
+	// and wss:// nodes; empty means the system roots.
+	CAFile string `json:"ca_file,omitempty"`
+	// TLSResume keeps TLS sessions in one cache for the whole process (per
+	// server address, as returning clients hold them) and resumes them;
+	// false makes every handshake a full one.
+	TLSResume bool `json:"tls_resume,omitempty"`
+	// FreshAuthConns gives every connect its own connection to auth, as
+	// distinct clients have (a TCP and, over https, a TLS handshake each);
+	// false reuses kept-alive connections across connects.
+	FreshAuthConns bool `json:"fresh_auth_conns,omitempty"`
+	// ClassicKeyExchange offers only classical key shares (X25519, P-256),
+	// as older clients do; false offers Go's default, the post-quantum
+	// X25519MLKEM768 first, as current browsers do.
+	ClassicKeyExchange bool `json:"classic_key_exchange,omitempty"`
 }
 
 // DefaultConfig returns the defaults; the caller sets AuthURL, the
@@ -132,7 +149,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	r := &run{cfg: cfg, rep: NewReport()}
 	r.rep.Target = cfg.Conns
 	r.rep.Workers = 1
-	r.setup()
+	if err := r.setup(); err != nil {
+		return nil, err
+	}
 	defer r.httpTransport.CloseIdleConnections()
 
 	r.connectPhase(ctx, progress)
@@ -176,9 +195,29 @@ type run struct {
 	recv    atomic.Int64
 }
 
-func (r *run) setup() {
-	// One keep-alive pool for auth: a fresh TCP connection per auth request
-	// would cost a handshake each and fill TIME_WAIT.
+func (r *run) setup() error {
+	var tc *tls.Config
+	if r.cfg.CAFile != "" {
+		pool, err := client.LoadRootCAs(r.cfg.CAFile)
+		if err != nil {
+			return err
+		}
+		tc = &tls.Config{RootCAs: pool}
+	}
+	if r.cfg.TLSResume || r.cfg.ClassicKeyExchange {
+		if tc == nil {
+			tc = &tls.Config{}
+		}
+	}
+	if r.cfg.TLSResume {
+		tc.ClientSessionCache = tls.NewLRUClientSessionCache(4096)
+	}
+	if r.cfg.ClassicKeyExchange {
+		tc.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+	}
+	// One keep-alive pool for auth, unless every connect is to look like a
+	// new client: a fresh TCP connection per auth request costs a handshake
+	// each and fills TIME_WAIT.
 	r.httpTransport = &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: r.cfg.HandshakeTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -186,6 +225,8 @@ func (r *run) setup() {
 		MaxIdleConnsPerHost: r.cfg.Concurrency,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		DisableKeepAlives:   r.cfg.FreshAuthConns,
+		TLSClientConfig:     tc,
 	}
 	r.httpClient = &http.Client{Transport: r.httpTransport, Timeout: r.cfg.HandshakeTimeout}
 	pool := &sync.Pool{} // shared write buffers: idle connections hold none
@@ -196,15 +237,17 @@ func (r *run) setup() {
 			ReadBufferSize:   r.cfg.BufferSize,
 			WriteBufferSize:  r.cfg.BufferSize,
 			WriteBufferPool:  pool,
+			TLSClientConfig:  tc,
 		}
 	}
 	if len(r.cfg.SourceIPs) == 0 {
 		r.dialers = []*websocket.Dialer{mk((&net.Dialer{}).DialContext)}
-		return
+		return nil
 	}
 	for _, ip := range r.cfg.SourceIPs {
 		r.dialers = append(r.dialers, mk(dialFrom(ip)))
 	}
+	return nil
 }
 
 func (r *run) connectPhase(ctx context.Context, progress io.Writer) {
@@ -268,7 +311,7 @@ func (r *run) connectOne(ctx context.Context, d *websocket.Dialer) {
 	authDone := time.Now()
 	if err != nil {
 		r.mu.Lock()
-		r.rep.addError(ErrorKind(err), 1)
+		r.rep.addErrorSample(ErrorKind(err), err)
 		r.mu.Unlock()
 		return
 	}
@@ -277,7 +320,7 @@ func (r *run) connectOne(ctx context.Context, d *websocket.Dialer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		r.rep.addError(ErrorKind(err), 1)
+		r.rep.addErrorSample(ErrorKind(err), err)
 		return
 	}
 	r.rep.Auth.Record(authDone.Sub(start))
@@ -285,6 +328,9 @@ func (r *run) connectOne(ctx context.Context, d *websocket.Dialer) {
 	r.rep.Handshake.Record(done.Sub(start))
 	r.rep.Nodes[resp.NodeID]++
 	r.rep.Connected++
+	if tc, ok := conn.NetConn().(*tls.Conn); ok && tc.ConnectionState().DidResume {
+		r.rep.NodeTLSResumed++
+	}
 	r.conns = append(r.conns, conn)
 	r.readers.Add(1)
 	go r.read(conn)

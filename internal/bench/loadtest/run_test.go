@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/clienttest"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -55,9 +56,10 @@ func TestRunConnectsMeasuresAndDistributes(t *testing.T) {
 		t.Fatalf("connected %d, errors %v", rep.Connected, rep.Errors)
 	}
 	for _, n := range fc.Nodes {
-		if rep.Nodes[n.ID] != 20 || int(n.Accepted.Load()) != 20 {
-			t.Errorf("%s: report %d, node accepted %d; want 20 (round-robin fake)", n.ID, rep.Nodes[n.ID], n.Accepted.Load())
+		if rep.Nodes[n.ID] != 20 {
+			t.Errorf("%s: report %d, want 20 (round-robin fake)", n.ID, rep.Nodes[n.ID])
 		}
+		waitAccepted(t, n, 20)
 	}
 	if b := Balance(rep.Nodes); b != 1 {
 		t.Errorf("balance = %v, want 1", b)
@@ -96,6 +98,9 @@ func TestRunBindsSourceIPsRoundRobin(t *testing.T) {
 	if err != nil || rep.Connected != 9 {
 		t.Fatalf("connected %d, err %v, errors %v", rep.Connected, err, rep.Errors)
 	}
+	// The fake records an upgrade just after writing the 101 response, so
+	// Run can return before the last one is recorded.
+	waitAccepted(t, fc.Nodes[0], 9)
 	got := fc.Nodes[0].RemoteIPs()
 	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
 		if got[ip] != 3 {
@@ -162,8 +167,24 @@ func TestRunWorkersMergesChildReports(t *testing.T) {
 	if rep.Handshake.Count() != 31 || rep.Nodes["node-1"]+rep.Nodes["node-2"] != 31 {
 		t.Errorf("merged handshake count %d nodes %v", rep.Handshake.Count(), rep.Nodes)
 	}
-	if got := fc.Nodes[0].Accepted.Load() + fc.Nodes[1].Accepted.Load(); got != 31 {
-		t.Errorf("nodes accepted %d", got)
+	accepted := func() int32 { return fc.Nodes[0].Accepted.Load() + fc.Nodes[1].Accepted.Load() }
+	probe.Until(t, 10*time.Second, "the nodes to record 31 upgrades", func() error {
+		return probe.Check(accepted() >= 31, "%d recorded", accepted())
+	})
+	if got := accepted(); got != 31 {
+		t.Errorf("nodes recorded %d upgrades, want 31", got)
+	}
+}
+
+// waitAccepted waits until the fake node n has recorded want upgrades, and
+// fails if it recorded more.
+func waitAccepted(t *testing.T, n *clienttest.Node, want int32) {
+	t.Helper()
+	probe.Until(t, 10*time.Second, fmt.Sprintf("%s to record %d upgrades", n.ID, want), func() error {
+		return probe.Check(n.Accepted.Load() >= want, "%d recorded", n.Accepted.Load())
+	})
+	if got := n.Accepted.Load(); got != want {
+		t.Errorf("%s recorded %d upgrades, want %d", n.ID, got, want)
 	}
 }
 

@@ -3,10 +3,8 @@ package localcluster
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 )
 
@@ -17,13 +15,14 @@ const (
 )
 
 // BuildBinaries compiles wsdirect-node and wsdirect-auth into outDir with
-// the go command that runs this program's toolchain. It must run inside the
+// the go command on PATH: under go test that is the toolchain running the
+// tests, which puts its own GOROOT/bin first on PATH. It must run inside the
 // module (tests do). Tests use it so that they exercise the current code,
 // not whatever sits in ./bin.
 func BuildBinaries(ctx context.Context, outDir string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("localcluster: no go command on PATH to build the binaries: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, goBin, "build", "-o", outDir+string(filepath.Separator), NodePackage, AuthPackage)
 	out, err := cmd.CombinedOutput()

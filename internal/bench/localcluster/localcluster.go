@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -24,6 +26,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -68,6 +72,11 @@ type Config struct {
 	LoginBurst int
 	// LogLevel for every process (debug, info, warn or error). Required.
 	LogLevel string
+	// TLS serves auth on https:// and the nodes on wss:// (-tls files),
+	// with certificates from a test CA made for the run: its root is
+	// CAFile() in Dir, trusted by nothing but the run's own clients.
+	// false: plain http:// and ws:// on loopback.
+	TLS bool
 	// NodeArgs and AuthArgs are appended to every node's / auth's flags.
 	NodeArgs []string
 	AuthArgs []string
@@ -169,6 +178,7 @@ type Process struct {
 
 	binary string
 	args   []string
+	tls    []string // -tls flags, kept across restarts
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -290,6 +300,7 @@ type Cluster struct {
 	Nodes      []*Process
 	Auths      []*Process
 	http       *http.Client
+	ca         *testca.CA
 }
 
 // Start generates keys and starts cfg.Auths auth and cfg.Nodes node
@@ -316,6 +327,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.writeFiles(); err != nil {
 		c.Stop()
 		return nil, err
+	}
+	if c.ca != nil {
+		c.http.Transport = &http.Transport{TLSClientConfig: c.ClientTLS()}
 	}
 	if err := c.startAll(ctx); err != nil {
 		c.Stop()
@@ -352,7 +366,59 @@ func (c *Cluster) writeFiles() error {
 	if err != nil {
 		return err
 	}
+	if c.cfg.TLS {
+		if c.ca, err = testca.New("wsdirect local test CA (trusted by this run only)"); err != nil {
+			return err
+		}
+		if err := c.ca.WriteRoot(c.CAFile()); err != nil {
+			return err
+		}
+	}
 	return os.WriteFile(c.path("users"), []byte(c.cfg.Username+":"+string(hash)+"\n"), 0o600)
+}
+
+// CAFile is the PEM root clients must trust with Config.TLS, or "".
+func (c *Cluster) CAFile() string {
+	if c.ca == nil {
+		return ""
+	}
+	return c.path("ca.pem")
+}
+
+// ClientTLS trusts the run's test CA only; nil without Config.TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.ca == nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c.ca.Cert)
+	return &tls.Config{RootCAs: pool}
+}
+
+// tlsArgs issues p a certificate for its address and returns the flags
+// that serve it, or nothing without Config.TLS.
+func (c *Cluster) tlsArgs(p *Process) ([]string, error) {
+	if c.ca == nil {
+		return nil, nil
+	}
+	host, _, _ := net.SplitHostPort(p.HTTPAddr)
+	leaf, err := c.ca.Issue([]string{host}, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile, err := leaf.WriteFiles(c.dir, p.Name+"-tls")
+	if err != nil {
+		return nil, err
+	}
+	return []string{"-tls", "files", "-tls-cert", certFile, "-tls-key", keyFile}, nil
+}
+
+// scheme is "https" with Config.TLS, else "http".
+func (c *Cluster) scheme() string {
+	if c.ca != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func (c *Cluster) startAll(ctx context.Context) error {
@@ -381,6 +447,10 @@ func (c *Cluster) startAll(ctx context.Context) error {
 		if i > 0 {
 			join = []string{seed}
 		}
+		var err error
+		if p.tls, err = c.tlsArgs(p); err != nil {
+			return err
+		}
 		p.args = c.authArgs(p, join)
 		if err := p.start(); err != nil {
 			return err
@@ -397,6 +467,10 @@ func (c *Cluster) startAll(ctx context.Context) error {
 		}
 	}
 	for _, p := range c.Nodes {
+		var err error
+		if p.tls, err = c.tlsArgs(p); err != nil {
+			return err
+		}
 		p.args = c.nodeArgs(p, []string{seed})
 		if err := p.start(); err != nil {
 			return err
@@ -409,13 +483,16 @@ func (c *Cluster) startAll(ctx context.Context) error {
 }
 
 func (c *Cluster) newProcess(name, binary string, ip netip.Addr) (*Process, error) {
-	httpPort, err := freePort(ip)
+	// Another process could take a port before ours binds it; on loopback
+	// with fresh addresses that race is rare, and Start fails loudly if it
+	// happens.
+	httpPort, err := probe.FreePort(ip)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("localcluster: %w", err)
 	}
-	gossipPort, err := freePort(ip)
+	gossipPort, err := probe.FreePort(ip)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("localcluster: %w", err)
 	}
 	return &Process{
 		Name:       name,
@@ -444,6 +521,7 @@ func (c *Cluster) authArgs(p *Process, join []string) []string {
 	if len(join) > 0 {
 		args = append(args, "-join", strings.Join(join, ","))
 	}
+	args = append(args, p.tls...)
 	return append(args, c.cfg.AuthArgs...)
 }
 
@@ -471,17 +549,19 @@ func (c *Cluster) nodeArgs(p *Process, join []string) []string {
 	if len(join) > 0 {
 		args = append(args, "-join", strings.Join(join, ","))
 	}
+	args = append(args, p.tls...)
 	return append(args, c.cfg.NodeArgs...)
 }
 
-// AuthURL is the base URL of auth 1, e.g. "http://127.0.1.10:41234".
-func (c *Cluster) AuthURL() string { return "http://" + c.Auths[0].HTTPAddr }
+// AuthURL is the base URL of auth 1, e.g. "http://127.0.1.10:41234"
+// (https with Config.TLS).
+func (c *Cluster) AuthURL() string { return c.scheme() + "://" + c.Auths[0].HTTPAddr }
 
 // AuthURLs lists every auth instance's base URL.
 func (c *Cluster) AuthURLs() []string {
 	out := make([]string, len(c.Auths))
 	for i, p := range c.Auths {
-		out[i] = "http://" + p.HTTPAddr
+		out[i] = c.scheme() + "://" + p.HTTPAddr
 	}
 	return out
 }
@@ -508,7 +588,7 @@ func (c *Cluster) NodeIndex(name string) int {
 
 // NodeStatuses asks auth instance a for its view of the nodes.
 func (c *Cluster) NodeStatuses(ctx context.Context, a int) ([]wire.NodeStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Auths[a].HTTPAddr+wire.NodesPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme()+"://"+c.Auths[a].HTTPAddr+wire.NodesPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -543,26 +623,22 @@ func decodeNodes(data []byte) ([]wire.NodeStatus, error) {
 	return obj.Nodes, nil
 }
 
+// waitPoll is how often the cluster's waits look; waitLimit bounds a wait
+// whose context has no deadline of its own.
+const (
+	waitPoll  = 50 * time.Millisecond
+	waitLimit = 5 * time.Minute
+)
+
 // WaitNodes polls auth instance a until cond holds for its node list.
 func (c *Cluster) WaitNodes(ctx context.Context, a int, cond func([]wire.NodeStatus) bool) error {
-	var last error
-	for {
+	return probe.Poll(ctx, waitLimit, waitPoll, fmt.Sprintf("auth %d's node list", a), func() error {
 		nodes, err := c.NodeStatuses(ctx, a)
-		if err == nil && cond(nodes) {
-			return nil
-		}
 		if err != nil {
-			last = err
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			if last != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
-			}
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return probe.Check(cond(nodes), "nodes %+v", nodes)
+	})
 }
 
 // WaitReady waits until every running node answers /readyz with 200 and
@@ -612,25 +688,24 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 }
 
 func (c *Cluster) waitHTTP(ctx context.Context, p *Process, path string) error {
-	url := "http://" + p.HTTPAddr + path
-	for {
+	url := c.scheme() + "://" + p.HTTPAddr + path
+	err := probe.Poll(ctx, waitLimit, waitPoll, p.Name+" to answer 200 at "+url, func() error {
 		if !p.Running() {
-			return fmt.Errorf("localcluster: %s exited: %v; log %s:\n%s", p.Name, p.Wait(ctx), p.LogPath, tail(p.LogPath, 20))
+			return probe.Stop(fmt.Errorf("%s exited: %v", p.Name, p.Wait(ctx)))
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if res, err := c.http.Do(req); err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
+		res, err := c.http.Do(req)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("localcluster: %s not ready at %s: %w; log %s:\n%s", p.Name, url, ctx.Err(), p.LogPath, tail(p.LogPath, 20))
-		case <-time.After(50 * time.Millisecond):
-		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return probe.Equal("status", res.StatusCode, http.StatusOK)
+	})
+	if err != nil {
+		return fmt.Errorf("localcluster: %w; log %s:\n%s", err, p.LogPath, tail(p.LogPath, 20))
 	}
+	return nil
 }
 
 // AddNode starts one more node process, named and addressed after the last
@@ -739,25 +814,6 @@ func (c *Cluster) Stop() {
 	if c.ownDir && !c.cfg.KeepDir {
 		os.RemoveAll(c.dir)
 	}
-}
-
-// freePort asks the kernel for a free TCP port on ip. Another process could
-// take it before ours binds it; on loopback with fresh addresses that race
-// is rare, and Start fails loudly if it happens.
-func freePort(ip netip.Addr) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		return 0, fmt.Errorf("localcluster: no free port on %s: %w", ip, err)
-	}
-	defer l.Close()
-	// Gossip also binds UDP on the same port; check it is free too.
-	port := l.Addr().(*net.TCPAddr).Port
-	u, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
-	if err != nil {
-		return 0, fmt.Errorf("localcluster: udp port %d on %s busy: %w", port, ip, err)
-	}
-	u.Close()
-	return port, nil
 }
 
 func randomHex(n int) string {

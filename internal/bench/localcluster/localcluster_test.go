@@ -53,29 +53,41 @@ func echo(t *testing.T, conn *websocket.Conn, msg string) {
 	}
 }
 
-// TestClusterLifecycle runs auth and two real nodes: a client connects
-// through auth, an auth restart leaves its connection alone, a killed node
-// leaves assignment, and Stop leaves no process behind.
+// TestClusterLifecycle runs auth and two real nodes over TLS (auth on
+// https://, nodes on wss://, certificates from the run's test CA): a client
+// connects through auth, an auth restart leaves its connection alone, a
+// killed node leaves assignment, and Stop leaves no process behind.
 func TestClusterLifecycle(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Nodes = 2
+	cfg.Nodes, cfg.TLS = 2, true
 	c := startCluster(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	creds := client.Credentials{Username: c.Username(), Password: c.Password()}
+	if !strings.HasPrefix(c.AuthURL(), "https://") {
+		t.Fatalf("auth URL %s", c.AuthURL())
+	}
+	pool, err := client.LoadRootCAs(c.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := client.WithRootCAs(pool)
 
 	for _, f := range []string{"signing.key", "signing.pub", "gossip.key", "users", "admin.token"} {
 		if _, err := os.Stat(filepath.Join(c.Dir(), f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
-	if _, _, err := client.Dial(ctx, c.AuthURL(), client.Credentials{Username: c.Username(), Password: "wrong"}); err == nil {
+	if _, _, err := client.Dial(ctx, c.AuthURL(), client.Credentials{Username: c.Username(), Password: "wrong"}, trust); err == nil {
 		t.Error("wrong password accepted")
 	}
 
-	conn, resp, err := client.Dial(ctx, c.AuthURL(), creds)
+	conn, resp, err := client.Dial(ctx, c.AuthURL(), creds, trust)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
+	}
+	if !strings.HasPrefix(resp.URL, "wss://") {
+		t.Fatalf("node URL %s", resp.URL)
 	}
 	defer conn.Close()
 	echo(t, conn, "hello")
@@ -117,7 +129,7 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 	t.Logf("killed node out of assignment after %v", time.Since(start).Round(time.Millisecond))
 	for i := 0; i < 5; i++ {
-		conn2, resp2, err := client.Dial(ctx, c.AuthURL(), creds)
+		conn2, resp2, err := client.Dial(ctx, c.AuthURL(), creds, trust)
 		if err != nil {
 			t.Fatalf("Dial after kill: %v", err)
 		}

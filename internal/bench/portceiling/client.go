@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/srcbind"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -141,7 +142,7 @@ func RunClient(ctx context.Context, spec ClientSpec) (ClientResult, error) {
 	signer := token.NewSigner(priv)
 	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
-	if err := waitHealthy(ctx, spec.Target); err != nil {
+	if err := waitHealthy(ctx, spec.Target, spec.Timeout); err != nil {
 		return ClientResult{}, err
 	}
 
@@ -174,29 +175,21 @@ func RunClient(ctx context.Context, spec ClientSpec) (ClientResult, error) {
 	return res, nil
 }
 
-// waitHealthy polls http://target/healthz until it answers 200.
-func waitHealthy(ctx context.Context, target string) error {
+// waitHealthy polls http://target/healthz until it answers 200, for at
+// most timeout.
+func waitHealthy(ctx context.Context, target string, timeout time.Duration) error {
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	u := "http://" + target + "/healthz"
-	var last error
-	for {
+	return probe.Poll(ctx, timeout, 100*time.Millisecond, u+" to answer 200", func() error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		resp, err := hc.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %s", resp.Status)
+		if err != nil {
+			return err
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s never became healthy: %v", u, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return probe.Equal("status", resp.StatusCode, http.StatusOK)
+	})
 }
 
 type holder struct {

@@ -7,6 +7,7 @@
 package clienttest
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -57,7 +58,9 @@ type Node struct {
 	// RetryAfter as Retry-After.
 	Status     atomic.Int32
 	RetryAfter atomic.Value // string
-	// Accepted counts upgrades.
+	// Accepted counts upgrades. It moves after the 101 response is written,
+	// so a client can see its connection open a moment before it is
+	// counted: tests wait for the count (probe.Until) rather than read it.
 	Accepted atomic.Int32
 	// ProtocolToken records whether the last upgrade carried the token in
 	// Sec-WebSocket-Protocol.
@@ -66,9 +69,11 @@ type Node struct {
 	mu         sync.Mutex
 	closeCodes []int
 	remoteIPs  map[string]int
+	tls        bool
 }
 
-// RemoteIPs counts accepted upgrades by client source IP.
+// RemoteIPs counts accepted upgrades by client source IP. Like Accepted,
+// it lags the client's view by a moment.
 func (n *Node) RemoteIPs() map[string]int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -99,11 +104,29 @@ func (n *Node) nextCloseCode() int {
 }
 
 // URL is where clients open the WebSocket on n.
-func (n *Node) URL() string { return "ws://" + n.Server.Listener.Addr().String() + wire.WSPath }
+func (n *Node) URL() string {
+	scheme := "ws://"
+	if n.tls {
+		scheme = "wss://"
+	}
+	return scheme + n.Server.Listener.Addr().String() + wire.WSPath
+}
 
 // New starts a fake auth service and nodes fake nodes (node-1, node-2, ...),
 // all closed at the end of the test.
 func New(t testing.TB, nodes int) *Cluster {
+	t.Helper()
+	return newCluster(t, nodes, nil)
+}
+
+// NewTLS is New with auth on https:// and the nodes on wss://, all serving
+// cert.
+func NewTLS(t testing.TB, nodes int, cert tls.Certificate) *Cluster {
+	t.Helper()
+	return newCluster(t, nodes, &tls.Config{Certificates: []tls.Certificate{cert}})
+}
+
+func newCluster(t testing.TB, nodes int, tc *tls.Config) *Cluster {
 	t.Helper()
 	_, priv, err := token.GenerateKey()
 	if err != nil {
@@ -114,8 +137,8 @@ func New(t testing.TB, nodes int) *Cluster {
 	ks.Add(signer.PublicKey())
 	c := &Cluster{}
 	for i := 0; i < nodes; i++ {
-		n := &Node{ID: "node-" + strconv.Itoa(i+1)}
-		n.Server = loopbackServer(t, n.handler(token.NewVerifier(n.ID, ks)))
+		n := &Node{ID: "node-" + strconv.Itoa(i+1), tls: tc != nil}
+		n.Server = loopbackServer(t, n.handler(token.NewVerifier(n.ID, ks)), tc)
 		c.Nodes = append(c.Nodes, n)
 	}
 	c.Auth = loopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +180,7 @@ func New(t testing.TB, nodes int) *Cluster {
 		c.tokens = append(c.tokens, tok)
 		c.mu.Unlock()
 		WriteJSON(w, http.StatusOK, wire.ConnectResponse{URL: n.URL(), Token: tok, NodeID: n.ID, ExpiresAt: exp})
-	}))
+	}), tc)
 	return c
 }
 
@@ -212,7 +235,6 @@ func (n *Node) handler(v *token.Verifier) http.Handler {
 			return
 		}
 		defer conn.Close()
-		n.Accepted.Add(1)
 		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 			n.mu.Lock()
 			if n.remoteIPs == nil {
@@ -221,6 +243,7 @@ func (n *Node) handler(v *token.Verifier) http.Handler {
 			n.remoteIPs[host]++
 			n.mu.Unlock()
 		}
+		n.Accepted.Add(1) // last: once it counts an upgrade, RemoteIPs has it too
 		if code := n.nextCloseCode(); code != 0 {
 			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, "bye"))
 			_, _, _ = conn.ReadMessage() // the client's close answer
@@ -238,8 +261,9 @@ func (n *Node) handler(v *token.Verifier) http.Handler {
 	})
 }
 
-// loopbackServer starts h on 127.0.0.1 with a kernel-picked port.
-func loopbackServer(t testing.TB, h http.Handler) *httptest.Server {
+// loopbackServer starts h on 127.0.0.1 with a kernel-picked port, with TLS
+// when tc is set.
+func loopbackServer(t testing.TB, h http.Handler, tc *tls.Config) *httptest.Server {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -248,7 +272,12 @@ func loopbackServer(t testing.TB, h http.Handler) *httptest.Server {
 	s := httptest.NewUnstartedServer(h)
 	s.Listener.Close()
 	s.Listener = l
-	s.Start()
+	if tc != nil {
+		s.TLS = tc.Clone()
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
 	t.Cleanup(s.Close)
 	return s
 }

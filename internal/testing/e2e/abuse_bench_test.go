@@ -23,6 +23,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -126,7 +127,7 @@ func BenchmarkReloginColdCache(b *testing.B) {
 
 func reloginAfterKill(b *testing.B, creds authsvc.Authenticator, ttl time.Duration) {
 	const clients = 2000
-	c := testcluster.Start(b, testcluster.Options{Nodes: 2, Credentials: creds})
+	c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 2, creds })
 	var (
 		mu        sync.Mutex
 		auths     []time.Duration
@@ -153,8 +154,9 @@ func reloginAfterKill(b *testing.B, creds authsvc.Authenticator, ttl time.Durati
 	recording.Store(true)
 	start := time.Now()
 	c.KillNode(victim)
-	err := testcluster.Poll(3*time.Minute, func() bool {
-		return f.connected() == clients && len(f.byNode()[name]) == 0
+	err := probe.Poll(context.Background(), 3*time.Minute, 50*time.Millisecond, "every client back, none on the killed node", func() error {
+		return probe.Check(f.connected() == clients && len(f.byNode()[name]) == 0,
+			"%d of %d connected, %d on %s", f.connected(), clients, len(f.byNode()[name]), name)
 	})
 	took := time.Since(start)
 	if err != nil {
@@ -216,8 +218,10 @@ func hoardingRun(b *testing.B, usersPath string, others []string, limit int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := testcluster.Start(b, testcluster.Options{Nodes: 3, Cap: 400, Credentials: uf,
-		AuthConfig: func(_ int, ac *authsvc.Config) { ac.MaxUserTokens = limit }})
+	c := startCluster(b, func(o *testcluster.Options) {
+		o.Nodes, o.Cap, o.Credentials = 3, 400, uf
+		o.AuthConfig = func(_ int, ac *authsvc.Config) { ac.MaxUserTokens = limit }
+	})
 	url := c.AuthURL(0) + wire.ConnectPath
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/balance"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -45,8 +47,10 @@ func (staticCredentials) Authenticate(_ context.Context, _ *http.Request, req wi
 // otherwise each is closed right after its handshake. It returns the
 // handshake durations (auth request + upgrade), the assignment per node and
 // the errors.
-func connectMany(authURLs []string, total, workers int, keep bool) (hs []time.Duration, perNode map[string]int, conns []*websocket.Conn, errs []error, elapsed time.Duration) {
-	opts := clientOptions(workers)
+func connectMany(authURLs []string, total, workers int, keep bool, opts ...client.Option) (hs []time.Duration, perNode map[string]int, conns []*websocket.Conn, errs []error, elapsed time.Duration) {
+	if len(opts) == 0 {
+		opts = clientOptions(workers)
+	}
 	var (
 		mu   sync.Mutex
 		next atomic.Int64
@@ -90,6 +94,16 @@ func connectMany(authURLs []string, total, workers int, keep bool) (hs []time.Du
 	return hs, perNode, conns, errs, time.Since(start)
 }
 
+// freshClientOptions trust tc and open a new connection to auth for every
+// request, as distinct clients do.
+func freshClientOptions(tc *tls.Config) []client.Option {
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}
+	return []client.Option{
+		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}),
+		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512, TLSClientConfig: tc}),
+	}
+}
+
 func errSummary(errs []error) string {
 	kinds := map[string]int{}
 	for _, err := range errs {
@@ -111,20 +125,38 @@ func errSummary(errs []error) string {
 // each connection closed right after its handshake (the fd limit). Target
 // ≥ 5,000/s. "bcrypt" uses the default users-file backend at bcrypt's
 // lowest cost; "static" a backend that costs nothing, to show what the
-// credential check itself takes.
+// credential check itself takes. The "tls-" runs are the same over https://
+// and wss:// (certificates from the test CA), each connect a new client
+// with its own TLS connection to auth: "tls-static" with full handshakes,
+// "tls-static-resume" with the sessions of earlier connects resumed.
 func BenchmarkFullFlowConnect(b *testing.B) {
 	for _, bc := range []struct {
-		name  string
-		creds authsvc.Authenticator
-	}{{"bcrypt-cost4", nil}, {"static-credentials", staticCredentials{}}} {
+		name   string
+		creds  authsvc.Authenticator
+		tls    bool
+		resume bool
+	}{
+		{"bcrypt-cost4", nil, false, false},
+		{"static-credentials", staticCredentials{}, false, false},
+		{"tls-static", staticCredentials{}, true, false},
+		{"tls-static-resume", staticCredentials{}, true, true},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 3, bc.creds })
+			c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials, o.TLS = 3, bc.creds, bc.tls })
 			total := max(b.N, 5000)
+			var opts []client.Option
+			if bc.tls {
+				tc := c.ClientTLS()
+				if bc.resume {
+					tc.ClientSessionCache = tls.NewLRUClientSessionCache(1024)
+				}
+				opts = freshClientOptions(tc)
+			}
 			// Warm up the HTTP pools and the runtime.
-			connectMany([]string{c.AuthURL(0)}, 200, 64, false)
+			connectMany([]string{c.AuthURL(0)}, 200, 64, false, opts...)
 			b.ResetTimer()
 			cpu0 := processCPU(b)
-			hs, perNode, _, errs, elapsed := connectMany([]string{c.AuthURL(0)}, total, 64, false)
+			hs, perNode, _, errs, elapsed := connectMany([]string{c.AuthURL(0)}, total, 64, false, opts...)
 			cpu := processCPU(b) - cpu0
 			b.StopTimer()
 			if len(errs) > 0 {
@@ -224,7 +256,9 @@ func BenchmarkBalanceBurst(b *testing.B) {
 func BenchmarkReconnectAfterKill(b *testing.B) {
 	const clients = 3000
 	for i := 0; i < b.N; i++ {
-		c := startCluster(b, func(o *testcluster.Options) { o.Nodes, o.Credentials = 3, staticCredentials{} })
+		c := startCluster(b, func(o *testcluster.Options) {
+			o.Nodes, o.Credentials, o.ClusterConfig = 3, staticCredentials{}, testcluster.QuickFailureDetection
+		})
 		f := startFleet(b, c.AuthURL(0), clients, 2*time.Minute, func(mc *client.ManagedConfig) {
 			d := client.DefaultManagedConfig()
 			mc.BackoffBase, mc.BackoffMax = d.BackoffBase, d.BackoffMax // the client's defaults
@@ -238,12 +272,13 @@ func BenchmarkReconnectAfterKill(b *testing.B) {
 		name := c.Node(victim).Name
 		start := time.Now()
 		c.KillNode(victim)
-		err := testcluster.Poll(time.Minute, func() bool {
-			return f.connected() == clients && len(f.byNode()[name]) == 0
+		err := probe.Poll(context.Background(), time.Minute, probe.Interval, "every client to reconnect away from "+name, func() error {
+			return probe.Check(f.connected() == clients && len(f.byNode()[name]) == 0,
+				"%d of %d clients connected; by node %v", f.connected(), clients, c.ConnsByNode())
 		})
 		took := time.Since(start)
 		if err != nil {
-			b.Fatalf("after %v only %d of %d clients connected; by node %v", took, f.connected(), clients, c.ConnsByNode())
+			b.Fatal(err)
 		}
 		held := map[string]int{}
 		for _, n := range c.Nodes() {
@@ -278,7 +313,7 @@ func BenchmarkFailedNodeRemoval(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		cconf func(*cluster.Config)
-	}{{"local", nil}, {"lan", lan}} {
+	}{{"local", testcluster.QuickFailureDetection}, {"lan", lan}} {
 		b.Run(bc.name, func(b *testing.B) {
 			rounds := max(b.N, 3)
 			var sum, worst time.Duration
@@ -294,8 +329,11 @@ func BenchmarkFailedNodeRemoval(b *testing.B) {
 				var took time.Duration
 				for a := 0; a < 3; a++ {
 					url := c.AuthURL(a)
-					if err := testcluster.Poll(30*time.Second, func() bool { return !listsAlive(b, url, name) }); err != nil {
-						b.Fatalf("auth %d still lists %s after 30s", a, name)
+					err := probe.Poll(context.Background(), 30*time.Second, probe.Interval, fmt.Sprintf("auth %d to stop listing %s", a, name), func() error {
+						return probe.Check(!listsAlive(b, url, name), "still listed as alive")
+					})
+					if err != nil {
+						b.Fatal(err)
 					}
 					took = max(took, time.Since(start))
 				}

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	jsclient "github.com/wsdirect/terraform-provider-wsdirect/client/js"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 )
 
@@ -99,16 +101,51 @@ func ensurePlaywright(t *testing.T, npm string) {
 // under /demo/ (jsclient.WithDemo), on a listener of its own, exactly as
 // wsdirect-auth does: the page's POST /v1/connect is same-origin and needs
 // no CORS. The WebSocket to the node is cross-origin, as in production.
-func sameOriginDemo(t *testing.T, a *testcluster.Auth) string {
+// It is served over https with a certificate from the cluster's CA: a page
+// on https may open only wss:// sockets.
+func sameOriginDemo(t *testing.T, c *testcluster.Cluster, a *testcluster.Auth) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	leaf, err := c.CA.Issue([]string{"127.0.0.1"}, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := leaf.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := &http.Server{Handler: jsclient.WithDemo(a.Server.Handler()), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
 	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String() + jsclient.Prefix
+	return "https://" + ln.Addr().String() + jsclient.Prefix
+}
+
+// nssHome makes a home directory whose NSS database (~/.pki/nssdb, where
+// Chromium on Linux keeps the certificates the user trusts) trusts caPEM
+// as a CA for servers, with certutil from Debian's libnss3-tools.
+func nssHome(t *testing.T, certutil string, caPEM []byte) string {
+	t.Helper()
+	home := t.TempDir()
+	db := filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(db, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(home, "ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-N", "-d", "sql:" + db, "--empty-password"},
+		{"-A", "-d", "sql:" + db, "-n", "wsdirect test CA", "-t", "C,,", "-i", caFile},
+	} {
+		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %v: %v\n%s", args, err, out)
+		}
+	}
+	return home
 }
 
 // browserEvent is one line of client/js/test/browser.mjs's output.
@@ -131,30 +168,47 @@ type browserEvent struct {
 	Log            string   `json:"log"`
 }
 
-// TestBrowserReconnectsElsewhere drives the demo page in headless Chromium:
-// log in through auth, connect to the assigned node, echo; then crash that
-// node and check the page went back to auth and reconnected to a different
-// node, and echoes there. Needs node, npm and Chromium (Debian packages
-// nodejs, npm, chromium); CHROMIUM overrides /usr/bin/chromium.
+// TestBrowserReconnectsElsewhere drives the demo page in headless Chromium
+// over https:// (page and auth) and wss:// (nodes): log in through auth,
+// connect to the assigned node, echo; then crash that node and check the
+// page went back to auth and reconnected to a different node, and echoes
+// there. Chromium trusts the cluster's test CA through an NSS database in
+// its home directory, and a run without it shows the certificate is really
+// checked. Needs node, npm, Chromium and certutil (Debian packages nodejs,
+// npm, chromium, libnss3-tools); CHROMIUM overrides /usr/bin/chromium.
 func TestBrowserReconnectsElsewhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	hint := "apt-get install nodejs npm chromium"
+	hint := "apt-get install nodejs npm chromium libnss3-tools"
 	node := realClientTool(t, "node", hint, "node")
 	npm := realClientTool(t, "npm", hint, "npm")
 	chromium := realClientTool(t, "Chromium", hint, envOr("CHROMIUM", "/usr/bin/chromium", "chromium")...)
+	certutil := realClientTool(t, "certutil", hint, "certutil")
 	ensurePlaywright(t, npm)
 
-	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Auths = 3, 1 })
-	pageURL := sameOriginDemo(t, c.Auth(0))
+	c := startCluster(t, func(o *testcluster.Options) {
+		o.Nodes, o.Auths, o.TLS, o.ClusterConfig = 3, 1, true, testcluster.QuickFailureDetection
+	})
+	pageURL := sameOriginDemo(t, c, c.Auth(0))
 
 	dir := t.TempDir()
 	shot := filepath.Join(dir, "demo.png")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+
+	// Without the CA in its NSS database Chromium refuses the page.
+	untrusted := exec.CommandContext(ctx, node, filepath.Join(jsClientDir, "test", "browser.mjs"), pageURL, shot, filepath.Join(dir, "profile-untrusted"))
+	untrusted.Env = append(os.Environ(), "CHROMIUM="+chromium, "HOME="+t.TempDir(), "EXPECT_CERT_ERROR=1")
+	killGroupOnCancel(untrusted)
+	if out, err := untrusted.CombinedOutput(); err != nil || !bytes.Contains(out, []byte(`"cert_refused"`)) {
+		t.Fatalf("Chromium without the CA: %v\n%s", err, out)
+	} else {
+		t.Logf("without the CA: %s", bytes.TrimSpace(out))
+	}
+
 	cmd := exec.CommandContext(ctx, node, filepath.Join(jsClientDir, "test", "browser.mjs"), pageURL, shot, filepath.Join(dir, "profile"))
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "HOME="+nssHome(t, certutil, c.CA.PEM))
 	killGroupOnCancel(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -214,9 +268,10 @@ func TestBrowserReconnectsElsewhere(t *testing.T) {
 	if victim == nil {
 		t.Fatalf("the page reports node %q, which is not in the cluster", first.NodeID)
 	}
-	if got := victim.Conns(); got != 1 {
-		t.Fatalf("%s holds %d connections after the page connected, want 1 (counts %v)", victim.Name, got, c.ConnsByNode())
-	}
+	// The page can see its socket open a moment before the node registers it.
+	probe.Until(t, 10*time.Second, victim.Name+" to hold the page's connection", func() error {
+		return probe.Check(victim.Conns() == 1, "counts %v", c.ConnsByNode())
+	})
 	t.Logf("page connected to %s in %d ms; killing it", first.NodeID, first.ConnectMs)
 	c.KillNode(victim.Index)
 	if _, err := io.WriteString(stdin, "killed\n"); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
@@ -123,23 +125,25 @@ func TestCapThroughAuth(t *testing.T) {
 		return true
 	}
 	topUp, refusedWithRoom := time.Now(), 0
-	deadline := topUp.Add(15 * time.Second)
-	for !full() {
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster never filled up through auth: %v", c.ConnsByNode())
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		conn, _, err := client.Dial(ctx, c.AuthURL(0), creds, opts...)
-		cancel()
-		if err != nil {
-			if statusOf(err) != http.StatusServiceUnavailable {
-				t.Fatalf("top-up dial: %v", err)
+	err := probe.Poll(context.Background(), 30*time.Second, 100*time.Millisecond, "the cluster to fill up through auth", func() error {
+		// Dial until full or refused; a refusal waits for the next check.
+		for tries := 0; !full() && tries < capPerNode*nodes; tries++ {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			conn, _, err := client.Dial(ctx, c.AuthURL(0), creds, opts...)
+			cancel()
+			if err != nil {
+				if statusOf(err) != http.StatusServiceUnavailable {
+					t.Fatalf("top-up dial: %v", err)
+				}
+				refusedWithRoom++
+				return fmt.Errorf("auth refused while the nodes hold %v", c.ConnsByNode())
 			}
-			refusedWithRoom++
-			time.Sleep(100 * time.Millisecond)
-			continue
+			conns = append(conns, conn)
 		}
-		conns = append(conns, conn)
+		return probe.Check(full(), "the nodes hold %v", c.ConnsByNode())
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("filled the remaining room in %v; auth refused %d times meanwhile while nodes had room",
 		time.Since(topUp).Round(time.Millisecond), refusedWithRoom)
@@ -156,7 +160,7 @@ func TestCapThroughAuth(t *testing.T) {
 		}
 		return true
 	})
-	_, err := client.Authorize(context.Background(), c.AuthURL(0), creds, opts...)
+	_, err = client.Authorize(context.Background(), c.AuthURL(0), creds, opts...)
 	var ae *client.AuthError
 	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable {
 		t.Fatalf("auth with every node full: got %v, want HTTP 503", err)

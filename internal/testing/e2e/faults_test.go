@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -54,10 +56,10 @@ func TestDrainMovesClients(t *testing.T) {
 	if n := victim.Conns(); n != 0 {
 		t.Fatalf("drained node still holds %d connections", n)
 	}
-	testcluster.WaitFor(t, 15*time.Second, func() bool {
-		return f.connected() == fleetSize && len(f.byNode()[victim.Name]) == 0
-	}, "all %d clients connected away from %s (connected %d, by node %v)",
-		fleetSize, victim.Name, f.connected(), c.ConnsByNode())
+	probe.Until(t, 30*time.Second, fmt.Sprintf("all %d clients connected away from %s", fleetSize, victim.Name), func() error {
+		return probe.Check(f.connected() == fleetSize && len(f.byNode()[victim.Name]) == 0,
+			"connected %d, by node %v", f.connected(), c.ConnsByNode())
+	})
 	t.Logf("all clients moved within %v; now %v", time.Since(start).Round(time.Millisecond), c.ConnsByNode())
 
 	for _, mc := range onVictim {
@@ -126,7 +128,7 @@ func TestDrainCloseCode(t *testing.T) {
 // leave): auth stops assigning it once failure detection notices, within a
 // bound, and its clients reconnect to the survivors.
 func TestKilledNodeLeavesAssignment(t *testing.T) {
-	c := startCluster(t, func(o *testcluster.Options) { o.Nodes = 3 })
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.ClusterConfig = 3, testcluster.QuickFailureDetection })
 	f := startFleet(t, c.AuthURL(0), fleetSize, 20*time.Second)
 	victim := c.Node(0)
 	onVictim := len(f.byNode()[victim.Name])
@@ -136,7 +138,7 @@ func TestKilledNodeLeavesAssignment(t *testing.T) {
 
 	start := time.Now()
 	c.KillNode(0)
-	c.WaitAuthViews(10*time.Second, "auth drops the killed node", func(view []cluster.Member) bool {
+	c.WaitAuthViews(30*time.Second, "auth drops the killed node", func(view []cluster.Member) bool {
 		for _, m := range view {
 			if m.Name == victim.Name {
 				return false
@@ -145,9 +147,10 @@ func TestKilledNodeLeavesAssignment(t *testing.T) {
 		return true
 	})
 	removed := time.Since(start)
-	testcluster.WaitFor(t, 15*time.Second, func() bool {
-		return f.connected() == fleetSize && len(f.byNode()[victim.Name]) == 0
-	}, "all %d clients connected to survivors (connected %d)", fleetSize, f.connected())
+	probe.Until(t, 30*time.Second, fmt.Sprintf("all %d clients connected to survivors", fleetSize), func() error {
+		return probe.Check(f.connected() == fleetSize && len(f.byNode()[victim.Name]) == 0,
+			"connected %d, by node %v", f.connected(), c.ConnsByNode())
+	})
 	t.Logf("killed %s holding %d clients: out of assignment after %v, all reconnected after %v",
 		victim.Name, onVictim, removed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -27,16 +29,21 @@ var creds = client.Credentials{Username: testcluster.User, Password: testcluster
 // clientOptions share one HTTP client with a pool large enough for the
 // test's concurrency, so auth requests reuse connections instead of burning
 // loopback ports.
-func clientOptions(pool int) []client.Option {
+func clientOptions(pool int) []client.Option { return clientOptionsTLS(pool, nil) }
+
+// clientOptionsTLS is clientOptions for a cluster on https:// and wss://,
+// trusting what tc trusts.
+func clientOptionsTLS(pool int, tc *tls.Config) []client.Option {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        pool,
 		MaxIdleConnsPerHost: pool,
 		IdleConnTimeout:     30 * time.Second,
+		TLSClientConfig:     tc,
 	}
 	return []client.Option{
 		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}),
-		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512}),
+		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512, TLSClientConfig: tc}),
 	}
 }
 
@@ -227,9 +234,9 @@ func startFleet(t testing.TB, authURL string, n int, timeout time.Duration, tune
 			<-sem
 		}()
 	}
-	testcluster.WaitFor(t, timeout, func() bool {
-		return f.connected() == n
-	}, "all %d managed clients connected (have %d)", n, f.connected())
+	probe.Until(t, timeout, fmt.Sprintf("all %d managed clients connected", n), func() error {
+		return probe.Equal("connected", f.connected(), n)
+	})
 	return f
 }
 

@@ -24,8 +24,9 @@ const k6Script = "../../../examples/k6/wsdirect.js"
 type k6Metric map[string]any
 
 // TestK6FullFlow runs the k6 example at CI size (20 VUs for 10 s) against a
-// 3-node cluster: every iteration logs in through auth, opens the WebSocket
-// to the assigned node and checks echoes. k6 must exit 0 (its thresholds
+// 3-node cluster on https:// and wss://, with k6 trusting the cluster's test
+// CA through SSL_CERT_FILE: every iteration logs in through auth, opens the
+// WebSocket to the assigned node and checks echoes. k6 must exit 0 (its thresholds
 // held), its summary must show the checks passed, and the nodes must have
 // accepted as many connections as k6 completed sessions. k6 is looked for in
 // $K6_BIN, then ../bin/k6, then PATH; install it with
@@ -35,7 +36,11 @@ func TestK6FullFlow(t *testing.T) {
 		t.Skip("runs k6 for 10 s")
 	}
 	k6 := realClientTool(t, "k6", "GOBIN=$PWD/bin go install go.k6.io/k6@v1.8.1", envOr("K6_BIN", "../../../bin/k6", "k6")...)
-	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Auths = 3, 1 })
+	c := startCluster(t, func(o *testcluster.Options) { o.Nodes, o.Auths, o.TLS = 3, 1, true })
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := c.CA.WriteRoot(caFile); err != nil {
+		t.Fatal(err)
+	}
 
 	const vus, messages = 20, 5
 	summary := filepath.Join(t.TempDir(), "summary.json")
@@ -47,6 +52,8 @@ func TestK6FullFlow(t *testing.T) {
 		k6Script)
 	cmd.Env = append(os.Environ(),
 		"AUTH_URL="+c.AuthURL(0),
+		// A CA file or bundle, read by Go's crypto/x509 in k6.
+		"SSL_CERT_FILE="+caFile,
 		"USERNAME="+testcluster.User,
 		"PASSWORD="+testcluster.Password,
 		"VUS="+strconv.Itoa(vus),

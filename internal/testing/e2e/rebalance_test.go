@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 )
@@ -124,7 +126,9 @@ func TestRebalanceAfterScaleOut(t *testing.T) {
 	c := rebalanceCluster(t, true, maxRate)
 	f := startFleet(t, c.AuthURL(0), clients, 60*time.Second, resetFast)
 	time.Sleep(time.Second) // every client up for ResetAfter
-	testcluster.WaitFor(t, 10*time.Second, func() bool { return f.connected() == clients }, "all %d connected", clients)
+	probe.Until(t, 10*time.Second, fmt.Sprintf("all %d connected", clients), func() error {
+		return probe.Equal("connected", f.connected(), clients)
+	})
 	before := c.ConnsByNode()
 	// The least that evens four equal nodes: what each holds over a quarter.
 	minimum := 0.0
@@ -150,10 +154,11 @@ func TestRebalanceAfterScaleOut(t *testing.T) {
 	})
 	start := time.Now()
 	added := c.AddNode()
-	testcluster.WaitFor(t, 40*time.Second, func() bool {
+	probe.Until(t, 40*time.Second, "max/mean over 4 nodes at most 1.10 with every client connected", func() error {
 		counts := c.ConnsByNode()
-		return f.connected() == clients && len(counts) == 4 && maxOverMean(counts) <= 1.10
-	}, "max/mean over 4 nodes at most 1.10 with every client connected (now %v, %d connected)", c.ConnsByNode(), f.connected())
+		return probe.Check(f.connected() == clients && len(counts) == 4 && maxOverMean(counts) <= 1.10,
+			"%v, %d of %d connected", counts, f.connected(), clients)
+	})
 	balancedAfter := time.Since(start)
 	// Let any further round start and end before counting: a round starts
 	// within Interval of a look, and looks come Settle apart.
@@ -269,8 +274,9 @@ func TestRebalanceWhileDraining(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatalf("drain: %v", err)
 	}
-	testcluster.WaitFor(t, 20*time.Second, func() bool { return f.connected() == clients },
-		"all %d clients back (have %d)", clients, f.connected())
+	probe.Until(t, 20*time.Second, fmt.Sprintf("all %d clients back", clients), func() error {
+		return probe.Equal("connected", f.connected(), clients)
+	})
 	time.Sleep(3 * (rbSettle + rbInterval))
 	moved := 0
 	for i, mc := range f.clients {

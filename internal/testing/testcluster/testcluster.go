@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +26,9 @@ import (
 
 	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlscert"
 	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
@@ -54,7 +60,9 @@ type Options struct {
 	// TokenTTL is the connection token lifetime. Must be > 0.
 	TokenTTL time.Duration
 	// ClusterConfig, when set, adjusts every member's gossip configuration
-	// after the harness filled it in (e.g. to slow gossip down).
+	// after the harness filled it in (e.g. to slow gossip down). The harness
+	// gives members SteadyFailureDetection; a test that kills a member and
+	// waits for the others to notice passes QuickFailureDetection here.
 	ClusterConfig func(c *cluster.Config)
 	// NodeConfig and AuthConfig, when set, adjust each node's and auth
 	// instance's configuration after the harness filled it in.
@@ -63,6 +71,42 @@ type Options struct {
 	// ReadyTimeout bounds the wait for every auth instance to see every
 	// node. Must be > 0.
 	ReadyTimeout time.Duration
+	// TLS serves auth on https:// and the nodes on wss://, through the
+	// same certificate machinery as the binaries (internal/tlscert), with
+	// certificates from the cluster's own test CA (CA) in files mode.
+	TLS bool
+	// ACME, when set, makes every node obtain its certificate from an ACME
+	// CA instead (auth keeps the test CA's); TLS must be set with it. Nil:
+	// the test CA's certificates (with TLS).
+	ACME *ACMEOptions
+}
+
+// ACMEOptions point the nodes at an ACME CA (pebble in tests). Each node
+// orders a certificate for its own 127.0.0.x address and answers http-01
+// on it. Start from DefaultACMEOptions.
+type ACMEOptions struct {
+	// Directory is the CA's directory URL and CAFile the root of its
+	// HTTPS. Required.
+	Directory, CAFile string
+	// HTTPPort is the port the CA validates http-01 on, 1-65535.
+	HTTPPort int
+	// Roots is what clients must trust for the issued certificates. It may
+	// be set after Start (pebble makes its roots when it starts);
+	// ClientTLS reads it when called.
+	Roots []byte
+	// RetryMin and RetryMax bound the nodes' retry backoff: RetryMin > 0,
+	// RetryMax >= RetryMin.
+	RetryMin, RetryMax time.Duration
+}
+
+// DefaultACMEOptions returns the retry bounds; the caller sets the CA.
+func DefaultACMEOptions() *ACMEOptions {
+	return &ACMEOptions{
+		// A test waits for the CA to come back: retry within a second, not
+		// tlscert's production half-minute.
+		RetryMin: 200 * time.Millisecond,
+		RetryMax: time.Second,
+	}
 }
 
 // DefaultOptions returns three nodes and one auth instance.
@@ -93,6 +137,18 @@ func (o *Options) validate() error {
 	case o.ReadyTimeout <= 0:
 		return fmt.Errorf("testcluster: ReadyTimeout must be > 0, got %s", o.ReadyTimeout)
 	}
+	if a := o.ACME; a != nil {
+		switch {
+		case !o.TLS:
+			return errors.New("testcluster: ACME needs TLS (auth serves the test CA's certificate)")
+		case a.Directory == "" || a.CAFile == "":
+			return errors.New("testcluster: ACME.Directory and ACME.CAFile are required")
+		case a.HTTPPort < 1 || a.HTTPPort > 65535:
+			return fmt.Errorf("testcluster: ACME.HTTPPort must be 1-65535, got %d", a.HTTPPort)
+		case a.RetryMin <= 0 || a.RetryMax < a.RetryMin:
+			return fmt.Errorf("testcluster: ACME retry %s..%s: want 0 < RetryMin <= RetryMax", a.RetryMin, a.RetryMax)
+		}
+	}
 	return nil
 }
 
@@ -110,6 +166,10 @@ type Cluster struct {
 	GossipKey []byte
 	// UsersFile is the path of the bcrypt users file holding User.
 	UsersFile string
+	// CA issues the TLS certificates with Options.TLS.
+	CA *testca.CA
+
+	dir string
 
 	mu    sync.Mutex
 	nodes []*Node
@@ -130,6 +190,9 @@ type Node struct {
 	// Registry holds the node's metrics.
 	Registry *prometheus.Registry
 
+	// Certs serves the node's certificate (mode off without TLS).
+	Certs *tlscert.Manager
+
 	srv    *http.Server
 	ln     *trackingListener
 	mu     sync.Mutex
@@ -141,7 +204,7 @@ type Node struct {
 func (n *Node) Conns() int { return n.Server.Conns() }
 
 // URL is the WebSocket endpoint of the node.
-func (n *Node) URL() string { return "ws://" + n.Addr + "/ws" }
+func (n *Node) URL() string { return n.Certs.Scheme() + "://" + n.Addr + "/ws" }
 
 // Auth is one auth instance of the cluster.
 type Auth struct {
@@ -154,11 +217,17 @@ type Auth struct {
 
 	gossipPort int
 	srv        *http.Server
+	certs      *tlscert.Manager
 	done       chan struct{}
 }
 
 // URL is the base URL clients pass to client.Dial.
-func (a *Auth) URL() string { return "http://" + a.Addr }
+func (a *Auth) URL() string {
+	if a.certs != nil && a.certs.Mode().ServesTLS() {
+		return "https://" + a.Addr
+	}
+	return "http://" + a.Addr
+}
 
 // Start brings up a cluster and waits until every auth instance sees every
 // node. It fails tb on any error.
@@ -168,8 +237,15 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		tb.Fatal(err)
 	}
 
-	c := &Cluster{tb: tb, opts: opts}
+	c := &Cluster{tb: tb, opts: opts, dir: tb.TempDir()}
 	tb.Cleanup(c.Close)
+	if opts.TLS {
+		ca, err := testca.New("testcluster CA")
+		if err != nil {
+			tb.Fatalf("testcluster: CA: %v", err)
+		}
+		c.CA = ca
+	}
 
 	_, priv, err := token.GenerateKey()
 	if err != nil {
@@ -234,8 +310,35 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
+// SteadyFailureDetection is the harness's failure detection: a member is
+// declared failed only after about 8 s (at most 32 s) of silence. Every
+// member of a test cluster lives in the test process, so when that process
+// is starved (-race, two cores shared with other test packages) all of
+// them stall together and miss each other's probes; with
+// cluster.LocalConfig's 1.2 s suspicion they were seen declaring every node
+// failed, and auth answered 503 to clients of a test that kills nothing.
+// Count propagation (gossip, not probes) is not slowed.
+func SteadyFailureDetection(c *cluster.Config) {
+	c.ProbeInterval = time.Second
+	c.ProbeTimeout = 800 * time.Millisecond
+	c.SuspicionMult = 8 // 8 s suspicion for n <= 10
+	c.SuspicionMaxTimeoutMult = 4
+}
+
+// QuickFailureDetection restores cluster.LocalConfig's failure detection
+// (a killed member is out of every view within a few seconds), for tests
+// and benchmarks that kill members and wait for the others to notice. They
+// must wait generously: on a starved machine a live member can be declared
+// failed too, and refutes it moments later.
+func QuickFailureDetection(c *cluster.Config) {
+	l := cluster.LocalConfig()
+	c.ProbeInterval, c.ProbeTimeout = l.ProbeInterval, l.ProbeTimeout
+	c.SuspicionMult, c.SuspicionMaxTimeoutMult = l.SuspicionMult, l.SuspicionMaxTimeoutMult
+}
+
 func (c *Cluster) clusterConfig(name string, role cluster.Role, ip string, gossipPort int) *cluster.Config {
 	conf := cluster.LocalConfig()
+	SteadyFailureDetection(conf)
 	conf.Name = name
 	conf.Role = role
 	conf.BindAddr = ip
@@ -277,12 +380,21 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	tl := newTrackingListener(ln.(*net.TCPListener))
 	port := ln.Addr().(*net.TCPAddr).Port
 
+	nreg := prometheus.NewRegistry()
+	certs, err := c.certs(name, ip, ln.Addr().String(), c.opts.ACME, nreg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	conf := c.clusterConfig(name, cluster.RoleNode, ip, 0)
 	conf.PublicAddr = ip
 	conf.WSPort = port
+	conf.WSScheme = certs.Scheme()
+	conf.NotReady = certs.Ready() != nil
 	conf.Cap = c.opts.Cap
 	cl, err := c.joinMember(conf)
 	if err != nil {
+		certs.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -304,7 +416,7 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	// are uneven enough to start rounds. Rebalancing has tests of its own.
 	nconf.Rebalance.Enabled = false
 	nconf.Logger = Logger().With("node", name)
-	nconf.Registry = prometheus.NewRegistry()
+	nconf.Registry = nreg
 	if c.opts.NodeConfig != nil {
 		c.opts.NodeConfig(i, nconf)
 	}
@@ -312,13 +424,21 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	v := token.NewVerifier(name, c.Keys).RejectIssuedBefore(time.Now())
 	srv, err := node.New(nconf, v, cl)
 	if err != nil {
+		certs.Close()
 		cl.Shutdown()
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	certs.Watch(func(notReady error) {
+		if notReady != nil {
+			srv.SetNotReady("TLS: " + notReady.Error())
+		} else {
+			srv.SetNotReady("")
+		}
+	})
 	n := &Node{
 		Index: i, Name: name, Addr: ln.Addr().String(),
-		Server: srv, Cluster: cl, Verifier: v, Registry: nconf.Registry,
+		Server: srv, Cluster: cl, Verifier: v, Registry: nconf.Registry, Certs: certs,
 		ln: tl,
 		srv: &http.Server{
 			Handler:           srv.Handler(),
@@ -326,8 +446,59 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 			ErrorLog:          slog.NewLogLogger(Logger().Handler(), slog.LevelWarn),
 		},
 	}
-	go n.srv.Serve(tl)
+	go n.srv.Serve(certs.Listener(tl))
+	if err := certs.Start(context.Background(), tlscert.HealthOnly(srv.Handler())); err != nil {
+		n.close()
+		return nil, err
+	}
 	return n, nil
+}
+
+// certs makes the TLS manager of one member, as the binaries do: mode off
+// without Options.TLS, files with a certificate from the cluster's CA for
+// ip, or ACME against acme.
+func (c *Cluster) certs(name, ip, listenAddr string, acme *ACMEOptions, reg prometheus.Registerer) (*tlscert.Manager, error) {
+	tc := tlscert.DefaultConfig()
+	tc.Logger = Logger().With("member", name)
+	tc.Registry = reg
+	tc.ListenAddr = listenAddr
+	tc.TicketSecret = c.GossipKey
+	tc.CheckInterval = 200 * time.Millisecond
+	switch {
+	case !c.opts.TLS:
+	case acme != nil:
+		tc.Mode = tlscert.ModeACME
+		tc.Names = []string{ip}
+		tc.ACMEDirectory, tc.ACMECARoots = acme.Directory, acme.CAFile
+		tc.ACMEStorage = filepath.Join(c.dir, name+"-acme")
+		tc.ACMEHTTPAddr = net.JoinHostPort(ip, strconv.Itoa(acme.HTTPPort))
+		tc.ACMETLSALPN = false // the TLS port is the kernel's pick, not the CA's
+		tc.RetryMin, tc.RetryMax = acme.RetryMin, acme.RetryMax
+	default:
+		leaf, err := c.CA.Issue([]string{ip}, time.Time{}, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		tc.Mode = tlscert.ModeFiles
+		if tc.CertFile, tc.KeyFile, err = leaf.WriteFiles(c.dir, name); err != nil {
+			return nil, err
+		}
+	}
+	return tlscert.New(tc)
+}
+
+// ClientTLS is what a client needs to trust the cluster: the test CA, and
+// the ACME CA's roots when the nodes use one. Nil without TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.CA == nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c.CA.Cert)
+	if c.opts.ACME != nil {
+		pool.AppendCertsFromPEM(c.opts.ACME.Roots)
+	}
+	return &tls.Config{RootCAs: pool}
 }
 
 // joinMember applies the ClusterConfig hook to conf, creates the member and
@@ -361,9 +532,16 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	if err != nil {
 		return nil, err
 	}
+	areg := prometheus.NewRegistry()
+	certs, err := c.certs(name, ip, ln.Addr().String(), nil, areg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	conf := c.clusterConfig(name, cluster.RoleAuth, ip, gossipPort)
 	cl, err := c.joinMember(conf)
 	if err != nil {
+		certs.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -391,12 +569,13 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	// own tests in package authsvc.
 	aconf.MaxUserTokens = 0
 	aconf.Logger = Logger().With("auth", name)
-	aconf.Registry = prometheus.NewRegistry()
+	aconf.Registry = areg
 	if c.opts.AuthConfig != nil {
 		c.opts.AuthConfig(i, aconf)
 	}
 	s, err := authsvc.New(aconf)
 	if err != nil {
+		certs.Close()
 		cl.Shutdown()
 		ln.Close()
 		return nil, fmt.Errorf("authsvc: %w", err)
@@ -405,7 +584,7 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	gport, _ := strconv.Atoi(gp)
 	a := &Auth{
 		Index: i, Name: name, Addr: ln.Addr().String(),
-		Server: s, Cluster: cl, gossipPort: gport,
+		Server: s, Cluster: cl, gossipPort: gport, certs: certs,
 		srv: &http.Server{
 			Handler:           s.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -415,7 +594,7 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 	}
 	go func() {
 		defer close(a.done)
-		a.srv.Serve(ln)
+		a.srv.Serve(certs.Listener(ln))
 	}()
 	return a, nil
 }
@@ -423,14 +602,13 @@ func (c *Cluster) startAuth(i int, addr string, gossipPort int) (*Auth, error) {
 // listenRetry binds addr, retrying briefly: a restarted server may race the
 // kernel releasing its old port.
 func listenRetry(addr string, timeout time.Duration) (net.Listener, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		ln, err := net.Listen("tcp", addr)
-		if err == nil || time.Now().After(deadline) {
-			return ln, err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var ln net.Listener
+	err := probe.Poll(context.Background(), timeout, 50*time.Millisecond, "a listener on "+addr, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return ln, err
 }
 
 // AuthURL is the base URL of auth instance i.
@@ -547,9 +725,9 @@ func (c *Cluster) RestartAuth(i int) {
 	c.auths[i] = a
 	c.mu.Unlock()
 	live := c.liveNodes()
-	WaitFor(c.tb, c.opts.ReadyTimeout, func() bool {
-		return len(a.Cluster.Nodes()) == live
-	}, "restarted %s sees all %d live nodes", a.Name, live)
+	probe.Until(c.tb, c.opts.ReadyTimeout, fmt.Sprintf("restarted %s to see all %d live nodes", a.Name, live), func() error {
+		return probe.Equal("nodes seen", len(a.Cluster.Nodes()), live)
+	})
 }
 
 func (c *Cluster) liveNodes() int {
@@ -574,6 +752,7 @@ func (c *Cluster) stopAuth(a *Auth) {
 		a.srv.Close()
 	}
 	<-a.done
+	a.certs.Close()
 	if err := a.Cluster.Leave(); err != nil {
 		c.tb.Logf("testcluster: %s leave: %v", a.Name, err)
 	}
@@ -584,20 +763,46 @@ func (c *Cluster) stopAuth(a *Auth) {
 }
 
 // WaitAuthViews waits until cond holds for the node list of every auth
-// instance, failing tb with msg after timeout.
-func (c *Cluster) WaitAuthViews(timeout time.Duration, msg string, cond func(view []cluster.Member) bool) {
+// instance, failing tb after timeout with what and the first view that
+// did not satisfy cond.
+func (c *Cluster) WaitAuthViews(timeout time.Duration, what string, cond func(view []cluster.Member) bool) {
 	c.tb.Helper()
-	WaitFor(c.tb, timeout, func() bool {
+	probe.Until(c.tb, timeout, what, func() error {
 		c.mu.Lock()
 		auths := append([]*Auth(nil), c.auths...)
 		c.mu.Unlock()
 		for _, a := range auths {
-			if a.Cluster == nil || !cond(a.Cluster.Nodes()) {
-				return false
+			if a.Cluster == nil {
+				return fmt.Errorf("%s is restarting", a.Name)
+			}
+			if view := a.Cluster.Nodes(); !cond(view) {
+				return fmt.Errorf("%s sees %s", a.Name, FormatView(view))
 			}
 		}
-		return true
-	}, "%s", msg)
+		return nil
+	})
+}
+
+// FormatView is a short form of a node list for failure messages:
+// name=conns/cap per node, with "draining" or "dead" where it applies.
+func FormatView(view []cluster.Member) string {
+	if len(view) == 0 {
+		return "no nodes"
+	}
+	var b strings.Builder
+	for i, m := range view {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%d/%d", m.Name, m.Conns, m.Cap)
+		if m.Draining {
+			b.WriteString(" draining")
+		}
+		if !m.Alive {
+			b.WriteString(" dead")
+		}
+	}
+	return b.String()
 }
 
 // Close tears everything down; tb.Cleanup calls it.
@@ -626,6 +831,7 @@ func (c *Cluster) stopAuthQuiet(a *Auth) {
 	}
 	a.srv.Close()
 	<-a.done
+	a.certs.Close()
 	a.Cluster.Shutdown()
 	a.srv = nil
 }
@@ -638,37 +844,11 @@ func (n *Node) close() {
 	}
 	n.closed = true
 	n.srv.Close()
+	n.Certs.Close()
 	n.Server.Close()
 	n.ln.kill()
 	if !n.killed {
 		n.Cluster.Shutdown()
-	}
-}
-
-// WaitFor polls cond every 10ms until it holds, and fails tb with the
-// formatted message when timeout passes first.
-func WaitFor(tb testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
-	tb.Helper()
-	if err := Poll(timeout, cond); err != nil {
-		tb.Fatalf("testcluster: timed out after %v waiting for: %s", timeout, fmt.Sprintf(format, args...))
-	}
-}
-
-// ErrTimeout is what Poll returns when its condition never held.
-var ErrTimeout = errors.New("testcluster: timeout")
-
-// Poll polls cond every 10ms until it holds (nil) or timeout passes
-// (ErrTimeout). It is WaitFor for goroutines other than the test's.
-func Poll(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return ErrTimeout
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -61,31 +61,33 @@ func TestTrackingListenerKillResets(t *testing.T) {
 	tl.kill() // idempotent
 }
 
-func TestPoll(t *testing.T) {
-	n := 0
-	if err := Poll(5*time.Second, func() bool { n++; return n == 3 }); err != nil || n != 3 {
-		t.Fatalf("Poll = %v after %d calls", err, n)
-	}
-	start := time.Now()
-	if err := Poll(50*time.Millisecond, func() bool { return false }); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("Poll of a false condition = %v, want ErrTimeout", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("Poll overran its timeout")
-	}
+// validACME is DefaultACMEOptions with a CA filled in.
+func validACME() *ACMEOptions {
+	a := DefaultACMEOptions()
+	a.Directory, a.CAFile, a.HTTPPort = "https://127.0.0.1:14000/dir", "/tmp/ca.pem", 5002
+	return a
 }
 
 func TestOptionsValidation(t *testing.T) {
 	if o := DefaultOptions(); o.validate() != nil {
 		t.Fatalf("defaults refused: %v", o.validate())
 	}
+	o := DefaultOptions()
+	o.TLS, o.ACME = true, validACME()
+	if err := o.validate(); err != nil {
+		t.Fatalf("ACME with TLS refused: %v", err)
+	}
 	// Each key is the field the error must name: Start fills nothing in.
 	for field, mod := range map[string]func(*Options){
-		"Nodes":        func(o *Options) { o.Nodes = 0 },
-		"Auths":        func(o *Options) { o.Auths = 10 },
-		"Cap":          func(o *Options) { o.Cap = 0 },
-		"TokenTTL":     func(o *Options) { o.TokenTTL = 0 },
-		"ReadyTimeout": func(o *Options) { o.ReadyTimeout = 0 },
+		"Nodes":          func(o *Options) { o.Nodes = 0 },
+		"Auths":          func(o *Options) { o.Auths = 10 },
+		"Cap":            func(o *Options) { o.Cap = 0 },
+		"TokenTTL":       func(o *Options) { o.TokenTTL = 0 },
+		"ReadyTimeout":   func(o *Options) { o.ReadyTimeout = 0 },
+		"ACME needs TLS": func(o *Options) { o.ACME = validACME() },
+		"ACME.Directory": func(o *Options) { o.TLS, o.ACME = true, validACME(); o.ACME.Directory = "" },
+		"ACME.HTTPPort":  func(o *Options) { o.TLS, o.ACME = true, validACME(); o.ACME.HTTPPort = 0 },
+		"ACME retry":     func(o *Options) { o.TLS, o.ACME = true, validACME(); o.ACME.RetryMin = 0 },
 	} {
 		o := DefaultOptions()
 		mod(&o)

@@ -3,10 +3,13 @@ package tflocal
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -36,27 +39,52 @@ type conn struct {
 	url  string // of the latest assignment
 }
 
+// User is one person the clients log in as, from an address of their own.
+type User struct {
+	Creds client.Credentials
+	// From is the local address the user's connections come from (a loopback address of
+	// this machine); the zero Addr lets the kernel choose.
+	From netip.Addr
+}
+
 // Connect opens n connections through the auth service at authURL, at most concurrency at a
-// time, the i-th as creds[i % len(creds)]: each asks auth for a node, connects straight to it
-// and checks one echo. Every connection stays up, reconnecting through auth when told to,
-// until Close. A client that fails is stopped at once.
-func (cs *Clients) Connect(ctx context.Context, authURL string, creds []client.Credentials, n, concurrency int) error {
-	if len(creds) == 0 {
-		return errors.New("tflocal: Connect needs credentials")
+// time: each asks auth for a node, connects straight to it and checks one echo. Client i is
+// users[i % len(users)]: many users, each from an address of their own, as in life (auth
+// limits each address's concurrent password checks and each user's unused tokens, and each
+// node each user's connections). roots are the CAs to trust for https:// and wss://. Every
+// connection stays up, reconnecting through auth when told to (and retrying after auth's
+// Retry-After), until Close. A client that fails is stopped at once.
+func (cs *Clients) Connect(ctx context.Context, authURL string, users []User, roots *x509.CertPool, n, concurrency int) error {
+	if len(users) == 0 {
+		return errors.New("tflocal: Connect needs at least one user")
 	}
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		MaxIdleConns:        concurrency,
-		MaxIdleConnsPerHost: concurrency,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	opts := []client.Option{
-		client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 30 * time.Second}),
-		client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512}),
+	opts := make([][]client.Option, len(users))
+	trs := make([]*http.Transport, len(users))
+	for i, u := range users {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		if u.From.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: u.From.AsSlice()}
+		}
+		trs[i] = &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: roots},
+			DialContext:         d.DialContext,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     30 * time.Second,
+		}
+		opts[i] = []client.Option{
+			client.WithHTTPClient(&http.Client{Transport: trs[i], Timeout: 30 * time.Second}),
+			client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512,
+				TLSClientConfig: &tls.Config{RootCAs: roots}, NetDialContext: d.DialContext}),
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	cs.mu.Lock()
-	cs.cancel = append(cs.cancel, func() { cancel(); tr.CloseIdleConnections() })
+	cs.cancel = append(cs.cancel, func() {
+		cancel()
+		for _, tr := range trs {
+			tr.CloseIdleConnections()
+		}
+	})
 	cs.mu.Unlock()
 	sem := make(chan struct{}, concurrency)
 	errs := make(chan error, n)
@@ -72,7 +100,8 @@ func (cs *Clients) Connect(ctx context.Context, authURL string, creds []client.C
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := cs.start(ctx, runCtx, authURL, creds[i%len(creds)], opts, i); err != nil {
+			u := i % len(users)
+			if err := cs.start(ctx, runCtx, authURL, users[u].Creds, opts[u], i); err != nil {
 				errs <- fmt.Errorf("client %d: %w", i, err)
 			}
 		}()
@@ -198,13 +227,16 @@ func (cs *Clients) Close() {
 }
 
 // NodeConnections reads a node's own count of live WebSockets (wsdirect_node_connections)
-// from its metrics endpoint at addr (host:port).
-func NodeConnections(ctx context.Context, addr string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+// from its metrics endpoint at addr (host:port, its private address), over https with its
+// certificate for serverName (its public address), trusting roots.
+func NodeConnections(ctx context.Context, addr, serverName string, roots *x509.CertPool) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := httpClient.Do(req)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: serverName}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -222,7 +254,7 @@ func NodeConnections(ctx context.Context, addr string) (int, error) {
 	return 0, errors.New("no wsdirect_node_connections in the node's metrics")
 }
 
-// hostOf returns the host of a ws:// URL.
+// hostOf returns the host of a ws:// or wss:// URL.
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -3,12 +3,14 @@ package tflocal
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,48 +20,69 @@ import (
 	"github.com/hashicorp/terraform-exec/tfexec"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
 // ClusterModule is a root module that applies modules/cluster from this tree on a local
-// cloud: one auth host, node_count nodes, fresh secrets, Users users in auth's users file.
-// The demo and the rebalance run apply it.
+// cloud, with TLS as on EC2 (every instance gets an IP certificate from the run's ACME CA):
+// one auth host, node_count nodes, fresh secrets in the local cloud's Parameter Store (never
+// in the configuration or the state), Users users in auth's users file. The demo and the
+// rebalance run apply it.
 type ClusterModule struct {
 	// Dir holds the configuration and its state.
 	Dir string
-	// Users are the users file's users; AdminToken opens GET /v1/nodes.
-	Users      []client.Credentials
+	// Users are the users file's users, each with an address of its own; AdminToken opens
+	// GET /v1/nodes.
+	Users      []User
 	AdminToken string
 	// AuthURL is the auth host's public URL (the module's auth_url output), set by Apply.
 	AuthURL string
+	// CA is the ACME CA the instances get their certificates from; clients trust CA.Roots.
+	CA *CA
 	// TF runs terraform on Dir.
 	TF *tfexec.Terraform
 
-	cloud *Cloud
+	cloud    *Cloud
+	policies bool
 }
 
 // ClusterUsers says who is in auth's users file.
 type ClusterUsers struct {
-	// Count users, named user-1, user-2, ... Many clients must not share one user: auth
-	// holds each user to 10 tokens not yet redeemed and each node to 100 of its connections
-	// (docs/design.md section 6), so clients arriving at r a second need about r/8 users.
+	// Count users. Many clients must not share one user: auth holds each user to 10 tokens
+	// not yet redeemed and each node to 100 of its connections (docs/design.md section 6),
+	// so clients arriving at r a second need about r/8 users.
 	Count int
 	// BcryptCost of their hashes; bcrypt.DefaultCost (10) is what hash-password writes.
 	BcryptCost int
+	// From holds the users' addresses, one each (auth holds each address to a few password
+	// checks at once): a loopback range apart from the cloud's, with room for Count.
+	From netip.Prefix
 }
 
-// NewClusterModule writes the configuration into dir and runs terraform init; terraform's
-// output goes to log (may be nil). The users file must fit in the auth host's user data
-// (16 KiB): about 150 users at most.
-func NewClusterModule(ctx context.Context, cloud *Cloud, terraform, repoDir, dir string, users ClusterUsers, log io.Writer) (*ClusterModule, error) {
+// DefaultClientCIDR is where ClusterUsers' addresses come from by default: loopback, apart
+// from the local cloud's ranges.
+var DefaultClientCIDR = netip.MustParsePrefix("127.42.0.0/16")
+
+// NewClusterModule writes the configuration into dir, puts fresh secrets in the local cloud's
+// Parameter Store, leaves the instance roles with no policy (as just created; Apply attaches
+// the module's) and runs terraform init; terraform's output goes to log (may be nil). ca is
+// the ACME CA the instances use.
+func NewClusterModule(ctx context.Context, cloud *Cloud, ca *CA, terraform, repoDir, dir string, users ClusterUsers, log io.Writer) (*ClusterModule, error) {
 	if users.Count < 1 || users.BcryptCost < bcrypt.MinCost || users.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("tflocal: ClusterUsers needs Count >= 1 and a bcrypt cost, got %+v", users)
 	}
-	m := &ClusterModule{Dir: dir, cloud: cloud}
-	if err := m.writeConfig(repoDir, users); err != nil {
+	if !users.From.Addr().IsLoopback() || users.From.Bits() > 30 || users.Count > 1<<(32-users.From.Bits())-2 {
+		return nil, fmt.Errorf("tflocal: ClusterUsers.From %v must be a loopback range with an address per user (%d)", users.From, users.Count)
+	}
+	m := &ClusterModule{Dir: dir, cloud: cloud, CA: ca}
+	if err := m.writeConfig(ctx, repoDir, users); err != nil {
 		return nil, err
+	}
+	for _, profile := range []string{"wsdirect-node", "wsdirect-auth"} {
+		if err := cloud.SetRolePolicy(ctx, profile, DenyAll); err != nil {
+			return nil, err
+		}
 	}
 	tf, err := cloud.Terraform(terraform, dir, log)
 	if err != nil {
@@ -72,7 +95,9 @@ func NewClusterModule(ctx context.Context, cloud *Cloud, terraform, repoDir, dir
 	return m, nil
 }
 
-// Apply runs terraform apply with node_count = nodes and reads the auth URL.
+// Apply runs terraform apply with node_count = nodes, reads the auth URL and, the first
+// time, attaches the module's role policies: the services, restarted by systemd, then read
+// their secrets with exactly these grants.
 func (m *ClusterModule) Apply(ctx context.Context, nodes int) error {
 	if err := m.TF.Apply(ctx, tfexec.Var("node_count="+strconv.Itoa(nodes))); err != nil {
 		return fmt.Errorf("terraform apply: %w", err)
@@ -84,6 +109,19 @@ func (m *ClusterModule) Apply(ctx context.Context, nodes int) error {
 	if err := json.Unmarshal(outs["auth_url"].Value, &m.AuthURL); err != nil {
 		return fmt.Errorf("output auth_url: %w", err)
 	}
+	if m.policies {
+		return nil
+	}
+	for profile, output := range map[string]string{"wsdirect-node": "node_iam_policy_json", "wsdirect-auth": "auth_iam_policy_json"} {
+		var doc string
+		if err := json.Unmarshal(outs[output].Value, &doc); err != nil {
+			return fmt.Errorf("output %s: %w", output, err)
+		}
+		if err := m.cloud.SetRolePolicy(ctx, profile, doc); err != nil {
+			return err
+		}
+	}
+	m.policies = true
 	return nil
 }
 
@@ -95,10 +133,13 @@ func (m *ClusterModule) Destroy(ctx context.Context, nodes int) error {
 	return nil
 }
 
-// writeConfig writes the root module: modules/cluster from the repository, the provider with
-// no settings (the AWS_* environment points it at the local cloud), and fresh secrets in a
-// tfvars file only the owner can read.
-func (m *ClusterModule) writeConfig(repoDir string, users ClusterUsers) error {
+// clusterParameterPath is where the module's secrets live in the Parameter Store.
+const clusterParameterPath = "/wsdirect/demo"
+
+// writeConfig writes the root module: modules/cluster from the repository and the provider
+// with no settings (the AWS_* environment points it at the local cloud); fresh secrets go to
+// the local cloud's Parameter Store, so neither the configuration nor the state holds them.
+func (m *ClusterModule) writeConfig(ctx context.Context, repoDir string, users ClusterUsers) error {
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
 		return err
 	}
@@ -121,18 +162,9 @@ func (m *ClusterModule) writeConfig(repoDir string, users ClusterUsers) error {
 	var g, adm [32]byte
 	_, _ = rand.Read(g[:])
 	_, _ = rand.Read(adm[:])
-	var usersFile strings.Builder
-	for i := range users.Count {
-		var pw [12]byte
-		_, _ = rand.Read(pw[:])
-		password := hex.EncodeToString(pw[:])
-		hash, err := bcrypt.GenerateFromPassword([]byte(password), users.BcryptCost)
-		if err != nil {
-			return err
-		}
-		name := "user-" + strconv.Itoa(i+1)
-		m.Users = append(m.Users, client.Credentials{Username: name, Password: password})
-		usersFile.WriteString(name + ":" + string(hash) + "\n")
+	var usersFile string
+	if m.Users, usersFile, err = makeUsers(users.Count, users.From, users.BcryptCost); err != nil {
+		return err
 	}
 	m.AdminToken = hex.EncodeToString(adm[:16])
 	info := m.cloud.Info
@@ -153,24 +185,8 @@ provider "wsdirect" {}
 variable "node_count" {
   type = number
 }
-variable "gossip_key" {
-  type      = string
-  sensitive = true
-}
-variable "auth_signing_key" {
-  type      = string
-  sensitive = true
-}
-variable "auth_public_keys" {
+variable "acme_ca_root" {
   type = string
-}
-variable "auth_users" {
-  type      = string
-  sensitive = true
-}
-variable "admin_token" {
-  type      = string
-  sensitive = true
 }
 
 module "cluster" {
@@ -184,17 +200,20 @@ module "cluster" {
   auth_instance_type   = "t3.small"
   node_count           = var.node_count
   max_conns_per_node   = 10000
-  iam_instance_profile = "wsdirect-node"
+  parameter_path       = %q
+  admin_api            = true
 
-  gossip_key       = var.gossip_key
-  auth_public_keys = var.auth_public_keys
-  auth_signing_key = var.auth_signing_key
-  auth_users       = var.auth_users
-  admin_token      = var.admin_token
+  iam_instance_profile      = "wsdirect-node"
+  auth_iam_instance_profile = "wsdirect-auth"
 
   release_url     = %q
   release_version = %q
   release_sha256  = %s
+
+  # TLS as on EC2 (tls_mode "acme", the default): every node and the auth host obtain an
+  # IP certificate for their public address, here from the run's own ACME CA.
+  acme_directory = %q
+  acme_ca_root   = var.acme_ca_root
 }
 
 output "auth_url" {
@@ -204,22 +223,33 @@ output "auth_url" {
 output "nodes" {
   value = module.cluster.nodes
 }
-`, filepath.ToSlash(modPath), info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`))
+
+output "node_iam_policy_json" {
+  value = module.cluster.node_iam_policy_json
+}
+
+output "auth_iam_policy_json" {
+  value = module.cluster.auth_iam_policy_json
+}
+`, filepath.ToSlash(modPath), clusterParameterPath, info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`), m.CA.Directory)
 	if err := os.WriteFile(filepath.Join(m.Dir, "main.tf"), []byte(main), 0o644); err != nil {
 		return err
 	}
-	vars := map[string]string{
-		"gossip_key":       base64.StdEncoding.EncodeToString(g[:]),
-		"auth_signing_key": string(privPEM),
-		"auth_public_keys": string(pubPEM),
-		"auth_users":       usersFile.String(),
-		"admin_token":      m.AdminToken,
-	}
-	raw, err := json.MarshalIndent(vars, "", "  ")
+	// The ACME CA's root is public: a variable, not a parameter.
+	raw, err := json.MarshalIndent(map[string]string{"acme_ca_root": m.CA.ListenerRoot}, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(m.Dir, "secrets.auto.tfvars.json"), raw, 0o600)
+	if err := os.WriteFile(filepath.Join(m.Dir, "acme.auto.tfvars.json"), raw, 0o644); err != nil {
+		return err
+	}
+	return m.cloud.PutClusterSecrets(ctx, clusterParameterPath, ClusterSecrets{
+		"gossip-key":       base64.StdEncoding.EncodeToString(g[:]),
+		"signing-key":      string(privPEM),
+		"auth-public-keys": string(pubPEM),
+		"users":            usersFile,
+		"admin-token":      m.AdminToken,
+	})
 }
 
 // WaitServing waits until every instance booted with its unit active, and auth lists nodes
@@ -269,14 +299,14 @@ func (m *ClusterModule) serving(ctx context.Context, nodes int) error {
 	if err != nil {
 		return err
 	}
-	alive := 0
+	ready := 0
 	for _, n := range ns {
-		if n.Alive && !n.Draining {
-			alive++
+		if n.Alive && n.Ready && !n.Draining {
+			ready++
 		}
 	}
-	if alive != nodes {
-		return fmt.Errorf("auth sees %d live nodes, want %d", alive, nodes)
+	if ready != nodes {
+		return fmt.Errorf("auth sees %d live nodes ready (certificate obtained, tokens accepted), want %d", ready, nodes)
 	}
 	return nil
 }
@@ -288,7 +318,9 @@ func (m *ClusterModule) AuthNodes(ctx context.Context) ([]wire.NodeStatus, error
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+m.AdminToken)
-	resp, err := httpClient.Do(req)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: m.CA.Roots}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

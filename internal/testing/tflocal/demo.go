@@ -2,13 +2,19 @@ package tflocal
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -18,6 +24,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/localcloud"
 )
 
@@ -43,9 +50,17 @@ type DemoConfig struct {
 	Clients, ScaleClients int
 	// Concurrency bounds connections being set up at once. Default 64.
 	Concurrency int
-	// Users in auth's users file, the clients spread over them (see ClusterUsers). Default
-	// 50: room for a few hundred connects a second.
+	// Users is how many users the clients log in as, round robin, each from an address of
+	// its own in ClientCIDR: auth holds each address to a few password checks at once and
+	// each user to 10 unused tokens, and each node each user to 100 connections, as it would
+	// people. Default 100.
 	Users int
+	// ClientCIDR holds the users' addresses: loopback, apart from the cloud's ranges.
+	// Default 127.42.0.0/16.
+	ClientCIDR netip.Prefix
+	// BcryptCost is the cost of the users' hashes. Default bcrypt.DefaultCost: the first
+	// login of each user pays it, later ones hit auth's credential cache.
+	BcryptCost int
 	// ReadyTimeout bounds each wait for the cluster to serve. Default 2m.
 	ReadyTimeout time.Duration
 	// Out receives the narrative. nil = io.Discard.
@@ -56,7 +71,8 @@ type DemoConfig struct {
 func DefaultDemoConfig() DemoConfig {
 	return DemoConfig{
 		Version: "0.0.1", Cloud: DefaultCloudConfig(), Nodes: 3, ScaleTo: 4, Clients: 3000, ScaleClients: 1000,
-		Concurrency: 64, Users: 50, ReadyTimeout: 2 * time.Minute,
+		Concurrency: 64, Users: 100, ClientCIDR: DefaultClientCIDR, BcryptCost: bcrypt.DefaultCost,
+		ReadyTimeout: 2 * time.Minute,
 	}
 }
 
@@ -70,6 +86,12 @@ func (c DemoConfig) validate() error {
 	}
 	if c.Clients < 1 || c.ScaleClients < 1 || c.Concurrency < 1 || c.Users < 1 || c.ReadyTimeout <= 0 {
 		errs = append(errs, errors.New("tflocal: Clients, ScaleClients, Concurrency, Users and ReadyTimeout must be positive"))
+	}
+	if !c.ClientCIDR.Addr().IsLoopback() || c.ClientCIDR.Bits() > 30 || c.Users > 1<<(32-c.ClientCIDR.Bits())-2 {
+		errs = append(errs, fmt.Errorf("tflocal: ClientCIDR %v must be a loopback range with an address per user (%d)", c.ClientCIDR, c.Users))
+	}
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		errs = append(errs, fmt.Errorf("tflocal: BcryptCost %d out of range %d-%d", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost))
 	}
 	return errors.Join(errs...)
 }
@@ -95,7 +117,7 @@ type DemoResult struct {
 	Before, After []NodeRow
 	NewNode       string
 	// NewNodeClients is what the new node holds at the end: new clients auth sent it, and
-	// clients the old nodes moved to it when they rebalanced (docs/design.md section 14).
+	// clients the old nodes moved to it when they rebalanced (docs/design.md section 15).
 	NewNodeClients int
 	Total          time.Duration
 }
@@ -159,6 +181,7 @@ type demo struct {
 
 	bld     *Build
 	cloud   *Cloud
+	ca      *CA
 	mod     *ClusterModule
 	tfLog   *os.File
 	clients Clients
@@ -177,6 +200,7 @@ func (d *demo) cleanup() {
 		defer cancel()
 		_ = d.cloud.Stop(ctx)
 	}
+	d.ca.Close()
 	if d.tfLog != nil {
 		d.tfLog.Close()
 	}
@@ -201,21 +225,26 @@ func (d *demo) apply(ctx context.Context) error {
 	}
 	d.cloud = cloud
 	d.say("   local cloud at %s (pid %d), release %s", cloud.Info.URL, cloud.PID(), cloud.Info.ReleaseURL)
+	if d.ca, err = StartCA(filepath.Join(d.cfg.WorkDir, "acme-ca")); err != nil {
+		return fmt.Errorf("ACME CA: %w", err)
+	}
+	d.say("   ACME CA (pebble, Let's Encrypt's test server) at %s: every instance gets its certificate from it", d.ca.Directory)
 
 	if d.tfLog, err = os.Create(filepath.Join(d.cfg.WorkDir, "terraform.log")); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	users := ClusterUsers{Count: d.cfg.Users, BcryptCost: bcrypt.DefaultCost}
-	if d.mod, err = NewClusterModule(ctx, cloud, d.cfg.Terraform, d.cfg.RepoDir, filepath.Join(d.cfg.WorkDir, "tf"), users, d.tfLog); err != nil {
+	users := ClusterUsers{Count: d.cfg.Users, BcryptCost: d.cfg.BcryptCost, From: d.cfg.ClientCIDR}
+	if d.mod, err = NewClusterModule(ctx, cloud, d.ca, d.cfg.Terraform, d.cfg.RepoDir, filepath.Join(d.cfg.WorkDir, "tf"), users, d.tfLog); err != nil {
 		return err
 	}
-	d.say("   terraform init: %v (provider from the mirror, no dev_overrides)", time.Since(t0).Round(time.Millisecond))
+	d.say("   %d users (bcrypt cost %d, addresses from %v), secrets in the Parameter Store, terraform init: %v (provider from the mirror, no dev_overrides)",
+		d.cfg.Users, d.cfg.BcryptCost, d.cfg.ClientCIDR, time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
 	if err := d.mod.Apply(ctx, d.cfg.Nodes); err != nil {
 		return err
 	}
-	d.say("   terraform apply: %v", time.Since(t0).Round(time.Millisecond))
+	d.say("   terraform apply: %v; role policies from the module's outputs attached (ssm:GetParameter, kms:Decrypt, ec2:DescribeInstances)", time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
 	if err := d.mod.WaitServing(ctx, d.cfg.Nodes, d.cfg.ReadyTimeout); err != nil {
 		return err
@@ -226,12 +255,12 @@ func (d *demo) apply(ctx context.Context) error {
 
 func (d *demo) connect(ctx context.Context) error {
 	t0 := time.Now()
-	if err := d.clients.Connect(ctx, d.mod.AuthURL, d.mod.Users, d.cfg.Clients, d.cfg.Concurrency); err != nil {
+	if err := d.clients.Connect(ctx, d.mod.AuthURL, d.mod.Users, d.ca.Roots, d.cfg.Clients, d.cfg.Concurrency); err != nil {
 		return err
 	}
 	took := time.Since(t0)
-	d.say("   %d connected in %v (%.0f/s): auth request, then straight to the node's public address", d.clients.Len(),
-		took.Round(time.Millisecond), float64(d.cfg.Clients)/took.Seconds())
+	d.say("   %d connected in %v (%.0f/s) as %d users: https:// auth request, then wss:// straight to the node's public address", d.clients.Len(),
+		took.Round(time.Millisecond), float64(d.cfg.Clients)/took.Seconds(), len(d.mod.Users))
 	rows, err := d.distribution(ctx)
 	if err != nil {
 		return err
@@ -282,14 +311,14 @@ func (d *demo) tally(ctx context.Context) ([]NodeRow, int, error) {
 		if s.State != "running" || s.Tags["wsdirect:role"] != "node" {
 			continue
 		}
-		n, err := NodeConnections(ctx, net.JoinHostPort(s.PrivateIP, "8080"))
+		n, err := NodeConnections(ctx, net.JoinHostPort(s.PrivateIP, "443"), s.PublicIP, d.ca.Roots)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", s.Hostname, err)
 		}
 		if u := urls[s.Hostname]; u != "" && hostOf(u) != s.PublicIP {
 			return nil, 0, fmt.Errorf("auth sent %s's clients to %s, but its public IP is %s", s.Hostname, u, s.PublicIP)
 		}
-		rows = append(rows, NodeRow{ID: s.Hostname, URL: "ws://" + net.JoinHostPort(s.PublicIP, "8080") + "/ws", Assigned: counts[s.Hostname], ServerSide: n})
+		rows = append(rows, NodeRow{ID: s.Hostname, URL: "wss://" + s.PublicIP + "/ws", Assigned: counts[s.Hostname], ServerSide: n})
 		total += counts[s.Hostname]
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
@@ -316,7 +345,7 @@ func (d *demo) scale(ctx context.Context) error {
 	}
 	d.say("   the new node joined by tag; auth assigns %d nodes %v after the apply", d.cfg.ScaleTo, time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.clients.Connect(ctx, d.mod.AuthURL, d.mod.Users, d.cfg.ScaleClients, d.cfg.Concurrency); err != nil {
+	if err := d.clients.Connect(ctx, d.mod.AuthURL, d.mod.Users, d.ca.Roots, d.cfg.ScaleClients, d.cfg.Concurrency); err != nil {
 		return err
 	}
 	d.say("   %d more clients connected in %v", d.cfg.ScaleClients, time.Since(t0).Round(time.Millisecond))
@@ -360,6 +389,8 @@ func (d *demo) destroy(ctx context.Context) error {
 		return fmt.Errorf("stopping the local cloud: %w", err)
 	}
 	d.cloud = nil
+	d.ca.Close()
+	d.ca = nil
 	procs, err := ProcessesUnder(d.cfg.WorkDir)
 	if err != nil {
 		return err
@@ -417,4 +448,36 @@ func CheckNothingLeft(ctx context.Context, c *Cloud) (string, error) {
 			live, len(addrs.Addresses), pids, procs)
 	}
 	return fmt.Sprintf("nothing left: %d of %d instances terminated, 0 Elastic IPs, 0 instance processes", seen, seen), nil
+}
+
+// makeUsers makes n users with random passwords, each with the next address of from: the
+// users, and the users file (bcrypt at cost) auth checks them against. The hashes are made on
+// every core.
+func makeUsers(n int, from netip.Prefix, cost int) ([]User, string, error) {
+	users := make([]User, n)
+	creds := make([]client.Credentials, n)
+	addr := from.Masked().Addr()
+	lines := make([]string, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i := range n {
+		var pw [12]byte
+		_, _ = rand.Read(pw[:])
+		creds[i] = client.Credentials{Username: fmt.Sprintf("user%d", i), Password: hex.EncodeToString(pw[:])}
+		addr = addr.Next()
+		users[i] = User{Creds: creds[i], From: addr}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			hash, err := bcrypt.GenerateFromPassword([]byte(creds[i].Password), cost)
+			lines[i], errs[i] = creds[i].Username+":"+string(hash)+"\n", err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, "", err
+	}
+	return users, strings.Join(lines, ""), nil
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Each test of the package gets its own address ranges, apart from the local cloud's defaults
@@ -18,6 +20,7 @@ var (
 	demoPublic     = netip.MustParsePrefix("127.33.0.0/16")
 	examplesVPC    = netip.MustParsePrefix("127.34.0.0/16")
 	examplesPublic = netip.MustParsePrefix("127.35.0.0/16")
+	demoClients    = netip.MustParsePrefix("127.36.0.0/16")
 )
 
 // terraformPath finds the terraform binary as the provider's acceptance tests do:
@@ -94,6 +97,11 @@ func TestClusterModuleOnLocalCloud(t *testing.T) {
 	cfg.Cloud.BootDelay = 200 * time.Millisecond
 	cfg.Cloud.MaxStopTimeout = 20 * time.Second
 	cfg.Clients, cfg.ScaleClients = 300, 100
+	// CI-sized: fewer users, hashed at the lowest cost (the demo pays bcrypt's default).
+	cfg.Users, cfg.ClientCIDR, cfg.BcryptCost = 30, demoClients, bcrypt.MinCost
+	if err := LowPortsAllowed(); err != nil && os.Getenv("CI") == "" {
+		t.Skip(err)
+	}
 	var out strings.Builder
 	cfg.Out = &out
 	// The build is shared with the other tests; Demo's own build step then only links.

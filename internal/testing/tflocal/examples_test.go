@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -30,6 +31,7 @@ type exampleVars func(e exampleEnv) map[string]any
 type exampleEnv struct {
 	info                          localcloud.Info
 	gossip, pub, priv, users, pwd string
+	ca                            *CA
 }
 
 func (e exampleEnv) archive(bin string) string {
@@ -42,23 +44,24 @@ var applyExamples = map[string]exampleVars{
 		return map[string]any{
 			"region": e.info.Region, "subnet_ids": []string{"subnet-00000001", "subnet-00000002"},
 			"security_group_ids": []string{"sg-00000002"}, "ami": "ami-0123456789abcdef0",
-			"gossip_key": e.gossip, "auth_signing_key": e.priv, "auth_users": e.users,
 			"release_url": e.info.ReleaseURL, "release_version": e.info.ReleaseVersion, "release_sha256": e.info.ReleaseSHA256,
-			"iam_instance_profile": "wsdirect-node",
+			"iam_instance_profile": "wsdirect-node", "auth_iam_instance_profile": "wsdirect-auth",
+			// Without auth_domain: each auth host gets an IP certificate for its Elastic IP.
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot,
 		}
 	},
 	"data-sources/wsdirect_cloudinit": func(e exampleEnv) map[string]any {
-		return map[string]any{"gossip_key": e.gossip, "auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node")}
+		return map[string]any{"auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node"),
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot}
 	},
 	"data-sources/wsdirect_haproxy_config": func(exampleEnv) map[string]any { return nil },
 	"data-sources/wsdirect_nodes":          func(exampleEnv) map[string]any { return nil },
-	"functions/cloudinit": func(e exampleEnv) map[string]any {
-		return map[string]any{"gossip_key": e.gossip, "signing_key": e.priv, "users": e.users}
-	},
-	"functions/haproxy_config": func(exampleEnv) map[string]any { return nil },
-	"provider":                 func(exampleEnv) map[string]any { return nil },
+	"functions/cloudinit":                  func(exampleEnv) map[string]any { return nil },
+	"functions/haproxy_config":             func(exampleEnv) map[string]any { return nil },
+	"provider":                             func(exampleEnv) map[string]any { return nil },
 	"resources/wsdirect_node": func(e exampleEnv) map[string]any {
-		return map[string]any{"gossip_key": e.gossip, "auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node")}
+		return map[string]any{"auth_public_keys": e.pub, "release_url": e.archive("wsdirect-node"),
+			"acme_directory": e.ca.Directory, "acme_ca_root": e.ca.ListenerRoot}
 	},
 }
 
@@ -107,6 +110,22 @@ func TestExamplesApplyOnLocalCloud(t *testing.T) {
 		}
 	}()
 	env := newExampleEnv(t, cloud.Info)
+	// The ACME CA of the run: the examples' nodes and auth hosts get their certificates from
+	// it, not from Let's Encrypt on the internet.
+	if env.ca, err = StartCA(filepath.Join(work, "acme-ca")); err != nil {
+		if errors.Is(err, ErrLowPorts) && os.Getenv("CI") == "" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer env.ca.Close()
+	// The examples name the secrets under /wsdirect/chat, which their README has the operator
+	// create first.
+	if err := cloud.PutClusterSecrets(ctx, "/wsdirect/chat", ClusterSecrets{
+		"gossip-key": env.gossip, "signing-key": env.priv, "auth-public-keys": env.pub, "users": env.users, "admin-token": "example-admin-token",
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, rel := range dirs {
 		t.Run(rel, func(t *testing.T) {
@@ -143,12 +162,6 @@ func TestExamplesApplyOnLocalCloud(t *testing.T) {
 				t.Logf("validated only: %s", reason)
 				return
 			}
-			if rel == "complete" {
-				// The example reads the public key from keys/, as its README asks.
-				if err := os.WriteFile(filepath.Join(dir, "keys", "auth-public.pem"), []byte(env.pub), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
 			if m := vars(env); m != nil {
 				raw, err := json.Marshal(m)
 				if err != nil {
@@ -181,7 +194,7 @@ func TestExamplesApplyOnLocalCloud(t *testing.T) {
 				for _, u := range urls {
 					var cs Clients
 					err := waitOK(ctx, time.Minute, func() error {
-						return cs.Connect(ctx, u, []client.Credentials{{Username: "alice", Password: env.pwd}}, 5, 5)
+						return cs.Connect(ctx, u, []User{{Creds: client.Credentials{Username: "alice", Password: env.pwd}}}, env.ca.Roots, 5, 5)
 					})
 					cs.Close()
 					if err != nil {

@@ -1,0 +1,134 @@
+package tlsbuf
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
+)
+
+// pair returns a server-side *tls.Conn with its handshake done, and the
+// client end.
+func pair(t *testing.T) (server, client *tls.Conn) {
+	t.Helper()
+	ca, err := testca.New("tlsbuf CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue([]string{"127.0.0.1"}, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := leaf.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *tls.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		tc := c.(*tls.Conn)
+		_ = tc.Handshake()
+		accepted <- tc
+	}()
+	// The default client offers a post-quantum key share: a large hello,
+	// as browsers send.
+	cl, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := <-accepted
+	if srv == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { srv.Close(); cl.Close() })
+	return srv, cl
+}
+
+func capacities(t *testing.T, c *tls.Conn) (hand, raw int) {
+	t.Helper()
+	v := reflect.ValueOf(c).Elem()
+	h, ok1 := field[bytes.Buffer](v, "hand", bufferType)
+	r, ok2 := field[bytes.Buffer](v, "rawInput", bufferType)
+	if !ok1 || !ok2 {
+		t.Fatal("crypto/tls.Conn no longer has the hand and rawInput buffers: Release does nothing on this Go; revisit it")
+	}
+	return h.Cap(), r.Cap()
+}
+
+func TestReleaseDropsHandshakeBuffers(t *testing.T) {
+	srv, cl := pair(t)
+	hand, raw := capacities(t, srv)
+	if hand < 1024 || raw < 1024 {
+		t.Fatalf("after the handshake the server holds hand %d and raw %d bytes; expected the hello's size", hand, raw)
+	}
+	if !Release(srv) {
+		t.Fatal("Release released nothing")
+	}
+	if hand, raw := capacities(t, srv); hand != 0 || raw != 0 {
+		t.Fatalf("after Release: hand %d, raw %d", hand, raw)
+	}
+	// The connection still works both ways.
+	go func() { _, _ = cl.Write([]byte("hello")) }()
+	buf := make([]byte, 5)
+	_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(srv, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read after Release: %q %v", buf, err)
+	}
+	go func() { _, _ = srv.Write([]byte("back")) }()
+	buf = buf[:4]
+	_ = cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(cl, buf); err != nil || string(buf) != "back" {
+		t.Fatalf("client read: %q %v", buf, err)
+	}
+	if _, raw := capacities(t, srv); raw > 1024 {
+		t.Errorf("a 5-byte record grew the raw buffer to %d", raw)
+	}
+}
+
+// TestReleaseKeepsUnreadData: decrypted bytes not read yet live in the raw
+// buffer; Release must leave it alone then, and they must still arrive.
+func TestReleaseKeepsUnreadData(t *testing.T) {
+	srv, cl := pair(t)
+	if _, err := cl.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	one := make([]byte, 1)
+	_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(srv, one); err != nil {
+		t.Fatal(err)
+	}
+	Release(srv)
+	if _, raw := capacities(t, srv); raw == 0 {
+		t.Fatal("Release dropped a raw buffer holding unread data")
+	}
+	rest := make([]byte, 9)
+	if _, err := io.ReadFull(srv, rest); err != nil || string(rest) != "123456789" {
+		t.Fatalf("rest %q %v", rest, err)
+	}
+}
+
+func TestReleaseIgnoresOtherConns(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if Release(a) {
+		t.Error("released a plain conn")
+	}
+	if Release(tls.Server(a, &tls.Config{})) {
+		t.Error("released a conn before its handshake")
+	}
+}
