@@ -67,7 +67,7 @@ func start(t *testing.T, extra ...string) *harness {
 
 // hopts vary the harness: bind is the -bind address (default 127.0.0.1 and
 // a free port); with client set the node is reached over https/wss with
-// that configuration; ready bounds the wait for /readyz (default 10 s).
+// that configuration; ready bounds the wait for /readyz (default 20 s).
 type hopts struct {
 	bind   string
 	client *tls.Config
@@ -78,7 +78,7 @@ func startWith(t *testing.T, o hopts, extra ...string) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), sigs: make(chan os.Signal, 2), exit: make(chan int, 1), logs: &lockedBuffer{}, client: o.client, ready: o.ready}
 	if h.ready == 0 {
-		h.ready = 10 * time.Second
+		h.ready = 20 * time.Second
 	}
 	_, priv, err := token.GenerateKey()
 	if err != nil {
@@ -131,20 +131,6 @@ func startWith(t *testing.T, o hopts, extra ...string) *harness {
 			t.Error(err)
 		}
 	})
-	probe.Until(t, 20*time.Second, "the node to be ready", func() error {
-		select {
-		case code := <-h.exit:
-			h.exit <- code // for Cleanup
-			return probe.Stop(fmt.Errorf("the node exited with %d: %s", code, h.logs.String()))
-		default:
-		}
-		resp, err := http.Get("http://" + h.addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return probe.Equal("/readyz status", resp.StatusCode, http.StatusOK)
-	})
 	return h
 }
 
@@ -154,25 +140,20 @@ func (h *harness) run() {
 	t.Helper()
 	go func() { h.exit <- run(context.Background(), h.args, h.sigs, h.logs) }()
 	hc := h.httpClient()
-	deadline := time.Now().Add(h.ready)
-	for {
-		resp, err := hc.Get(h.httpURL("/readyz"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
+	probe.Until(t, h.ready, "the node to be ready", func() error {
 		select {
 		case code := <-h.exit:
-			t.Fatalf("exited with %d: %s", code, h.logs.String())
+			h.exit <- code // for Cleanup
+			return probe.Stop(fmt.Errorf("the node exited with %d: %s", code, h.logs.String()))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not ready: %v\n%s", err, h.logs.String())
+		resp, err := hc.Get(h.httpURL("/readyz"))
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return probe.Equal("/readyz status", resp.StatusCode, http.StatusOK)
+	})
 }
 
 // restart stops the node with SIGTERM and starts it again with the same

@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL_SSM": sim.URL(), "AWS_REGION": "us-east-1",
 		"AWS_ACCESS_KEY_ID": "ASIANODETESTROLE0001", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": "",
+		"AWS_PROFILE":     "",
 		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
 	} {
 		os.Setenv(k, v)

@@ -103,8 +103,13 @@ func Poll(ctx context.Context, timeout, interval time.Duration, what string, con
 
 // Stop wraps err so that Poll (or Until) gives up at once and returns it,
 // for a condition that can no longer hold: the process it waits for has
-// exited, say.
-func Stop(err error) error { return stopError{err} }
+// exited, say. Stop(nil) is nil: the condition holds.
+func Stop(err error) error {
+	if err == nil {
+		return nil
+	}
+	return stopError{err}
+}
 
 type stopError struct{ err error }
 

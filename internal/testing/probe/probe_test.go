@@ -157,3 +157,15 @@ func TestSharedFreePort(t *testing.T) {
 		l.Close()
 	}
 }
+
+// Stop(nil) means the condition holds: a decoding step that succeeded, say.
+func TestPollStopNilIsSuccess(t *testing.T) {
+	n := 0
+	err := Poll(context.Background(), time.Hour, time.Millisecond, "a decoded answer", func() error {
+		n++
+		return Stop(nil)
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("Poll = %v after %d checks, want nil after 1", err, n)
+	}
+}
