@@ -596,7 +596,7 @@ func TestDrainDeadlineAndStopTimeout(t *testing.T) {
 	}
 	p, _ := parse(t, out)
 	unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
-	for _, w := range []string{" -drain-deadline 45s\n", "TimeoutStopSec=75s\n"} {
+	for _, w := range []string{" -drain-deadline 45s ", "TimeoutStopSec=75s\n"} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q:\n%s", w, unit)
 		}
