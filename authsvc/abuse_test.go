@@ -416,7 +416,8 @@ func TestConnectLatencyHistogram(t *testing.T) {
 }
 
 // TestConnectRequestStrict: the request decoder takes exactly one object
-// with string username and password.
+// with string username and password, and a reason that is empty or
+// "rebalance".
 func TestConnectRequestStrict(t *testing.T) {
 	ok := map[string]wire.ConnectRequest{
 		``:                                       {},
@@ -424,6 +425,9 @@ func TestConnectRequestStrict(t *testing.T) {
 		`{"username":"a","password":"b"}`:        {Username: "a", Password: "b"},
 		" \n{\"username\":\"\u00e9\"}\n":         {Username: "é"},
 		`{"username":"a\u0000b","password":"c"}`: {Username: "a\x00b", Password: "c"},
+		`{"username":"a","password":"b","reason":"rebalance"}`: {Username: "a", Password: "b", Reason: wire.ReasonRebalance},
+		`{"reason":"rebalance"}`:                               {Reason: wire.ReasonRebalance},
+		`{"reason":""}`:                                        {},
 	}
 	for body, want := range ok {
 		got, err := DecodeConnectRequest([]byte(body))
@@ -441,6 +445,7 @@ func TestConnectRequestStrict(t *testing.T) {
 		`{"username":"\ud800"}`,
 		`{"username":"a"} {}`,
 		`[]`, `"x"`, ` `, `{`,
+		`{"reason":"drain"}`, `{"reason":"Rebalance"}`, `{"reason":true}`, `{"reason":null,"reason":"rebalance"}`,
 	} {
 		if _, err := DecodeConnectRequest([]byte(body)); err == nil {
 			t.Errorf("%q accepted", body)

@@ -5,6 +5,11 @@
 // short-lived connection token bound to that node (docs/design.md sections
 // 1, 3, 5 and 6).
 //
+// A client that a node moved to rebalance the cluster says so in its
+// connect request (reason "rebalance"): it goes to the least loaded node
+// (Picker.PickLeastLoaded) and its token is marked (token.Claims.Rebalanced)
+// so that node does not move it again (docs/design.md section 15).
+//
 // The Server is stateless apart from the pending assignments its Picker
 // remembers, so any number of auth instances can run side by side; they
 // share nothing but the gossip view of the nodes.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
 // FuzzConnectRequest feeds arbitrary bodies to the /v1/connect decoder. It
@@ -20,13 +22,14 @@ func FuzzConnectRequest(f *testing.F) {
 		``, `{}`, `{"username":"alice","password":"s3cret"}`,
 		`{"username":"a","username":"b"}`, `{"Username":"a"}`, `{"username":"\ud800"}`,
 		"{\"password\":\"\xff\"}", `{"username":"a"} {}`, `[`, `{"password":1}`,
+		`{"username":"a","password":"b","reason":"rebalance"}`, `{"reason":"x"}`, `{"reason":1}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeConnectRequest(body)
 		if err != nil {
-			if req.Username != "" || req.Password != "" {
+			if req.Username != "" || req.Password != "" || req.Reason != "" {
 				t.Fatalf("error with a half-filled request: %+v", req)
 			}
 			// The message is the prefix and one of a fixed set of reasons:
@@ -36,6 +39,9 @@ func FuzzConnectRequest(f *testing.F) {
 				t.Fatalf("error %q is not one of the fixed reasons", err)
 			}
 			return
+		}
+		if req.Reason != "" && req.Reason != wire.ReasonRebalance {
+			t.Fatalf("accepted reason %q", req.Reason)
 		}
 		if !utf8.ValidString(req.Username) || !utf8.ValidString(req.Password) {
 			t.Fatalf("accepted invalid UTF-8: %q", body)

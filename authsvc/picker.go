@@ -136,23 +136,7 @@ func (p *Picker) SetPeers(n int) {
 func (p *Picker) Pick(nodes []cluster.Member, now time.Time) (cluster.Member, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sweep(now)
-	cands := p.cands[:0]
-	for _, m := range nodes {
-		q := p.nodes[m.Name]
-		pending := 0
-		if q != nil {
-			if m.UpdatedAt.After(q.heard) {
-				q.heard = m.UpdatedAt
-			}
-			pending = q.prune(now, p.ttl, p.settle)
-		}
-		if !Candidate(m, pending) {
-			continue
-		}
-		cands = append(cands, candidate{m: m, q: q, load: (float64(m.Conns) + p.peers*float64(pending)) / float64(m.Cap)})
-	}
-	p.cands = cands[:0]
+	cands := p.candidates(nodes, now)
 	var c candidate
 	switch len(cands) {
 	case 0:
@@ -170,12 +154,78 @@ func (p *Picker) Pick(nodes []cluster.Member, now time.Time) (cluster.Member, bo
 			c = cands[j]
 		}
 	}
+	return p.record(c, now), true
+}
+
+// PickLeastLoaded places a client that a node moved to rebalance the
+// cluster (docs/design.md section 15): it takes the candidate with the
+// lowest (conns + peers × pending) / cap, ties broken at random, and records
+// the assignment as pending like Pick.
+//
+// Why not two random choices here: a moved client left a node above the
+// cluster's mean, and two random choices would send about one in three of
+// them back to another busy node, which would then be over its share and
+// move a client of its own: more moves than needed. Least-loaded herds onto
+// one node only when many requests arrive within one gossip lag; moved
+// clients arrive at a rate the nodes pace (a few hundred a second across
+// the cluster), and pending accounting counts each of them on the chosen
+// node at once, so the least loaded node changes as soon as it has caught
+// up.
+func (p *Picker) PickLeastLoaded(nodes []cluster.Member, now time.Time) (cluster.Member, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cands := p.candidates(nodes, now)
+	if len(cands) == 0 {
+		return cluster.Member{}, false
+	}
+	best, ties := 0, 1
+	for i := 1; i < len(cands); i++ {
+		switch {
+		case cands[i].load < cands[best].load:
+			best, ties = i, 1
+		case cands[i].load == cands[best].load:
+			// Reservoir sampling: each of the tied candidates is kept
+			// with equal probability.
+			ties++
+			if p.rnd.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return p.record(cands[best], now), true
+}
+
+// candidates lists the nodes that may take an assignment with their load,
+// in p.cands (reused across picks). p.mu must be held.
+func (p *Picker) candidates(nodes []cluster.Member, now time.Time) []candidate {
+	p.sweep(now)
+	cands := p.cands[:0]
+	for _, m := range nodes {
+		q := p.nodes[m.Name]
+		pending := 0
+		if q != nil {
+			if m.UpdatedAt.After(q.heard) {
+				q.heard = m.UpdatedAt
+			}
+			pending = q.prune(now, p.ttl, p.settle)
+		}
+		if !Candidate(m, pending) {
+			continue
+		}
+		cands = append(cands, candidate{m: m, q: q, load: (float64(m.Conns) + p.peers*float64(pending)) / float64(m.Cap)})
+	}
+	p.cands = cands[:0]
+	return cands
+}
+
+// record remembers an assignment to c as pending. p.mu must be held.
+func (p *Picker) record(c candidate, now time.Time) cluster.Member {
 	if c.q == nil {
 		c.q = &pendingQueue{heard: c.m.UpdatedAt}
 		p.nodes[c.m.Name] = c.q
 	}
 	c.q.at = append(c.q.at, now)
-	return c.m, true
+	return c.m
 }
 
 // Pending implements NodePicker.

@@ -211,3 +211,58 @@ func BenchmarkPick(b *testing.B) {
 		p.Pick(nodes, now)
 	}
 }
+
+// TestPickLeastLoaded: a moved client goes to the node with the lowest
+// (conns + peers × pending) / cap; pending spreads a run of moved clients
+// over the nodes as they fill up (water filling), ties go either way, and
+// nodes that cannot take one are skipped.
+func TestPickLeastLoaded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	p := NewPicker(seeded(3), time.Minute)
+	p.SetPeers(2)
+	full := member("full", 100, 100)
+	draining := member("draining", 0, 100)
+	draining.Draining = true
+	old1, old2 := member("old-1", 90, 100), member("old-2", 90, 200) // 0.9, 0.45
+	fresh := member("new", 0, 100)
+	nodes := []cluster.Member{full, draining, old1, old2, fresh}
+	got := map[string]int{}
+	for i := 0; i < 40; i++ {
+		m, ok := p.PickLeastLoaded(nodes, now)
+		if !ok {
+			t.Fatalf("pick %d refused", i)
+		}
+		got[m.Name]++
+	}
+	// new reaches old-2's 0.45 after 23 picks (2 × 23 / 100 = 0.46 >
+	// 0.45 after the 23rd), then the two alternate as each fills.
+	if got["full"]+got["draining"]+got["old-1"] != 0 {
+		t.Fatalf("picked a node that is full, draining or busiest: %v", got)
+	}
+	if got["new"] < 23 || got["old-2"] == 0 {
+		t.Fatalf("picks %v: want new filled first, then old-2 sharing", got)
+	}
+	if n := p.Pending("new", now); n != got["new"] {
+		t.Fatalf("Pending(new) = %d, want %d: moved clients count as pending", n, got["new"])
+	}
+
+	// Ties are broken at random, not by view order.
+	q := NewPicker(seeded(4), time.Minute)
+	q.SetSettle(0)
+	ties := map[string]int{}
+	for i := 0; i < 200; i++ {
+		a, b, c := member("a", 10, 100), member("b", 10, 100), member("c", 10, 100)
+		a.UpdatedAt, b.UpdatedAt, c.UpdatedAt = now, now, now
+		m, _ := q.PickLeastLoaded([]cluster.Member{a, b, c}, now)
+		ties[m.Name]++
+		now = now.Add(time.Millisecond) // fresh counts: pending retires
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		if ties[n] < 40 {
+			t.Fatalf("ties %v: %s chosen too rarely for a random draw", ties, n)
+		}
+	}
+	if _, ok := q.PickLeastLoaded([]cluster.Member{full, draining}, now); ok {
+		t.Fatal("picked among nodes that cannot take a client")
+	}
+}

@@ -147,6 +147,7 @@ type Server struct {
 	peersSeen time.Time
 
 	requests       *prometheus.CounterVec
+	rebalanced     *prometheus.CounterVec
 	assignments    *prometheus.CounterVec
 	pickSeconds    prometheus.Histogram
 	connectSeconds *prometheus.HistogramVec
@@ -253,6 +254,13 @@ func (s *Server) registerMetrics() error {
 	for _, r := range results {
 		s.requests.WithLabelValues(r)
 	}
+	s.rebalanced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsdirect_auth_rebalance_requests_total",
+		Help: "POST /v1/connect requests of clients that a node moved to rebalance the cluster (reason \"rebalance\"), by result; also counted in wsdirect_auth_requests_total.",
+	}, []string{"result"})
+	for _, r := range results {
+		s.rebalanced.WithLabelValues(r)
+	}
 	s.assignments = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wsdirect_auth_assignments_total",
 		Help: "Clients assigned to each node by this auth instance.",
@@ -285,7 +293,7 @@ func (s *Server) registerMetrics() error {
 	for _, r := range results {
 		s.connectSeconds.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{s.requests, s.assignments, s.pickSeconds, s.connectSeconds, available} {
+	for _, c := range []prometheus.Collector{s.requests, s.rebalanced, s.assignments, s.pickSeconds, s.connectSeconds, available} {
 		if err := s.reg.Register(c); err != nil {
 			return fmt.Errorf("authsvc: register metrics: %w", err)
 		}
@@ -322,13 +330,26 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	result := s.connect(w, r)
+	var moved bool
+	result := s.connect(w, r, &moved)
 	s.requests.WithLabelValues(result).Inc()
+	if moved {
+		s.rebalanced.WithLabelValues(result).Inc()
+	}
 	s.connectSeconds.WithLabelValues(result).Observe(time.Since(start).Seconds())
 }
 
-// connect answers one POST /v1/connect and returns its result label.
-func (s *Server) connect(w http.ResponseWriter, r *http.Request) string {
+// leastPicker is implemented by pickers that can place a client moved by a
+// rebalance on the least loaded node (a *Picker does); others place it
+// with Pick.
+type leastPicker interface {
+	PickLeastLoaded(nodes []cluster.Member, now time.Time) (cluster.Member, bool)
+}
+
+// connect answers one POST /v1/connect and returns its result label. It
+// sets *moved once the request is known to come from a client moved by a
+// rebalance.
+func (s *Server) connect(w http.ResponseWriter, r *http.Request, moved *bool) string {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return fail(w, http.StatusMethodNotAllowed, ResultMethodNotAllowed, "use POST")
@@ -353,6 +374,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		return fail(w, http.StatusBadRequest, ResultBadRequest, err.Error())
 	}
+	*moved = req.Reason == wire.ReasonRebalance
 
 	gate := &loginGate{lim: s.limiter, ip: ip, now: s.conf.Now}
 	user, err := s.conf.Credentials.Authenticate(withGate(r.Context(), gate), r, req)
@@ -390,7 +412,12 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) string {
 			fmt.Sprintf("this user holds %d tokens not used yet; connect with one or retry later", s.conf.MaxUserTokens))
 	}
 	s.refreshPeers(now)
-	node, ok := s.picker.Pick(nodes, now)
+	var node cluster.Member
+	if lp, isLeast := s.picker.(leastPicker); *moved && isLeast {
+		node, ok = lp.PickLeastLoaded(nodes, now)
+	} else {
+		node, ok = s.picker.Pick(nodes, now)
+	}
 	s.pickSeconds.Observe(time.Since(pickStart).Seconds())
 	if !ok {
 		s.tokens.cancel(ticket)
@@ -398,7 +425,14 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) string {
 		s.log.Warn("no node with capacity", "nodes", len(nodes))
 		return fail(w, http.StatusServiceUnavailable, ResultNoCapacity, "no node has room; retry later")
 	}
-	tok, exp, err := s.signer.Load().Mint(user, node.Name)
+	sg := s.signer.Load()
+	mint := sg.Mint
+	if *moved {
+		// The node it lands on will not move it again for a while
+		// (docs/design.md section 15).
+		mint = sg.MintRebalanced
+	}
+	tok, exp, err := mint(user, node.Name)
 	if err != nil {
 		s.tokens.cancel(ticket)
 		s.log.Error("mint token", "err", err)
@@ -407,7 +441,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) string {
 	s.tokens.assign(ticket, node.Name)
 	s.assignments.WithLabelValues(node.Name).Inc()
 	writeJSON(w, http.StatusOK, wire.ConnectResponse{URL: node.URL(), Token: tok, NodeID: node.Name, ExpiresAt: exp})
-	s.log.Debug("assigned", "user", user, "node", node.Name)
+	s.log.Debug("assigned", "user", user, "node", node.Name, "rebalanced", *moved)
 	return ResultOK
 }
 

@@ -572,3 +572,60 @@ func TestSeveralInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectRebalanced: a client that says a node moved it goes to the
+// least loaded node (two random choices would pick node-mid whenever the
+// draw is node-busy and node-mid, a third of the time), gets a token
+// marked Rebalanced, and is counted apart; a plain connect gets no mark.
+func TestConnectRebalanced(t *testing.T) {
+	ts := newTestServer(t, nil)
+	busy, mid, idle := member("node-busy", 80, 100), member("node-mid", 50, 100), member("node-idle", 10, 100)
+	busy.Port, mid.Port, idle.Port = 9001, 9002, 9003
+	ts.view.set(busy, mid, idle)
+	keys := token.KeySet{}
+	keys.Add(ts.signer.PublicKey())
+	for i := 0; i < 10; i++ {
+		resp, data := ts.connect(t, nil, `{"username":"alice","password":"s3cret","reason":"rebalance"}`, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, data)
+		}
+		var cr wire.ConnectResponse
+		if err := json.Unmarshal(data, &cr); err != nil {
+			t.Fatal(err)
+		}
+		if cr.NodeID != "node-idle" {
+			t.Fatalf("moved client sent to %s", cr.NodeID)
+		}
+		c, err := token.NewVerifier(cr.NodeID, keys).Verify(cr.Token)
+		if err != nil || !c.Rebalanced {
+			t.Fatalf("moved client's token: %+v, %v; want Rebalanced", c, err)
+		}
+	}
+	_, data := ts.connect(t, nil, goodLogin, nil)
+	var cr wire.ConnectResponse
+	if err := json.Unmarshal(data, &cr); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := token.NewVerifier(cr.NodeID, keys).Verify(cr.Token); err != nil || c.Rebalanced {
+		t.Fatalf("plain client's token: %+v, %v; want no mark", c, err)
+	}
+	if resp, _ := ts.connect(t, nil, `{"username":"alice","password":"s3cret","reason":"other"}`, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unknown reason: %d, want 400", resp.StatusCode)
+	}
+	resp, err := http.Get(ts.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`wsdirect_auth_rebalance_requests_total{result="ok"} 10`,
+		`wsdirect_auth_requests_total{result="ok"} 11`,
+		`wsdirect_auth_requests_total{result="bad_request"} 1`,
+		`wsdirect_auth_rebalance_requests_total{result="bad_request"} 0`,
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

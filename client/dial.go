@@ -42,6 +42,7 @@ type options struct {
 	dialer        *websocket.Dialer
 	tokenProtocol bool
 	header        http.Header
+	reason        string
 	now           func() time.Time
 	tlsConfig     *tls.Config
 	tlsHTTPClient *http.Client
@@ -138,6 +139,14 @@ func WithHeader(h http.Header) Option {
 	return func(o *options) { o.header = h.Clone() }
 }
 
+// WithConnectReason sends reason in the connect request
+// (wire.ConnectRequest.Reason), e.g. wire.ReasonRebalance after the node
+// closed the previous connection with wire.CloseRebalance. Managed does
+// this by itself.
+func WithConnectReason(reason string) Option {
+	return func(o *options) { o.reason = reason }
+}
+
 // Dial asks the auth service at authURL (e.g. "http://127.0.0.1:8443") for a
 // node, then opens the WebSocket to it. The returned ConnectResponse says
 // which node serves the connection. Errors are *AuthError when auth refused,
@@ -161,7 +170,7 @@ func Authorize(ctx context.Context, authURL string, creds Credentials, opts ...O
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(wire.ConnectRequest{Username: creds.Username, Password: creds.Password})
+	body, err := json.Marshal(wire.ConnectRequest{Username: creds.Username, Password: creds.Password, Reason: o.reason})
 	if err != nil {
 		return nil, err
 	}

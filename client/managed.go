@@ -101,6 +101,11 @@ func (c *ManagedConfig) validate() error {
 // back to auth for a new node and a fresh token, after a full-jitter
 // exponential backoff. It stops on a close code that says not to reconnect,
 // on bad credentials, or when Run's context ends.
+//
+// A node that moves it to rebalance the cluster (wire.CloseRebalance) is
+// handled like a drain, and the connect requests that follow, until one
+// succeeds, say so (wire.ReasonRebalance): auth then places the client on
+// the least loaded node, which will not move it again for a while.
 type Managed struct {
 	authURL string
 	creds   Credentials
@@ -170,13 +175,20 @@ func (m *Managed) Send(ctx context.Context, messageType int, data []byte) error 
 // Managed costs one goroutine.
 func (m *Managed) Run(ctx context.Context) error {
 	attempt := 0
+	reason := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		floor, connectedFor, err := m.once(ctx)
+		floor, connectedFor, code, err := m.once(ctx, reason)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		switch {
+		case code == wire.CloseRebalance:
+			reason = wire.ReasonRebalance
+		case code != 0:
+			reason = "" // it connected; a failed attempt keeps the reason
 		}
 		var ce *CloseError
 		if errors.As(err, &ce) {
@@ -197,19 +209,25 @@ func (m *Managed) Run(ctx context.Context) error {
 	}
 }
 
-// once makes one connect attempt and, when it succeeds, serves the
-// connection until it ends. It returns the Retry-After floor for the next
-// delay, how long the connection was up, and why it ended.
-func (m *Managed) once(ctx context.Context) (floor, up time.Duration, err error) {
+// once makes one connect attempt, with reason in the connect request, and
+// when it succeeds serves the connection until it ends. It returns the
+// Retry-After floor for the next delay, how long the connection was up, its
+// close code (0 when the attempt failed before connecting), and why it
+// ended.
+func (m *Managed) once(ctx context.Context, reason string) (floor, up time.Duration, code int, err error) {
 	start := m.cfg.Now()
-	resp, err := Authorize(ctx, m.authURL, m.creds, m.cfg.Options...)
+	opts := m.cfg.Options
+	if reason != "" {
+		opts = append(opts[:len(opts):len(opts)], WithConnectReason(reason))
+	}
+	resp, err := Authorize(ctx, m.authURL, m.creds, opts...)
 	if err != nil {
 		var ae *AuthError
 		if errors.As(err, &ae) {
 			floor = ae.RetryAfter
 		}
 		m.disconnected(0, err)
-		return floor, 0, err
+		return floor, 0, 0, err
 	}
 	authDone := m.cfg.Now()
 	conn, err := DialNode(ctx, resp, m.cfg.Options...)
@@ -219,7 +237,7 @@ func (m *Managed) once(ctx context.Context) (floor, up time.Duration, err error)
 			floor = ne.RetryAfter
 		}
 		m.disconnected(0, err)
-		return floor, 0, err
+		return floor, 0, 0, err
 	}
 	connected := m.cfg.Now()
 	if m.cfg.OnTiming != nil {
@@ -252,7 +270,7 @@ func (m *Managed) once(ctx context.Context) (floor, up time.Duration, err error)
 	up = m.cfg.Now().Sub(connected)
 	m.disconnected(code, readErr)
 	if ctx.Err() != nil {
-		return 0, up, ctx.Err()
+		return 0, up, code, ctx.Err()
 	}
 	if !wire.ShouldReconnect(code) {
 		var ce *websocket.CloseError
@@ -260,9 +278,9 @@ func (m *Managed) once(ctx context.Context) (floor, up time.Duration, err error)
 		if errors.As(readErr, &ce) {
 			text = ce.Text
 		}
-		return 0, up, &CloseError{Code: code, Text: text}
+		return 0, up, code, &CloseError{Code: code, Text: text}
 	}
-	return 0, up, readErr
+	return 0, up, code, readErr
 }
 
 // serve reads until the connection ends and returns its close code: the

@@ -310,3 +310,56 @@ func TestNewManagedValidates(t *testing.T) {
 		t.Errorf("defaults refused: %v", err)
 	}
 }
+
+// TestManagedRebalance: a close with the rebalance code is handled like a
+// drain (back to auth, a fresh token), and the connect requests that follow
+// say "rebalance" until one connects, a failed attempt included; after that
+// connection ends with another code, the next request says nothing.
+func TestManagedRebalance(t *testing.T) {
+	fc := clienttest.New(t, 2)
+	// auth 1 → node-1, closed with 4003; auth 2 → node-2, refused (503);
+	// auth 3 → node-1, closed with 4000; auth 4 → node-2, which stays.
+	fc.Nodes[0].CloseWith(wire.CloseRebalance, wire.CloseDraining)
+	fc.Nodes[1].Status.Store(503)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var codes []int
+	var mu sync.Mutex
+	settled := make(chan struct{})
+	cfg := DefaultManagedConfig()
+	cfg.BackoffBase, cfg.BackoffMax = time.Millisecond, 5*time.Millisecond
+	cfg.OnDisconnect = func(code int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		codes = append(codes, code)
+		if code == 0 {
+			fc.Nodes[1].Status.Store(0) // refuse once
+		}
+	}
+	cfg.OnConnect = func(resp *wire.ConnectResponse) {
+		if fc.AuthCalls.Load() == 4 {
+			close(settled)
+		}
+	}
+	m := newManaged(t, fc.AuthURL(), alice, cfg)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-settled:
+	case err := <-done:
+		t.Fatalf("Run returned early: %v", err)
+	case <-ctx.Done():
+		t.Fatal("not settled within 10s")
+	}
+	cancel()
+	<-done
+	want := []string{"", wire.ReasonRebalance, wire.ReasonRebalance, ""}
+	if got := fc.Reasons(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("connect reasons %q, want %q", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(codes) < 3 || codes[0] != wire.CloseRebalance || codes[1] != 0 || codes[2] != wire.CloseDraining {
+		t.Fatalf("disconnect codes %v, want 4003, a failed attempt, 4000", codes)
+	}
+}

@@ -93,6 +93,17 @@ type Config struct {
 	// Empty disables the admin endpoint (every call gets 401).
 	AdminToken string
 
+	// Rebalance moves clients from this node to nodes with fewer when the
+	// cluster is uneven, e.g. after a node joined (docs/design.md section
+	// 14).
+	Rebalance RebalanceConfig
+
+	// View is the cluster as this node sees it: every node's gossiped
+	// count, cap and draining flag (a *cluster.Cluster). Rebalancing needs
+	// it; nil means the node sees no cluster, and then Rebalance.Enabled
+	// must be false. Name must be this node's member name in it.
+	View View
+
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 
@@ -138,8 +149,11 @@ func DefaultConfig() *Config {
 		// node drains in about 2 s without a thundering herd.
 		DrainBatch:    500,
 		DrainInterval: 100 * time.Millisecond,
-		// Must fit in the instance's termination grace period.
+		// Must fit in the instance's termination grace period: the
+		// cloud-init unit gives the whole stop this plus 30 s
+		// (docs/design.md section 15).
 		DrainDeadline: 30 * time.Second,
+		Rebalance:     DefaultRebalanceConfig(),
 	}
 }
 
@@ -178,6 +192,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: DrainInterval must not be negative, got %s", c.DrainInterval)
 	case c.DrainDeadline <= 0:
 		return fmt.Errorf("node: DrainDeadline must be > 0, got %s", c.DrainDeadline)
+	case c.Rebalance.Enabled && c.View == nil:
+		return errors.New("node: Rebalance.Enabled needs a View (the cluster, for the other nodes' counts); disable Rebalance without one")
+	}
+	if err := c.Rebalance.validate(); err != nil {
+		return err
 	}
 	if c.Upstream != "" {
 		u, err := url.Parse(c.Upstream)

@@ -11,6 +11,13 @@
 // batches with a "reconnect elsewhere" close code, and exposes /healthz,
 // /readyz and Prometheus /metrics.
 //
+// With a cluster View it rebalances (RebalanceConfig): a node holding more
+// than (1 + Tolerance) times its cap-weighted share of the cluster's clients,
+// in a steady cluster with no drain in progress, moves the excess to nodes
+// with fewer, closing them with wire.CloseRebalance at its part of a
+// cluster-wide MaxRate; clients moved here (tokens marked rebalanced) are not
+// moved again for a while (docs/design.md section 15).
+//
 // With Config.Upstream set, the node dials the upstream for each client
 // before it upgrades the client's connection, sending the user in
 // wire.UserHeader. A failed dial is refused like any other: 502 with

@@ -19,6 +19,8 @@ func (n *Node) Drain(ctx context.Context) error {
 	defer cancel()
 	start := time.Now()
 	if n.draining.CompareAndSwap(false, true) {
+		// A draining node never takes part in a rebalance.
+		n.stopRebalance()
 		n.metrics.drains.Inc()
 		n.log.Info("draining", "connections", n.Conns())
 		if n.pub != nil {
@@ -61,6 +63,7 @@ func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
+		n.stopRebalance()
 		if n.freshTimer != nil {
 			n.freshTimer.Stop()
 		}

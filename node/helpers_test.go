@@ -106,6 +106,8 @@ func testConfig() *Config {
 	c.DrainInterval = 20 * time.Millisecond
 	c.DrainDeadline = 5 * time.Second
 	c.AdminToken = "admin-secret"
+	// No cluster view here; rebalance tests set one (rebalance_test.go).
+	c.Rebalance.Enabled = false
 	return c
 }
 

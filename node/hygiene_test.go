@@ -233,6 +233,31 @@ func TestConfigValidation(t *testing.T) {
 		"DrainInterval":    func(c *Config) { c.DrainInterval = -1 },
 		"DrainDeadline":    func(c *Config) { c.DrainDeadline = 0 },
 		"MaxConnsPerUser":  func(c *Config) { c.MaxConnsPerUser = -1 },
+		"View":             func(c *Config) { c.Rebalance.Enabled = true },
+		"Rebalance.MaxRate": func(c *Config) {
+			c.Rebalance, c.View = DefaultRebalanceConfig(), &fakeView{}
+			c.Rebalance.MaxRate = 0
+		},
+		"Rebalance.Tolerance": func(c *Config) {
+			c.Rebalance, c.View = DefaultRebalanceConfig(), &fakeView{}
+			c.Rebalance.Tolerance = 1
+		},
+		"Rebalance.MinMove": func(c *Config) {
+			c.Rebalance, c.View = DefaultRebalanceConfig(), &fakeView{}
+			c.Rebalance.MinMove = 0
+		},
+		"Rebalance.Interval": func(c *Config) {
+			c.Rebalance, c.View = DefaultRebalanceConfig(), &fakeView{}
+			c.Rebalance.Interval = 0
+		},
+		"Rebalance.Settle": func(c *Config) {
+			c.Rebalance, c.View = DefaultRebalanceConfig(), &fakeView{}
+			c.Rebalance.Settle = 0
+		},
+		"Rebalance.Exempt": func(c *Config) {
+			c.Rebalance, c.View = DefaultRebalanceConfig(), &fakeView{}
+			c.Rebalance.Exempt = 0
+		},
 	}
 	v := token.NewVerifier(testNode, token.KeySet{}).RejectIssuedBefore(time.Now())
 	for field, mod := range bad {

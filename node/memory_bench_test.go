@@ -91,6 +91,8 @@ func runMemChild() int {
 	conf := DefaultConfig()
 	conf.Name = benchNode
 	conf.MaxConns = 19500
+	// One node alone: nothing to rebalance with, and no view.
+	conf.Rebalance.Enabled = false
 	// Keepalive is part of an idle connection's cost: ping often enough
 	// that every connection has been pinged (and has answered) before the
 	// parent measures. The interval changes how often, not how much memory.

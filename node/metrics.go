@@ -45,6 +45,11 @@ type metrics struct {
 	rejects   *prometheus.CounterVec
 	drains    prometheus.Counter
 	handshake prometheus.Histogram
+
+	rebalanceRounds  prometheus.Counter
+	rebalanceMoved   prometheus.Counter
+	rebalanceArrived prometheus.Counter
+	rebalanceLeft    prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error) {
@@ -70,6 +75,22 @@ func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error
 			Help:    "Time from request to completed upgrade, token check included.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12), // 100µs .. ~2.4s
 		}),
+		rebalanceRounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsdirect_node_rebalance_rounds_total",
+			Help: "Rebalance rounds this node started (it was over its share of the cluster's clients).",
+		}),
+		rebalanceMoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsdirect_node_rebalance_moved_total",
+			Help: "Clients this node closed with the rebalance code (4003) to move them to nodes with fewer.",
+		}),
+		rebalanceArrived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsdirect_node_rebalance_arrived_total",
+			Help: "Clients accepted with a token marked rebalanced: moved here from another node.",
+		}),
+		rebalanceLeft: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wsdirect_node_rebalance_to_move",
+			Help: "Clients the current rebalance round has still to move (0 between rounds).",
+		}),
 	}
 	// Pre-register every label so dashboards see zeros, not gaps.
 	for _, r := range token.Reasons {
@@ -78,7 +99,8 @@ func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error
 	for _, r := range []string{ReasonFull, ReasonDraining, ReasonNotReady, ReasonBadRequest, ReasonUpstream, ReasonUserLimit} {
 		m.rejects.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.conns, m.accepts, m.rejects, m.drains, m.handshake} {
+	for _, c := range []prometheus.Collector{m.conns, m.accepts, m.rejects, m.drains, m.handshake,
+		m.rebalanceRounds, m.rebalanceMoved, m.rebalanceArrived, m.rebalanceLeft} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

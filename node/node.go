@@ -86,6 +86,11 @@ type Node struct {
 	// current one, even when connects and disconnects race.
 	pubMu sync.Mutex
 
+	// rbShard rotates the shard the rebalance takes its next client from;
+	// stopRebalance ends the rebalance loop (on drain and close).
+	rbShard       atomic.Uint32
+	stopRebalance context.CancelFunc
+
 	draining atomic.Bool
 	closed   atomic.Bool
 	// notReady holds why the node cannot serve (SetNotReady), or nil.
@@ -175,6 +180,11 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 		}
 	}
 	go n.pinger()
+	rctx, stop := context.WithCancel(context.Background())
+	n.stopRebalance = stop
+	if c.Rebalance.Enabled {
+		go n.rebalancer(rctx)
+	}
 	// Until the iat floor has passed every token auth mints for this node
 	// is refused, so the node says it is not ready rather than have auth
 	// send it clients that would be turned away (401 issued_before_start).
@@ -372,7 +382,14 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 	reserved, userHeld = false, false // the slot and the user's count now belong to the connection
 	n.metrics.accepts.Inc()
 	n.metrics.handshake.Observe(time.Since(start).Seconds())
-	c := n.newConn(ws, claims.Subject)
+	var movedIn int64
+	if claims.Rebalanced {
+		// A rebalance moved it here: it is exempt from the next moves
+		// (RebalanceConfig.Exempt).
+		movedIn = time.Now().UnixNano()
+		n.metrics.rebalanceArrived.Inc()
+	}
+	c := n.newConn(ws, claims.Subject, movedIn)
 	n.log.Debug("connected", "remote", r.RemoteAddr, "user", claims.Subject)
 
 	// A fresh goroutine, and this handler returns: net/http's request

@@ -37,6 +37,23 @@ type wireClaims struct {
 	Nbf int64   `json:"nbf"`
 	Iat float64 `json:"iat"`
 	Jti string  `json:"jti"`
+	// Rb is present, and true, only in the token of a client that a node
+	// moved to rebalance the cluster (Claims.Rebalanced).
+	Rb trueOnly `json:"rb,omitzero"`
+}
+
+// trueOnly is a claim that is either absent or exactly true: a Signer
+// never writes false or null, so a Verifier refuses them, and one token has
+// one spelling.
+type trueOnly bool
+
+// UnmarshalJSON accepts only the JSON literal true.
+func (t *trueOnly) UnmarshalJSON(b []byte) error {
+	if string(b) != "true" {
+		return errors.New("must be true when present")
+	}
+	*t = true
+	return nil
 }
 
 // strictJSON decodes like encoding/json/v2's defaults, which already refuse
@@ -132,12 +149,13 @@ func decodeClaims(data []byte) (*Claims, *Error) {
 		return nil, malformed("iat missing or not within nbf's second")
 	}
 	return &Claims{
-		Subject:   c.Sub,
-		Audience:  c.Aud,
-		ID:        c.Jti,
-		IssuedAt:  time.UnixMilli(int64(math.Round(c.Iat * 1000))),
-		NotBefore: time.Unix(c.Nbf, 0),
-		ExpiresAt: time.Unix(c.Exp, 0),
+		Subject:    c.Sub,
+		Audience:   c.Aud,
+		ID:         c.Jti,
+		IssuedAt:   time.UnixMilli(int64(math.Round(c.Iat * 1000))),
+		NotBefore:  time.Unix(c.Nbf, 0),
+		ExpiresAt:  time.Unix(c.Exp, 0),
+		Rebalanced: bool(c.Rb),
 	}, nil
 }
 

@@ -6,13 +6,19 @@ import (
 	"time"
 )
 
-// FuzzVerify feeds arbitrary strings to the parser. Nothing but a token the
-// fixture minted may ever verify, every rejection must carry a reason, and
-// the parser must not panic.
+// FuzzVerify feeds arbitrary strings to the parser. Nothing but the two
+// tokens the fixture minted (a plain one and a rebalanced one) may ever
+// verify, every rejection must carry a reason, and the parser must not
+// panic.
 func FuzzVerify(f *testing.F) {
 	fx := newFixture(f)
 	good := fx.mint(f, "alice", "n1")
+	moved, _, err := fx.signer.MintRebalanced("alice", "n1")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(good)
+	f.Add(moved)
 	f.Add("")
 	f.Add("a.b.c")
 	f.Add(strings.Repeat("A", MaxTokenBytes+1))
@@ -23,7 +29,7 @@ func FuzzVerify(f *testing.F) {
 		v := NewVerifier("n1", fx.keys).WithClock(func() time.Time { return fx.now })
 		c, err := v.Verify(raw)
 		if err == nil {
-			if raw != good || c.Subject != "alice" {
+			if (raw != good || c.Rebalanced) && (raw != moved || !c.Rebalanced) || c.Subject != "alice" {
 				t.Fatalf("accepted a token the signer never minted: %q", raw)
 			}
 			return

@@ -66,6 +66,12 @@ func TestStrictFormat(t *testing.T) {
 		{"jti not hex", hdr, strings.Replace(claims(`"n1"`), jti, `"hand-made"`, 1), []string{"n1"}, ReasonMalformed},
 		{"typ missing", fmt.Sprintf(`{"alg":"EdDSA","kid":%q}`, f.signer.KeyID()), claims(`"n1"`), []string{"n1"}, ReasonMalformed},
 		{"trailing data after the claims", hdr, claims(`"n1"`) + ` {}`, []string{"n1"}, ReasonMalformed},
+		{"rb false", hdr, strings.Replace(claims(`"n1"`), `}`, `,"rb":false}`, 1), []string{"n1"}, ReasonMalformed},
+		{"rb null", hdr, strings.Replace(claims(`"n1"`), `}`, `,"rb":null}`, 1), []string{"n1"}, ReasonMalformed},
+		{"rb as a number", hdr, strings.Replace(claims(`"n1"`), `}`, `,"rb":1}`, 1), []string{"n1"}, ReasonMalformed},
+		{"rb as a string", hdr, strings.Replace(claims(`"n1"`), `}`, `,"rb":"true"}`, 1), []string{"n1"}, ReasonMalformed},
+		{"duplicate rb", hdr, strings.Replace(claims(`"n1"`), `}`, `,"rb":true,"rb":true}`, 1), []string{"n1"}, ReasonMalformed},
+		{"case-folded rb", hdr, strings.Replace(claims(`"n1"`), `}`, `,"RB":true}`, 1), []string{"n1"}, ReasonMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := signRaw(f, tc.header, tc.claims)
@@ -75,6 +81,14 @@ func TestStrictFormat(t *testing.T) {
 				t.Logf("at %s: %v", node, err)
 			}
 		})
+	}
+
+	// The rebalanced form, written by hand: accepted, and only it carries
+	// the mark.
+	if c, err := f.verifier("n1").Verify(signRaw(f, hdr, strings.Replace(claims(`"n1"`), `}`, `,"rb":true}`, 1))); err != nil {
+		t.Fatalf("the minted rebalanced format by hand: %v", err)
+	} else if !c.Rebalanced {
+		t.Fatal("rb:true not reported as Rebalanced")
 	}
 
 	// One token, one spelling: base64 with padding bits set decodes to the

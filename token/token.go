@@ -27,6 +27,7 @@ const DefaultLeeway = 2 * time.Second
 //
 //	{"sub":"alice","aud":"node-1","exp":1800000030,"nbf":1800000000,"iat":1800000000.123,"jti":"<32 hex digits>"}
 //
+// followed, in the token of a client moved by a rebalance, by "rb":true,
 // with the header {"alg":"EdDSA","kid":"<key id>","typ":"JWT"}. aud is one
 // string, never an array: a token names one node. exp and nbf are whole
 // seconds; iat carries milliseconds, so that a node can refuse every token
@@ -44,6 +45,11 @@ type Claims struct {
 	NotBefore time.Time
 	// ExpiresAt (exp) is NotBefore plus the signer's TTL, in whole seconds.
 	ExpiresAt time.Time
+	// Rebalanced (rb) marks the token of a client that a node closed to
+	// rebalance the cluster and that auth placed anew (MintRebalanced). The
+	// node it connects to does not move it again for a while
+	// (docs/design.md section 15).
+	Rebalanced bool
 }
 
 // Reason names why a token was rejected. Nodes count rejections by reason.
@@ -153,6 +159,16 @@ func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.
 // The token is exactly the format Claims describes; a user name that is not
 // valid UTF-8 cannot be minted.
 func (s *Signer) Mint(user, node string) (string, time.Time, error) {
+	return s.mint(user, node, false)
+}
+
+// MintRebalanced is Mint for a client that a node moved to rebalance the
+// cluster: the token carries Claims.Rebalanced.
+func (s *Signer) MintRebalanced(user, node string) (string, time.Time, error) {
+	return s.mint(user, node, true)
+}
+
+func (s *Signer) mint(user, node string, rebalanced bool) (string, time.Time, error) {
 	if user == "" || node == "" {
 		return "", time.Time{}, errors.New("token: user and node must not be empty")
 	}
@@ -170,6 +186,7 @@ func (s *Signer) Mint(user, node string) (string, time.Time, error) {
 		Nbf: nbf.Unix(),
 		Iat: float64(now.UnixMilli()) / 1000,
 		Jti: hex.EncodeToString(id[:]),
+		Rb:  trueOnly(rebalanced),
 	}
 	signed, err := sign(s.key, header{Alg: algEdDSA, Kid: s.kid, Typ: typJWT}, c)
 	if err != nil {

@@ -77,6 +77,42 @@ func TestMintVerify(t *testing.T) {
 	if len(tok) > 400 {
 		t.Fatalf("token is %d bytes; a URL query should stay small", len(tok))
 	}
+	if c.Rebalanced {
+		t.Fatal("a plain token reports Rebalanced")
+	}
+}
+
+// TestMintRebalanced: the mark survives the round trip, is signed (removing
+// it breaks the signature), and a plain token's claims do not carry it.
+func TestMintRebalanced(t *testing.T) {
+	f := newFixture(t)
+	tok, _, err := f.signer.MintRebalanced("alice", "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.verifier("node-1").Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Rebalanced || c.Subject != "alice" {
+		t.Fatalf("claims = %+v", c)
+	}
+	parts := strings.Split(tok, ".")
+	claims, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(claims), `,"rb":true}`) {
+		t.Fatalf("claims %s: want the mark last, as the format says", claims)
+	}
+	stripped := strings.Replace(string(claims), `,"rb":true}`, `}`, 1)
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(stripped)) + "." + parts[2]
+	_, err = f.verifier("node-1").Verify(forged)
+	wantReason(t, err, ReasonBadSignature)
+	plain := f.mint(t, "alice", "node-1")
+	if pc, _ := base64.RawURLEncoding.DecodeString(strings.Split(plain, ".")[1]); strings.Contains(string(pc), `"rb"`) {
+		t.Fatalf("plain claims %s carry rb", pc)
+	}
 }
 
 func TestRejections(t *testing.T) {
@@ -305,5 +341,23 @@ func TestKeyFiles(t *testing.T) {
 	os.WriteFile(bad, []byte("not pem"), 0o644)
 	if _, err := LoadKeySet(bad); err == nil {
 		t.Fatal("garbage accepted as key set")
+	}
+}
+
+// TestRejectIssuedBefore: tokens minted before the start are refused, one
+// minted later in the start's own millisecond (iat's precision) is not.
+func TestRejectIssuedBefore(t *testing.T) {
+	f := newFixture(t)
+	start := time.Unix(1_800_000_000, 123_400_000) // .1234 s
+	f.now = start.Add(-time.Millisecond)
+	before := f.mint(t, "alice", "n1")
+	f.now = start.Add(500 * time.Microsecond) // same millisecond, after start
+	same := f.mint(t, "alice", "n1")
+	f.now = start.Add(time.Second)
+	v := f.verifier("n1").RejectIssuedBefore(start)
+	_, err := v.Verify(before)
+	wantReason(t, err, ReasonBeforeStart)
+	if _, err := v.Verify(same); err != nil {
+		t.Fatalf("a token minted after the start, in its millisecond: %v", err)
 	}
 }

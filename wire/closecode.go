@@ -10,6 +10,12 @@ const (
 	CloseShutdown = 4001
 	// CloseUpstreamUnavailable: the node could not reach its upstream app.
 	CloseUpstreamUnavailable = 4002
+	// CloseRebalance: the node is moving some of its clients to nodes with
+	// fewer (docs/design.md section 15). Reconnect through auth as after a
+	// drain, and say so in the connect request (ConnectRequest.Reason =
+	// ReasonRebalance), so that auth places the client on the least loaded
+	// node and the new node does not move it again.
+	CloseRebalance = 4003
 
 	// ClosePolicy: the server refuses this client; do not reconnect.
 	ClosePolicy = 4500

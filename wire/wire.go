@@ -42,7 +42,18 @@ const UserHeader = "X-Wsdirect-User"
 type ConnectRequest struct {
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
+	// Reason says why the client connects, when it is not a plain connect:
+	// ReasonRebalance after a close with CloseRebalance. Empty otherwise.
+	Reason string `json:"reason,omitempty"`
 }
+
+// ReasonRebalance is the ConnectRequest.Reason of a client that a node
+// closed with CloseRebalance. Auth then picks the least loaded node for it
+// and marks its token, so that the node it lands on does not move it again
+// (docs/design.md section 15). A client that claims it falsely gains no
+// more than that: placement on the least loaded node, and a while without
+// being moved.
+const ReasonRebalance = "rebalance"
 
 // ConnectResponse is the auth service's answer: where to connect and the
 // single-use token to present there.

@@ -5,7 +5,7 @@ import "testing"
 func TestShouldReconnect(t *testing.T) {
 	cases := map[int]bool{
 		1000: false, 1001: true, 1006: true, 1008: false, 1009: false, 1011: true, 1012: true, 1013: true,
-		CloseDraining: true, CloseShutdown: true, CloseUpstreamUnavailable: true, 4499: true,
+		CloseDraining: true, CloseShutdown: true, CloseUpstreamUnavailable: true, CloseRebalance: true, 4499: true,
 		ClosePolicy: false, 4999: false,
 	}
 	for code, want := range cases {

@@ -41,8 +41,16 @@ export const CloseCode = Object.freeze({
   DRAINING: 4000,
   SHUTDOWN: 4001,
   UPSTREAM_UNAVAILABLE: 4002,
+  REBALANCE: 4003,
   POLICY: 4500,
 });
+
+/**
+ * The connect-request reason after a close with CloseCode.REBALANCE
+ * (wire.ReasonRebalance): auth then places the client on the least loaded
+ * node, which does not move it again for a while.
+ */
+export const REASON_REBALANCE = 'rebalance';
 
 /** Connection states, in the order a healthy connection passes them. */
 export const State = Object.freeze({
@@ -196,18 +204,24 @@ function validateCredentials(creds) {
  * {url, token, node_id, expires_at}; rejects with an AuthError.
  * @param {string} authURL
  * @param {{username?: string, password?: string, bearerToken?: string}} credentials
- * @param {{fetch?: typeof fetch, signal?: AbortSignal, timeoutMs?: number}} [opts]
+ * @param {{fetch?: typeof fetch, signal?: AbortSignal, timeoutMs?: number, reason?: string}} [opts]
+ *   reason: why the client connects, e.g. REASON_REBALANCE (wire.ConnectRequest.Reason)
  */
-export async function authorize(authURL, credentials, { fetch: fetchImpl = globalThis.fetch, signal, timeoutMs = 10000 } = {}) {
+export async function authorize(authURL, credentials, { fetch: fetchImpl = globalThis.fetch, signal, timeoutMs = 10000, reason = '' } = {}) {
   validateCredentials(credentials);
   const endpoint = connectEndpoint(authURL);
   const headers = { Accept: 'application/json' };
   let body;
+  const fields = reason ? { reason } : {};
   if (credentials.bearerToken) {
     headers.Authorization = 'Bearer ' + credentials.bearerToken;
+    if (reason) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(fields);
+    }
   } else {
     headers['Content-Type'] = 'application/json';
-    body = JSON.stringify({ username: credentials.username, password: credentials.password });
+    body = JSON.stringify({ username: credentials.username, password: credentials.password, ...fields });
   }
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), timeoutMs);
@@ -321,6 +335,9 @@ class Client {
     this._handshake = null;
     this._abort = null;
     this._attempt = 0; // failed attempts since the last stable connection
+    // REASON_REBALANCE after a close with CloseCode.REBALANCE, until the
+    // next connect succeeds; '' otherwise.
+    this._reason = '';
     this._stopped = false;
     this._connects = 0;
     // Start on the next tick, so the caller can read the returned object
@@ -412,6 +429,7 @@ class Client {
         fetch: this._o.fetch,
         signal: abort.signal,
         timeoutMs: this._o.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
+        reason: this._reason,
       });
     } catch (e) {
       if (this._stopped) return;
@@ -451,6 +469,7 @@ class Client {
     ws.onopen = () => {
       clearTimeout(handshake);
       openedAt = Date.now();
+      this._reason = '';
       this._connects++;
       this._setState(State.OPEN);
       this._emit('onOpen', { nodeId: this._nodeId, url: assignment.url });
@@ -471,6 +490,9 @@ class Client {
       // 1006 before open: browsers hide the status, and going back to auth is
       // right for all of them.
       const code = ev.code || CloseCode.ABNORMAL;
+      // Moved by a rebalance: like a drain, and the next connect requests
+      // say so. A failed attempt keeps the reason.
+      if (code === CloseCode.REBALANCE) this._reason = REASON_REBALANCE;
       this._failed({ code, reason: ev.reason || '', wasClean: !!ev.wasClean }, shouldReconnect(code), 0);
     };
   }

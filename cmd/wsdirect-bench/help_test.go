@@ -25,6 +25,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"drill", "-h"}, 0, []string{"usage: wsdirect-bench drill <kill|drain|auth-restart|haproxy-kill>"}},
 		{[]string{"drill", "kill", "-h"}, 0, []string{"usage: wsdirect-bench drill kill [flags]", "-clients", "-timeout"}},
 		{[]string{"drill", "haproxy-kill", "-h"}, 0, []string{"usage: wsdirect-bench drill haproxy-kill [flags]", "-haproxy"}},
+		{[]string{"rebalance", "-h"}, 0, []string{"usage: wsdirect-bench rebalance [flags]", "-max-rate", "-goal", "-out"}},
+		{[]string{"rebalance", "-client-ips", "10.0.0.1"}, 1, []string{"not a loopback address"}},
 
 		{nil, 2, []string{"usage: wsdirect-bench <command>", "missing command"}},
 		{[]string{"nope"}, 2, []string{"usage: wsdirect-bench <command>", `unknown command "nope"`}},

@@ -6,6 +6,7 @@
 //	wsdirect-bench demo -bin-dir ./bin
 //	wsdirect-bench tfdemo -terraform ./bin/terraform
 //	wsdirect-bench cluster -bin-dir ./bin -nodes 3
+//	wsdirect-bench rebalance -bin-dir ./bin -clients 12000
 //	wsdirect-bench worker   (internal: one worker process of `run -workers N`)
 package main
 
@@ -36,6 +37,7 @@ commands:
   scale   hold many connections over a local cluster; per-node counts, memory, limits set and hit
   compare same workload via direct, HAProxy mode http and mode tcp; ratios to direct (make bench-compare)
   drill   kill|drain|auth-restart|haproxy-kill: scripted failure drills with managed clients
+  rebalance  scale-out under held clients: how the old nodes move the new one its share (make bench-rebalance)
   worker  one worker process of "run -workers N" (config on stdin, report on stdout)
 
 "wsdirect-bench <command> -h" lists a command's flags.
@@ -125,6 +127,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return compareCmd(ctx, args[1:], stdout, stderr)
 	case "drill":
 		return drillCmd(ctx, args[1:], stdout, stderr)
+	case "rebalance":
+		return rebalanceCmd(ctx, args[1:], stdout, stderr)
 	case compare.FleetWorkerCommand:
 		return compare.RunFleetWorker(ctx, stdin, stdout)
 	case loadtest.WorkerCommand:

@@ -17,6 +17,11 @@
 // leaves the cluster gracefully and exits within -drain-deadline. A second
 // signal exits at once.
 //
+// A node holding more than its share of the cluster's clients (after a node
+// joined, say) moves the excess to nodes with fewer, paced so that the
+// whole cluster moves at most -rebalance-max-rate a second
+// (docs/design.md section 15); -rebalance=false switches it off.
+//
 // -gossip-key-file, -admin-token-file and -auth-keys take files or AWS
 // Systems Manager parameters (ssm:///path/name, read with the instance
 // role; package internal/secret). SIGHUP re-reads all of them (key
@@ -66,6 +71,7 @@ type options struct {
 	tokenAudience         string
 	drainDeadline         time.Duration
 	tokenLeeway           time.Duration
+	rebalance             node.RebalanceConfig
 	tls                   *tlscert.Config
 }
 
@@ -110,7 +116,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.upstream, "upstream", "", "relay each client to this ws:// app on the same host (default: built-in echo)")
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` with the bearer token for POST /admin/drain (default: endpoint disabled)")
-	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut")
+	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut (keep it 30 s under systemd's TimeoutStopSec)")
+	o.rebalance = def.Rebalance
+	fs.BoolVar(&o.rebalance.Enabled, "rebalance", def.Rebalance.Enabled, "move clients to nodes with fewer when this node holds more than its share (e.g. after a node joined)")
+	fs.Float64Var(&o.rebalance.MaxRate, "rebalance-max-rate", def.Rebalance.MaxRate, "clients moved per second across the whole cluster, and so auth requests a rebalance causes; give every node the same value")
+	fs.Float64Var(&o.rebalance.Tolerance, "rebalance-tolerance", def.Rebalance.Tolerance, "move clients only when holding more than (1 + this) times the node's share; then move down to the share")
+	fs.IntVar(&o.rebalance.MinMove, "rebalance-min-move", def.Rebalance.MinMove, "fewest excess clients worth moving")
 	fs.StringVar(&o.tokenAudience, "token-audience", "", "token audience this node accepts (default: -name, the audience auth mints for it); set a shared one only behind a balancer that picks the node, where a token is good once on each node sharing it")
 	fs.DurationVar(&o.tokenLeeway, "token-leeway", token.DefaultLeeway, "clock skew tolerated between auth and node hosts for token times; tokens issued before the node started plus this are refused")
 	o.tls.RegisterFlags(fs)
@@ -142,6 +153,12 @@ func (o *options) check(fs *flag.FlagSet) error {
 		return fmt.Errorf("-token-leeway must be >= 0, got %s", o.tokenLeeway)
 	case o.drainDeadline <= 0:
 		return fmt.Errorf("-drain-deadline must be > 0, got %s", o.drainDeadline)
+	case o.rebalance.Enabled && !(o.rebalance.MaxRate >= 1):
+		return fmt.Errorf("-rebalance-max-rate must be >= 1, got %g", o.rebalance.MaxRate)
+	case o.rebalance.Enabled && !(o.rebalance.Tolerance >= 0 && o.rebalance.Tolerance < 1):
+		return fmt.Errorf("-rebalance-tolerance must be in [0, 1), got %g", o.rebalance.Tolerance)
+	case o.rebalance.Enabled && o.rebalance.MinMove < 1:
+		return fmt.Errorf("-rebalance-min-move must be >= 1, got %d", o.rebalance.MinMove)
 	}
 	if _, _, err := net.SplitHostPort(o.bind); err != nil {
 		return fmt.Errorf("-bind: %w", err)
@@ -286,6 +303,8 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc.Upstream = o.upstream
 	nc.DrainDeadline = o.drainDeadline
 	nc.AdminToken = adminToken
+	nc.Rebalance = o.rebalance
+	nc.View = cl
 	nc.Logger = log
 	nc.Registry = reg
 	audience := o.tokenAudience
@@ -317,7 +336,12 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 
 	joinCtx, stopJoin := context.WithCancel(ctx)
 	defer stopJoin()
-	go func() { _ = gossipcli.Join(joinCtx, cl, jc) }() // logs its own progress
+	// The node joins at once, not ready until it accepts tokens (node.New:
+	// those issued before its start plus the leeway are refused), so auth
+	// sends it nobody before then.
+	go func() {
+		_ = gossipcli.Join(joinCtx, cl, jc) // logs its own progress
+	}()
 
 	// Wait for a reason to stop.
 	select {

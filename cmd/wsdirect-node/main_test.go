@@ -22,6 +22,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/cluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -248,6 +249,9 @@ func TestFlagErrors(t *testing.T) {
 		"wildcard, no advert": {[]string{"-dev", "-auth-keys", pub, "-bind", "0.0.0.0:0", "-gossip-bind", "127.0.0.1:0"}, 1, "-advertise is required"},
 		"bad ec2 tag":         {[]string{"-dev", "-auth-keys", pub, "-bind", "127.0.0.1:0", "-join-ec2-tag", "novalue"}, 2, "-join-ec2-tag"},
 		"bad gossip key":      {[]string{"-auth-keys", pub, "-gossip-key-file", pub}, 1, "gossip key"},
+		"bad rebalance rate":  {[]string{"-dev", "-auth-keys", pub, "-rebalance-max-rate", "0"}, 2, "-rebalance-max-rate"},
+		"bad tolerance":       {[]string{"-dev", "-auth-keys", pub, "-rebalance-tolerance", "1"}, 2, "-rebalance-tolerance"},
+		"bad min move":        {[]string{"-dev", "-auth-keys", pub, "-rebalance-min-move", "0"}, 2, "-rebalance-min-move"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -307,6 +311,46 @@ func TestSignalDrainAndReload(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, h.logs.String())
 	}
 	t.Logf("drained and exited in %s", time.Since(start))
+}
+
+// TestStopFitsTheUnit: a scale-in's SIGTERM with clients that never answer
+// the close frame (a stalled phone, a dead NAT entry). The drain gives up
+// at -drain-deadline and cuts them, and the whole stop (leave, shutdown)
+// ends within the margin the cloud-init unit adds to the deadline for
+// systemd's TimeoutStopSec, so systemd never has to SIGKILL the node.
+func TestStopFitsTheUnit(t *testing.T) {
+	const deadline = 2 * time.Second
+	h := start(t, "-drain-deadline", deadline.String())
+	var stuck []*websocket.Conn
+	for i := 0; i < 5; i++ {
+		ws, err := h.dial(h.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		stuck = append(stuck, ws) // never read: the close is never answered
+	}
+	begin := time.Now()
+	h.sigs <- syscall.SIGTERM
+	if code := h.waitExit(deadline + userdata.StopMargin); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.logs.String())
+	}
+	took := time.Since(begin)
+	if took < deadline {
+		t.Fatalf("exited after %s, before the drain deadline %s: the clients were not waited for", took, deadline)
+	}
+	if !strings.Contains(h.logs.String(), "drain incomplete") {
+		t.Fatalf("the drain did not hit its deadline:\n%s", h.logs.String())
+	}
+	// The clients got the drain code before they were cut.
+	for _, ws := range stuck {
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := ws.ReadMessage()
+		if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != wire.CloseDraining {
+			t.Fatalf("stuck client read %v, want close %d", err, wire.CloseDraining)
+		}
+	}
+	t.Logf("stopped %s after SIGTERM (deadline %s, unit allows %s)", took.Round(time.Millisecond), deadline, deadline+userdata.StopMargin)
 }
 
 func TestAdminDrainExits(t *testing.T) {
@@ -465,6 +509,47 @@ func TestReplayAfterRestart(t *testing.T) {
 	ws, err = h.dial(h.signer)
 	if err != nil {
 		t.Fatalf("a fresh token after the restart: %v", err)
+	}
+	ws.Close()
+}
+
+// TestJoinsOnceTokensAreAccepted: a node refuses tokens issued before its
+// start plus -token-leeway, so it joins the cluster only then: the first
+// moment auth can hear of it and send it clients, a token minted for it is
+// accepted.
+func TestJoinsOnceTokensAreAccepted(t *testing.T) {
+	const leeway = 1500 * time.Millisecond
+	cc := cluster.LocalConfig()
+	cc.Name = "observer"
+	cc.Role = cluster.RoleAuth
+	cc.Dev = true
+	obs, err := cluster.Create(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Shutdown()
+	begin := time.Now()
+	h := start(t, "-join", obs.GossipAddr(), "-token-leeway", leeway.String())
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		seen := false
+		for _, m := range obs.Nodes() {
+			seen = seen || m.Name == "n1"
+		}
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node never joined")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(begin); took < leeway {
+		t.Fatalf("the node joined %s after it was started, before its leeway of %s had passed", took, leeway)
+	}
+	ws, err := h.dial(h.signer)
+	if err != nil {
+		t.Fatalf("a token minted once the node was in the view: %v", err)
 	}
 	ws.Close()
 }

@@ -14,7 +14,8 @@ func TestHelp(t *testing.T) {
 		code int
 		want []string
 	}{
-		{[]string{"-h"}, 0, []string{"usage: wsdirect-plot", "balance", "wsdirect-plot balance -h"}},
+		{[]string{"-h"}, 0, []string{"usage: wsdirect-plot", "balance", "rebalance", "wsdirect-plot balance -h"}},
+		{[]string{"rebalance", "-h"}, 0, []string{"usage: wsdirect-plot rebalance [flags]", "-in", "-out"}},
 		{[]string{"help"}, 0, []string{"usage: wsdirect-plot"}},
 		{[]string{"balance", "-h"}, 0, []string{"usage: wsdirect-plot balance [flags]", "-out", "-rates", "-seed"}},
 		{[]string{"balance", "-nope"}, 2, []string{"flag provided but not defined: -nope", "usage: wsdirect-plot balance [flags]", "-out"}},

@@ -1,14 +1,17 @@
 // Command wsdirect-plot draws the figures in docs/benchmarks.md.
 //
 //	go run ./cmd/wsdirect-plot balance -out docs/img/balance.png
+//	go run ./cmd/wsdirect-plot rebalance -in rebalance.json -out docs/img/rebalance.png
 //
 // "balance" simulates a burst of assignments under stale gossip for every
 // assignment strategy (package internal/bench/balance, driving
 // balance.SimulateBurst), writes the PNG and prints the Markdown table that
-// goes with it.
+// goes with it. "rebalance" draws clients per node and reconnects per second
+// over a scale-out from the JSON result of "wsdirect-bench rebalance -out".
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,18 +22,20 @@ import (
 	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/balance"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: wsdirect-plot balance [flags]
+const usage = `usage: wsdirect-plot <command> [flags]
 
 Commands:
-  balance   balance of a burst of assignments under stale gossip, per strategy
+  balance     balance of a burst of assignments under stale gossip, per strategy
+  rebalance   clients per node over a scale-out, from "wsdirect-bench rebalance -out"
 
-"wsdirect-plot balance -h" lists its flags.
+"wsdirect-plot balance -h" and "wsdirect-plot rebalance -h" list their flags.
 `
 
 // errFlagParse means the flag package already printed the fault and the
@@ -45,13 +50,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
-	case "balance":
-		if err := balanceCmd(args[1:], stdout, stderr); err != nil {
+	case "balance", "rebalance":
+		cmd := balanceCmd
+		if args[0] == "rebalance" {
+			cmd = rebalanceCmd
+		}
+		if err := cmd(args[1:], stdout, stderr); err != nil {
 			switch {
 			case errors.Is(err, flag.ErrHelp):
 				return 0
 			case !errors.Is(err, errFlagParse): // else flag printed it
-				fmt.Fprintln(stderr, "wsdirect-plot balance:", err)
+				fmt.Fprintf(stderr, "wsdirect-plot %s: %v\n", args[0], err)
 			}
 			return 2
 		}
@@ -149,4 +158,48 @@ func joinRates(rs []float64) string {
 		parts[i] = strconv.FormatFloat(r, 'f', -1, 64)
 	}
 	return strings.Join(parts, ",")
+}
+
+func rebalanceCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("wsdirect-plot rebalance", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: wsdirect-plot rebalance [flags]
+
+Draws clients per node and reconnects per second over a scale-out, from the
+JSON result that "wsdirect-bench rebalance -out FILE" writes, and prints the
+result's table.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	in := fs.String("in", "", "JSON result of wsdirect-bench rebalance (required)")
+	out := fs.String("out", "docs/img/rebalance.png", "PNG file to write")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errFlagParse
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *in == "" {
+		return errors.New("-in is required")
+	}
+	data, err := os.ReadFile(*in)
+	if err != nil {
+		return err
+	}
+	var res compare.RebalanceResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("%s: %w", *in, err)
+	}
+	if err := res.WritePNG(*out); err != nil {
+		return err
+	}
+	res.WriteTable(stdout)
+	fmt.Fprintf(stderr, "wrote %s\n", *out)
+	return nil
 }

@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -86,6 +87,23 @@ const (
 	// the binary's view of the kernel host name, decides it.
 	AuthName = "auth-%H"
 )
+
+// DefaultDrainDeadline is wsdirect-node's -drain-deadline default
+// (node.DefaultConfig; a test keeps the two equal).
+const DefaultDrainDeadline = 30 * time.Second
+
+// StopMargin is what a node's unit allows for the rest of a stop after the
+// drain deadline: leaving the gossip (bounded at 10 s in wsdirect-node) and
+// closing what is left, with room to spare. The whole stop, 60 s by
+// default, fits systemd's default of 90 s, EC2's clean shutdown (which
+// waits for the units; the instance lingers in shutting-down for a few
+// minutes at most) and a Spot instance's two-minute notice
+// (docs/design.md section 15).
+const StopMargin = 30 * time.Second
+
+// MaxDrainDeadline bounds DrainDeadline, so that a stop stays within
+// EC2's shutdown and Spot's notice.
+const MaxDrainDeadline = 90 * time.Second
 
 // tlsNamesAuto is the binaries' -tls-names value for the instance's public
 // IPv4 address (tlscert.NamesAuto).
@@ -161,6 +179,12 @@ type Config struct {
 	// Upstream, when set, is a ws:// or wss:// URL the node relays every
 	// client connection to; empty means the built-in echo.
 	Upstream string
+	// DrainDeadline is the node's -drain-deadline: how long the drain on
+	// SIGTERM (a stop, a terminate, a scale-in) may take before the rest of
+	// the clients are cut. 0 keeps the binary's default,
+	// DefaultDrainDeadline. The unit's TimeoutStopSec is this plus
+	// StopMargin.
+	DrainDeadline time.Duration
 
 	// Both roles, optional.
 
@@ -332,6 +356,9 @@ func (c Config) normalize() (Config, error) {
 		if n.MaxConns < 0 {
 			add("max_conns must not be negative, got %d", n.MaxConns)
 		}
+		if n.DrainDeadline < 0 || n.DrainDeadline > MaxDrainDeadline || n.DrainDeadline%time.Second != 0 {
+			add("drain deadline must be whole seconds from 0 (the binary's default, %s) to %s, got %s", DefaultDrainDeadline, MaxDrainDeadline, n.DrainDeadline)
+		}
 		switch {
 		case n.AuthPublicKeys == "" && n.AuthPublicKeysParameter == "":
 			add("a node needs the auth public keys: PEM \"PUBLIC KEY\" blocks of the auth signing keys, or the parameter holding them")
@@ -355,8 +382,8 @@ func (c Config) normalize() (Config, error) {
 	case RoleAuth:
 		checkParam("signing key", n.SigningKeyParameter, true)
 		checkParam("users", n.UsersParameter, true)
-		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.AuthPublicKeysParameter != "" || n.Upstream != "" || n.AdvertisePort != 0 {
-			add("name, advertise, advertise port, max_conns, auth public keys and upstream apply to the node role only")
+		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.AuthPublicKeysParameter != "" || n.Upstream != "" || n.AdvertisePort != 0 || n.DrainDeadline != 0 {
+			add("name, advertise, advertise port, max_conns, auth public keys, upstream and drain deadline apply to the node role only")
 		}
 	}
 	n.checkTLS(add, checkParam)
@@ -512,6 +539,9 @@ func Render(c Config) (string, error) {
 		if n.Upstream != "" {
 			args = append(args, "-upstream", n.Upstream)
 		}
+		if n.DrainDeadline > 0 {
+			args = append(args, "-drain-deadline", n.DrainDeadline.String())
+		}
 	case RoleAuth:
 		args = append(args,
 			"-name", AuthName,
@@ -628,8 +658,18 @@ func systemdUnit(c Config, args []string) string {
 		fmt.Fprintf(&extra, "StateDirectory=%s\nStateDirectoryMode=0700\n", strings.TrimPrefix(StateDir, "/var/lib/"))
 	}
 	desc := "wsdirect node (WebSocket server)"
+	stop := ""
 	if c.Role == RoleAuth {
 		desc = "wsdirect auth service"
+	} else {
+		drain := c.DrainDeadline
+		if drain == 0 {
+			drain = DefaultDrainDeadline
+		}
+		stop = fmt.Sprintf(`# SIGTERM drains the node within -drain-deadline (%s): its clients are told,
+# in batches, to reconnect through auth. The rest of the stop fits in %s more.
+TimeoutStopSec=%ds
+`, drain, StopMargin, int((drain + StopMargin).Seconds()))
 	}
 	return fmt.Sprintf(`[Unit]
 Description=%s
@@ -649,7 +689,7 @@ Restart=on-failure
 # Every start reads the secrets from Parameter Store; a fleet failing
 # together must not exceed its throughput.
 RestartSec=5s
-# Every WebSocket holds a file descriptor.
+%s# Every WebSocket holds a file descriptor.
 LimitNOFILE=1048576
 NoNewPrivileges=true
 ProtectSystem=full
@@ -658,7 +698,7 @@ PrivateTmp=true
 %s
 [Install]
 WantedBy=multi-user.target
-`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "), extra.String())
+`, desc, ServiceUser, ServiceUser, ConfigDir, c.binary(), strings.Join(quoted, " "), stop, extra.String())
 }
 
 // lowPort reports whether hostport's port is below 1024.

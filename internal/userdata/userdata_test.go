@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
+	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -152,7 +154,9 @@ func TestRenderNode(t *testing.T) {
 		t.Errorf("unit lacks %q:\n%s", wantExec, unit)
 	}
 	for _, w := range []string{"Restart=on-failure\n", "StartLimitIntervalSec=0\n", "LimitNOFILE=1048576\n", "User=wsdirect\n", "WantedBy=multi-user.target\n", "After=network-online.target\n",
-		"AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "StateDirectory=wsdirect\n", "StateDirectoryMode=0700\n"} {
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "StateDirectory=wsdirect\n", "StateDirectoryMode=0700\n",
+		// The default drain (30 s) plus StopMargin.
+		"TimeoutStopSec=60s\n"} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q", w)
 		}
@@ -453,6 +457,10 @@ func TestValidation(t *testing.T) {
 		{"empty advertise", nodeConfig, func(c *Config) { c.Advertise = "" }, `advertise "" must be "auto", an IP address or a DNS name`},
 		{"auth with node defaults", authConfig, func(c *Config) { c.Name, c.Advertise = DefaultName, DefaultAdvertise }, "apply to the node role only"},
 		{"negative conns", nodeConfig, func(c *Config) { c.MaxConns = -1 }, "max_conns must not be negative"},
+		{"negative drain deadline", nodeConfig, func(c *Config) { c.DrainDeadline = -time.Second }, "drain deadline must be whole seconds"},
+		{"drain deadline past EC2's shutdown", nodeConfig, func(c *Config) { c.DrainDeadline = 2 * time.Minute }, "drain deadline must be whole seconds"},
+		{"fractional drain deadline", nodeConfig, func(c *Config) { c.DrainDeadline = 1500 * time.Millisecond }, "drain deadline must be whole seconds"},
+		{"auth with drain deadline", authConfig, func(c *Config) { c.DrainDeadline = time.Second }, "apply to the node role only"},
 		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "a node needs the auth public keys"},
 		{"both auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeysParameter = "/k" }, "not both"},
 		{"bad auth keys parameter", nodeConfig, func(c *Config) { c.AuthPublicKeys, c.AuthPublicKeysParameter = "", "k/x" }, "auth public keys parameter:"},
@@ -584,5 +592,36 @@ func TestInstallScript(t *testing.T) {
 				t.Errorf("checksum failure not explained: %s", outb)
 			}
 		})
+	}
+}
+
+// TestDrainDeadlineAndStopTimeout: the node's drain deadline goes on its
+// command line, and systemd waits that plus StopMargin before it kills the
+// process; the auth unit keeps systemd's default; and the default here is
+// the binary's.
+func TestDrainDeadlineAndStopTimeout(t *testing.T) {
+	if d := node.DefaultConfig().DrainDeadline; d != DefaultDrainDeadline {
+		t.Fatalf("DefaultDrainDeadline %s, wsdirect-node's default %s", DefaultDrainDeadline, d)
+	}
+	c := nodeConfig(t)
+	c.DrainDeadline = 45 * time.Second
+	out, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := parse(t, out)
+	unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
+	for _, w := range []string{" -drain-deadline 45s ", "TimeoutStopSec=75s\n"} {
+		if !strings.Contains(unit, w) {
+			t.Errorf("unit lacks %q:\n%s", w, unit)
+		}
+	}
+	out, err = Render(authConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ = parse(t, out)
+	if unit := content(t, p, "/etc/systemd/system/wsdirect-auth.service"); strings.Contains(unit, "TimeoutStopSec") || strings.Contains(unit, "drain") {
+		t.Errorf("auth unit has a drain stop timeout:\n%s", unit)
 	}
 }

@@ -15,6 +15,7 @@ import {
   connectEndpoint,
   nodeSocketParams,
   parseRetryAfter,
+  REASON_REBALANCE,
   shouldReconnect,
 } from '../wsdirect.js';
 
@@ -23,7 +24,7 @@ test('shouldReconnect follows the wire table', () => {
     1000: false, 1001: true, 1002: false, 1003: false, 1005: false, 1006: true, 1007: false,
     1008: false, 1009: false, 1010: false, 1011: true, 1012: true, 1013: true, 1014: true, 1015: false,
     3000: false, 3999: false,
-    4000: true, 4001: true, 4002: true, 4499: true,
+    4000: true, 4001: true, 4002: true, 4003: true, 4499: true,
     4500: false, 4999: false, 5000: false, 0: false,
   };
   for (const [code, want] of Object.entries(table)) {
@@ -329,6 +330,43 @@ test('connect: draining and shutdown codes reconnect through auth', async () => 
   await until(() => sockets().length === 3);
   assert.equal(c.nodeId, 'node-3');
   c.close();
+});
+
+test('connect: a rebalance close reconnects through auth and says so until connected', async () => {
+  FakeWebSocket.all = [];
+  const f = scriptedFetch([assignment(1), assignment(2), assignment(3), assignment(4)]);
+  const r = recorder();
+  const c = connect({
+    authURL: 'http://auth.test',
+    credentials: { username: 'u', password: 'p' },
+    fetch: f,
+    WebSocket: FakeWebSocket,
+    random: () => 0,
+    ...r.callbacks,
+  });
+  await until(() => sockets().length === 1);
+  lastSocket().open();
+  lastSocket().drop(CloseCode.REBALANCE, 'rebalance');
+  const e = await r.waitFor((x) => x.type === 'close' && x.code === CloseCode.REBALANCE);
+  assert.equal(e.willReconnect, true);
+  // The second node refuses the upgrade (1006 before open): the next
+  // request still says rebalance.
+  await until(() => sockets().length === 2);
+  lastSocket().drop(1006);
+  await until(() => sockets().length === 3);
+  lastSocket().open();
+  lastSocket().drop(CloseCode.DRAINING);
+  await until(() => sockets().length === 4);
+  const reasons = f.calls.map((x) => JSON.parse(x.init.body).reason ?? '');
+  assert.deepEqual(reasons, ['', REASON_REBALANCE, REASON_REBALANCE, '']);
+  assert.deepEqual(JSON.parse(f.calls[1].init.body), { username: 'u', password: 'p', reason: 'rebalance' });
+  c.close();
+
+  // With a bearer token the reason travels alone in the body.
+  const g = scriptedFetch([assignment(5)]);
+  await authorize('http://auth.test', { bearerToken: 'jwt' }, { fetch: g, reason: REASON_REBALANCE });
+  assert.equal(g.calls[0].init.headers.Authorization, 'Bearer jwt');
+  assert.deepEqual(JSON.parse(g.calls[0].init.body), { reason: 'rebalance' });
 });
 
 test('connect: 401 from auth stops; bad options throw', async () => {

@@ -94,6 +94,8 @@ type EnvConfig struct {
 	SourceIPs []string
 	// HAProxyMaxConn is HAProxy's maxconn, at least 1.
 	HAProxyMaxConn int
+	// NodeArgs are appended to every node's flags; empty adds none.
+	NodeArgs []string
 	// Logf, when set, receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -174,13 +176,14 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	e := &Env{Path: path, dir: dir}
 	lc := localcluster.DefaultConfig()
 	lc.BinDir, lc.Nodes, lc.MaxConns, lc.LogLevel, lc.Logf = cfg.BinDir, cfg.Nodes, cfg.MaxConns, "warn", cfg.Logf
+	lc.NodeArgs = append([]string(nil), cfg.NodeArgs...)
 	// On the direct TLS paths the nodes and auth terminate TLS; behind
 	// HAProxy they stay plain on loopback, HAProxy terminates it.
 	lc.TLS = isDirect(path) && isTLS(path)
 	if mode != "" {
 		// HAProxy, not auth, picks the node: every node accepts the token
 		// service's tokens for the shared audience.
-		lc.NodeArgs = []string{"-token-audience", PoolAudience}
+		lc.NodeArgs = append(lc.NodeArgs, "-token-audience", PoolAudience)
 	}
 	cl, err := localcluster.Start(ctx, lc)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -40,6 +43,22 @@ type FleetConfig struct {
 	AuthURL  string `json:"auth_url"`
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// Users, when not empty, replaces Username and Password: client i logs
+	// in as Users[i % len(Users)], so that per-user limits (auth's
+	// outstanding tokens, each node's connections per user) meet many
+	// users, as in production.
+	Users []FleetUser `json:"users,omitempty"`
+	// RoutesFile, when set, is a JSON object file mapping addresses the
+	// clients are sent to (host only) to the addresses they dial instead.
+	// On the local cloud it maps public IPs to the private IPs behind
+	// them, as EC2's network does, without the local cloud's NAT
+	// forwarder, which holds two descriptors per connection in one
+	// process. It is read again when a client meets an address it does
+	// not know (a node added later).
+	RoutesFile string `json:"routes_file,omitempty"`
+	// RootsPEM, when set, holds the only CAs the clients trust for
+	// https:// and wss:// (a private CA's root); empty trusts the system's.
+	RootsPEM string `json:"roots_pem,omitempty"`
 	// Clients is how many managed clients to run, at least 1.
 	Clients int `json:"clients"`
 	// Rate is the first-connect rate per second. Must be > 0.
@@ -58,6 +77,12 @@ type FleetConfig struct {
 	// the more so when other runs share the machine's loopback.
 	SourceIPs    []netip.Addr `json:"source_ips,omitempty"`
 	SourceOffset int          `json:"source_offset,omitempty"`
+}
+
+// FleetUser is one user's credentials.
+type FleetUser struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
 
 // DefaultFleetConfig returns the defaults; the caller sets AuthURL, the
@@ -106,6 +131,8 @@ func (c *FleetConfig) validate() error {
 		return fmt.Errorf("benchcompare: fleet BackoffMax (%s) must be at least BackoffBase (%s)", c.BackoffMax, c.BackoffBase)
 	case c.SourceOffset < 0:
 		return fmt.Errorf("benchcompare: fleet SourceOffset must not be negative, got %d", c.SourceOffset)
+	case c.RootsPEM != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(c.RootsPEM)):
+		return errors.New("benchcompare: fleet RootsPEM holds no PEM certificate")
 	}
 	for _, ip := range c.SourceIPs {
 		if !ip.IsLoopback() {
@@ -133,6 +160,10 @@ type FleetStatus struct {
 	// GaveUp counts clients whose Run stopped with an error (bad
 	// credentials, a close code that says not to come back).
 	GaveUp int `json:"gave_up"`
+	// Rebalanced counts closes with wire.CloseRebalance (clients a node
+	// moved); RebalancedTwice counts clients that saw more than one.
+	Rebalanced      int64 `json:"rebalanced"`
+	RebalancedTwice int   `json:"rebalanced_twice"`
 }
 
 func (s *FleetStatus) add(o FleetStatus) {
@@ -154,6 +185,8 @@ func (s *FleetStatus) add(o FleetStatus) {
 	}
 	s.LastConnect = max(s.LastConnect, o.LastConnect)
 	s.GaveUp += o.GaveUp
+	s.Rebalanced += o.Rebalanced
+	s.RebalancedTwice += o.RebalancedTwice
 }
 
 // fleet is a set of managed clients, here or in a worker process.
@@ -171,6 +204,8 @@ type Fleet struct {
 	connects, disconnects atomic.Int64
 	lastConnect           atomic.Int64
 	gaveUp                atomic.Int64
+	rebalanced            atomic.Int64
+	rebalancedTwice       atomic.Int64
 	mu                    sync.Mutex
 	failed                map[string]int64
 	transports            []*http.Transport
@@ -185,10 +220,19 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &Fleet{cancel: cancel, failed: map[string]int64{}}
 	pool := &sync.Pool{} // shared write buffers: idle clients hold none
+	rt := &routes{file: cfg.RoutesFile}
+	var tlsConf *tls.Config
+	if cfg.RootsPEM != "" {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM([]byte(cfg.RootsPEM))
+		tlsConf = &tls.Config{RootCAs: roots}
+	}
 	mkOpts := func(local net.Addr) []client.Option {
 		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: local, Control: srcbind.Control}
+		dial := rt.dialer(nd.DialContext)
 		tr := &http.Transport{
-			DialContext:         nd.DialContext,
+			DialContext:         dial,
+			TLSClientConfig:     tlsConf,
 			MaxIdleConns:        cfg.Concurrency * 2,
 			MaxIdleConnsPerHost: cfg.Concurrency * 2,
 			IdleConnTimeout:     30 * time.Second,
@@ -197,7 +241,8 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		return []client.Option{
 			client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}),
 			client.WithDialer(&websocket.Dialer{
-				NetDialContext:   nd.DialContext,
+				NetDialContext:   dial,
+				TLSClientConfig:  tlsConf,
 				HandshakeTimeout: 10 * time.Second,
 				ReadBufferSize:   512,
 				WriteBufferSize:  512,
@@ -212,7 +257,13 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	for _, ip := range cfg.SourceIPs {
 		optSets = append(optSets, mkOpts(&net.TCPAddr{IP: ip.AsSlice()}))
 	}
-	creds := client.Credentials{Username: cfg.Username, Password: cfg.Password}
+	users := []client.Credentials{{Username: cfg.Username, Password: cfg.Password}}
+	if len(cfg.Users) > 0 {
+		users = users[:0]
+		for _, u := range cfg.Users {
+			users = append(users, client.Credentials{Username: u.Username, Password: u.Password})
+		}
+	}
 	lim := rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/50)))
 	inflight := make(chan struct{}, cfg.Concurrency)
 	f.clients = make([]*client.Managed, cfg.Clients)
@@ -221,6 +272,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		defer close(started)
 		for i := range f.clients {
 			var once sync.Once
+			var moves atomic.Int32
 			release := func() { once.Do(func() { <-inflight }) }
 			mc := client.DefaultManagedConfig()
 			mc.Options = optSets[(i+cfg.SourceOffset)%len(optSets)]
@@ -231,6 +283,12 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 				release()
 			}
 			mc.OnDisconnect = func(code int, err error) {
+				if code == wire.CloseRebalance {
+					f.rebalanced.Add(1)
+					if moves.Add(1) == 2 {
+						f.rebalancedTwice.Add(1)
+					}
+				}
 				if code != 0 {
 					f.disconnects.Add(1)
 					return
@@ -241,7 +299,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 					f.mu.Unlock()
 				}
 			}
-			m, err := client.NewManaged(cfg.AuthURL, creds, mc)
+			m, err := client.NewManaged(cfg.AuthURL, users[(i+cfg.SourceOffset*len(f.clients))%len(users)], mc)
 			if err != nil {
 				// validate checked the backoff; count it all the same.
 				f.gaveUp.Add(1)
@@ -295,6 +353,8 @@ func (f *Fleet) Status() FleetStatus {
 	s.Disconnects = f.disconnects.Load()
 	s.LastConnect = f.lastConnect.Load()
 	s.GaveUp = int(f.gaveUp.Load())
+	s.Rebalanced = f.rebalanced.Load()
+	s.RebalancedTwice = int(f.rebalancedTwice.Load())
 	return s
 }
 
@@ -471,6 +531,55 @@ func (fs fleets) Stop() error {
 		errs = append(errs, f.Stop())
 	}
 	return errors.Join(errs...)
+}
+
+// routes rewrites the host of dialed addresses by a JSON map file (see
+// FleetConfig.RoutesFile).
+type routes struct {
+	file string
+	mu   sync.RWMutex
+	m    map[string]string
+	read time.Time
+}
+
+// dialer wraps dial so that it dials the routed address.
+func (r *routes) dialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if r.file == "" {
+		return dial
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if to, ok := r.lookup(host); ok {
+			addr = net.JoinHostPort(to, port)
+		}
+		return dial(ctx, network, addr)
+	}
+}
+
+// lookup maps host, reading the file again (at most every 100 ms) when it
+// does not know it.
+func (r *routes) lookup(host string) (string, bool) {
+	r.mu.RLock()
+	to, ok := r.m[host]
+	fresh := time.Since(r.read) < 100*time.Millisecond
+	r.mu.RUnlock()
+	if ok || fresh {
+		return to, ok
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if data, err := os.ReadFile(r.file); err == nil {
+		var m map[string]string
+		if json.Unmarshal(data, &m) == nil {
+			r.m = m
+		}
+	}
+	r.read = time.Now()
+	to, ok = r.m[host]
+	return to, ok
 }
 
 // waitStatus polls fs every 50ms until cond holds, timeout passes or ctx

@@ -708,6 +708,36 @@ func (c *Cluster) waitHTTP(ctx context.Context, p *Process, path string) error {
 	return nil
 }
 
+// AddNode starts one more node process, named and addressed after the last
+// one (node-4 on 127.0.0.14 after three), joining the gossip through the
+// running members, and waits until it answers /readyz and every running
+// auth instance lists it: a scale-out.
+func (c *Cluster) AddNode(ctx context.Context) (*Process, error) {
+	ip := c.cfg.NodeIPBase
+	for range c.Nodes {
+		ip = ip.Next()
+	}
+	p, err := c.newProcess(fmt.Sprintf("node-%d", len(c.Nodes)+1), NodeBinary, ip)
+	if err != nil {
+		return nil, err
+	}
+	var join []string
+	for _, o := range append(append([]*Process(nil), c.Auths...), c.Nodes...) {
+		if o.Running() {
+			join = append(join, o.GossipAddr)
+		}
+	}
+	p.args = c.nodeArgs(p, join)
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	c.Nodes = append(c.Nodes, p)
+	c.cfg.Logf("started %s on %s", p.Name, p.HTTPAddr)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	defer cancel()
+	return p, c.WaitReady(ctx)
+}
+
 // Kill sends SIGKILL to node i: no drain, no graceful leave, its clients see
 // their connections break.
 func (c *Cluster) Kill(i int) error {

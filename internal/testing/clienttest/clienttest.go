@@ -44,9 +44,10 @@ type Cluster struct {
 	// LastBearer is the Authorization header of the last auth request.
 	LastBearer atomic.Value // string
 
-	mu     sync.Mutex
-	tokens []string
-	next   int
+	mu      sync.Mutex
+	tokens  []string
+	reasons []string
+	next    int
 }
 
 // Node is one fake node.
@@ -159,6 +160,9 @@ func newCluster(t testing.TB, nodes int, tc *tls.Config) *Cluster {
 			WriteJSON(w, http.StatusBadRequest, wire.Error{Code: "bad_request"})
 			return
 		}
+		c.mu.Lock()
+		c.reasons = append(c.reasons, req.Reason)
+		c.mu.Unlock()
 		if req.Username != Username || req.Password != Password {
 			WriteJSON(w, http.StatusUnauthorized, wire.Error{Code: "invalid_credentials", Message: "bad user or password"})
 			return
@@ -182,6 +186,14 @@ func newCluster(t testing.TB, nodes int, tc *tls.Config) *Cluster {
 
 // AuthURL is the fake auth's base URL.
 func (c *Cluster) AuthURL() string { return c.Auth.URL }
+
+// Reasons lists the reason of every connect request auth decoded, in
+// order ("" for none).
+func (c *Cluster) Reasons() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.reasons...)
+}
 
 // Tokens lists every token auth issued, in order.
 func (c *Cluster) Tokens() []string {

@@ -161,6 +161,7 @@ type managedClient struct {
 	connects    atomic.Int64
 	disconnects atomic.Int64
 	lastClose   atomic.Int64 // last close code seen (0 for a failed attempt)
+	rebalanced  atomic.Int64 // closes with wire.CloseRebalance
 	nodes       sync.Map     // node name -> true, every node it was assigned
 	msgs        chan string
 	runErr      atomic.Pointer[error]
@@ -200,6 +201,9 @@ func startFleet(t testing.TB, authURL string, n int, timeout time.Duration, tune
 		cfg.OnDisconnect = func(code int, err error) {
 			if code != 0 {
 				mc.disconnects.Add(1)
+			}
+			if code == wire.CloseRebalance {
+				mc.rebalanced.Add(1)
 			}
 			mc.lastClose.Store(int64(code))
 		}

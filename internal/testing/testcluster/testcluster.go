@@ -410,6 +410,11 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 	// Every test client logs in as User: a per-user cap would refuse the
 	// tests themselves (it has its own tests in package node).
 	nconf.MaxConnsPerUser = 0
+	nconf.View = cl
+	// Off unless a test turns it on (NodeConfig): the other tests count
+	// every disconnect and every client's node, and small test clusters
+	// are uneven enough to start rounds. Rebalancing has tests of its own.
+	nconf.Rebalance.Enabled = false
 	nconf.Logger = Logger().With("node", name)
 	nconf.Registry = nreg
 	if c.opts.NodeConfig != nil {
@@ -647,6 +652,32 @@ func (c *Cluster) ConnsByNode() map[string]int {
 		out[n.Name] = n.Conns()
 	}
 	return out
+}
+
+// AddNode starts one more node (the next index, on the next 127.0.0.x),
+// joins it to the cluster and waits until every auth instance lists it:
+// a scale-out.
+func (c *Cluster) AddNode() *Node {
+	c.tb.Helper()
+	c.mu.Lock()
+	i := len(c.nodes)
+	c.mu.Unlock()
+	n, err := c.startNode(i)
+	if err != nil {
+		c.tb.Fatalf("testcluster: add node %d: %v", i, err)
+	}
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	c.WaitAuthViews(c.opts.ReadyTimeout, n.Name+" in every auth instance's view", func(view []cluster.Member) bool {
+		for _, m := range view {
+			if m.Name == n.Name {
+				return true
+			}
+		}
+		return false
+	})
+	return n
 }
 
 // KillNode crashes node i: its listener and every TCP connection to it are

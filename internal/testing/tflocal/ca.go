@@ -22,8 +22,9 @@ type CA struct {
 	Directory string
 	// ListenerRoot is the PEM root of the directory's own https (acme_ca_root).
 	ListenerRoot string
-	// Roots are what clients trust: the root the CA issues from.
-	Roots *x509.CertPool
+	// Roots are what clients trust: the root the CA issues from; IssuerRoot is its PEM.
+	Roots      *x509.CertPool
+	IssuerRoot string
 }
 
 // StartCA runs the CA with its files in dir. The instances' units listen on ports 443 and
@@ -44,9 +45,13 @@ func StartCA(dir string) (*CA, error) {
 	}
 	root, err := os.ReadFile(p.CAFile)
 	if err == nil {
-		var roots *x509.CertPool
-		if roots, err = p.RootCAs(); err == nil {
-			return &CA{p: p, Directory: p.DirectoryURL(), ListenerRoot: string(root), Roots: roots}, nil
+		var issuer []byte
+		if issuer, err = p.Roots(); err == nil {
+			roots := x509.NewCertPool()
+			if roots.AppendCertsFromPEM(issuer) {
+				return &CA{p: p, Directory: p.DirectoryURL(), ListenerRoot: string(root), Roots: roots, IssuerRoot: string(issuer)}, nil
+			}
+			err = errors.New("pebble's issuing root: no certificate")
 		}
 	}
 	p.Close()

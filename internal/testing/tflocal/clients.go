@@ -22,16 +22,21 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
-// Clients holds WebSocket connections opened through auth, each with its assignment.
+// Clients holds managed connections opened through auth (client.Managed), each with its
+// latest assignment. Like any client they go back to auth when a node closes them with a
+// reconnect code: a drain, or a rebalance after a scale-out moving them to the new node.
 type Clients struct {
-	mu    sync.Mutex
-	conns []*conn
+	mu     sync.Mutex
+	conns  []*conn
+	cancel []context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type conn struct {
-	ws     *websocket.Conn
-	nodeID string
-	url    string
+	m    *client.Managed
+	msgs chan string
+	mu   sync.Mutex
+	url  string // of the latest assignment
 }
 
 // User is one person the clients log in as, from an address of their own.
@@ -47,30 +52,40 @@ type User struct {
 // users[i % len(users)]: many users, each from an address of their own, as in life (auth
 // limits each address's concurrent password checks and each user's unused tokens, and each
 // node each user's connections). roots are the CAs to trust for https:// and wss://. Every
-// connection keeps reading (answering the node's pings) until Close.
+// connection stays up, reconnecting through auth when told to (and retrying after auth's
+// Retry-After), until Close. A client that fails is stopped at once.
 func (cs *Clients) Connect(ctx context.Context, authURL string, users []User, roots *x509.CertPool, n, concurrency int) error {
 	if len(users) == 0 {
 		return errors.New("tflocal: Connect needs at least one user")
 	}
 	opts := make([][]client.Option, len(users))
+	trs := make([]*http.Transport, len(users))
 	for i, u := range users {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		if u.From.IsValid() {
 			d.LocalAddr = &net.TCPAddr{IP: u.From.AsSlice()}
 		}
-		tr := &http.Transport{
+		trs[i] = &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: roots},
 			DialContext:         d.DialContext,
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     30 * time.Second,
 		}
-		defer tr.CloseIdleConnections()
 		opts[i] = []client.Option{
-			client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 30 * time.Second}),
+			client.WithHTTPClient(&http.Client{Transport: trs[i], Timeout: 30 * time.Second}),
 			client.WithDialer(&websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512,
 				TLSClientConfig: &tls.Config{RootCAs: roots}, NetDialContext: d.DialContext}),
 		}
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	cs.mu.Lock()
+	cs.cancel = append(cs.cancel, func() {
+		cancel()
+		for _, tr := range trs {
+			tr.CloseIdleConnections()
+		}
+	})
+	cs.mu.Unlock()
 	sem := make(chan struct{}, concurrency)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -86,35 +101,9 @@ func (cs *Clients) Connect(ctx context.Context, authURL string, users []User, ro
 			defer wg.Done()
 			defer func() { <-sem }()
 			u := i % len(users)
-			ws, resp, err := dialRetrying(ctx, authURL, users[u].Creds, opts[u])
-			if err != nil {
+			if err := cs.start(ctx, runCtx, authURL, users[u].Creds, opts[u], i); err != nil {
 				errs <- fmt.Errorf("client %d: %w", i, err)
-				return
 			}
-			msg := []byte("ping " + strconv.Itoa(i))
-			_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
-			if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
-				ws.Close()
-				errs <- fmt.Errorf("client %d: write: %w", i, err)
-				return
-			}
-			if _, got, err := ws.ReadMessage(); err != nil || string(got) != string(msg) {
-				ws.Close()
-				errs <- fmt.Errorf("client %d: echo %q: %v", i, got, err)
-				return
-			}
-			_ = ws.SetReadDeadline(time.Time{})
-			c := &conn{ws: ws, nodeID: resp.NodeID, url: resp.URL}
-			cs.mu.Lock()
-			cs.conns = append(cs.conns, c)
-			cs.mu.Unlock()
-			go func() {
-				for {
-					if _, _, err := ws.NextReader(); err != nil {
-						return
-					}
-				}
-			}()
 		}()
 	}
 	wg.Wait()
@@ -129,56 +118,112 @@ func (cs *Clients) Connect(ctx context.Context, authURL string, users []User, ro
 	return nil
 }
 
-// dialRetrying is client.Dial, asked again as a real client does when auth says to come
-// back later (429, 503: a user with too many unused tokens, an address with too many
-// password checks at once, no node with room), after its Retry-After, at most 5 times.
-func dialRetrying(ctx context.Context, authURL string, creds client.Credentials, opts []client.Option) (*websocket.Conn, *wire.ConnectResponse, error) {
-	for attempt := 1; ; attempt++ {
-		ws, resp, err := client.Dial(ctx, authURL, creds, opts...)
-		var ae *client.AuthError
-		if err == nil || attempt == 5 || !errors.As(err, &ae) || !ae.Temporary() {
-			return ws, resp, err
+// firstConnectTimeout bounds a client's wait for its first connection. It is long: first
+// logins of many users from one address meet auth's per-address limit on bcrypt work (10 at
+// once), and a client told to retry backs off exponentially, up to 30 s between attempts.
+const firstConnectTimeout = 2 * time.Minute
+
+// start runs one managed client until runCtx ends and waits for its first connection and
+// echo, within ctx and firstConnectTimeout; on failure it stops the client.
+func (cs *Clients) start(ctx, runCtx context.Context, authURL string, creds client.Credentials, opts []client.Option, i int) (err error) {
+	runCtx, stop := context.WithCancel(runCtx)
+	defer func() {
+		if err != nil {
+			stop()
 		}
-		wait := ae.RetryAfter
-		if wait <= 0 {
-			wait = time.Second
-		}
+	}()
+	c := &conn{msgs: make(chan string, 4)}
+	connected := make(chan struct{}, 1)
+	cfg := client.DefaultManagedConfig()
+	cfg.Options = opts
+	cfg.OnConnect = func(resp *wire.ConnectResponse) {
+		c.mu.Lock()
+		c.url = resp.URL
+		c.mu.Unlock()
 		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(wait):
+		case connected <- struct{}{}:
+		default:
 		}
 	}
+	cfg.OnMessage = func(_ int, data []byte) {
+		select {
+		case c.msgs <- string(data):
+		default:
+		}
+	}
+	m, err := client.NewManaged(authURL, creds, cfg)
+	if err != nil {
+		return err
+	}
+	c.m = m
+	runErr := make(chan error, 1)
+	cs.wg.Add(1)
+	go func() {
+		defer cs.wg.Done()
+		runErr <- m.Run(runCtx)
+	}()
+	wait, cancel := context.WithTimeout(ctx, firstConnectTimeout)
+	defer cancel()
+	select {
+	case <-connected:
+	case err := <-runErr:
+		return err
+	case <-wait.Done():
+		return fmt.Errorf("not connected: %w", wait.Err())
+	}
+	msg := "ping " + strconv.Itoa(i)
+	if err := m.Send(wait, websocket.TextMessage, []byte(msg)); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	select {
+	case got := <-c.msgs:
+		if got != msg {
+			return fmt.Errorf("echo %q, want %q", got, msg)
+		}
+	case <-wait.Done():
+		return fmt.Errorf("no echo: %w", wait.Err())
+	}
+	cs.mu.Lock()
+	cs.conns = append(cs.conns, c)
+	cs.mu.Unlock()
+	return nil
 }
 
-// Len is the number of open connections.
+// Len is the number of clients.
 func (cs *Clients) Len() int {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return len(cs.conns)
 }
 
-// ByNode counts connections by the node auth assigned, and records each node's URL.
+// ByNode counts the clients connected right now by node, and records each node's URL.
 func (cs *Clients) ByNode() (counts map[string]int, urls map[string]string) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	counts, urls = map[string]int{}, map[string]string{}
 	for _, c := range cs.conns {
-		counts[c.nodeID]++
-		urls[c.nodeID] = c.url
+		node, ok := c.m.Current()
+		if !ok {
+			continue
+		}
+		counts[node]++
+		c.mu.Lock()
+		urls[node] = c.url
+		c.mu.Unlock()
 	}
 	return counts, urls
 }
 
-// Close closes every connection.
+// Close closes every connection (with 1000) and waits for the clients to stop.
 func (cs *Clients) Close() {
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	for _, c := range cs.conns {
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		c.ws.Close()
+	cancels := cs.cancel
+	cs.cancel, cs.conns = nil, nil
+	cs.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
 	}
-	cs.conns = nil
+	cs.wg.Wait()
 }
 
 // NodeConnections reads a node's own count of live WebSockets (wsdirect_node_connections)

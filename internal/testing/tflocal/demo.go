@@ -3,21 +3,16 @@ package tflocal
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -27,13 +22,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/hashicorp/terraform-exec/tfexec"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/localcloud"
-	"github.com/wsdirect/terraform-provider-wsdirect/token"
-	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
 // DemoConfig describes the `make demo-terraform` run. Start from DefaultDemoConfig and set
@@ -79,7 +71,7 @@ type DemoConfig struct {
 func DefaultDemoConfig() DemoConfig {
 	return DemoConfig{
 		Version: "0.0.1", Cloud: DefaultCloudConfig(), Nodes: 3, ScaleTo: 4, Clients: 3000, ScaleClients: 1000,
-		Concurrency: 64, Users: 100, ClientCIDR: netip.MustParsePrefix("127.42.0.0/16"), BcryptCost: bcrypt.DefaultCost,
+		Concurrency: 64, Users: 100, ClientCIDR: DefaultClientCIDR, BcryptCost: bcrypt.DefaultCost,
 		ReadyTimeout: 2 * time.Minute,
 	}
 }
@@ -121,10 +113,12 @@ type NodeRow struct {
 
 // DemoResult is what the demo measured.
 type DemoResult struct {
-	Steps          []Step
-	Before, After  []NodeRow
-	NewNode        string
-	NewNodeClients int // of the ScaleClients connected after the scale-out
+	Steps         []Step
+	Before, After []NodeRow
+	NewNode       string
+	// NewNodeClients is what the new node holds at the end: new clients auth sent it, and
+	// clients the old nodes moved to it when they rebalanced (docs/design.md section 15).
+	NewNodeClients int
 	Total          time.Duration
 }
 
@@ -188,12 +182,8 @@ type demo struct {
 	bld     *Build
 	cloud   *Cloud
 	ca      *CA
-	tf      *tfexec.Terraform
-	tfDir   string
+	mod     *ClusterModule
 	tfLog   *os.File
-	admin   string
-	users   []User
-	authURL string
 	clients Clients
 }
 
@@ -240,269 +230,37 @@ func (d *demo) apply(ctx context.Context) error {
 	}
 	d.say("   ACME CA (pebble, Let's Encrypt's test server) at %s: every instance gets its certificate from it", d.ca.Directory)
 
-	d.tfDir = filepath.Join(d.cfg.WorkDir, "tf")
-	if err := d.writeConfig(ctx); err != nil {
-		return err
-	}
-	// The roles have no policy yet, as in an account where they were just created: the
-	// services cannot read their secrets until the module's policies are attached below.
-	for _, profile := range []string{"wsdirect-node", "wsdirect-auth"} {
-		if err := cloud.SetRolePolicy(ctx, profile, DenyAll); err != nil {
-			return err
-		}
-	}
 	if d.tfLog, err = os.Create(filepath.Join(d.cfg.WorkDir, "terraform.log")); err != nil {
 		return err
 	}
-	if d.tf, err = cloud.Terraform(d.cfg.Terraform, d.tfDir, d.tfLog); err != nil {
-		return err
-	}
 	t0 := time.Now()
-	if err := d.tf.Init(ctx); err != nil {
-		return fmt.Errorf("terraform init: %w", err)
+	users := ClusterUsers{Count: d.cfg.Users, BcryptCost: d.cfg.BcryptCost, From: d.cfg.ClientCIDR}
+	if d.mod, err = NewClusterModule(ctx, cloud, d.ca, d.cfg.Terraform, d.cfg.RepoDir, filepath.Join(d.cfg.WorkDir, "tf"), users, d.tfLog); err != nil {
+		return err
 	}
-	d.say("   terraform init: %v (provider from the mirror, no dev_overrides)", time.Since(t0).Round(time.Millisecond))
+	d.say("   %d users (bcrypt cost %d, addresses from %v), secrets in the Parameter Store, terraform init: %v (provider from the mirror, no dev_overrides)",
+		d.cfg.Users, d.cfg.BcryptCost, d.cfg.ClientCIDR, time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.tf.Apply(ctx, tfexec.Var("node_count="+strconv.Itoa(d.cfg.Nodes))); err != nil {
-		return fmt.Errorf("terraform apply: %w", err)
-	}
-	d.say("   terraform apply: %v", time.Since(t0).Round(time.Millisecond))
-	outs, err := d.tf.Output(ctx)
-	if err != nil {
+	if err := d.mod.Apply(ctx, d.cfg.Nodes); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(outs["auth_url"].Value, &d.authURL); err != nil {
-		return fmt.Errorf("output auth_url: %w", err)
-	}
-	// Attach the module's policies; the services, restarted by systemd, then read their
-	// secrets with exactly these grants.
-	for profile, output := range map[string]string{"wsdirect-node": "node_iam_policy_json", "wsdirect-auth": "auth_iam_policy_json"} {
-		var doc string
-		if err := json.Unmarshal(outs[output].Value, &doc); err != nil {
-			return fmt.Errorf("output %s: %w", output, err)
-		}
-		if err := d.cloud.SetRolePolicy(ctx, profile, doc); err != nil {
-			return err
-		}
-	}
-	d.say("   role policies from the module's outputs attached (ssm:GetParameter, kms:Decrypt, ec2:DescribeInstances)")
+	d.say("   terraform apply: %v; role policies from the module's outputs attached (ssm:GetParameter, kms:Decrypt, ec2:DescribeInstances)", time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.waitServing(ctx, d.cfg.Nodes); err != nil {
+	if err := d.mod.WaitServing(ctx, d.cfg.Nodes, d.cfg.ReadyTimeout); err != nil {
 		return err
 	}
-	d.say("   serving at %s with %d nodes %v after the apply", d.authURL, d.cfg.Nodes, time.Since(t0).Round(time.Millisecond))
+	d.say("   serving at %s with %d nodes %v after the apply", d.mod.AuthURL, d.cfg.Nodes, time.Since(t0).Round(time.Millisecond))
 	return nil
-}
-
-// writeConfig writes the root module: modules/cluster from the repository and the provider
-// with no settings (the AWS_* environment points it at the local cloud); fresh secrets go to
-// the local cloud's Parameter Store, so neither the configuration nor the state holds them.
-func (d *demo) writeConfig(ctx context.Context) error {
-	if err := os.MkdirAll(d.tfDir, 0o700); err != nil {
-		return err
-	}
-	modPath, err := filepath.Rel(d.tfDir, filepath.Join(d.cfg.RepoDir, "modules", "cluster"))
-	if err != nil {
-		return err
-	}
-	pub, priv, err := token.GenerateKey()
-	if err != nil {
-		return err
-	}
-	pubPEM, err := token.EncodePublicKey(pub)
-	if err != nil {
-		return err
-	}
-	privPEM, err := token.EncodePrivateKey(priv)
-	if err != nil {
-		return err
-	}
-	var g, adm [32]byte
-	_, _ = rand.Read(g[:])
-	_, _ = rand.Read(adm[:])
-	var users string
-	t0 := time.Now()
-	if d.users, users, err = makeUsers(d.cfg.Users, d.cfg.ClientCIDR, d.cfg.BcryptCost); err != nil {
-		return err
-	}
-	d.say("   %d users (bcrypt cost %d, addresses from %v): %v", d.cfg.Users, d.cfg.BcryptCost, d.cfg.ClientCIDR, time.Since(t0).Round(time.Millisecond))
-	d.admin = hex.EncodeToString(adm[:16])
-	info := d.cloud.Info
-	sha, _ := json.Marshal(info.ReleaseSHA256)
-
-	main := fmt.Sprintf(`terraform {
-  required_providers {
-    wsdirect = {
-      source = "wsdirect/wsdirect"
-    }
-  }
-}
-
-# No settings: AWS_REGION and AWS_ENDPOINT_URL_EC2 (from wsdirect-localcloud env) point the
-# provider at the local cloud, as they would at any EC2-compatible endpoint.
-provider "wsdirect" {}
-
-variable "node_count" {
-  type = number
-}
-variable "acme_ca_root" {
-  type = string
-}
-
-module "cluster" {
-  source = %q
-
-  cluster_name         = "demo"
-  subnet_ids           = ["subnet-00000001", "subnet-00000002"]
-  security_group_ids   = ["sg-00000002"]
-  ami                  = "ami-0123456789abcdef0"
-  node_instance_type   = "c6i.large"
-  auth_instance_type   = "t3.small"
-  node_count           = var.node_count
-  max_conns_per_node   = 10000
-  parameter_path       = %q
-  admin_api            = true
-
-  iam_instance_profile      = "wsdirect-node"
-  auth_iam_instance_profile = "wsdirect-auth"
-
-  release_url     = %q
-  release_version = %q
-  release_sha256  = %s
-
-  # TLS as on EC2 (tls_mode "acme", the default): every node and the auth host obtain an
-  # IP certificate for their public address, here from the run's own ACME CA.
-  acme_directory = %q
-  acme_ca_root   = var.acme_ca_root
-}
-
-output "auth_url" {
-  value = module.cluster.auth_url
-}
-
-output "nodes" {
-  value = module.cluster.nodes
-}
-
-output "node_iam_policy_json" {
-  value = module.cluster.node_iam_policy_json
-}
-
-output "auth_iam_policy_json" {
-  value = module.cluster.auth_iam_policy_json
-}
-`, filepath.ToSlash(modPath), demoParameterPath, info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`), d.ca.Directory)
-	if err := os.WriteFile(filepath.Join(d.tfDir, "main.tf"), []byte(main), 0o644); err != nil {
-		return err
-	}
-	// The ACME CA's root is public: a variable, not a parameter.
-	raw, err := json.MarshalIndent(map[string]string{"acme_ca_root": d.ca.ListenerRoot}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(d.tfDir, "acme.auto.tfvars.json"), raw, 0o644); err != nil {
-		return err
-	}
-	return d.cloud.PutClusterSecrets(ctx, demoParameterPath, ClusterSecrets{
-		"gossip-key":       base64.StdEncoding.EncodeToString(g[:]),
-		"signing-key":      string(privPEM),
-		"auth-public-keys": string(pubPEM),
-		"users":            users,
-		"admin-token":      d.admin,
-	})
-}
-
-// demoParameterPath is where the demo keeps the cluster's secrets.
-const demoParameterPath = "/wsdirect/demo"
-
-// waitServing waits until every instance booted with its unit active, and auth lists nodes
-// alive members.
-func (d *demo) waitServing(ctx context.Context, nodes int) error {
-	deadline := time.Now().Add(d.cfg.ReadyTimeout)
-	var last error
-	for {
-		if last = d.serving(ctx, nodes); last == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not serving within %v: %w", d.cfg.ReadyTimeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (d *demo) serving(ctx context.Context, nodes int) error {
-	sts, err := d.cloud.Status(ctx)
-	if err != nil {
-		return err
-	}
-	running := 0
-	for _, s := range sts {
-		if s.State != "running" {
-			continue
-		}
-		running++
-		if s.Boot != "done" {
-			return fmt.Errorf("%s: boot %q %s", s.ID, s.Boot, s.BootError)
-		}
-		for _, u := range s.Units {
-			if u.ActiveState != "active" {
-				return fmt.Errorf("%s: %s %s (exit %d): %s", s.ID, u.Name, u.ActiveState, u.ExitStatus, strings.Join(u.Log, "\n"))
-			}
-		}
-	}
-	if running != nodes+1 {
-		return fmt.Errorf("%d instances running, want %d", running, nodes+1)
-	}
-	ns, err := d.authNodes(ctx)
-	if err != nil {
-		return err
-	}
-	ready := 0
-	for _, n := range ns {
-		if n.Alive && n.Ready && !n.Draining {
-			ready++
-		}
-	}
-	if ready != nodes {
-		return fmt.Errorf("auth sees %d live nodes ready (certificate obtained), want %d", ready, nodes)
-	}
-	return nil
-}
-
-// authNodes is auth's GET /v1/nodes, with the admin token.
-func (d *demo) authNodes(ctx context.Context) ([]wire.NodeStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.authURL+wire.NodesPath, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+d.admin)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: d.ca.Roots}}}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", wire.NodesPath, resp.Status)
-	}
-	var ns []wire.NodeStatus
-	return ns, json.NewDecoder(resp.Body).Decode(&ns)
 }
 
 func (d *demo) connect(ctx context.Context) error {
 	t0 := time.Now()
-	if err := d.clients.Connect(ctx, d.authURL, d.users, d.ca.Roots, d.cfg.Clients, d.cfg.Concurrency); err != nil {
+	if err := d.clients.Connect(ctx, d.mod.AuthURL, d.mod.Users, d.ca.Roots, d.cfg.Clients, d.cfg.Concurrency); err != nil {
 		return err
 	}
 	took := time.Since(t0)
 	d.say("   %d connected in %v (%.0f/s) as %d users: https:// auth request, then wss:// straight to the node's public address", d.clients.Len(),
-		took.Round(time.Millisecond), float64(d.cfg.Clients)/took.Seconds(), len(d.users))
+		took.Round(time.Millisecond), float64(d.cfg.Clients)/took.Seconds(), len(d.mod.Users))
 	rows, err := d.distribution(ctx)
 	if err != nil {
 		return err
@@ -512,12 +270,40 @@ func (d *demo) connect(ctx context.Context) error {
 }
 
 // distribution prints and checks, per node, auth's assignments against the node's own count
-// of live connections, read from the node's metrics at its private address.
+// of live connections, read from the node's metrics at its private address. Clients a node
+// moves (a rebalance after the scale-out) are on their way for a moment, so it checks again
+// until the two agree, for at most ReadyTimeout.
 func (d *demo) distribution(ctx context.Context) ([]NodeRow, error) {
+	deadline := time.Now().Add(d.cfg.ReadyTimeout)
+	for {
+		rows, total, err := d.tally(ctx)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "   node\tpublic URL\tassigned by auth\tcounted by the node\tshare\t")
+			maxN := 0
+			for _, r := range rows {
+				fmt.Fprintf(tw, "   %s\t%s\t%d\t%d\t%.1f%%\t\n", r.ID, r.URL, r.Assigned, r.ServerSide, 100*float64(r.Assigned)/float64(max(total, 1)))
+				maxN = max(maxN, r.Assigned)
+			}
+			tw.Flush()
+			if len(rows) > 0 && total > 0 {
+				fmt.Fprintf(d.out, "   max/mean: %.3f\n", float64(maxN)/(float64(total)/float64(len(rows))))
+			}
+			return rows, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// tally is one look at the clients and the nodes; it errs when they disagree.
+func (d *demo) tally(ctx context.Context) ([]NodeRow, int, error) {
 	counts, urls := d.clients.ByNode()
 	sts, err := d.cloud.Status(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var rows []NodeRow
 	total := 0
@@ -527,50 +313,39 @@ func (d *demo) distribution(ctx context.Context) ([]NodeRow, error) {
 		}
 		n, err := NodeConnections(ctx, net.JoinHostPort(s.PrivateIP, "443"), s.PublicIP, d.ca.Roots)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Hostname, err)
+			return nil, 0, fmt.Errorf("%s: %w", s.Hostname, err)
 		}
 		if u := urls[s.Hostname]; u != "" && hostOf(u) != s.PublicIP {
-			return nil, fmt.Errorf("auth sent %s's clients to %s, but its public IP is %s", s.Hostname, u, s.PublicIP)
+			return nil, 0, fmt.Errorf("auth sent %s's clients to %s, but its public IP is %s", s.Hostname, u, s.PublicIP)
 		}
 		rows = append(rows, NodeRow{ID: s.Hostname, URL: "wss://" + s.PublicIP + "/ws", Assigned: counts[s.Hostname], ServerSide: n})
 		total += counts[s.Hostname]
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
-	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "   node\tpublic URL\tassigned by auth\tcounted by the node\tshare\t")
-	maxN := 0
-	for _, r := range rows {
-		fmt.Fprintf(tw, "   %s\t%s\t%d\t%d\t%.1f%%\t\n", r.ID, r.URL, r.Assigned, r.ServerSide, 100*float64(r.Assigned)/float64(max(total, 1)))
-		maxN = max(maxN, r.Assigned)
-	}
-	tw.Flush()
-	if len(rows) > 0 {
-		fmt.Fprintf(d.out, "   max/mean: %.3f\n", float64(maxN)/(float64(total)/float64(len(rows))))
-	}
 	if total != d.clients.Len() {
-		return rows, fmt.Errorf("%d connections assigned to running nodes, %d open", total, d.clients.Len())
+		return rows, total, fmt.Errorf("%d connections assigned to running nodes, %d open", total, d.clients.Len())
 	}
 	for _, r := range rows {
 		if r.Assigned != r.ServerSide {
-			return rows, fmt.Errorf("node %s: auth assigned %d connections, the node counts %d", r.ID, r.Assigned, r.ServerSide)
+			return rows, total, fmt.Errorf("node %s: auth assigned %d connections, the node counts %d", r.ID, r.Assigned, r.ServerSide)
 		}
 	}
-	return rows, nil
+	return rows, total, nil
 }
 
 func (d *demo) scale(ctx context.Context) error {
 	t0 := time.Now()
-	if err := d.tf.Apply(ctx, tfexec.Var("node_count="+strconv.Itoa(d.cfg.ScaleTo))); err != nil {
-		return fmt.Errorf("terraform apply: %w", err)
+	if err := d.mod.Apply(ctx, d.cfg.ScaleTo); err != nil {
+		return err
 	}
 	d.say("   terraform apply: %v", time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.waitServing(ctx, d.cfg.ScaleTo); err != nil {
+	if err := d.mod.WaitServing(ctx, d.cfg.ScaleTo, d.cfg.ReadyTimeout); err != nil {
 		return err
 	}
 	d.say("   the new node joined by tag; auth assigns %d nodes %v after the apply", d.cfg.ScaleTo, time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	if err := d.clients.Connect(ctx, d.authURL, d.users, d.ca.Roots, d.cfg.ScaleClients, d.cfg.Concurrency); err != nil {
+	if err := d.clients.Connect(ctx, d.mod.AuthURL, d.mod.Users, d.ca.Roots, d.cfg.ScaleClients, d.cfg.Concurrency); err != nil {
 		return err
 	}
 	d.say("   %d more clients connected in %v", d.cfg.ScaleClients, time.Since(t0).Round(time.Millisecond))
@@ -591,15 +366,15 @@ func (d *demo) scale(ctx context.Context) error {
 	if d.res.NewNode == "" || d.res.NewNodeClients == 0 {
 		return fmt.Errorf("the new node %q took no clients", d.res.NewNode)
 	}
-	d.say("   the new node %s took %d of the %d new clients", d.res.NewNode, d.res.NewNodeClients, d.cfg.ScaleClients)
+	d.say("   the new node %s holds %d clients (of the %d new ones, and moved by the old nodes' rebalance)", d.res.NewNode, d.res.NewNodeClients, d.cfg.ScaleClients)
 	return nil
 }
 
 func (d *demo) destroy(ctx context.Context) error {
 	d.clients.Close()
 	t0 := time.Now()
-	if err := d.tf.Destroy(ctx, tfexec.Var("node_count="+strconv.Itoa(d.cfg.ScaleTo))); err != nil {
-		return fmt.Errorf("terraform destroy: %w", err)
+	if err := d.mod.Destroy(ctx, d.cfg.ScaleTo); err != nil {
+		return err
 	}
 	d.say("   terraform destroy: %v", time.Since(t0).Round(time.Millisecond))
 	left, err := CheckNothingLeft(ctx, d.cloud)

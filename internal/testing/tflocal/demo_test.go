@@ -131,9 +131,10 @@ func TestClusterModuleOnLocalCloud(t *testing.T) {
 	}
 	// The new node starts empty, so it wins every pick it is drawn for: with power of two
 	// choices over 4 nodes it is in half of the pairs, about 50 of 100 clients (binomial,
-	// standard deviation 5). More than an equal share (25) fails only if it is not preferred.
+	// standard deviation 5); the old nodes' rebalance may have moved it more. More than an
+	// equal share of the new clients (25) fails only if it is neither preferred nor fed.
 	if res.NewNodeClients <= cfg.ScaleClients/cfg.ScaleTo {
-		t.Errorf("the new node took %d of %d new clients, want more than an equal share (%d)", res.NewNodeClients, cfg.ScaleClients, cfg.ScaleClients/cfg.ScaleTo)
+		t.Errorf("the new node holds %d clients, want more than an equal share of the %d new ones (%d)", res.NewNodeClients, cfg.ScaleClients, cfg.ScaleClients/cfg.ScaleTo)
 	}
 }
 
