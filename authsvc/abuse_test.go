@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -328,8 +327,9 @@ func TestPasswordsBcryptCannotHold(t *testing.T) {
 // TestUnknownUserTiming: with a users file mixing costs 4 and 6, a wrong
 // password for a cost-4 user, for a cost-6 user and for an unknown user all
 // cost the same bcrypt work: 2^6 rounds. Work, not time, is compared, so
-// the test cannot flake on a loaded machine; the medians below show the
-// same in wall-clock time with a margin far wider than any noise.
+// the test cannot flake on a loaded machine; the wall-clock times side by
+// side are BenchmarkLoginTimingMixedCosts's (a wall-clock assertion here
+// failed 2 times in 12 runs beside a busy whole-suite run).
 func TestUnknownUserTiming(t *testing.T) {
 	low, err := HashPassword("cheap", "pw-cheap", 4)
 	if err != nil {
@@ -362,30 +362,6 @@ func TestUnknownUserTiming(t *testing.T) {
 	work.reset()
 	if err := login(u, context.Background(), "cheap", "pw-cheap"); err != nil || work.rounds.Load() != 1<<6 {
 		t.Errorf("cost-4 user, right password: %v, %d rounds", err, work.rounds.Load())
-	}
-
-	// Wall clock, interleaved so that load hits all three alike; medians
-	// of 7. Without padding the cost-4 user answers 4 times faster.
-	const rounds = 7
-	took := map[string][]time.Duration{}
-	for i := 0; i < rounds; i++ {
-		for _, name := range users[:3] {
-			t0 := time.Now()
-			_ = login(u, context.Background(), name, "wrong")
-			took[name] = append(took[name], time.Since(t0))
-		}
-	}
-	median := func(d []time.Duration) time.Duration {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		return d[len(d)/2]
-	}
-	ref := median(took["nobody"])
-	for _, name := range users[:2] {
-		m := median(took[name])
-		if ratio := float64(m) / float64(ref); ratio < 0.5 || ratio > 2 {
-			t.Errorf("median for %q is %v, unknown user %v (ratio %.2f); want within 2x", name, m, ref, ratio)
-		}
-		t.Logf("median %q %v, unknown %v", name, m, ref)
 	}
 }
 
