@@ -238,7 +238,9 @@ func TestDialTLS(t *testing.T) {
 	if _, err := DialNode(ctx, resp); !errors.As(err, &unknown) {
 		t.Fatalf("DialNode without the CA: %v, want x509.UnknownAuthorityError", err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	// The error types say certificate failures, not timeouts; this only
+	// catches a hang, generously for a loaded machine.
+	if took := time.Since(start); took > time.Minute {
 		t.Errorf("certificate failures took %v", took)
 	}
 	if _, err := LoadRootCAs(filepath.Join(t.TempDir(), "none.pem")); err == nil {

@@ -148,7 +148,9 @@ func TestWaitPublicIPv4(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no public IPv4") {
 		t.Fatalf("without a public IP: %v", err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	// Its own bound (300ms) ended it, not a hang: generous against a
+	// loaded machine.
+	if took := time.Since(start); took > time.Minute {
 		t.Errorf("gave up after %v, bound 300ms", took)
 	}
 	if _, err := WaitPublicIPv4(context.Background(), never, 0, time.Second, time.Second, nil); err == nil {

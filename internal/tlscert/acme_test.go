@@ -104,7 +104,9 @@ func TestACMEIPCertificate(t *testing.T) {
 	if !errors.As(err, &unknown) {
 		t.Fatalf("client without pebble's root: %v, want x509.UnknownAuthorityError", err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	// The error type says a certificate failure, not a timeout; this only
+	// catches a hang, generously for a loaded machine.
+	if took := time.Since(start); took > time.Minute {
 		t.Errorf("the refusal took %v", took)
 	}
 
