@@ -244,3 +244,20 @@ variable "tls_key_file" {
   type        = string
   default     = null
 }
+
+variable "ready_url" {
+  description = "URL Terraform polls after creating each instance, until it answers 200, before going on (and, when replacing, before destroying the old instance): {public_ip} and {private_ip} are the instance's addresses. Null: \"http://{public_ip}/readyz\" with tls_mode = \"acme\" (port 80, open for ACME anyway), no wait otherwise; with \"files\" or \"offload\" and Terraform inside the VPC, e.g. \"http://{private_ip}:8080/readyz\" (offload). Without a wait, a replacement is destroyed-after-created but not after serving: capacity can dip during a roll."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ready_url == null || can(regex("^https?://", var.ready_url))
+    error_message = "ready_url must be an http:// or https:// URL."
+  }
+}
+
+variable "ready_timeout" {
+  description = "How long Terraform waits for each new instance to be ready (a Go duration). A create that times out fails naming the instance, which is left tainted; the instance it was to replace keeps serving."
+  type        = string
+  default     = "5m"
+}

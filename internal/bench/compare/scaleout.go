@@ -94,6 +94,10 @@ type TerraformScaleOut struct {
 	BcryptCost int
 	// ReadyTimeout bounds each wait for the cluster to serve. Must be > 0.
 	ReadyTimeout time.Duration
+	// Build, when set, is binaries and a provider already built from
+	// RepoDir (tflocal.BuildAll, version 0.0.1), shared by several runs;
+	// nil builds them into WorkDir.
+	Build *tflocal.Build
 }
 
 // DefaultTerraformScaleOut returns the defaults; the caller sets
@@ -147,25 +151,35 @@ type terraformScaleOut struct {
 	version string
 }
 
-func startTerraformScaleOut(ctx context.Context, cfg *RebalanceConfig, say func(string, ...any)) (_ *terraformScaleOut, err error) {
-	t := &terraformScaleOut{cfg: *cfg.Terraform, n: cfg.Env.Nodes, say: say, version: "0.0.1"}
-	defer func() {
-		if err != nil {
-			t.stop()
-		}
-	}()
+func startTerraformScaleOut(ctx context.Context, cfg *RebalanceConfig, say func(string, ...any)) (*terraformScaleOut, error) {
 	if def := node.DefaultRebalanceConfig().MaxRate; cfg.MaxRate != def {
 		// modules/cluster has no setting for it: the nodes run with the
 		// binary's default.
 		return nil, fmt.Errorf("benchcompare: the terraform scale-out runs the nodes with the default rebalance rate (%g/s); modules/cluster does not set -rebalance-max-rate", def)
 	}
+	return startTerraformCluster(ctx, *cfg.Terraform, cfg.Env.Nodes, say)
+}
+
+// startTerraformCluster builds the binaries and the provider, starts the
+// local cloud and the ACME CA, and applies modules/cluster with n nodes.
+func startTerraformCluster(ctx context.Context, tf TerraformScaleOut, n int, say func(string, ...any)) (_ *terraformScaleOut, err error) {
+	t := &terraformScaleOut{cfg: tf, n: n, say: say, version: "0.0.1"}
+	defer func() {
+		if err != nil {
+			t.stop()
+		}
+	}()
 	if err := os.MkdirAll(t.cfg.WorkDir, 0o755); err != nil {
 		return nil, err
 	}
-	say("building the binaries and the provider from %s", t.cfg.RepoDir)
-	bld, err := tflocal.BuildAll(ctx, t.cfg.RepoDir, t.cfg.WorkDir, t.version)
-	if err != nil {
-		return nil, err
+	bld := t.cfg.Build
+	if bld == nil {
+		say("building the binaries and the provider from %s", t.cfg.RepoDir)
+		if bld, err = tflocal.BuildAll(ctx, t.cfg.RepoDir, t.cfg.WorkDir, t.version); err != nil {
+			return nil, err
+		}
+	} else if bld.Version != t.version {
+		return nil, fmt.Errorf("benchcompare: Terraform.Build is version %s, want %s", bld.Version, t.version)
 	}
 	cc := t.cfg.Cloud
 	cc.WorkDir = filepath.Join(t.cfg.WorkDir, "localcloud")
