@@ -324,6 +324,7 @@ func FleetOp(ctx context.Context, cfg FleetOpConfig) (*FleetOpResult, error) {
 	defer tick.Stop()
 	deadline := start.Add(cfg.Timeout)
 	var applyErr error
+	lastSay := start
 	for applied != nil || !all(fs.Status()) {
 		if time.Now().After(deadline) {
 			break
@@ -344,6 +345,11 @@ func FleetOp(ctx context.Context, cfg FleetOpConfig) (*FleetOpResult, error) {
 		sample()
 		if applyErr != nil {
 			break
+		}
+		if now := time.Now(); now.Sub(lastSay) >= 5*time.Second {
+			lastSay = now
+			p := series[len(series)-1]
+			say("%.0fs into the %s: %d of %d connected; per node: %s", p.T, cfg.Op, p.Connected, cfg.Clients, fmtCounts(p.Nodes))
 		}
 	}
 	sample()
