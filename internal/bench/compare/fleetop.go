@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -152,8 +153,11 @@ type FleetOpObservation struct {
 	// T is seconds since the apply began, when the look started.
 	T float64 `json:"t"`
 	// ReadyNodes counts node instances whose /readyz answered 200; -1 when
-	// the local cloud did not answer.
+	// the local cloud did not answer. Unanswered counts the node instances
+	// that neither answered nor refused within the check's timeout (a
+	// starved machine), whose readiness this look does not know.
 	ReadyNodes int `json:"ready_nodes"`
+	Unanswered int `json:"unanswered,omitempty"`
 	// Auth is each auth instance's request counter (by instance ID); an
 	// instance whose scrape failed is missing.
 	Auth map[string]float64 `json:"auth"`
@@ -196,7 +200,9 @@ type FleetOpResult struct {
 	// close frame (a node that ended before it drained).
 	CloseCodes map[string]int64 `json:"close_codes"`
 	// MinReadyNodes and MaxReadyNodes are the fewest and most node instances
-	// answering /readyz with 200 in any sample during the operation.
+	// answering /readyz with 200 in any look during the operation (a look
+	// in which no node was ready and some did not answer in time counts
+	// as unknown, not as zero).
 	MinReadyNodes int `json:"min_ready_nodes"`
 	MaxReadyNodes int `json:"max_ready_nodes"`
 	// PeakAuthRate is the most requests the auth hosts (old and new
@@ -389,7 +395,9 @@ func FleetOp(ctx context.Context, cfg FleetOpConfig) (*FleetOpResult, error) {
 	}
 	res.MinReadyNodes, res.MaxReadyNodes = -1, 0
 	for _, p := range observed {
-		if p.ReadyNodes < 0 {
+		if p.ReadyNodes < 0 || (p.Unanswered > 0 && p.ReadyNodes == 0) {
+			// Nothing known about this look: no node said it is ready,
+			// and some said nothing at all.
 			continue
 		}
 		if res.MinReadyNodes < 0 || p.ReadyNodes < res.MinReadyNodes {
@@ -429,8 +437,8 @@ type fleetOpObserver struct {
 }
 
 // observeTimeout bounds each check: an instance that answers nothing
-// within it counts as not ready (or its counter as unread) this time.
-const observeTimeout = 500 * time.Millisecond
+// within it is unanswered (or its counter unread) this time.
+const observeTimeout = 2 * time.Second
 
 func newFleetOpObserver(t *terraformScaleOut, start time.Time) *fleetOpObserver {
 	o := &fleetOpObserver{t: t, start: start, hc: &http.Client{Timeout: observeTimeout}, authPort: "443"}
@@ -459,7 +467,12 @@ func (o *fleetOpObserver) run(ctx context.Context, interval time.Duration) []Fle
 	var out []FleetOpObservation
 	for {
 		next := time.Now().Add(interval)
-		out = append(out, o.observe(ctx))
+		pt := o.observe(ctx)
+		if ctx.Err() != nil {
+			// Cut short: its checks failed for that reason alone.
+			return out
+		}
+		out = append(out, pt)
 		select {
 		case <-ctx.Done():
 			return out
@@ -492,11 +505,15 @@ func (o *fleetOpObserver) observe(ctx context.Context) FleetOpObservation {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if checkReady(ctx, o.hc, "http://"+s.PrivateIP+"/readyz") {
-					mu.Lock()
+				ready, answered := checkReady(ctx, o.hc, "http://"+s.PrivateIP+"/readyz")
+				mu.Lock()
+				switch {
+				case ready:
 					pt.ReadyNodes++
-					mu.Unlock()
+				case !answered:
+					pt.Unanswered++
 				}
+				mu.Unlock()
 			}()
 		case "auth":
 			wg.Add(1)
@@ -533,18 +550,22 @@ func (o *fleetOpObserver) writeRoutes(sts []localcloud.InstanceStatus) {
 	}
 }
 
-func checkReady(ctx context.Context, hc *http.Client, u string) bool {
+// checkReady GETs u: ready is a 200; answered is false when the check
+// timed out (an answer other than 200, or a refused connection, is a
+// definite "not ready").
+func checkReady(ctx context.Context, hc *http.Client, u string) (ready, answered bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return false
+		return false, true
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return false
+		var ne net.Error
+		return false, !(errors.As(err, &ne) && ne.Timeout())
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return resp.StatusCode == http.StatusOK, true
 }
 
 // authRequests reads wsdirect_auth_requests_total from one auth instance.
