@@ -110,6 +110,8 @@ locals {
     tls_names            = "n.example.com,203.0.113.7"
     tls_cert_file        = "/etc/ssl/ws.pem"
     advertise_port       = 8443
+    drain_rate           = 60
+    drain_deadline       = "45s"
   }
 }
 data "wsdirect_cloudinit" "node" {
@@ -123,6 +125,11 @@ data "wsdirect_cloudinit" "node" {
   tls_names            = split(",", local.s.tls_names)
   tls_cert_file        = local.s.tls_cert_file
   advertise_port       = local.s.advertise_port
+  drain_rate           = local.s.drain_rate
+  drain_deadline       = local.s.drain_deadline
+}
+output "drain" {
+  value = strcontains(data.wsdirect_cloudinit.node.rendered, " -drain-deadline 45s -drain-rate 60 ") && strcontains(data.wsdirect_cloudinit.node.rendered, "TimeoutStopSec=75s")
 }
 output "same" {
   value = data.wsdirect_cloudinit.node.rendered == provider::wsdirect::cloudinit("node", local.s)
@@ -130,6 +137,7 @@ output "same" {
 `, pub),
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownOutputValue("same", knownvalue.Bool(true)),
+				statecheck.ExpectKnownOutputValue("drain", knownvalue.Bool(true)),
 			},
 		}},
 	})

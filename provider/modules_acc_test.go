@@ -24,7 +24,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/ec2sim"
@@ -198,16 +197,16 @@ output "auth_iam_policy_json" {
 					checkHAProxyOutputs(t),
 					checkNoSecretInState(),
 					checkModulePolicies(t),
-				},
-				Check: func(*terraform.State) error {
-					// Every node and the auth host were waited for, by
-					// their own address.
-					ready.mu.Lock()
-					defer ready.mu.Unlock()
-					if len(ready.checks) != 4 {
-						return fmt.Errorf("readiness checked for %d addresses (%v), want the 4 cluster instances'", len(ready.checks), ready.checks)
-					}
-					return nil
+					moduleStateCheck(func(*tfjson.State) error {
+						// Every node and the auth host were waited for, by
+						// their own address.
+						ready.mu.Lock()
+						defer ready.mu.Unlock()
+						if len(ready.checks) != 4 {
+							return fmt.Errorf("readiness checked for %d addresses (%v), want the 4 cluster instances'", len(ready.checks), ready.checks)
+						}
+						return nil
+					}),
 				},
 			},
 			{

@@ -44,6 +44,8 @@ func fleetopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.Terraform.WorkDir, "work-dir", "", "an empty directory for the build, the local cloud and the configuration (default: a new temporary one, removed after)")
 	fs.IntVar(&cfg.Terraform.Users, "users", cfg.Terraform.Users, "users in auth's users file, the clients spread over them")
 	fs.IntVar(&cfg.Terraform.BcryptCost, "bcrypt-cost", cfg.Terraform.BcryptCost, "bcrypt cost of the users' hashes")
+	fs.IntVar(&cfg.Terraform.NodeDrainRate, "drain-rate", 0, "modules/cluster's drain_rate: clients each node closes per second when it drains (default: the binary's)")
+	fs.DurationVar(&cfg.Terraform.NodeDrainDeadline, "drain-deadline", 0, "modules/cluster's drain_deadline, whole seconds (default: the binary's)")
 	fs.DurationVar(&cfg.Terraform.Cloud.MaxStopTimeout, "max-stop-timeout", cfg.Terraform.Cloud.MaxStopTimeout, "the local cloud's cap on a unit's stop (EC2's shutdown grace); at least the node's drain deadline + 30 s")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -104,6 +104,8 @@ data "wsdirect_cloudinit" "node" {
   gossip_key_parameter       = local.parameters.gossip_key
   join_tag                   = local.join_tag
   max_conns                  = var.max_conns_per_node
+  drain_rate                 = var.drain_rate
+  drain_deadline             = var.drain_deadline
   auth_public_keys_parameter = local.parameters.auth_public_keys
   bind                       = "0.0.0.0:${local.node_port}"
   advertise                  = local.node_advertise

@@ -165,10 +165,14 @@ type FleetOpObservation struct {
 
 // FleetOpResult is what a fleet operation measured.
 type FleetOpResult struct {
-	Op      string `json:"op"`
-	Path    string `json:"path"`
-	Clients int    `json:"clients"`
-	Workers int    `json:"workers"`
+	Op   string `json:"op"`
+	Path string `json:"path"`
+	// DrainRate and DrainDeadline are the nodes' settings, 0 for the
+	// binary's defaults.
+	DrainRate     int     `json:"drain_rate"`
+	DrainDeadline float64 `json:"drain_deadline_seconds"`
+	Clients       int     `json:"clients"`
+	Workers       int     `json:"workers"`
 	// NodesBefore and NodesAfter are node_count before and after.
 	NodesBefore int `json:"nodes_before"`
 	NodesAfter  int `json:"nodes_after"`
@@ -248,6 +252,7 @@ func FleetOp(ctx context.Context, cfg FleetOpConfig) (*FleetOpResult, error) {
 		after--
 	}
 	res := &FleetOpResult{Op: cfg.Op, Path: PathTerraform, Clients: cfg.Clients, Workers: cfg.Workers,
+		DrainRate: cfg.Terraform.NodeDrainRate, DrainDeadline: cfg.Terraform.NodeDrainDeadline.Seconds(),
 		NodesBefore: cfg.Nodes, NodesAfter: after, AuthURLBefore: t.mod.AuthURL}
 	fc := DefaultFleetConfig()
 	t.fleet(&fc)
@@ -634,6 +639,9 @@ func (r *FleetOpResult) Drained() int64 { return r.CloseCodes[strconv.Itoa(wire.
 // WriteTable prints the result as aligned lines.
 func (r *FleetOpResult) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "operation          %s, %d → %d nodes (%s), %d clients over %d fleet(s)\n", r.Op, r.NodesBefore, r.NodesAfter, r.Path, r.Clients, r.Workers)
+	if r.DrainRate > 0 || r.DrainDeadline > 0 {
+		fmt.Fprintf(w, "node drain         %d clients/s, deadline %gs (0: the binary's)\n", r.DrainRate, r.DrainDeadline)
+	}
 	fmt.Fprintf(w, "first connects     %.2fs\n", r.ConnectSeconds)
 	fmt.Fprintf(w, "before             %s\n", fmtCounts(r.Before))
 	fmt.Fprintf(w, "after              %s\n", fmtCounts(r.After))

@@ -94,6 +94,11 @@ type TerraformScaleOut struct {
 	BcryptCost int
 	// ReadyTimeout bounds each wait for the cluster to serve. Must be > 0.
 	ReadyTimeout time.Duration
+	// NodeDrainRate and NodeDrainDeadline are modules/cluster's
+	// drain_rate and drain_deadline (whole seconds); 0 keeps the binary's
+	// defaults.
+	NodeDrainRate     int
+	NodeDrainDeadline time.Duration
 	// Build, when set, is binaries and a provider already built from
 	// RepoDir (tflocal.BuildAll, version 0.0.1), shared by several runs;
 	// nil builds them into WorkDir.
@@ -130,6 +135,8 @@ func (t *TerraformScaleOut) validate() error {
 		return fmt.Errorf("benchcompare: Terraform.BcryptCost %d out of range %d-%d", t.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
 	case t.ReadyTimeout <= 0:
 		return fmt.Errorf("benchcompare: Terraform.ReadyTimeout must be > 0, got %s", t.ReadyTimeout)
+	case t.NodeDrainRate < 0 || t.NodeDrainDeadline < 0 || t.NodeDrainDeadline%time.Second != 0:
+		return fmt.Errorf("benchcompare: Terraform.NodeDrainRate (%d) must not be negative, NodeDrainDeadline (%s) whole seconds", t.NodeDrainRate, t.NodeDrainDeadline)
 	}
 	if ents, err := os.ReadDir(t.WorkDir); err == nil && len(ents) > 0 {
 		return fmt.Errorf("benchcompare: Terraform.WorkDir %s is not empty", t.WorkDir)
@@ -195,6 +202,9 @@ func startTerraformCluster(ctx context.Context, tf TerraformScaleOut, n int, say
 	}
 	users := tflocal.ClusterUsers{Count: t.cfg.Users, BcryptCost: t.cfg.BcryptCost, From: tflocal.DefaultClientCIDR}
 	if t.mod, err = tflocal.NewClusterModule(ctx, t.cloud, t.ca, t.cfg.Terraform, t.cfg.RepoDir, filepath.Join(t.cfg.WorkDir, "tf"), users, t.tfLog); err != nil {
+		return nil, err
+	}
+	if err := t.mod.SetNodeDrain(t.cfg.NodeDrainRate, t.cfg.NodeDrainDeadline); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()

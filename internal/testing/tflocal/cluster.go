@@ -149,6 +149,23 @@ func (m *ClusterModule) SetRelease(r Release) error {
 	return os.WriteFile(filepath.Join(m.Dir, "release.auto.tfvars.json"), raw, 0o644)
 }
 
+// SetNodeDrain makes the next Apply launch nodes that drain rate clients a second within
+// deadline (whole seconds); 0 keeps the binary's default of either.
+func (m *ClusterModule) SetNodeDrain(rate int, deadline time.Duration) error {
+	v := map[string]any{}
+	if rate > 0 {
+		v["drain_rate"] = rate
+	}
+	if deadline > 0 {
+		v["drain_deadline"] = deadline.String()
+	}
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(m.Dir, "drain.auto.tfvars.json"), raw, 0o644)
+}
+
 // Destroy runs terraform destroy.
 func (m *ClusterModule) Destroy(ctx context.Context, nodes int) error {
 	if err := m.TF.Destroy(ctx, tfexec.Var("node_count="+strconv.Itoa(nodes))); err != nil {
@@ -220,6 +237,15 @@ variable "release_version" {
 variable "release_sha256" {
   type = map(string)
 }
+# The nodes' drain (drain.auto.tfvars.json, SetNodeDrain); null: the binary's defaults.
+variable "drain_rate" {
+  type    = number
+  default = null
+}
+variable "drain_deadline" {
+  type    = string
+  default = null
+}
 
 module "cluster" {
   source = %q
@@ -241,6 +267,8 @@ module "cluster" {
   release_url     = var.release_url
   release_version = var.release_version
   release_sha256  = var.release_sha256
+  drain_rate      = var.drain_rate
+  drain_deadline  = var.drain_deadline
 
   # TLS as on EC2 (tls_mode "acme", the default): every node and the auth host obtain an
   # IP certificate for their public address, here from the run's own ACME CA.
