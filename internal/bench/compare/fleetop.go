@@ -289,11 +289,12 @@ func FleetOp(ctx context.Context, cfg FleetOpConfig) (*FleetOpResult, error) {
 		return res, fmt.Errorf("%d of %d clients connected before the %s (failed attempts: %v)", base.Connected, cfg.Clients, cfg.Op, base.FailedAttempts)
 	}
 	res.Before = base.Nodes
-	// Every client that loses its connection from here on counts; the
-	// connects before had none to lose.
-	baseGaps := len(base.Gaps)
-	if baseGaps != 0 {
-		say("note: %d clients lost a connection before the %s", baseGaps, cfg.Op)
+	// The gaps are counted over the fleet's whole life; a client that lost
+	// its connection before the operation would count too. In-process
+	// fleets report gaps all along, so say so when there are any (worker
+	// processes report them only at the end).
+	if n := len(base.Gaps); n != 0 {
+		say("note: %d clients lost a connection before the %s; their gaps count too", n, cfg.Op)
 	}
 
 	if cfg.Op == OpUpgrade {
