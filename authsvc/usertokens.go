@@ -62,7 +62,12 @@ func newUserTokens(limit int, ttl, settle time.Duration, maxUsers int) *userToke
 }
 
 // reserve takes a slot for one more token of user, or reports false and
-// how long until the oldest outstanding token expires at the latest.
+// how long until the oldest outstanding token can stop being outstanding:
+// Settle after it was minted, when its node's next count may include it
+// (a user whose clients connect gets room back then), and at the latest
+// when it expires. Waiting for the expiry alone would keep a user's
+// clients out for a token lifetime after a burst, such as a node's drain,
+// sent more of them to auth at once than the limit.
 func (u *userTokens) reserve(user string, nodes []cluster.Member, now time.Time) (*tokenTicket, bool, time.Duration) {
 	if u == nil || u.limit <= 0 {
 		return nil, true, 0
@@ -82,7 +87,8 @@ func (u *userTokens) reserve(user string, nodes []cluster.Member, now time.Time)
 	}
 	q.prune(nodes, now, u.ttl, u.settle)
 	if len(q.tickets) >= u.limit {
-		return nil, false, q.tickets[0].at.Add(u.ttl).Sub(now)
+		oldest := q.tickets[0].at
+		return nil, false, oldest.Add(min(u.ttl, u.settle)).Sub(now)
 	}
 	t := &tokenTicket{user: user, at: now}
 	q.tickets = append(q.tickets, t)

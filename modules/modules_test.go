@@ -99,13 +99,42 @@ func (m *module) declare(t *testing.T, into map[string]*hclsyntax.Block, b *hcls
 	into[name] = b
 }
 
-// expressions calls fn for every expression in body and its nested blocks.
-func expressions(body *hclsyntax.Body, fn func(hclsyntax.Expression)) {
+// expressions calls fn for every expression in body and its nested blocks,
+// with the iterators of the dynamic blocks around it (their name, or their
+// iterator attribute, stands for the element inside content).
+func expressions(body *hclsyntax.Body, fn func(e hclsyntax.Expression, iterators map[string]bool)) {
+	walkExpressions(body, map[string]bool{}, fn)
+}
+
+func walkExpressions(body *hclsyntax.Body, iterators map[string]bool, fn func(hclsyntax.Expression, map[string]bool)) {
 	for _, a := range body.Attributes {
-		fn(a.Expr)
+		fn(a.Expr, iterators)
 	}
 	for _, b := range body.Blocks {
-		expressions(b.Body, fn)
+		inner := iterators
+		if b.Type == "dynamic" && len(b.Labels) == 1 {
+			name := b.Labels[0]
+			if it, ok := b.Body.Attributes["iterator"]; ok {
+				if tr, diags := hcl.AbsTraversalForExpr(it.Expr); !diags.HasErrors() && len(tr) == 1 {
+					name = tr.RootName()
+				}
+			}
+			// for_each is evaluated outside; the iterator exists in content.
+			for attrName, a := range b.Body.Attributes {
+				if attrName != "iterator" {
+					fn(a.Expr, iterators)
+				}
+			}
+			inner = map[string]bool{name: true}
+			for k := range iterators {
+				inner[k] = true
+			}
+			for _, cb := range b.Body.Blocks {
+				walkExpressions(cb.Body, inner, fn)
+			}
+			continue
+		}
+		walkExpressions(b.Body, inner, fn)
 	}
 }
 
@@ -134,8 +163,11 @@ func (m *module) checkRefs(t reporter) map[string]bool {
 					}
 				}
 			}
-			expressions(body, func(e hclsyntax.Expression) {
+			expressions(body, func(e hclsyntax.Expression, iterators map[string]bool) {
 				for _, tr := range e.Variables() {
+					if iterators[tr.RootName()] {
+						continue
+					}
 					if err := m.resolve(tr, into); err != "" {
 						rng := tr.SourceRange()
 						t.Errorf("%s:%d: %s", path, rng.Start.Line, err)
@@ -274,6 +306,20 @@ variable "a" {
 }
 resource "wsdirect_node" "n" {
   ami = var.a
+  dynamic "wait_for_ready" {
+    for_each = [var.a]
+    content {
+      url     = wait_for_ready.value
+      timeout = other_block.value
+    }
+  }
+  dynamic "tag" {
+    for_each = [var.a]
+    iterator = t
+    content {
+      key = t.key
+    }
+  }
 }
 output "ok" {
   description = "ok"
@@ -291,7 +337,7 @@ output "bad" {
 	m := loadModule(t, dir)
 	m.checkRefs(rec)
 	want := []string{"var.missing is not declared", "local.nope is not declared", "undeclared wsdirect_node.other",
-		"undeclared aws_lb.x", "data.wsdirect_nodes.d is not declared"}
+		"undeclared aws_lb.x", "data.wsdirect_nodes.d is not declared", "undeclared other_block.value"}
 	all := strings.Join(rec.errors, "\n")
 	for _, w := range want {
 		if !strings.Contains(all, w) {
@@ -299,7 +345,7 @@ output "bad" {
 		}
 	}
 	if len(rec.errors) != len(want) {
-		t.Errorf("got %d problems, want %d (the for-expression iterator must not count):\n%s", len(rec.errors), len(want), all)
+		t.Errorf("got %d problems, want %d (the for-expression and dynamic-block iterators must not count):\n%s", len(rec.errors), len(want), all)
 	}
 }
 

@@ -57,6 +57,8 @@ type cloudInitModel struct {
 	ACMEProfile             types.String `tfsdk:"acme_profile"`
 	ACMECARoot              types.String `tfsdk:"acme_ca_root"`
 	AdvertisePort           types.Int64  `tfsdk:"advertise_port"`
+	DrainRate               types.Int64  `tfsdk:"drain_rate"`
+	DrainDeadline           types.String `tfsdk:"drain_deadline"`
 }
 
 func (d *cloudInitDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -112,7 +114,13 @@ func (d *cloudInitDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 				MarkdownDescription: cloudInitOptionDocs["max_conns"],
 				Validators:          []validator.Int64{int64validator.AtLeast(0)},
 			},
-			"tls": str("tls", false, stringvalidator.OneOf(userdata.TLSACME, userdata.TLSFiles, userdata.TLSOffload, userdata.TLSOff)),
+			"drain_rate": schema.Int64Attribute{
+				Optional:            true,
+				MarkdownDescription: cloudInitOptionDocs["drain_rate"],
+				Validators:          []validator.Int64{int64validator.AtLeast(0)},
+			},
+			"drain_deadline": str("drain_deadline", false),
+			"tls":            str("tls", false, stringvalidator.OneOf(userdata.TLSACME, userdata.TLSFiles, userdata.TLSOffload, userdata.TLSOff)),
 			"tls_names": schema.ListAttribute{
 				Optional:            true,
 				ElementType:         types.StringType,
@@ -163,7 +171,7 @@ func (d *cloudInitDataSource) Read(ctx context.Context, req datasource.ReadReque
 		"signing_key_parameter": m.SigningKeyParameter, "users_parameter": m.UsersParameter, "admin_token_parameter": m.AdminTokenParameter,
 		"tls": m.TLS, "tls_names": tlsNames, "tls_cert_file": m.TLSCertFile, "tls_key_file": m.TLSKeyFile, "tls_key_parameter": m.TLSKeyParameter,
 		"acme_email": m.ACMEEmail, "acme_directory": m.ACMEDirectory, "acme_profile": m.ACMEProfile, "acme_ca_root": m.ACMECARoot,
-		"advertise_port": intSetting(m.AdvertisePort),
+		"advertise_port": intSetting(m.AdvertisePort), "drain_rate": intSetting(m.DrainRate), "drain_deadline": m.DrainDeadline,
 	}
 	for _, key := range sortedCloudInitKeys() {
 		if v := settings[key]; !v.IsNull() {

@@ -111,6 +111,8 @@ locals {
     tls_cert_file        = "/etc/ssl/ws.pem"
     tls_key_parameter    = "/eq/tls-key"
     advertise_port       = 8443
+    drain_rate           = 60
+    drain_deadline       = "45s"
   }
 }
 data "wsdirect_cloudinit" "node" {
@@ -125,6 +127,11 @@ data "wsdirect_cloudinit" "node" {
   tls_cert_file        = local.s.tls_cert_file
   tls_key_parameter    = local.s.tls_key_parameter
   advertise_port       = local.s.advertise_port
+  drain_rate           = local.s.drain_rate
+  drain_deadline       = local.s.drain_deadline
+}
+output "drain" {
+  value = strcontains(data.wsdirect_cloudinit.node.rendered, " -drain-deadline 45s -drain-rate 60 ") && strcontains(data.wsdirect_cloudinit.node.rendered, "TimeoutStopSec=75s")
 }
 output "same" {
   value = data.wsdirect_cloudinit.node.rendered == provider::wsdirect::cloudinit("node", local.s)
@@ -136,6 +143,7 @@ output "key_from_parameter" {
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownOutputValue("same", knownvalue.Bool(true)),
 				statecheck.ExpectKnownOutputValue("key_from_parameter", knownvalue.Bool(true)),
+				statecheck.ExpectKnownOutputValue("drain", knownvalue.Bool(true)),
 			},
 		}},
 	})

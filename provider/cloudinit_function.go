@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -64,6 +65,11 @@ var cloudInitOptionDocs = map[string]string{
 	"acme_profile":   "With `tls = \"acme\"`: ACME profile. Default `shortlived` for IP certificates (the only profile Let's Encrypt issues them under), the CA's default for names.",
 	"acme_ca_root":   "With `tls = \"acme\"`: PEM of an extra root CA to trust for the ACME directory (a private CA).",
 	"advertise_port": "Node only. Port clients dial when it differs from the `bind` port, e.g. `443` on a TLS terminator in front (`tls = \"offload\"`).",
+	"drain_rate": "Node only. Clients a drain closes per second (`-drain-rate`). Default: the binary's, 5,000. Lower it where every node " +
+		"drains at once (a rolling replacement) onto auth hosts that take fewer: clients then wait on their old node, not disconnected.",
+	"drain_deadline": fmt.Sprintf("Node only. How long a drain may take before the rest of the clients are cut (`-drain-deadline`), "+
+		"whole seconds such as `45s`, at most %s. Default: the binary's, %s. The unit's `TimeoutStopSec` is this plus %s.",
+		userdata.MaxDrainDeadline, userdata.DefaultDrainDeadline, userdata.StopMargin),
 }
 
 // removedCloudInitSettings were secret values; user data holds none now.
@@ -234,6 +240,21 @@ func applyCloudInitSetting(c *userdata.Config, key, value string) error {
 		str(&c.ACMEProfile)
 	case "acme_ca_root":
 		str(&c.ACMECARoot)
+	case "drain_rate":
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("setting %q: %q is not a whole number", key, value)
+		}
+		c.DrainRate = n
+	case "drain_deadline":
+		if value == "" {
+			break
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("setting %q: %q is not a duration such as \"45s\"", key, value)
+		}
+		c.DrainDeadline = d
 	case "advertise_port":
 		n, err := strconv.Atoi(strings.TrimSpace(value))
 		if err != nil {

@@ -154,6 +154,9 @@ func TestCloudInitFunctionErrors(t *testing.T) {
 		"bad tls":         {"node", `, tls = "maybe"`, `tls "maybe" is not supported`},
 		"plain in cloud":  {"node", `, tls = "off"`, `tls "off" needs a loopback bind`},
 		"bad port":        {"node", `, advertise_port = "https"`, `"https" is not a whole number`},
+		"bad drain rate":  {"node", `, drain_rate = "fast"`, `"fast" is not a whole number`},
+		"bad deadline":    {"node", `, drain_deadline = "soon"`, `"soon" is not a duration`},
+		"long deadline":   {"node", `, drain_deadline = "5m"`, `drain deadline must be whole seconds`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -48,6 +48,7 @@ func TestAccModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ready := newReadyServer(t, 0)
 	var configText func(nodeCount int) string
 	// terraform-plugin-testing runs init before it writes a Config string,
 	// which would leave the modules uninstalled; a ConfigDirectory is in
@@ -104,6 +105,9 @@ module "cluster" {
   tags               = { team = "acc" }
   auth_tls_names     = ["auth.acc.example.com"]
   acme_email         = "ops@acc.example.com"
+  # No instance serves on ec2sim: every create waits for this test's
+  # readiness server instead of the instances' /readyz.
+  ready_url = "%[8]s/readyz?ip={private_ip}"
 
   iam_instance_profile      = "wsdirect-node"
   auth_iam_instance_profile = "wsdirect-auth"
@@ -154,7 +158,7 @@ output "auth_iam_policy_json" {
   value = module.cluster.auth_iam_policy_json
 }
 `, filepath.Join(modulesDir, "cluster"), env.Subnet, env.Subnet2, env.SG, env.AMI, nodeCount,
-			filepath.Join(modulesDir, "haproxy"))
+			filepath.Join(modulesDir, "haproxy"), ready.URL)
 	}
 
 	ipv4 := knownvalue.StringRegexp(regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`))
@@ -193,6 +197,16 @@ output "auth_iam_policy_json" {
 					checkHAProxyOutputs(t),
 					checkNoSecretInState(),
 					checkModulePolicies(t),
+					moduleStateCheck(func(*tfjson.State) error {
+						// Every node and the auth host were waited for, by
+						// their own address.
+						ready.mu.Lock()
+						defer ready.mu.Unlock()
+						if len(ready.checks) != 4 {
+							return fmt.Errorf("readiness checked for %d addresses (%v), want the 4 cluster instances'", len(ready.checks), ready.checks)
+						}
+						return nil
+					}),
 				},
 			},
 			{

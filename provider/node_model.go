@@ -50,6 +50,8 @@ type nodeModel struct {
 	AvailabilityZone        types.String   `tfsdk:"availability_zone"`
 	State                   types.String   `tfsdk:"state"`
 	Timeouts                timeouts.Value `tfsdk:"timeouts"`
+	ElasticIPKey            types.String   `tfsdk:"elastic_ip_key"`
+	WaitForReady            types.Object   `tfsdk:"wait_for_ready"`
 }
 
 // eipTargets returns the private IPs that should carry an Elastic IP.
@@ -101,6 +103,10 @@ func (m *nodeModel) nullUnknowns() {
 	if m.MetadataOptions.IsUnknown() {
 		m.MetadataOptions = types.ObjectNull(metadataOptionsAttrTypes)
 	}
+	if m.WaitForReady.IsUnknown() {
+		m.WaitForReady = types.ObjectNull(waitForReadyAttrTypes)
+	}
+	str(&m.ElasticIPKey)
 }
 
 // listStrings returns a known list's elements (nil for null or unknown).

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -128,6 +129,16 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 				Validators:    []validator.String{stringvalidator.OneOf(publicIPNone, publicIPAuto, publicIPElastic)},
 				PlanModifiers: replace,
 			},
+			"elastic_ip_key": schema.StringAttribute{
+				Optional: true,
+				Description: `With public_ip = "elastic": a name for the primary Elastic IP that outlives the instance. Create takes ` +
+					`over the Elastic IP tagged wsdirect:eip-key = <key> (moving it from the instance this one replaces, with ` +
+					`lifecycle { create_before_destroy = true }) instead of allocating one, and makes it this instance's own, so ` +
+					`the replaced instance's destroy leaves it; the first create allocates and tags it. The address, and so a ` +
+					`service's URL, stays the same across replacements. Changing it replaces the instance.`,
+				Validators:    []validator.String{stringvalidator.RegexMatches(eipKeyRe, "must be 1-128 letters, digits, spaces or _.:/=+-@")},
+				PlanModifiers: replace,
+			},
 			"elastic_ip_per_secondary": schema.BoolAttribute{
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 				Description: `Also allocate one Elastic IP for each secondary private IP. Requires public_ip = "elastic".`,
@@ -175,7 +186,8 @@ func (r *nodeResource) Schema(ctx context.Context, _ resource.SchemaRequest, res
 			},
 		},
 		Blocks: map[string]schema.Block{
-			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+			"timeouts":       timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+			"wait_for_ready": waitForReadySchema(),
 		},
 	}
 }
@@ -191,6 +203,22 @@ func (r *nodeResource) ValidateConfig(ctx context.Context, req resource.Validate
 	if perSecondary.ValueBool() && mode.ValueString() != publicIPElastic {
 		resp.Diagnostics.AddAttributeError(path.Root("elastic_ip_per_secondary"), "Invalid attribute combination",
 			fmt.Sprintf(`elastic_ip_per_secondary = true requires public_ip = "elastic", got %q.`, mode.ValueString()))
+	}
+	var ready types.Object
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("wait_for_ready"), &ready)...)
+	if !ready.IsNull() && !ready.IsUnknown() {
+		// Not Required in the schema: a required attribute of an absent
+		// single block is demanded all the same.
+		if u, ok := ready.Attributes()["url"].(types.String); ok && u.IsNull() {
+			resp.Diagnostics.AddAttributeError(path.Root("wait_for_ready").AtName("url"), "Missing attribute",
+				"wait_for_ready.url is required in a wait_for_ready block.")
+		}
+	}
+	var key types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("elastic_ip_key"), &key)...)
+	if !key.IsNull() && !key.IsUnknown() && mode.ValueString() != publicIPElastic {
+		resp.Diagnostics.AddAttributeError(path.Root("elastic_ip_key"), "Invalid attribute combination",
+			fmt.Sprintf(`elastic_ip_key requires public_ip = "elastic", got %q.`, mode.ValueString()))
 	}
 }
 
@@ -397,11 +425,25 @@ func (r *nodeResource) Create(ctx context.Context, req resource.CreateRequest, r
 		return
 	}
 	plan.SecondaryPrivateIPs = stringListValue(secondaries)
+	eipKey := plan.ElasticIPKey.ValueString()
+	tookOver := false
+	if eipKey != "" && mode == publicIPElastic {
+		if tookOver, err = takeOverKeyedEIP(ctx, api, eipKey, id, aws.ToString(eni.NetworkInterfaceId), plan.PrivateIP.ValueString()); err != nil {
+			fail("Creating node: taking over the keyed Elastic IP", err)
+			return
+		}
+	}
 	if targets := plan.eipTargets(secondaries); len(targets) > 0 {
 		warn, err := syncEIPs(ctx, api, id, aws.ToString(eni.NetworkInterfaceId), nodeIPs(plan.PrivateIP.ValueString(), secondaries), targets, tags)
 		resp.Diagnostics.Append(warn...)
 		if err != nil {
 			fail("Creating node: associating Elastic IPs", err)
+			return
+		}
+	}
+	if eipKey != "" && mode == publicIPElastic && !tookOver {
+		if err := tagKeyedEIP(ctx, api, eipKey, aws.ToString(eni.NetworkInterfaceId), plan.PrivateIP.ValueString()); err != nil {
+			fail("Creating node: tagging the keyed Elastic IP", err)
 			return
 		}
 	}
@@ -413,6 +455,17 @@ func (r *nodeResource) Create(ctx context.Context, req resource.CreateRequest, r
 	if err != nil {
 		fail("Creating node: reading the instance", err)
 		return
+	}
+	if w := plan.waitForReady(ctx, &resp.Diagnostics); w != nil {
+		url, err := readyURL(w.URL.ValueString(), m.PublicIPAddress.ValueString(), m.PrivateIP.ValueString())
+		if err == nil {
+			err = pollReady(ctx, id, url, w.readyTimeout())
+		}
+		if err != nil {
+			plan = *m
+			fail("Creating node: waiting for the instance to be ready", err)
+			return
+		}
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, m)...)
 }
@@ -835,6 +888,9 @@ func secondaryIPs(eni *ec2types.InstanceNetworkInterface) []string {
 	}
 	return out
 }
+
+// eipKeyRe is what an EC2 tag value may hold, and not empty.
+var eipKeyRe = regexp.MustCompile(`^[\p{L}\p{N} _.:/=+\-@]{1,128}$`)
 
 // ipv4Validator checks that a string is a dotted-quad IPv4 address.
 type ipv4Validator struct{}

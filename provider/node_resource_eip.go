@@ -207,3 +207,78 @@ func addressKeys(m map[string]ec2types.Address) map[string]string {
 	}
 	return out
 }
+
+// tagEIPKey names an Elastic IP that outlives its instances (elastic_ip_key).
+const tagEIPKey = "wsdirect:eip-key"
+
+// takeOverKeyedEIP moves the Elastic IP tagged elastic_ip_key = key, if there
+// is one, to the new instance's primary address and makes it the new
+// instance's own, so the instance it replaces (create_before_destroy) no
+// longer releases it. It reports whether it found one; without, the caller
+// allocates as usual and tags the address with the key (tagKeyedEIP).
+func takeOverKeyedEIP(ctx context.Context, api EC2API, key, instanceID, eniID, primary string) (bool, error) {
+	addrs, err := listAddresses(ctx, api)
+	if err != nil {
+		return false, err
+	}
+	var found []ec2types.Address
+	for _, a := range addrs {
+		if tagValue(a.Tags, tagEIPKey) == key {
+			found = append(found, a)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return false, nil
+	case 1:
+	default:
+		return false, fmt.Errorf("%d Elastic IPs are tagged %s = %s; keep one", len(found), tagEIPKey, key)
+	}
+	a := found[0]
+	err = retryCodes(ctx, fmt.Sprintf("Elastic IP %s to move to %s", aws.ToString(a.PublicIp), instanceID), associateRetryCodes,
+		func(ctx context.Context) error {
+			_, err := api.AssociateAddress(ctx, &ec2.AssociateAddressInput{
+				AllocationId:       a.AllocationId,
+				NetworkInterfaceId: aws.String(eniID),
+				PrivateIpAddress:   aws.String(primary),
+				// It is the old instance's until now: that is the point.
+				AllowReassociation: aws.Bool(true),
+			})
+			return err
+		})
+	if err != nil {
+		return false, fmt.Errorf("moving Elastic IP %s (%s, %s = %s) to %s: %w", aws.ToString(a.PublicIp), aws.ToString(a.AllocationId), tagEIPKey, key, instanceID, err)
+	}
+	return true, tagEIP(ctx, api, aws.ToString(a.AllocationId), map[string]string{tagEIPOwner: instanceID, tagEIPPrivateIP: primary, tagEIPKey: key})
+}
+
+// tagKeyedEIP tags the Elastic IP on the instance's primary address with
+// the key, so the instance that replaces this one takes it over.
+func tagKeyedEIP(ctx context.Context, api EC2API, key, eniID, primary string) error {
+	addrs, err := listAddresses(ctx, api)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if aws.ToString(a.NetworkInterfaceId) == eniID && aws.ToString(a.PrivateIpAddress) == primary {
+			return tagEIP(ctx, api, aws.ToString(a.AllocationId), map[string]string{tagEIPKey: key})
+		}
+	}
+	return fmt.Errorf("no Elastic IP on %s to tag %s = %s", primary, tagEIPKey, key)
+}
+
+func tagEIP(ctx context.Context, api EC2API, allocID string, tags map[string]string) error {
+	if _, err := api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{allocID}, Tags: ec2Tags(tags)}); err != nil {
+		return fmt.Errorf("tagging Elastic IP %s: %w", allocID, err)
+	}
+	return nil
+}
+
+func tagValue(tags []ec2types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}

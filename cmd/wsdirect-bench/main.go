@@ -7,6 +7,7 @@
 //	wsdirect-bench tfdemo -terraform ./bin/terraform
 //	wsdirect-bench cluster -bin-dir ./bin -nodes 3
 //	wsdirect-bench rebalance -bin-dir ./bin -clients 12000
+//	wsdirect-bench fleetop -terraform ./bin/terraform -op upgrade -clients 6000
 //	wsdirect-bench worker   (internal: one worker process of `run -workers N`)
 package main
 
@@ -38,6 +39,7 @@ commands:
   compare same workload via direct, HAProxy mode http and mode tcp; ratios to direct (make bench-compare)
   drill   kill|drain|auth-restart|haproxy-kill: scripted failure drills with managed clients
   rebalance  scale-out under held clients: how the old nodes move the new one its share (make bench-rebalance)
+  fleetop    rolling upgrade or scale-in through terraform apply under held clients (make bench-upgrade-terraform)
   worker  one worker process of "run -workers N" (config on stdin, report on stdout)
 
 "wsdirect-bench <command> -h" lists a command's flags.
@@ -129,6 +131,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return drillCmd(ctx, args[1:], stdout, stderr)
 	case "rebalance":
 		return rebalanceCmd(ctx, args[1:], stdout, stderr)
+	case "fleetop":
+		return fleetopCmd(ctx, args[1:], stdout, stderr)
 	case compare.FleetWorkerCommand:
 		return compare.RunFleetWorker(ctx, stdin, stdout)
 	case loadtest.WorkerCommand:

@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -70,6 +71,7 @@ type options struct {
 	adminTokenFile        string
 	tokenAudience         string
 	drainDeadline         time.Duration
+	drainRate             float64
 	tokenLeeway           time.Duration
 	rebalance             node.RebalanceConfig
 	tls                   *tlscert.Config
@@ -117,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` with the bearer token for POST /admin/drain (default: endpoint disabled)")
 	fs.DurationVar(&o.drainDeadline, "drain-deadline", def.DrainDeadline, "how long a drain may take before remaining clients are cut (keep it 30 s under systemd's TimeoutStopSec)")
+	fs.Float64Var(&o.drainRate, "drain-rate", float64(def.DrainBatch)/def.DrainInterval.Seconds(), "clients a drain closes per second, in steps of at most 100 ms, so they come back to auth at a pace it takes (all nodes of a rolling replacement drain at once)")
 	o.rebalance = def.Rebalance
 	fs.BoolVar(&o.rebalance.Enabled, "rebalance", def.Rebalance.Enabled, "move clients to nodes with fewer when this node holds more than its share (e.g. after a node joined)")
 	fs.Float64Var(&o.rebalance.MaxRate, "rebalance-max-rate", def.Rebalance.MaxRate, "clients moved per second across the whole cluster, and so auth requests a rebalance causes; give every node the same value")
@@ -153,6 +156,8 @@ func (o *options) check(fs *flag.FlagSet) error {
 		return fmt.Errorf("-token-leeway must be >= 0, got %s", o.tokenLeeway)
 	case o.drainDeadline <= 0:
 		return fmt.Errorf("-drain-deadline must be > 0, got %s", o.drainDeadline)
+	case !(o.drainRate >= 1):
+		return fmt.Errorf("-drain-rate must be >= 1, got %g", o.drainRate)
 	case o.rebalance.Enabled && !(o.rebalance.MaxRate >= 1):
 		return fmt.Errorf("-rebalance-max-rate must be >= 1, got %g", o.rebalance.MaxRate)
 	case o.rebalance.Enabled && !(o.rebalance.Tolerance >= 0 && o.rebalance.Tolerance < 1):
@@ -302,6 +307,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc.MaxConnsPerUser = o.maxConnsPerUser
 	nc.Upstream = o.upstream
 	nc.DrainDeadline = o.drainDeadline
+	nc.DrainBatch, nc.DrainInterval = drainSteps(o.drainRate)
 	nc.AdminToken = adminToken
 	nc.Rebalance = o.rebalance
 	nc.View = cl
@@ -424,4 +430,13 @@ func advertiseAddr(ctx context.Context, flagValue, bindHost string) (string, err
 		return "", fmt.Errorf("-advertise: %w", err)
 	}
 	return addr, nil
+}
+
+// drainSteps turns a drain rate into the node's batch and pause: a batch
+// every 100 ms, or one client at a time below 10 a second.
+func drainSteps(rate float64) (int, time.Duration) {
+	if rate >= 10 {
+		return int(math.Round(rate / 10)), 100 * time.Millisecond
+	}
+	return 1, time.Duration(float64(time.Second) / rate)
 }

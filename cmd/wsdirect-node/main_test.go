@@ -23,6 +23,7 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/logcheck"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/userdata"
+	"github.com/wsdirect/terraform-provider-wsdirect/node"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -252,6 +253,7 @@ func TestFlagErrors(t *testing.T) {
 		"bad rebalance rate":  {[]string{"-dev", "-auth-keys", pub, "-rebalance-max-rate", "0"}, 2, "-rebalance-max-rate"},
 		"bad tolerance":       {[]string{"-dev", "-auth-keys", pub, "-rebalance-tolerance", "1"}, 2, "-rebalance-tolerance"},
 		"bad min move":        {[]string{"-dev", "-auth-keys", pub, "-rebalance-min-move", "0"}, 2, "-rebalance-min-move"},
+		"bad drain rate":      {[]string{"-dev", "-auth-keys", pub, "-drain-rate", "0.5"}, 2, "-drain-rate"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -261,6 +263,24 @@ func TestFlagErrors(t *testing.T) {
 				t.Fatalf("exit %d, output %q; want %d containing %q", code, out.String(), tc.code, tc.msg)
 			}
 		})
+	}
+}
+
+// TestDrainSteps: the drain rate becomes batches every 100 ms, or single
+// closes further apart, and the default is node.DefaultConfig's.
+func TestDrainSteps(t *testing.T) {
+	for _, tc := range []struct {
+		rate  float64
+		batch int
+		pause time.Duration
+	}{{5000, 500, 100 * time.Millisecond}, {50, 5, 100 * time.Millisecond}, {10, 1, 100 * time.Millisecond}, {4, 1, 250 * time.Millisecond}, {1, 1, time.Second}} {
+		if b, p := drainSteps(tc.rate); b != tc.batch || p != tc.pause {
+			t.Errorf("drainSteps(%g) = %d every %v, want %d every %v", tc.rate, b, p, tc.batch, tc.pause)
+		}
+	}
+	def := node.DefaultConfig()
+	if b, p := drainSteps(float64(def.DrainBatch) / def.DrainInterval.Seconds()); b != def.DrainBatch || p != def.DrainInterval {
+		t.Errorf("the default rate gives %d every %v, want node.DefaultConfig's %d every %v", b, p, def.DrainBatch, def.DrainInterval)
 	}
 }
 

@@ -185,6 +185,12 @@ type Config struct {
 	// DefaultDrainDeadline. The unit's TimeoutStopSec is this plus
 	// StopMargin.
 	DrainDeadline time.Duration
+	// DrainRate is the node's -drain-rate: clients a drain closes per
+	// second. 0 keeps the binary's default (5,000 a second, in batches of
+	// 500). Lower it where every node drains at once (a rolling
+	// replacement) onto an auth service that takes fewer: the clients then
+	// wait on their old node rather than disconnected.
+	DrainRate int
 
 	// Both roles, optional.
 
@@ -359,6 +365,9 @@ func (c Config) normalize() (Config, error) {
 		if n.DrainDeadline < 0 || n.DrainDeadline > MaxDrainDeadline || n.DrainDeadline%time.Second != 0 {
 			add("drain deadline must be whole seconds from 0 (the binary's default, %s) to %s, got %s", DefaultDrainDeadline, MaxDrainDeadline, n.DrainDeadline)
 		}
+		if n.DrainRate < 0 {
+			add("drain rate must not be negative (0: the binary's default), got %d", n.DrainRate)
+		}
 		switch {
 		case n.AuthPublicKeys == "" && n.AuthPublicKeysParameter == "":
 			add("a node needs the auth public keys: PEM \"PUBLIC KEY\" blocks of the auth signing keys, or the parameter holding them")
@@ -382,8 +391,8 @@ func (c Config) normalize() (Config, error) {
 	case RoleAuth:
 		checkParam("signing key", n.SigningKeyParameter, true)
 		checkParam("users", n.UsersParameter, true)
-		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.AuthPublicKeysParameter != "" || n.Upstream != "" || n.AdvertisePort != 0 || n.DrainDeadline != 0 {
-			add("name, advertise, advertise port, max_conns, auth public keys, upstream and drain deadline apply to the node role only")
+		if c.Name != "" || c.Advertise != "" || n.MaxConns != 0 || n.AuthPublicKeys != "" || n.AuthPublicKeysParameter != "" || n.Upstream != "" || n.AdvertisePort != 0 || n.DrainDeadline != 0 || n.DrainRate != 0 {
+			add("name, advertise, advertise port, max_conns, auth public keys, upstream, drain deadline and drain rate apply to the node role only")
 		}
 	}
 	n.checkTLS(add, checkParam)
@@ -541,6 +550,9 @@ func Render(c Config) (string, error) {
 		}
 		if n.DrainDeadline > 0 {
 			args = append(args, "-drain-deadline", n.DrainDeadline.String())
+		}
+		if n.DrainRate > 0 {
+			args = append(args, "-drain-rate", strconv.Itoa(n.DrainRate))
 		}
 	case RoleAuth:
 		args = append(args,

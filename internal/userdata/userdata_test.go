@@ -461,6 +461,8 @@ func TestValidation(t *testing.T) {
 		{"drain deadline past EC2's shutdown", nodeConfig, func(c *Config) { c.DrainDeadline = 2 * time.Minute }, "drain deadline must be whole seconds"},
 		{"fractional drain deadline", nodeConfig, func(c *Config) { c.DrainDeadline = 1500 * time.Millisecond }, "drain deadline must be whole seconds"},
 		{"auth with drain deadline", authConfig, func(c *Config) { c.DrainDeadline = time.Second }, "apply to the node role only"},
+		{"negative drain rate", nodeConfig, func(c *Config) { c.DrainRate = -1 }, "drain rate must not be negative"},
+		{"auth with drain rate", authConfig, func(c *Config) { c.DrainRate = 100 }, "apply to the node role only"},
 		{"no auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeys = "" }, "a node needs the auth public keys"},
 		{"both auth keys", nodeConfig, func(c *Config) { c.AuthPublicKeysParameter = "/k" }, "not both"},
 		{"bad auth keys parameter", nodeConfig, func(c *Config) { c.AuthPublicKeys, c.AuthPublicKeysParameter = "", "k/x" }, "auth public keys parameter:"},
@@ -605,13 +607,14 @@ func TestDrainDeadlineAndStopTimeout(t *testing.T) {
 	}
 	c := nodeConfig(t)
 	c.DrainDeadline = 45 * time.Second
+	c.DrainRate = 60
 	out, err := Render(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, _ := parse(t, out)
 	unit := content(t, p, "/etc/systemd/system/wsdirect-node.service")
-	for _, w := range []string{" -drain-deadline 45s ", "TimeoutStopSec=75s\n"} {
+	for _, w := range []string{" -drain-deadline 45s -drain-rate 60 ", "TimeoutStopSec=75s\n"} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q:\n%s", w, unit)
 		}

@@ -42,6 +42,13 @@ locals {
 
   auth_instance_profile = var.auth_iam_instance_profile != null ? var.auth_iam_instance_profile : var.iam_instance_profile
 
+  # The readiness check each new instance must pass before Terraform goes
+  # on (and, with create_before_destroy, destroys the instance it
+  # replaces). With ACME, /readyz answers in plain HTTP on port 80 beside
+  # the http-01 challenges, 200 only once the service holds its
+  # certificate and (a node) accepts tokens.
+  ready_url = var.ready_url != null ? var.ready_url : (local.acme ? "http://{public_ip}/readyz" : null)
+
   # IMDSv2 only, one hop: the instance role reads the secrets, so its
   # credentials stay out of reach of request forgery and of containers.
   metadata_options = {
@@ -99,6 +106,8 @@ data "wsdirect_cloudinit" "node" {
   gossip_key_parameter       = local.parameters.gossip_key
   join_tag                   = local.join_tag
   max_conns                  = var.max_conns_per_node
+  drain_rate                 = var.drain_rate
+  drain_deadline             = var.drain_deadline
   auth_public_keys_parameter = local.parameters.auth_public_keys
   bind                       = "0.0.0.0:${local.node_port}"
   advertise                  = local.node_advertise
@@ -161,6 +170,27 @@ resource "wsdirect_node" "node" {
     Name            = "${var.cluster_name}-node-${count.index}"
     "wsdirect:role" = "node"
   })
+
+  dynamic "wait_for_ready" {
+    for_each = local.ready_url == null ? [] : [local.ready_url]
+    content {
+      url     = wait_for_ready.value
+      timeout = var.ready_timeout
+    }
+  }
+
+  # A rolling replacement (release, keys, instance type, AMI): every new
+  # node is created and serving before Terraform destroys the old ones,
+  # which drain (close code 4000, reconnect through auth) on the SIGTERM of
+  # their termination. Capacity never drops; it doubles for the roll.
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  # Auth first: a replaced auth host has taken over the Elastic IP and
+  # serves before any node is replaced, so the drained clients find it; and
+  # the old nodes are destroyed (drained) before the old auth host.
+  depends_on = [wsdirect_node.auth]
 }
 
 resource "wsdirect_node" "auth" {
@@ -177,8 +207,24 @@ resource "wsdirect_node" "auth" {
   user_data        = data.wsdirect_cloudinit.auth.rendered
   metadata_options = local.metadata_options
 
+  # The address outlives the host: a replacement takes it over, so
+  # auth_url and the clients configured with it stay valid.
+  elastic_ip_key = "${var.cluster_name}-auth-${count.index}"
+
   tags = merge(local.common_tags, {
     Name            = "${var.cluster_name}-auth-${count.index}"
     "wsdirect:role" = "auth"
   })
+
+  dynamic "wait_for_ready" {
+    for_each = local.ready_url == null ? [] : [local.ready_url]
+    content {
+      url     = wait_for_ready.value
+      timeout = var.ready_timeout
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }

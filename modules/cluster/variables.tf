@@ -250,3 +250,37 @@ variable "tls_key_file" {
   type        = string
   default     = null
 }
+
+variable "ready_url" {
+  description = "URL Terraform polls after creating each instance, until it answers 200, before going on (and, when replacing, before destroying the old instance): {public_ip} and {private_ip} are the instance's addresses. Null: \"http://{public_ip}/readyz\" with tls_mode = \"acme\" (port 80, open for ACME anyway), no wait otherwise; with \"files\" or \"offload\" and Terraform inside the VPC, e.g. \"http://{private_ip}:8080/readyz\" (offload). Without a wait, a replacement is destroyed-after-created but not after serving: capacity can dip during a roll."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ready_url == null || can(regex("^https?://", var.ready_url))
+    error_message = "ready_url must be an http:// or https:// URL."
+  }
+}
+
+variable "ready_timeout" {
+  description = "How long Terraform waits for each new instance to be ready (a Go duration). A create that times out fails naming the instance, which is left tainted; the instance it was to replace keeps serving."
+  type        = string
+  default     = "5m"
+}
+
+variable "drain_rate" {
+  description = "Clients each node closes per second when it drains (-drain-rate): on a scale-in and on every node at once when a rolling replacement destroys the old nodes. Null: the binary's 5,000. The old nodes' clients all come back through auth during a roll; a rate that keeps node_count × drain_rate within what the auth hosts take keeps them connected to their old node until their turn instead of waiting disconnected. A node needs its client count / drain_rate within drain_deadline."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.drain_rate == null || (try(var.drain_rate >= 1, false) && try(floor(var.drain_rate) == var.drain_rate, false))
+    error_message = "drain_rate must be a whole number of at least 1, or null."
+  }
+}
+
+variable "drain_deadline" {
+  description = "How long a node's drain may take before the rest of its clients are cut (-drain-deadline), whole seconds such as \"45s\", at most 90s. Null: the binary's 30s. The unit gives the stop this plus 30 s (TimeoutStopSec), which must fit in the instance's shutdown (docs/design.md section 15)."
+  type        = string
+  default     = null
+}

@@ -164,6 +164,14 @@ type FleetStatus struct {
 	// moved); RebalancedTwice counts clients that saw more than one.
 	Rebalanced      int64 `json:"rebalanced"`
 	RebalancedTwice int   `json:"rebalanced_twice"`
+	// CloseCodes counts established connections that ended, by close code
+	// (1006: the connection broke without a close frame).
+	CloseCodes map[int]int64 `json:"close_codes,omitempty"`
+	// Gaps holds, for every client that lost its connection at least once,
+	// the longest time in milliseconds it was without one (a client still
+	// without one counts until now). Worker processes send it only in their
+	// last status line.
+	Gaps []int64 `json:"gaps,omitempty"`
 }
 
 func (s *FleetStatus) add(o FleetStatus) {
@@ -187,6 +195,13 @@ func (s *FleetStatus) add(o FleetStatus) {
 	s.GaveUp += o.GaveUp
 	s.Rebalanced += o.Rebalanced
 	s.RebalancedTwice += o.RebalancedTwice
+	if s.CloseCodes == nil {
+		s.CloseCodes = map[int]int64{}
+	}
+	for k, v := range o.CloseCodes {
+		s.CloseCodes[k] += v
+	}
+	s.Gaps = append(s.Gaps, o.Gaps...)
 }
 
 // fleet is a set of managed clients, here or in a worker process.
@@ -208,7 +223,15 @@ type Fleet struct {
 	rebalancedTwice       atomic.Int64
 	mu                    sync.Mutex
 	failed                map[string]int64
+	closeCodes            map[int]int64
 	transports            []*http.Transport
+	// downSince is when each client's connection ended (Unix ns, 0 while
+	// connected or before its first connect); longest its longest time
+	// without one so far (ns).
+	downSince, longest []atomic.Int64
+	// finalGaps are the gaps as Stop found them, before the clients closed.
+	finalGaps []int64
+	stopped   bool
 }
 
 // StartFleet starts cfg.Clients managed clients at cfg.Rate. They keep
@@ -218,7 +241,8 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	f := &Fleet{cancel: cancel, failed: map[string]int64{}}
+	f := &Fleet{cancel: cancel, failed: map[string]int64{}, closeCodes: map[int]int64{},
+		downSince: make([]atomic.Int64, cfg.Clients), longest: make([]atomic.Int64, cfg.Clients)}
 	pool := &sync.Pool{} // shared write buffers: idle clients hold none
 	rt := &routes{file: cfg.RoutesFile}
 	var tlsConf *tls.Config
@@ -278,8 +302,12 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			mc.Options = optSets[(i+cfg.SourceOffset)%len(optSets)]
 			mc.BackoffBase, mc.BackoffMax = cfg.BackoffBase, cfg.BackoffMax
 			mc.OnConnect = func(*wire.ConnectResponse) {
+				now := time.Now().UnixNano()
 				f.connects.Add(1)
-				f.lastConnect.Store(time.Now().UnixNano())
+				f.lastConnect.Store(now)
+				if d := f.downSince[i].Swap(0); d != 0 && now-d > f.longest[i].Load() {
+					f.longest[i].Store(now - d) // only this client's goroutine writes it
+				}
 				release()
 			}
 			mc.OnDisconnect = func(code int, err error) {
@@ -290,7 +318,11 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 					}
 				}
 				if code != 0 {
+					f.downSince[i].Store(time.Now().UnixNano())
 					f.disconnects.Add(1)
+					f.mu.Lock()
+					f.closeCodes[code]++
+					f.mu.Unlock()
 					return
 				}
 				if err != nil {
@@ -333,13 +365,22 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 
 // Status is a snapshot of the fleet.
 func (f *Fleet) Status() FleetStatus {
-	s := FleetStatus{Clients: len(f.clients), Nodes: map[string]int{}, FailedAttempts: map[string]int64{}}
+	s := FleetStatus{Clients: len(f.clients), Nodes: map[string]int{}, FailedAttempts: map[string]int64{}, CloseCodes: map[int]int64{}}
 	f.mu.Lock()
 	clients := append([]*client.Managed(nil), f.clients...)
 	for k, v := range f.failed {
 		s.FailedAttempts[k] = v
 	}
+	for k, v := range f.closeCodes {
+		s.CloseCodes[k] = v
+	}
+	stopped, final := f.stopped, f.finalGaps
 	f.mu.Unlock()
+	if stopped {
+		s.Gaps = final
+	} else {
+		s.Gaps = f.gaps()
+	}
 	for _, m := range clients {
 		if m == nil {
 			continue
@@ -358,8 +399,32 @@ func (f *Fleet) Status() FleetStatus {
 	return s
 }
 
-// Stop closes every client and waits for them.
+// gaps lists every client's longest time without a connection in ms (see
+// FleetStatus.Gaps).
+func (f *Fleet) gaps() []int64 {
+	var out []int64
+	now := time.Now().UnixNano()
+	for i := range f.longest {
+		g := f.longest[i].Load()
+		if d := f.downSince[i].Load(); d != 0 {
+			g = max(g, now-d)
+		}
+		if g > 0 {
+			out = append(out, (g+int64(time.Millisecond)-1)/int64(time.Millisecond))
+		}
+	}
+	return out
+}
+
+// Stop closes every client and waits for them. The gaps stay as they were
+// before the clients closed.
 func (f *Fleet) Stop() error {
+	g := f.gaps()
+	f.mu.Lock()
+	if !f.stopped {
+		f.stopped, f.finalGaps = true, g
+	}
+	f.mu.Unlock()
 	f.cancel()
 	f.wg.Wait()
 	for _, tr := range f.transports {
@@ -395,10 +460,14 @@ func RunFleetWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// The gaps as they were before the clients close.
+			st := f.Status()
 			_ = f.Stop()
-			return enc.Encode(f.Status())
+			return enc.Encode(st)
 		case <-t.C:
-			if err := enc.Encode(f.Status()); err != nil {
+			st := f.Status()
+			st.Gaps = nil // only in the last line: thousands of numbers
+			if err := enc.Encode(st); err != nil {
 				_ = f.Stop()
 				return err
 			}
@@ -536,10 +605,11 @@ func (fs fleets) Stop() error {
 // routes rewrites the host of dialed addresses by a JSON map file (see
 // FleetConfig.RoutesFile).
 type routes struct {
-	file string
-	mu   sync.RWMutex
-	m    map[string]string
-	read time.Time
+	file  string
+	mu    sync.RWMutex
+	m     map[string]string
+	read  time.Time
+	mtime time.Time
 }
 
 // dialer wraps dial so that it dials the routed address.
@@ -559,25 +629,30 @@ func (r *routes) dialer(dial func(ctx context.Context, network, addr string) (ne
 	}
 }
 
-// lookup maps host, reading the file again (at most every 100 ms) when it
-// does not know it.
+// lookup maps host, looking at the file again at most every 100 ms and
+// reading it when it changed: a public address can move to another
+// instance (an Elastic IP taken over by a replacement).
 func (r *routes) lookup(host string) (string, bool) {
 	r.mu.RLock()
 	to, ok := r.m[host]
 	fresh := time.Since(r.read) < 100*time.Millisecond
 	r.mu.RUnlock()
-	if ok || fresh {
+	if fresh {
 		return to, ok
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if data, err := os.ReadFile(r.file); err == nil {
-		var m map[string]string
-		if json.Unmarshal(data, &m) == nil {
-			r.m = m
+	if time.Since(r.read) >= 100*time.Millisecond {
+		if st, err := os.Stat(r.file); err == nil && !st.ModTime().Equal(r.mtime) {
+			if data, err := os.ReadFile(r.file); err == nil {
+				var m map[string]string
+				if json.Unmarshal(data, &m) == nil {
+					r.m, r.mtime = m, st.ModTime()
+				}
+			}
 		}
+		r.read = time.Now()
 	}
-	r.read = time.Now()
 	to, ok = r.m[host]
 	return to, ok
 }

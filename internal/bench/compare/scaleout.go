@@ -94,6 +94,15 @@ type TerraformScaleOut struct {
 	BcryptCost int
 	// ReadyTimeout bounds each wait for the cluster to serve. Must be > 0.
 	ReadyTimeout time.Duration
+	// NodeDrainRate and NodeDrainDeadline are modules/cluster's
+	// drain_rate and drain_deadline (whole seconds); 0 keeps the binary's
+	// defaults.
+	NodeDrainRate     int
+	NodeDrainDeadline time.Duration
+	// Build, when set, is binaries and a provider already built from
+	// RepoDir (tflocal.BuildAll, version 0.0.1), shared by several runs;
+	// nil builds them into WorkDir.
+	Build *tflocal.Build
 }
 
 // DefaultTerraformScaleOut returns the defaults; the caller sets
@@ -126,6 +135,8 @@ func (t *TerraformScaleOut) validate() error {
 		return fmt.Errorf("benchcompare: Terraform.BcryptCost %d out of range %d-%d", t.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
 	case t.ReadyTimeout <= 0:
 		return fmt.Errorf("benchcompare: Terraform.ReadyTimeout must be > 0, got %s", t.ReadyTimeout)
+	case t.NodeDrainRate < 0 || t.NodeDrainDeadline < 0 || t.NodeDrainDeadline%time.Second != 0:
+		return fmt.Errorf("benchcompare: Terraform.NodeDrainRate (%d) must not be negative, NodeDrainDeadline (%s) whole seconds", t.NodeDrainRate, t.NodeDrainDeadline)
 	}
 	if ents, err := os.ReadDir(t.WorkDir); err == nil && len(ents) > 0 {
 		return fmt.Errorf("benchcompare: Terraform.WorkDir %s is not empty", t.WorkDir)
@@ -147,25 +158,35 @@ type terraformScaleOut struct {
 	version string
 }
 
-func startTerraformScaleOut(ctx context.Context, cfg *RebalanceConfig, say func(string, ...any)) (_ *terraformScaleOut, err error) {
-	t := &terraformScaleOut{cfg: *cfg.Terraform, n: cfg.Env.Nodes, say: say, version: "0.0.1"}
-	defer func() {
-		if err != nil {
-			t.stop()
-		}
-	}()
+func startTerraformScaleOut(ctx context.Context, cfg *RebalanceConfig, say func(string, ...any)) (*terraformScaleOut, error) {
 	if def := node.DefaultRebalanceConfig().MaxRate; cfg.MaxRate != def {
 		// modules/cluster has no setting for it: the nodes run with the
 		// binary's default.
 		return nil, fmt.Errorf("benchcompare: the terraform scale-out runs the nodes with the default rebalance rate (%g/s); modules/cluster does not set -rebalance-max-rate", def)
 	}
+	return startTerraformCluster(ctx, *cfg.Terraform, cfg.Env.Nodes, say)
+}
+
+// startTerraformCluster builds the binaries and the provider, starts the
+// local cloud and the ACME CA, and applies modules/cluster with n nodes.
+func startTerraformCluster(ctx context.Context, tf TerraformScaleOut, n int, say func(string, ...any)) (_ *terraformScaleOut, err error) {
+	t := &terraformScaleOut{cfg: tf, n: n, say: say, version: "0.0.1"}
+	defer func() {
+		if err != nil {
+			t.stop()
+		}
+	}()
 	if err := os.MkdirAll(t.cfg.WorkDir, 0o755); err != nil {
 		return nil, err
 	}
-	say("building the binaries and the provider from %s", t.cfg.RepoDir)
-	bld, err := tflocal.BuildAll(ctx, t.cfg.RepoDir, t.cfg.WorkDir, t.version)
-	if err != nil {
-		return nil, err
+	bld := t.cfg.Build
+	if bld == nil {
+		say("building the binaries and the provider from %s", t.cfg.RepoDir)
+		if bld, err = tflocal.BuildAll(ctx, t.cfg.RepoDir, t.cfg.WorkDir, t.version); err != nil {
+			return nil, err
+		}
+	} else if bld.Version != t.version {
+		return nil, fmt.Errorf("benchcompare: Terraform.Build is version %s, want %s", bld.Version, t.version)
 	}
 	cc := t.cfg.Cloud
 	cc.WorkDir = filepath.Join(t.cfg.WorkDir, "localcloud")
@@ -181,6 +202,9 @@ func startTerraformScaleOut(ctx context.Context, cfg *RebalanceConfig, say func(
 	}
 	users := tflocal.ClusterUsers{Count: t.cfg.Users, BcryptCost: t.cfg.BcryptCost, From: tflocal.DefaultClientCIDR}
 	if t.mod, err = tflocal.NewClusterModule(ctx, t.cloud, t.ca, t.cfg.Terraform, t.cfg.RepoDir, filepath.Join(t.cfg.WorkDir, "tf"), users, t.tfLog); err != nil {
+		return nil, err
+	}
+	if err := t.mod.SetNodeDrain(t.cfg.NodeDrainRate, t.cfg.NodeDrainDeadline); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()

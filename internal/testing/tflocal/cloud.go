@@ -50,11 +50,12 @@ func DefaultCloudConfig() CloudConfig {
 
 // Cloud is a running wsdirect-localcloud process.
 type Cloud struct {
-	Info  localcloud.Info
-	build *Build
-	cmd   *exec.Cmd
-	done  chan error
-	log   string
+	Info    localcloud.Info
+	workDir string
+	build   *Build
+	cmd     *exec.Cmd
+	done    chan error
+	log     string
 }
 
 // StartCloud runs wsdirect-localcloud from the build, publishing the built wsdirect-node and
@@ -84,7 +85,7 @@ func (b *Build) StartCloud(ctx context.Context, cfg CloudConfig) (*Cloud, error)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	c := &Cloud{build: b, cmd: cmd, done: make(chan error, 1), log: logPath}
+	c := &Cloud{build: b, workDir: cfg.WorkDir, cmd: cmd, done: make(chan error, 1), log: logPath}
 	go func() { c.done <- cmd.Wait() }()
 	deadline := time.Now().Add(cfg.StartTimeout)
 	for {
@@ -108,6 +109,43 @@ func (b *Build) StartCloud(ctx context.Context, cfg CloudConfig) (*Cloud, error)
 			return nil, fmt.Errorf("tflocal: wsdirect-localcloud did not answer within %v\n%s", cfg.StartTimeout, tail(logPath, 20))
 		}
 	}
+}
+
+// Release is a published release: modules/cluster's release_url, release_version and
+// release_sha256.
+type Release struct {
+	URL     string            `json:"release_url"`
+	Version string            `json:"release_version"`
+	SHA256  map[string]string `json:"release_sha256"`
+}
+
+// Release is the release the local cloud publishes from the start.
+func (c *Cloud) Release() Release {
+	return Release{URL: c.Info.ReleaseURL, Version: c.Info.ReleaseVersion, SHA256: c.Info.ReleaseSHA256}
+}
+
+// PublishRelease publishes the build's wsdirect-node and wsdirect-auth once more, as version
+// (another archive name, so a different checksum and user data: what an upgrade looks like to
+// modules/cluster), beside the first release on the local cloud's release server.
+func (c *Cloud) PublishRelease(version string) (Release, error) {
+	arch := localcloud.DefaultConfig().ReleaseArch
+	bins := map[string]string{}
+	for _, b := range []string{"wsdirect-node", "wsdirect-auth"} {
+		bins[b] = filepath.Join(c.build.BinDir, b)
+	}
+	files, err := localcloud.BuildRelease(filepath.Join(c.workDir, "release", "v"+version), version, arch, bins)
+	if err != nil {
+		return Release{}, err
+	}
+	r := Release{URL: c.Info.URL + "/releases/v" + version, Version: version, SHA256: map[string]string{}}
+	for b := range bins {
+		for _, f := range files {
+			if f.Name == localcloud.ArchiveName(b, version, arch) {
+				r.SHA256[b] = f.SHA256
+			}
+		}
+	}
+	return r, nil
 }
 
 // PID is the local cloud process's ID.

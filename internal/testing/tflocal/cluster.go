@@ -95,11 +95,37 @@ func NewClusterModule(ctx context.Context, cloud *Cloud, ca *CA, terraform, repo
 	return m, nil
 }
 
-// Apply runs terraform apply with node_count = nodes, reads the auth URL and, the first
-// time, attaches the module's role policies: the services, restarted by systemd, then read
-// their secrets with exactly these grants.
+// Apply runs terraform apply with node_count = nodes and reads the auth URL. The first time
+// it attaches the module's role policies (the plan's outputs) before the instances are
+// created, as an aws_iam_role_policy beside the module would: modules/cluster waits for each
+// instance to be ready, and a service is ready only once it has read its secrets with exactly
+// these grants.
 func (m *ClusterModule) Apply(ctx context.Context, nodes int) error {
-	if err := m.TF.Apply(ctx, tfexec.Var("node_count="+strconv.Itoa(nodes))); err != nil {
+	count := tfexec.Var("node_count=" + strconv.Itoa(nodes))
+	if !m.policies {
+		planFile := filepath.Join(m.Dir, "first.tfplan")
+		if _, err := m.TF.Plan(ctx, count, tfexec.Out(planFile)); err != nil {
+			return fmt.Errorf("terraform plan: %w", err)
+		}
+		plan, err := m.TF.ShowPlanFile(ctx, planFile)
+		if err != nil {
+			return fmt.Errorf("terraform show: %w", err)
+		}
+		for profile, output := range map[string]string{"wsdirect-node": "node_iam_policy_json", "wsdirect-auth": "auth_iam_policy_json"} {
+			out, ok := plan.PlannedValues.Outputs[output]
+			doc, isString := out.Value.(string)
+			if !ok || !isString {
+				return fmt.Errorf("output %s is not known at plan time", output)
+			}
+			if err := m.cloud.SetRolePolicy(ctx, profile, doc); err != nil {
+				return err
+			}
+		}
+		m.policies = true
+		if err := m.TF.Apply(ctx, tfexec.DirOrPlan(planFile)); err != nil {
+			return fmt.Errorf("terraform apply: %w", err)
+		}
+	} else if err := m.TF.Apply(ctx, count); err != nil {
 		return fmt.Errorf("terraform apply: %w", err)
 	}
 	outs, err := m.TF.Output(ctx)
@@ -109,20 +135,35 @@ func (m *ClusterModule) Apply(ctx context.Context, nodes int) error {
 	if err := json.Unmarshal(outs["auth_url"].Value, &m.AuthURL); err != nil {
 		return fmt.Errorf("output auth_url: %w", err)
 	}
-	if m.policies {
-		return nil
-	}
-	for profile, output := range map[string]string{"wsdirect-node": "node_iam_policy_json", "wsdirect-auth": "auth_iam_policy_json"} {
-		var doc string
-		if err := json.Unmarshal(outs[output].Value, &doc); err != nil {
-			return fmt.Errorf("output %s: %w", output, err)
-		}
-		if err := m.cloud.SetRolePolicy(ctx, profile, doc); err != nil {
-			return err
-		}
-	}
-	m.policies = true
 	return nil
+}
+
+// SetRelease makes the next Apply deploy r: a new release replaces every instance, rolling
+// (modules/cluster creates each replacement and waits for it to serve before destroying the
+// old one).
+func (m *ClusterModule) SetRelease(r Release) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(m.Dir, "release.auto.tfvars.json"), raw, 0o644)
+}
+
+// SetNodeDrain makes the next Apply launch nodes that drain rate clients a second within
+// deadline (whole seconds); 0 keeps the binary's default of either.
+func (m *ClusterModule) SetNodeDrain(rate int, deadline time.Duration) error {
+	v := map[string]any{}
+	if rate > 0 {
+		v["drain_rate"] = rate
+	}
+	if deadline > 0 {
+		v["drain_deadline"] = deadline.String()
+	}
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(m.Dir, "drain.auto.tfvars.json"), raw, 0o644)
 }
 
 // Destroy runs terraform destroy.
@@ -167,8 +208,6 @@ func (m *ClusterModule) writeConfig(ctx context.Context, repoDir string, users C
 		return err
 	}
 	m.AdminToken = hex.EncodeToString(adm[:16])
-	info := m.cloud.Info
-	sha, _ := json.Marshal(info.ReleaseSHA256)
 
 	main := fmt.Sprintf(`terraform {
   required_providers {
@@ -188,6 +227,25 @@ variable "node_count" {
 variable "acme_ca_root" {
   type = string
 }
+# The release (release.auto.tfvars.json): SetRelease changes it, for a rolling upgrade.
+variable "release_url" {
+  type = string
+}
+variable "release_version" {
+  type = string
+}
+variable "release_sha256" {
+  type = map(string)
+}
+# The nodes' drain (drain.auto.tfvars.json, SetNodeDrain); null: the binary's defaults.
+variable "drain_rate" {
+  type    = number
+  default = null
+}
+variable "drain_deadline" {
+  type    = string
+  default = null
+}
 
 module "cluster" {
   source = %q
@@ -206,9 +264,11 @@ module "cluster" {
   iam_instance_profile      = "wsdirect-node"
   auth_iam_instance_profile = "wsdirect-auth"
 
-  release_url     = %q
-  release_version = %q
-  release_sha256  = %s
+  release_url     = var.release_url
+  release_version = var.release_version
+  release_sha256  = var.release_sha256
+  drain_rate      = var.drain_rate
+  drain_deadline  = var.drain_deadline
 
   # TLS as on EC2 (tls_mode "acme", the default): every node and the auth host obtain an
   # IP certificate for their public address, here from the run's own ACME CA.
@@ -231,8 +291,11 @@ output "node_iam_policy_json" {
 output "auth_iam_policy_json" {
   value = module.cluster.auth_iam_policy_json
 }
-`, filepath.ToSlash(modPath), clusterParameterPath, info.ReleaseURL, info.ReleaseVersion, strings.ReplaceAll(string(sha), `":"`, `" = "`), m.CA.Directory)
+`, filepath.ToSlash(modPath), clusterParameterPath, m.CA.Directory)
 	if err := os.WriteFile(filepath.Join(m.Dir, "main.tf"), []byte(main), 0o644); err != nil {
+		return err
+	}
+	if err := m.SetRelease(m.cloud.Release()); err != nil {
 		return err
 	}
 	// The ACME CA's root is public: a variable, not a parameter.
