@@ -2,6 +2,8 @@ package compare
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"math"
@@ -281,6 +283,14 @@ func Rebalance(ctx context.Context, cfg RebalanceConfig) (*RebalanceResult, erro
 	}
 	authURL := fc.AuthURL
 	scraper := &http.Client{Timeout: 2 * time.Second}
+	if fc.RootsPEM != "" {
+		// Auth over https with a private CA's certificate (the local
+		// cloud's ACME CA): without its root every scrape failed, and the
+		// auth rate read as 0.
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM([]byte(fc.RootsPEM))
+		scraper.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	}
 	var series []RebalanceSample
 	start := time.Now()
 	sample := func() RebalanceSample {
@@ -362,6 +372,10 @@ func Rebalance(ctx context.Context, cfg RebalanceConfig) (*RebalanceResult, erro
 	res.PeakReconnectRate = peakPerSecond(series, func(p RebalanceSample) float64 { return float64(p.Connects) })
 	res.PeakAuthRate = peakPerSecond(series, func(p RebalanceSample) float64 { return p.AuthRequests })
 	res.PeakAuthRebalanceRate = peakPerSecond(series, func(p RebalanceSample) float64 { return p.AuthRebalance })
+	if scraped := countScraped(series); scraped < 2 {
+		// Not a rate of 0: auth's counters could not be read.
+		res.PeakAuthRate, res.PeakAuthRebalanceRate = -1, -1
+	}
 	say("after %v: %s (max/mean %.3f); moved %d = %.2f× the least (%.0f), %d twice; %d lost; peaks per second: %.0f reconnects, %.0f auth requests (%.0f of moved clients)",
 		cfg.Watch, fmtCounts(res.After), res.AfterMaxMean, res.Moved, res.MovedRatio, res.Minimum, res.MovedTwice, res.Lost,
 		res.PeakReconnectRate, res.PeakAuthRate, res.PeakAuthRebalanceRate)
@@ -402,6 +416,17 @@ func peakPerSecond(series []RebalanceSample, v func(RebalanceSample) float64) fl
 		}
 	}
 	return peak
+}
+
+// countScraped is how many samples read auth's counters.
+func countScraped(series []RebalanceSample) int {
+	n := 0
+	for _, p := range series {
+		if p.AuthRequests >= 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // scrapeAuth reads auth's request counters from its /metrics: every
@@ -458,7 +483,11 @@ func (r *RebalanceResult) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "after              %s (max/mean %.3f)\n", fmtCounts(r.After), r.AfterMaxMean)
 	fmt.Fprintf(w, "moved              %d, %.2f× the least (%.0f); moved twice: %d\n", r.Moved, r.MovedRatio, r.Minimum, r.MovedTwice)
 	fmt.Fprintf(w, "lost               %d (gave up: %d)\n", r.Lost, r.GaveUp)
-	fmt.Fprintf(w, "peak per second    %.0f reconnects; %.0f auth requests, %.0f of them from moved clients\n", r.PeakReconnectRate, r.PeakAuthRate, r.PeakAuthRebalanceRate)
+	if r.PeakAuthRate < 0 {
+		fmt.Fprintf(w, "peak per second    %.0f reconnects; auth requests unknown (its /metrics could not be read)\n", r.PeakReconnectRate)
+	} else {
+		fmt.Fprintf(w, "peak per second    %.0f reconnects; %.0f auth requests, %.0f of them from moved clients\n", r.PeakReconnectRate, r.PeakAuthRate, r.PeakAuthRebalanceRate)
+	}
 	keys := make([]string, 0, len(r.FailedAttempts))
 	for k := range r.FailedAttempts {
 		keys = append(keys, k)
