@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -83,17 +82,8 @@ func fleetopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	res, err := compare.FleetOp(ctx, cfg)
 	if res != nil {
-		if out != "" {
-			data, jerr := json.MarshalIndent(res, "", "  ")
-			if jerr != nil {
-				return jerr
-			}
-			if werr := os.WriteFile(out, append(data, '\n'), 0o644); werr != nil {
-				return werr
-			}
-		}
-		if perr := printResult(stdout, asJSON, res); perr != nil {
-			return perr
+		if serr := saveAndPrint(stdout, out, asJSON, res); serr != nil {
+			return serr
 		}
 	}
 	return err

@@ -286,6 +286,21 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// saveAndPrint writes r as indented JSON to the file out (unless out is
+// empty), then prints it (printResult).
+func saveAndPrint(w io.Writer, out string, asJSON bool, r interface{ WriteTable(io.Writer) }) error {
+	if out != "" {
+		data, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return printResult(w, asJSON, r)
+}
+
 // printResult prints r as indented JSON, or as its table for people.
 func printResult(w io.Writer, asJSON bool, r interface{ WriteTable(io.Writer) }) error {
 	if !asJSON {
