@@ -39,23 +39,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	dir, err := os.MkdirTemp("", "wsdirect-node-test")
+	done, err := sim.UseForProcess("ASIANODETESTROLE0001")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_SSM": sim.URL(), "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "ASIANODETESTROLE0001", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "",
-		"AWS_PROFILE":     "",
-		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-	} {
-		os.Setenv(k, v)
-	}
 	ssmSim = sim
 	code := m.Run()
 	sim.Close()
-	os.RemoveAll(dir)
+	done()
 	os.Exit(code)
 }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -404,4 +406,30 @@ func accessKeyID(auth string) string {
 	}
 	id, _, _ := strings.Cut(rest, "/")
 	return id
+}
+
+// UseForProcess points this process's default AWS configuration at s, as
+// the access key accessKeyID: the SSM endpoint, a region, static
+// credentials, and empty shared config and credentials files, so nothing
+// of the machine's own AWS setup is read. It is for a test binary's
+// TestMain, where package secret builds one SSM client per process from
+// those settings; done removes the empty files (the environment stays,
+// the process is ending).
+func (s *Server) UseForProcess(accessKeyID string) (done func(), err error) {
+	dir, err := os.MkdirTemp("", "ssmsim-process")
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_SSM": s.URL(), "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": accessKeyID, "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE":     "",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+	} {
+		if err := os.Setenv(k, v); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	return func() { os.RemoveAll(dir) }, nil
 }
