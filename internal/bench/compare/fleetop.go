@@ -20,9 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/localcloud"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -525,7 +522,7 @@ func (o *fleetOpObserver) observe(ctx context.Context) FleetOpObservation {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if v, ok := authRequests(ctx, o.auth, "https://"+net.JoinHostPort(s.PrivateIP, o.authPort)+"/metrics"); ok {
+				if v, ok := authRequests(ctx, o.auth, "https://"+net.JoinHostPort(s.PrivateIP, o.authPort)); ok {
 					mu.Lock()
 					pt.Auth[s.ID] = v
 					mu.Unlock()
@@ -574,34 +571,11 @@ func checkReady(ctx context.Context, hc *http.Client, u string) (ready, answered
 	return resp.StatusCode == http.StatusOK, true
 }
 
-// authRequests reads wsdirect_auth_requests_total from one auth instance.
-func authRequests(ctx context.Context, hc *http.Client, u string) (float64, bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, false
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, false
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return 0, false
-	}
-	mf, ok := mfs["wsdirect_auth_requests_total"]
-	if !ok {
-		return 0, false
-	}
-	v := 0.0
-	for _, m := range mf.GetMetric() {
-		v += m.GetCounter().GetValue()
-	}
-	return v, true
+// authRequests reads wsdirect_auth_requests_total from the auth instance
+// at base (scrapeAuth).
+func authRequests(ctx context.Context, hc *http.Client, base string) (float64, bool) {
+	all, _ := scrapeAuth(ctx, hc, base)
+	return all, all >= 0
 }
 
 // peakAuthPerSecond is the most requests all auth instances together
