@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlsbuf"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/wsframe"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
 
@@ -24,34 +24,45 @@ type connShard struct {
 }
 
 // conn is one client connection. It is deliberately small: an idle
-// connection is this struct, gorilla's Conn with its small read buffer, the
-// socket, and one goroutine parked in a read.
+// connection is this struct, gorilla's Conn with its small read buffer,
+// wsframe's Conn (which borrows a buffer only while data is waiting), the
+// poller's watch, and the socket. No goroutine waits on it.
 type conn struct {
 	n     *Node
 	ws    *websocket.Conn
+	leg   leg
+	up    *upstream // the relay's other side; nil for the echo
 	user  string
 	shard uint32
 	// closing is set once a close frame has been (or is being) sent, so a
 	// connection is closed only once and the drain skips it.
 	closing atomic.Bool
+	// lastSeen is when the peer last sent a message or a pong (Unix
+	// nanoseconds); the pinger drops it once PongWait has passed.
+	lastSeen atomic.Int64
 	// movedIn is when the connection arrived with a rebalanced token (Unix
 	// nanoseconds), 0 otherwise; the rebalance leaves it alone for
-	// RebalanceConfig.Exempt. The struct stays in the same 48-byte size
-	// class with it.
+	// RebalanceConfig.Exempt.
 	movedIn int64
 }
 
-// newConn configures ws and registers it; the connection's slot is already
-// reserved.
-func (n *Node) newConn(ws *websocket.Conn, user string, movedIn int64) *conn {
-	// Over TLS, drop the buffers the handshake grew (about 3.5 KB per
-	// connection). Nothing reads the socket yet: the read loop starts
-	// after this.
-	tlsbuf.Release(ws.NetConn())
+// newConn configures ws (read through fc) and registers it; the
+// connection's slot is already reserved. up is the relay's upstream, or
+// nil. Reading starts with start.
+func (n *Node) newConn(ws *websocket.Conn, fc *wsframe.Conn, up *websocket.Conn, user string, movedIn int64) *conn {
 	c := &conn{n: n, ws: ws, user: user, shard: n.nextIdx.Add(1) % connShards, movedIn: movedIn}
+	c.lastSeen.Store(time.Now().UnixNano())
+	c.leg = leg{ws: ws, fc: fc, own: c, wait: n.conf.PongWait}
+	fc.SetHandler(c)
 	ws.SetReadLimit(n.conf.ReadLimit)
-	_ = ws.SetReadDeadline(time.Now().Add(n.conf.PongWait))
-	ws.SetPongHandler(c.onPong)
+	if up != nil {
+		ufc := up.NetConn().(*wsframe.Conn)
+		c.up = &upstream{c: c, done: make(chan struct{})}
+		c.up.leg = leg{ws: up, fc: ufc, own: c.up}
+		ufc.SetHandler(c.up)
+		n.watchLeg(&c.up.leg)
+	}
+	n.watchLeg(&c.leg)
 	s := &n.shards[c.shard]
 	s.mu.Lock()
 	s.m[c] = struct{}{}
@@ -61,14 +72,69 @@ func (n *Node) newConn(ws *websocket.Conn, user string, movedIn int64) *conn {
 	return c
 }
 
-// onPong proves the peer is alive: extend the read deadline.
-func (c *conn) onPong(string) error {
-	return c.ws.SetReadDeadline(time.Now().Add(c.n.conf.PongWait))
+// start begins reading the client (and the upstream, for a relay).
+func (c *conn) start() {
+	if c.up != nil {
+		c.n.startLeg(&c.up.leg)
+	}
+	c.n.startLeg(&c.leg)
 }
 
-// finish unregisters c and frees its slot. Called once, by the read loop.
+// Ping answers a client's ping (wsframe.Handler).
+func (c *conn) Ping(payload []byte) error { return answerPing(c.ws, payload, c.n.conf.WriteWait) }
+
+// Pong proves the peer is alive (wsframe.Handler).
+func (c *conn) Pong([]byte) error {
+	now := time.Now()
+	c.lastSeen.Store(now.UnixNano())
+	// A read that has begun gets the same extension gorilla's deadline
+	// did.
+	return c.leg.fc.SetReadDeadline(now.Add(c.n.conf.PongWait))
+}
+
+// message is one client message: echoed, or passed to the upstream.
+func (c *conn) message(mt int, r io.Reader) error {
+	now := time.Now()
+	c.lastSeen.Store(now.UnixNano())
+	_ = c.leg.fc.SetReadDeadline(now.Add(c.n.conf.PongWait))
+	if c.up != nil {
+		err := c.copyMessage(c.up.leg.ws, mt, r)
+		// A fragmented client message can cross the read limit mid-copy;
+		// gorilla has already sent 1009 then. Otherwise the upstream broke
+		// mid-write, and its reader will see it too.
+		if err != nil && !errors.Is(err, websocket.ErrReadLimit) {
+			c.closeWith(wire.CloseUpstreamUnavailable, closeText(wire.CloseUpstreamUnavailable))
+		}
+		return err
+	}
+	// The echo is the connection's only data writer, so no writer
+	// goroutine is needed; pings and closes go through WriteControl, which
+	// gorilla allows concurrently with it.
+	err := c.copyMessage(c.ws, mt, r)
+	if errors.Is(err, websocket.ErrCloseSent) {
+		return nil // closing: keep reading until the peer's close arrives
+	}
+	// A fragmented message can cross the read limit mid-copy.
+	return err
+}
+
+// end is the client read side's end: log it, close the upstream to match,
+// and release the connection.
+func (c *conn) end(err error) {
+	c.logReadEnd(err)
+	if c.up != nil {
+		c.endRelay(err)
+	}
+	c.linger(err)
+	c.finish()
+}
+
+// shutdown drops the client's socket; the read side ends the connection.
+func (c *conn) shutdown() { c.leg.shutdown() }
+
+// finish unregisters c and frees its slot. Called once, by end.
 func (c *conn) finish() {
-	_ = c.ws.Close()
+	c.shutdown()
 	n := c.n
 	s := &n.shards[c.shard]
 	s.mu.Lock()
@@ -78,32 +144,6 @@ func (c *conn) finish() {
 	n.users.release(c.user)
 	n.release()
 	n.publish()
-}
-
-// serveEcho is the built-in application: every message comes back with the
-// same type. It is the connection's only data writer, so no writer
-// goroutine is needed; pings and closes go through WriteControl, which
-// gorilla allows concurrently with it.
-func (c *conn) serveEcho() {
-	defer c.finish()
-	for {
-		mt, r, err := c.ws.NextReader()
-		if err != nil {
-			c.logReadEnd(err)
-			c.linger(err)
-			return
-		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(c.n.conf.PongWait))
-		if err := c.copyMessage(c.ws, mt, r); err != nil {
-			if errors.Is(err, websocket.ErrCloseSent) {
-				continue // closing: keep reading until the peer's close arrives
-			}
-			// A fragmented message can cross the read limit mid-copy.
-			c.logReadEnd(err)
-			c.linger(err)
-			return
-		}
-	}
 }
 
 // copyMessage streams one message from r to dst as a message of type mt.
@@ -131,12 +171,12 @@ func (c *conn) closeWith(code int, text string) {
 	}
 	msg := websocket.FormatCloseMessage(code, text)
 	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.n.conf.WriteWait)); err != nil {
-		_ = c.ws.Close()
+		c.shutdown()
 		return
 	}
-	// The read loop ends when the peer's close frame arrives; this bounds
+	// The read side ends when the peer's close frame arrives; this bounds
 	// the wait for one that never does. Closing twice is harmless.
-	time.AfterFunc(c.n.conf.CloseGrace, func() { _ = c.ws.Close() })
+	time.AfterFunc(c.n.conf.CloseGrace, c.shutdown)
 }
 
 // linger handles a message over the read limit: gorilla has sent close
@@ -149,7 +189,7 @@ func (c *conn) linger(err error) {
 		return
 	}
 	c.closing.Store(true)
-	nc := c.ws.NetConn()
+	nc := c.leg.fc.Conn // below wsframe: raw bytes, no frame parsing
 	_ = nc.SetReadDeadline(time.Now().Add(c.n.conf.CloseGrace))
 	_, _ = io.Copy(io.Discard, nc)
 }
@@ -166,17 +206,25 @@ func (c *conn) logReadEnd(err error) {
 	}
 }
 
-// pinger is the one goroutine that keeps every connection alive. Each tick
-// it walks the shards in parallel (so one slow peer delays only its shard,
-// by at most WriteWait) and pings every connection.
+// pinger is the one goroutine that keeps every connection alive. Each
+// PingInterval it walks the shards in parallel (so one slow peer delays
+// only its shard, by at most WriteWait) and pings every connection. More
+// often, every PongWait/reapDivisor, it drops the connections whose peer
+// has sent neither a message nor a pong for PongWait: with no read waiting
+// on an idle connection, no read deadline can do it.
 func (n *Node) pinger() {
-	t := time.NewTicker(n.conf.PingInterval)
-	defer t.Stop()
+	ping := time.NewTicker(n.conf.PingInterval)
+	defer ping.Stop()
+	reap := time.NewTicker(n.conf.PongWait / reapDivisor)
+	defer reap.Stop()
 	for {
 		select {
 		case <-n.done:
 			return
-		case <-t.C:
+		case <-reap.C:
+			n.reapDead()
+			continue
+		case <-ping.C:
 		}
 		var wg sync.WaitGroup
 		for i := range n.shards {
@@ -187,6 +235,31 @@ func (n *Node) pinger() {
 			}(&n.shards[i])
 		}
 		wg.Wait()
+	}
+}
+
+// reapDivisor sets how late past PongWait a dead peer may be dropped: at
+// most PongWait/8 (about 9 s by default), for a walk of the connection set
+// that costs microseconds per thousand connections.
+const reapDivisor = 8
+
+// reapDead drops every connection silent for longer than PongWait.
+func (n *Node) reapDead() {
+	cutoff := time.Now().Add(-n.conf.PongWait).UnixNano()
+	var dead []*conn
+	for i := range n.shards {
+		s := &n.shards[i]
+		s.mu.Lock()
+		for c := range s.m {
+			if c.lastSeen.Load() < cutoff {
+				dead = append(dead, c)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, c := range dead {
+		n.log.Debug("dropping a silent peer", "user", c.user)
+		c.shutdown()
 	}
 }
 
@@ -203,9 +276,9 @@ func (n *Node) pingShard(s *connShard) {
 			continue
 		}
 		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(n.conf.WriteWait)); err != nil {
-			// A peer we cannot even write a ping to is gone; the read loop
+			// A peer we cannot even write a ping to is gone; the read side
 			// notices the closed socket and cleans up.
-			_ = c.ws.Close()
+			c.shutdown()
 		}
 	}
 }

@@ -102,7 +102,7 @@ func (n *Node) forceClose(code int) int {
 		s.mu.Unlock()
 		for _, c := range batch {
 			c.closeWith(code, closeText(code))
-			_ = c.ws.Close()
+			c.shutdown()
 		}
 	}
 	return left

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlsbuf"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/readiness"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )
@@ -66,6 +66,9 @@ type Node struct {
 	// tlsUpgrader is upgrader with TLSReadBufferSize, for wss://.
 	tlsUpgrader websocket.Upgrader
 	dialer      *websocket.Dialer
+	// poller starts a connection's read when it has data; nil where it is
+	// unavailable (a goroutine then waits in each read).
+	poller *readiness.Poller
 
 	// slots counts reserved connections: handshakes in progress plus open
 	// connections. It is what the cap is enforced on.
@@ -172,12 +175,13 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 	n.tlsUpgrader = n.upgrader
 	n.tlsUpgrader.ReadBufferSize = c.TLSReadBufferSize
 	if c.Upstream != "" {
-		n.dialer = &websocket.Dialer{
-			HandshakeTimeout: c.HandshakeTimeout,
-			ReadBufferSize:   c.ReadBufferSize,
-			WriteBufferSize:  c.WriteBufferSize,
-			WriteBufferPool:  pool,
-		}
+		n.dialer = newDialer(&c, pool)
+	}
+	if p, err := readiness.Default(); err != nil {
+		// Not Linux: each connection keeps a goroutine waiting in its read.
+		n.log.Info("idle connections keep a waiting goroutine", "err", err)
+	} else {
+		n.poller = p
 	}
 	go n.pinger()
 	rctx, stop := context.WithCancel(context.Background())
@@ -363,14 +367,14 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 			n.refuse(w, r, http.StatusBadGateway, ReasonUpstream, CodeUpstreamUnavailable, "upstream application unavailable", true)
 			return
 		}
-		tlsbuf.Release(up.NetConn()) // a wss:// upstream; its read loop starts later
 	}
 
 	upgrader := &n.upgrader
 	if r.TLS != nil {
 		upgrader = &n.tlsUpgrader
 	}
-	ws, err := upgrader.Upgrade(w, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	ws, err := upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		// Upgrader.Error has answered and counted it, when it could.
 		if up != nil {
@@ -389,17 +393,12 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 		movedIn = time.Now().UnixNano()
 		n.metrics.rebalanceArrived.Inc()
 	}
-	c := n.newConn(ws, claims.Subject, movedIn)
+	c := n.newConn(ws, hj.fc, up, claims.Subject, movedIn)
 	n.log.Debug("connected", "remote", r.RemoteAddr, "user", claims.Subject)
-
-	// A fresh goroutine, and this handler returns: net/http's request
-	// state and this goroutine's grown stack are freed, and the long-lived
-	// goroutine starts with a small stack.
-	if up != nil {
-		go c.serveRelay(up)
-	} else {
-		go c.serveEcho()
-	}
+	// This handler returns: net/http's request state and this goroutine's
+	// grown stack are freed, and nothing waits on the connection until it
+	// has data.
+	c.start()
 	if n.draining.Load() || n.closed.Load() {
 		// A drain or close started while we were handshaking and may have
 		// missed this connection.

@@ -68,3 +68,67 @@ func field[T any](v reflect.Value, name string, t reflect.Type) (*T, bool) {
 	}
 	return (*T)(unsafe.Pointer(f.UnsafeAddr())), true
 }
+
+// offsets of the *tls.Conn fields Idle reads, found once; ok is false when
+// crypto/tls has renamed or retyped one of them.
+var offsets = func() (o struct {
+	hand, raw, input uintptr
+	ok               bool
+}) {
+	t := reflect.TypeOf(tls.Conn{})
+	get := func(name string, want reflect.Type) (uintptr, bool) {
+		f, found := t.FieldByName(name)
+		if !found || f.Type != want || len(f.Index) != 1 {
+			return 0, false
+		}
+		return f.Offset, true
+	}
+	var ok1, ok2, ok3 bool
+	o.hand, ok1 = get("hand", bufferType)
+	o.raw, ok2 = get("rawInput", bufferType)
+	o.input, ok3 = get("input", readerType)
+	o.ok = ok1 && ok2 && ok3
+	return o
+}()
+
+// Idle reports whether c holds nothing it has read from the network but
+// not yet returned from Read, so that waiting for the socket to become
+// readable will not strand data; when it holds nothing, the read buffers
+// are dropped, as Release does. known is false when c is a *tls.Conn whose
+// internals this package cannot see (a renamed field): the caller must
+// then keep a reader waiting on c. A connection that is not a *tls.Conn
+// buffers nothing here. The caller must be c's only reader.
+func Idle(c net.Conn) (idle, known bool) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return true, true
+	}
+	if !offsets.ok {
+		return false, false
+	}
+	base := unsafe.Pointer(tc)
+	hand := (*bytes.Buffer)(unsafe.Add(base, offsets.hand))
+	raw := (*bytes.Buffer)(unsafe.Add(base, offsets.raw))
+	input := (*bytes.Reader)(unsafe.Add(base, offsets.input))
+	if raw.Len() > 0 || input.Len() > 0 || hand.Len() > 0 {
+		return false, true
+	}
+	if raw.Cap() > 0 {
+		input.Reset(nil)
+		*raw = bytes.Buffer{}
+	}
+	if hand.Cap() > 0 {
+		*hand = bytes.Buffer{}
+	}
+	return true, true
+}
+
+// Known reports whether Idle can see c's buffers: true for a connection
+// that is not a *tls.Conn. tc is c as a *tls.Conn, or nil.
+func Known(c net.Conn) (tc *tls.Conn, known bool) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil, true
+	}
+	return tc, offsets.ok
+}

@@ -1,0 +1,19 @@
+//go:build !linux
+
+package readiness
+
+import "errors"
+
+// Only Linux has the epoll loop. Elsewhere New fails, and a caller falls
+// back to a goroutine per connection (see node's read loop).
+type sysPoller struct{}
+
+var errUnsupported = errors.New("needs Linux (epoll)")
+
+func (s *sysPoller) open() error                    { return errUnsupported }
+func (s *sysPoller) add(int, uint64) error          { return errUnsupported }
+func (s *sysPoller) rearm(int, uint64) error        { return errUnsupported }
+func (s *sysPoller) del(int) error                  { return errUnsupported }
+func (s *sysPoller) wake() error                    { return errUnsupported }
+func (s *sysPoller) close() error                   { return nil }
+func (s *sysPoller) wait(func(uint64), func() bool) {}

@@ -1,0 +1,154 @@
+package readiness
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// shards splits the registration table so a connect burst does not
+// serialise on one lock with the event loop's lookups.
+const shards = 64
+
+type shard struct {
+	mu sync.Mutex
+	m  map[uint64]*Watch
+}
+
+// Poller waits for readiness on many sockets with one goroutine.
+type Poller struct {
+	sys    sysPoller
+	nextID atomic.Uint64
+	shards [shards]shard
+	closed atomic.Bool
+	done   chan struct{}
+}
+
+var (
+	defaultOnce   sync.Once
+	defaultPoller *Poller
+	defaultErr    error
+)
+
+// Default returns the process's shared Poller, creating it on first use. It
+// is never closed: like the runtime's own netpoller, one per process is
+// enough, and connections of several servers may share it.
+func Default() (*Poller, error) {
+	defaultOnce.Do(func() { defaultPoller, defaultErr = New() })
+	return defaultPoller, defaultErr
+}
+
+// New starts a Poller and its event loop goroutine.
+func New() (*Poller, error) {
+	p := &Poller{done: make(chan struct{})}
+	for i := range p.shards {
+		p.shards[i].m = make(map[uint64]*Watch)
+	}
+	if err := p.sys.open(); err != nil {
+		return nil, fmt.Errorf("readiness: %w", err)
+	}
+	go p.loop()
+	return p, nil
+}
+
+// Add registers c's socket; f runs, in a new goroutine, when it becomes
+// readable or is hung up. c must be a socket whose descriptor stays open
+// until Watch.Stop has returned. The watch starts disarmed, as if f were
+// running: the owner stores it where f can find it, then calls Rearm (or
+// runs f itself).
+func (p *Poller) Add(c net.Conn, f func()) (*Watch, error) {
+	if p.closed.Load() {
+		return nil, errors.New("readiness: poller closed")
+	}
+	fd, err := socketFD(c)
+	if err != nil {
+		return nil, err
+	}
+	w := &Watch{p: p, f: f, fd: fd, id: p.nextID.Add(1), state: running}
+	s := &p.shards[w.id%shards]
+	s.mu.Lock()
+	s.m[w.id] = w
+	s.mu.Unlock()
+	if err := p.sys.add(fd, w.id); err != nil {
+		s.mu.Lock()
+		delete(s.m, w.id)
+		s.mu.Unlock()
+		return nil, fmt.Errorf("readiness: register: %w", err)
+	}
+	return w, nil
+}
+
+// Len returns how many sockets are registered.
+func (p *Poller) Len() int {
+	n := 0
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Close stops the event loop. Watches still registered get no more events;
+// their owners must have stopped them first.
+func (p *Poller) Close() error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := p.sys.wake()
+	<-p.done
+	return errors.Join(err, p.sys.close())
+}
+
+func (p *Poller) rearm(w *Watch) error { return p.sys.rearm(w.fd, w.id) }
+
+// remove is called with w.mu held.
+func (p *Poller) remove(w *Watch) {
+	// The descriptor is still open (Stop comes before the socket's
+	// Close), so this cannot hit a reused number. An error means it was
+	// never registered or already gone; either way nothing is left.
+	_ = p.sys.del(w.fd)
+	s := &p.shards[w.id%shards]
+	s.mu.Lock()
+	delete(s.m, w.id)
+	s.mu.Unlock()
+}
+
+func (p *Poller) lookup(id uint64) *Watch {
+	s := &p.shards[id%shards]
+	s.mu.Lock()
+	w := s.m[id]
+	s.mu.Unlock()
+	return w
+}
+
+func (p *Poller) loop() {
+	defer close(p.done)
+	p.sys.wait(func(id uint64) {
+		if w := p.lookup(id); w != nil {
+			w.fire()
+		}
+	}, p.closed.Load)
+}
+
+// socketFD returns c's descriptor. The number is used only while the
+// socket is open (see Poller.Add), so reading it outside Control is safe.
+func socketFD(c net.Conn) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("readiness: %T has no file descriptor", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("readiness: %w", err)
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return 0, fmt.Errorf("readiness: %w", err)
+	}
+	return fd, nil
+}

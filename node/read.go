@@ -1,0 +1,188 @@
+package node
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/readiness"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/tlsbuf"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/wsframe"
+)
+
+// A node reads a connection only while it has data: no goroutine waits on
+// a silent one (docs/design.md, "Idle connections"). The shared poller
+// (internal/readiness) starts a leg's read in a new goroutine when its
+// socket becomes readable; the read takes every message that is there,
+// then rearms the watch and returns. Where the poller is unavailable (not
+// Linux), or crypto/tls's buffers cannot be seen (tlsbuf.Idle), a leg
+// falls back to a goroutine waiting in the read, as before.
+
+// legOwner is what a leg reports to: the client connection, or a relay's
+// upstream side.
+type legOwner interface {
+	// message handles one message; an error ends the leg. Whatever of r it
+	// leaves unread is discarded.
+	message(mt int, r io.Reader) error
+	// end is called once, on the reading goroutine, when reading stops.
+	end(err error)
+}
+
+// leg is one WebSocket the node reads.
+type leg struct {
+	ws    *websocket.Conn
+	fc    *wsframe.Conn
+	own   legOwner
+	watch *readiness.Watch // nil: a goroutine waits in the read instead
+	// wait bounds a read once a frame has begun (0: no bound); the client
+	// side uses PongWait, as gorilla's read deadline did.
+	wait time.Duration
+}
+
+// watchLeg registers l with the poller, disarmed, when it can be read on
+// demand. Called before the connection is visible to other goroutines.
+func (n *Node) watchLeg(l *leg) {
+	if n.poller == nil {
+		return
+	}
+	if _, known := tlsbuf.Known(l.fc.Conn); !known {
+		return
+	}
+	w, err := n.poller.Add(socketOf(l.fc.Conn), l.onReadable)
+	if err != nil {
+		n.log.Debug("reading with a waiting goroutine", "err", err)
+		return
+	}
+	l.watch = w
+}
+
+// startLeg starts reading l: arms its watch, or starts its waiting
+// goroutine.
+func (n *Node) startLeg(l *leg) {
+	if l.watch == nil {
+		go l.waitLoop()
+		return
+	}
+	// Nothing reads yet: crypto/tls may have read records past the HTTP
+	// request along with it, and the socket will not become readable for
+	// them, so read at once then. A watch stopped meanwhile is read at
+	// once too, to meet the closed socket and end.
+	if idle, _ := tlsbuf.Idle(l.fc.Conn); !idle || l.watch.Rearm() != nil {
+		go l.onReadable()
+	}
+}
+
+// onReadable is the watch's callback.
+func (l *leg) onReadable() {
+	if err := l.read(); err != nil {
+		l.own.end(err)
+	}
+}
+
+// waitLoop is the fallback: a goroutine that lives as long as the leg.
+func (l *leg) waitLoop() {
+	for {
+		if err := l.read(); err != nil {
+			l.own.end(err)
+			return
+		}
+	}
+}
+
+// read reads from the socket once, then every message that is complete or
+// has begun. With a watch it rearms it and returns nil once nothing is
+// left in any buffer; without one it returns nil to be called again.
+func (l *leg) read() error {
+	fc := l.fc
+	if l.wait > 0 {
+		_ = fc.SetReadDeadline(time.Now().Add(l.wait))
+	}
+	if err := fc.Fill(); err != nil {
+		return err
+	}
+	for {
+		ready, err := fc.Next()
+		if err != nil {
+			return err
+		}
+		if !ready {
+			// Nothing left in wsframe's buffer (gorilla's is empty between
+			// messages); crypto/tls may still hold decrypted data or
+			// records it read ahead.
+			if idle, _ := tlsbuf.Idle(fc.Conn); !idle {
+				if err := fc.Fill(); err != nil {
+					return err
+				}
+				continue
+			}
+			if l.watch == nil {
+				return nil
+			}
+			return l.watch.Rearm()
+		}
+		mt, r, err := l.ws.NextReader()
+		if err != nil {
+			return err
+		}
+		if err := l.own.message(mt, r); err != nil {
+			return err
+		}
+		// The message must be read to its end before going idle, or part
+		// of it would sit in gorilla's buffer.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+	}
+}
+
+// shutdown closes the leg's socket; its read side notices and ends it.
+// Safe from any goroutine, any number of times.
+func (l *leg) shutdown() {
+	if l.watch != nil {
+		l.watch.Stop() // before the close: see readiness.Watch.Stop
+	}
+	_ = l.ws.Close()
+}
+
+// answerPing is gorilla's default ping handler, for wsframe.Handler: a
+// pong, where a closing connection or a timed-out write is not an error.
+func answerPing(ws *websocket.Conn, payload []byte, wait time.Duration) error {
+	err := ws.WriteControl(websocket.PongMessage, payload, time.Now().Add(wait))
+	var ne net.Error
+	if errors.Is(err, websocket.ErrCloseSent) || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return err
+}
+
+// hijacker puts wsframe between gorilla and the connection it hijacks.
+type hijacker struct {
+	http.ResponseWriter
+	fc *wsframe.Conn
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.fc = wsframe.Server(nc, nil)
+	return h.fc, brw, nil
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// socketOf returns the socket under c (below crypto/tls).
+func socketOf(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
+}
