@@ -148,18 +148,41 @@ func (c *conn) finish() {
 
 // copyMessage streams one message from r to dst as a message of type mt.
 // gorilla's message writer implements io.ReaderFrom, so this copies through
-// the pooled write buffer without another allocation.
+// the pooled write buffer without another allocation. The write deadline
+// follows the reading: a message that arrives slowly, in pieces, is not
+// cut because its first byte came more than WriteWait before its last.
 func (c *conn) copyMessage(dst *websocket.Conn, mt int, r io.Reader) error {
-	_ = dst.SetWriteDeadline(time.Now().Add(c.n.conf.WriteWait))
+	wait := c.n.conf.WriteWait
+	now := time.Now()
+	_ = dst.SetWriteDeadline(now.Add(wait))
 	w, err := dst.NextWriter(mt)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(w, r); err != nil {
+	src := &deadlineReader{r: r, dst: dst, wait: wait, set: now}
+	if _, err := io.Copy(w, src); err != nil {
 		_ = w.Close()
 		return err
 	}
 	return w.Close()
+}
+
+// deadlineReader moves dst's write deadline to WriteWait after each read
+// that comes more than a quarter of WriteWait after it was last set.
+type deadlineReader struct {
+	r    io.Reader
+	dst  *websocket.Conn
+	wait time.Duration
+	set  time.Time
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if now := time.Now(); now.Sub(d.set) > d.wait/4 {
+		_ = d.dst.SetWriteDeadline(now.Add(d.wait))
+		d.set = now
+	}
+	return n, err
 }
 
 // closeWith sends a close frame with code and text, once, and drops the

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/readiness"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/secret"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
 )

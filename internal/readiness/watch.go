@@ -77,4 +77,3 @@ func (w *Watch) Stop() {
 		go w.f()
 	}
 }
-
