@@ -132,3 +132,62 @@ func TestReleaseIgnoresOtherConns(t *testing.T) {
 		t.Error("released a conn before its handshake")
 	}
 }
+
+// TestIdleSeesBufferedRecords: two records read from the socket in one
+// go leave the second inside crypto/tls, where the socket's readiness
+// cannot show it; Idle reports it until it has been read, then reports
+// idle and drops the buffers.
+func TestIdleSeesBufferedRecords(t *testing.T) {
+	if _, known := Known(&tls.Conn{}); !known {
+		t.Fatal("crypto/tls.Conn no longer has the fields Idle reads: nodes fall back to a goroutine per wss connection; revisit Idle")
+	}
+	srv, cl := pair(t)
+	if _, err := cl.Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Write([]byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	// Both writes have returned, so on loopback both records are in the
+	// server's socket: its first read takes both.
+	_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	n, err := srv.Read(buf)
+	if err != nil || string(buf[:n]) != "one" {
+		t.Fatalf("first read %q, %v", buf[:n], err)
+	}
+	if idle, known := Idle(srv); idle || !known {
+		t.Fatalf("Idle = %v, %v with a record buffered; want false, true", idle, known)
+	}
+	n, err = srv.Read(buf)
+	if err != nil || string(buf[:n]) != "two" {
+		t.Fatalf("second read %q, %v", buf[:n], err)
+	}
+	if idle, known := Idle(srv); !idle || !known {
+		t.Fatalf("Idle = %v, %v with nothing buffered; want true, true", idle, known)
+	}
+	if _, rawCap := capacities(t, srv); rawCap != 0 {
+		t.Fatalf("raw buffer of %d bytes kept by an idle connection", rawCap)
+	}
+	// A partly read record is not idle either.
+	if _, err := cl.Write([]byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	n, err = srv.Read(buf[:2])
+	if err != nil || string(buf[:n]) != "th" {
+		t.Fatalf("partial read %q, %v", buf[:n], err)
+	}
+	if idle, _ := Idle(srv); idle {
+		t.Fatal("Idle with 3 decrypted bytes unread")
+	}
+}
+
+// TestIdleOtherConns: a plain connection has nothing for Idle to see.
+func TestIdleOtherConns(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if idle, known := Idle(a); !idle || !known {
+		t.Fatalf("Idle(pipe) = %v, %v", idle, known)
+	}
+}

@@ -1,0 +1,229 @@
+package readiness
+
+import (
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// pair returns both ends of a loopback TCP connection.
+func pair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+func newPoller(t *testing.T) *Poller {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller needs Linux")
+	}
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+// expect waits for one value on ch, failing after a generous bound.
+func expect(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s", what)
+	}
+}
+
+// expectNone checks nothing arrives on ch for a while: long enough for an
+// event the poller already has to be delivered on a loaded machine.
+func expectNone(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("unexpected %s", what)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestOneShotLevelTriggered: an event starts f once; nothing more comes
+// until Rearm, and Rearm with unread data reports it again at once.
+func TestOneShotLevelTriggered(t *testing.T) {
+	p := newPoller(t)
+	server, client := pair(t)
+	fired := make(chan struct{}, 10)
+	w, err := p.Add(server, func() { fired <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	expectNone(t, fired, "event on a silent socket")
+	if _, err := client.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, fired, "event for data")
+	// Still unread, but one-shot: no second event before Rearm.
+	if _, err := client.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	expectNone(t, fired, "second event before Rearm")
+	if err := w.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, fired, "event after Rearm for data still unread")
+	buf := make([]byte, 64)
+	_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n := 0
+	for n < len("hellomore") {
+		m, err := server.Read(buf[n:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += m
+	}
+	if err := w.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	expectNone(t, fired, "event after everything was read")
+	// A peer's close is an event too.
+	client.Close()
+	expect(t, fired, "event for the peer's close")
+	w.Stop()
+}
+
+// TestStopArmedRunsOnce: stopping an armed watch runs f once more, so its
+// owner sees the end; a stopped watch cannot be rearmed and gets no
+// events.
+func TestStopArmedRunsOnce(t *testing.T) {
+	p := newPoller(t)
+	server, client := pair(t)
+	var runs atomic.Int32
+	fired := make(chan struct{}, 10)
+	w, err := p.Add(server, func() { runs.Add(1); fired <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+	expect(t, fired, "run on Stop")
+	w.Stop()
+	if err := w.Rearm(); err != ErrStopped {
+		t.Fatalf("Rearm after Stop = %v, want ErrStopped", err)
+	}
+	if _, err := client.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	expectNone(t, fired, "event after Stop")
+	if got := runs.Load(); got != 1 {
+		t.Fatalf("f ran %d times, want 1", got)
+	}
+	if p.Len() != 0 {
+		t.Fatalf("Len = %d after Stop, want 0", p.Len())
+	}
+}
+
+// TestStopWhileRunning: Stop from inside f (or while it runs) does not
+// start f again; the running f learns from Rearm.
+func TestStopWhileRunning(t *testing.T) {
+	p := newPoller(t)
+	server, client := pair(t)
+	fired := make(chan struct{}, 10)
+	var w *Watch
+	rearmErr := make(chan error, 1)
+	w, err := p.Add(server, func() {
+		w.Stop()
+		rearmErr <- w.Rearm()
+		fired <- struct{}{}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, fired, "event")
+	if err := <-rearmErr; err != ErrStopped {
+		t.Fatalf("Rearm in f after Stop = %v, want ErrStopped", err)
+	}
+	expectNone(t, fired, "another run after a Stop while running")
+}
+
+// TestManySockets: each of many sockets gets its event, and only its own.
+func TestManySockets(t *testing.T) {
+	p := newPoller(t)
+	const n = 200
+	counts := make([]atomic.Int32, n)
+	done := make(chan struct{}, n)
+	clients := make([]net.Conn, n)
+	for i := 0; i < n; i++ {
+		server, client := pair(t)
+		clients[i] = client
+		w, err := p.Add(server, func() { counts[i].Add(1); done <- struct{}{} })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Rearm(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i += 2 {
+		if _, err := clients[i].Write([]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n/2; i++ {
+		expect(t, done, "event")
+	}
+	expectNone(t, done, "event for a silent socket")
+	for i := range counts {
+		want := int32(0)
+		if i%2 == 0 {
+			want = 1
+		}
+		if got := counts[i].Load(); got != want {
+			t.Fatalf("socket %d: %d events, want %d", i, got, want)
+		}
+	}
+}
+
+// TestAddRefusesNonSocket: a connection without a descriptor is refused
+// with an error, not registered.
+func TestAddRefusesNonSocket(t *testing.T) {
+	p := newPoller(t)
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, err := p.Add(a, func() {}); err == nil {
+		t.Fatal("Add accepted a net.Pipe")
+	}
+	if p.Len() != 0 {
+		t.Fatalf("Len = %d", p.Len())
+	}
+}
