@@ -50,9 +50,9 @@ func getID(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
-// add registers fd disarmed (no event until rearm).
+// add registers fd, armed.
 func (s *sysPoller) add(fd int, id uint64) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLONESHOT}
+	ev := unix.EpollEvent{Events: events}
 	setID(&ev, id)
 	return unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 }

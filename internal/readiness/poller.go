@@ -54,11 +54,12 @@ func New() (*Poller, error) {
 	return p, nil
 }
 
-// Add registers c's socket; f runs, in a new goroutine, when it becomes
-// readable or is hung up. c must be a socket whose descriptor stays open
-// until Watch.Stop has returned. The watch starts disarmed, as if f were
-// running: the owner stores it where f can find it, then calls Rearm (or
-// runs f itself).
+// Add prepares a watch on c's socket; f runs, in a new goroutine, when it
+// becomes readable or is hung up. c must be a socket whose descriptor
+// stays open until Watch.Stop has returned. The watch starts disarmed, as
+// if f were running, and the socket is not registered yet: the owner
+// stores the watch where f can find it, then calls Rearm (or runs f
+// itself), which registers it.
 func (p *Poller) Add(c net.Conn, f func()) (*Watch, error) {
 	if p.closed.Load() {
 		return nil, errors.New("readiness: poller closed")
@@ -72,12 +73,6 @@ func (p *Poller) Add(c net.Conn, f func()) (*Watch, error) {
 	s.mu.Lock()
 	s.m[w.id] = w
 	s.mu.Unlock()
-	if err := p.sys.add(fd, w.id); err != nil {
-		s.mu.Lock()
-		delete(s.m, w.id)
-		s.mu.Unlock()
-		return nil, fmt.Errorf("readiness: register: %w", err)
-	}
 	return w, nil
 }
 
@@ -104,14 +99,25 @@ func (p *Poller) Close() error {
 	return errors.Join(err, p.sys.close())
 }
 
-func (p *Poller) rearm(w *Watch) error { return p.sys.rearm(w.fd, w.id) }
+// rearm is called with w.mu held.
+func (p *Poller) rearm(w *Watch) error {
+	if w.registered {
+		return p.sys.rearm(w.fd, w.id)
+	}
+	if err := p.sys.add(w.fd, w.id); err != nil {
+		return fmt.Errorf("readiness: register: %w", err)
+	}
+	w.registered = true
+	return nil
+}
 
 // remove is called with w.mu held.
 func (p *Poller) remove(w *Watch) {
 	// The descriptor is still open (Stop comes before the socket's
-	// Close), so this cannot hit a reused number. An error means it was
-	// never registered or already gone; either way nothing is left.
-	_ = p.sys.del(w.fd)
+	// Close), so this cannot hit a reused number.
+	if w.registered {
+		_ = p.sys.del(w.fd)
+	}
 	s := &p.shards[w.id%shards]
 	s.mu.Lock()
 	delete(s.m, w.id)

@@ -23,8 +23,9 @@ type Watch struct {
 	fd int
 	id uint64
 
-	mu    sync.Mutex
-	state state
+	mu         sync.Mutex
+	state      state
+	registered bool // with the system poller: from the first Rearm
 }
 
 // fire starts f if the watch is armed. Called by the poller on an event.
