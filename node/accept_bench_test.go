@@ -101,10 +101,11 @@ func BenchmarkAcceptCPU(b *testing.B) {
 
 	client := startAcceptClient(b, seed)
 	type server struct {
-		name  string
-		addr  string
-		conns func() int
-		us    []float64
+		name          string
+		addr          string
+		conns         func() int
+		us            []float64
+		bytes, allocs float64 // heap allocated per accept, all rounds
 	}
 	servers := []*server{
 		{name: "node", addr: nodeAddr, conns: n.Conns},
@@ -129,8 +130,10 @@ func BenchmarkAcceptCPU(b *testing.B) {
 			slices.Reverse(order)
 		}
 		for _, s := range order {
-			us := acceptRound(b, client, s.addr, s.conns, conns)
-			s.us = append(s.us, us)
+			r := acceptRound(b, client, s.addr, s.conns, conns)
+			s.us = append(s.us, r.us)
+			s.bytes += r.bytes / float64(b.N*rounds)
+			s.allocs += r.allocs / float64(b.N*rounds)
 		}
 	}
 	b.StopTimer()
@@ -139,6 +142,8 @@ func BenchmarkAcceptCPU(b *testing.B) {
 		slices.Sort(s.us)
 		med[s.name] = s.us[len(s.us)/2]
 		b.ReportMetric(med[s.name], s.name+"-µs/accept")
+		b.ReportMetric(s.bytes, s.name+"-B/accept")
+		b.ReportMetric(s.allocs, s.name+"-allocs/accept")
 		b.Logf("%s µs/accept per round, sorted: %s", s.name, fmtFloats(s.us))
 	}
 	if len(servers) == 2 {
@@ -146,21 +151,31 @@ func BenchmarkAcceptCPU(b *testing.B) {
 	}
 }
 
+// roundResult is one round's cost per accepted connection.
+type roundResult struct{ us, bytes, allocs float64 }
+
 // acceptRound has the client open n connections to addr and returns this
-// process's CPU µs per connection, from before the first to after the
-// server registered the last; then the client closes them and the server
-// lets them go (not measured).
-func acceptRound(b *testing.B, c *acceptClient, addr string, conns func() int, n int) float64 {
+// process's CPU µs (and heap allocation) per connection, from before the
+// first to after the server registered the last; then the client closes
+// them and the server lets them go (not measured).
+func acceptRound(b *testing.B, c *acceptClient, addr string, conns func() int, n int) roundResult {
 	b.Helper()
 	c.say(b, "PREP ws://"+addr+wire.WSPath+" "+strconv.Itoa(n), "READY")
 	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
 	before := cpuTime(b)
 	c.say(b, "GO", "DONE")
 	waitConns(b, conns, n)
 	used := cpuTime(b) - before
+	runtime.ReadMemStats(&m1)
 	c.say(b, "CLOSE", "CLOSED")
 	waitConns(b, conns, 0)
-	return float64(used.Microseconds()) / float64(n)
+	return roundResult{
+		us:     float64(used.Microseconds()) / float64(n),
+		bytes:  float64(m1.TotalAlloc-m0.TotalAlloc) / float64(n),
+		allocs: float64(m1.Mallocs-m0.Mallocs) / float64(n),
+	}
 }
 
 func waitConns(b *testing.B, conns func() int, want int) {
