@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,7 +328,7 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	raw := r.URL.Query().Get(wire.TokenQueryParam)
+	raw := tokenParam(r.URL)
 	if raw == "" {
 		raw = wire.TokenFromProtocols(websocket.Subprotocols(r))
 	}
@@ -408,6 +409,25 @@ func (n *Node) handleWS(w http.ResponseWriter, r *http.Request) {
 		}
 		c.closeWith(code, closeText(code))
 	}
+}
+
+// tokenParam is r.URL.Query().Get(wire.TokenQueryParam), without building
+// the map of every parameter when the query holds just one, as a client's
+// does.
+func tokenParam(u *url.URL) string {
+	q := u.RawQuery
+	if strings.ContainsAny(q, "&;") {
+		return u.Query().Get(wire.TokenQueryParam)
+	}
+	k, v, _ := strings.Cut(q, "=")
+	if k, err := url.QueryUnescape(k); err != nil || k != wire.TokenQueryParam {
+		return ""
+	}
+	v, err := url.QueryUnescape(v)
+	if err != nil {
+		return ""
+	}
+	return v
 }
 
 // reserve takes a connection slot, or reports false when the node is full.
