@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/readiness"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 	"github.com/wsdirect/terraform-provider-wsdirect/wire"
@@ -383,4 +385,57 @@ func TestTLSRecordsSplitAndJoined(t *testing.T) {
 		t.Fatal(err)
 	}
 	echo("first record", "second record", "third record")
+}
+
+// TestFallbackWithoutPoller: where the poller is unavailable (not Linux),
+// each connection keeps a goroutine waiting in its read, and everything
+// above still works: echo, pings answered, a message with its close, two
+// messages in one segment, the drain.
+func TestFallbackWithoutPoller(t *testing.T) {
+	saved := sharedPoller
+	sharedPoller = func() (*readiness.Poller, error) { return nil, errors.New("test: no poller") }
+	t.Cleanup(func() { sharedPoller = saved })
+	f := newFixture(t, nil)
+	if f.node.poller != nil {
+		t.Fatal("the node has a poller")
+	}
+	ws := f.mustDial("fallback")
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("ping?")); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, m, err := ws.ReadMessage(); err != nil || string(m) != "ping?" {
+		t.Fatalf("echo %q, %v", m, err)
+	}
+	if n := readGoroutines(); n < 1 {
+		t.Fatalf("%d goroutines read the connection, want the fallback's one", n)
+	}
+	c := f.rawUpgrade(f.mint("fallback-raw"))
+	seg := append(clientFrame(true, websocket.PingMessage, []byte("p")), clientFrame(true, websocket.TextMessage, []byte("one"))...)
+	seg = append(seg, clientFrame(true, websocket.TextMessage, []byte("two"))...)
+	seg = append(seg, clientFrame(true, websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))...)
+	if _, err := c.Write(seg); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := 0; i < 8; i++ {
+		op, payload := readServerFrame(t, c)
+		if op == websocket.TextMessage || op == websocket.PongMessage {
+			got = append(got, string(payload))
+		}
+		if op == websocket.CloseMessage {
+			break
+		}
+	}
+	if strings.Join(got, ",") != "p,one,two" {
+		t.Fatalf("frames %q, want the pong, then both echoes, then the close", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.node.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ce := readClose(t, ws, 10*time.Second); ce.Code != wire.CloseDraining {
+		t.Fatalf("close code %d, want %d", ce.Code, wire.CloseDraining)
+	}
 }

@@ -178,7 +178,7 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 	if c.Upstream != "" {
 		n.dialer = newDialer(&c, pool)
 	}
-	if p, err := readiness.Default(); err != nil {
+	if p, err := sharedPoller(); err != nil {
 		// Not Linux: each connection keeps a goroutine waiting in its read.
 		n.log.Info("idle connections keep a waiting goroutine", "err", err)
 	} else {

@@ -24,6 +24,10 @@ import (
 // Linux), or crypto/tls's buffers cannot be seen (tlsbuf.Idle), a leg
 // falls back to a goroutine waiting in the read, as before.
 
+// sharedPoller is the poller nodes use; a test replaces it to exercise the
+// fallback.
+var sharedPoller = readiness.Default
+
 // legOwner is what a leg reports to: the client connection, or a relay's
 // upstream side.
 type legOwner interface {
