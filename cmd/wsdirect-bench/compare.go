@@ -25,11 +25,12 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fromJSON  string
 	)
 	fs.StringVar(&cfg.Env.BinDir, "bin-dir", "./bin", "directory with wsdirect-node and wsdirect-auth")
+	fs.StringVar(&cfg.Env.OldBinDir, "old-bin-dir", "", "directory with an older build of wsdirect-node and wsdirect-auth, run by the paths "+strings.Join(compare.OldPaths, ",")+" (e.g. -paths direct-old,direct)")
 	fs.StringVar(&cfg.Env.HAProxyBinary, "haproxy", "", "haproxy binary (default $WSDIRECT_HAPROXY, /usr/sbin/haproxy or PATH)")
 	fs.IntVar(&cfg.Env.Nodes, "nodes", cfg.Env.Nodes, "node processes behind every path")
 	fs.StringVar(&sourceIPs, "source-ips", strings.Join(cfg.Env.SourceIPs, ","), "HAProxy mode http \"source\" addresses (comma list)")
 	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", cfg.Env.HAProxyMaxConn, "HAProxy maxconn (2 descriptors per connection; the hard limit is 20,000 files)")
-	fs.StringVar(&paths, "paths", strings.Join(cfg.Paths, ","), "paths to run, the baseline first: "+strings.Join(compare.Paths, ",")+" or "+strings.Join(compare.TLSPaths, ","))
+	fs.StringVar(&paths, "paths", strings.Join(cfg.Paths, ","), "paths to run, the baseline first: "+strings.Join(compare.Paths, ",")+" or "+strings.Join(compare.TLSPaths, ",")+"; "+strings.Join(compare.OldPaths, ",")+" run -old-bin-dir")
 	fs.BoolVar(&cfg.ClassicKeyExchange, "classic-kex", cfg.ClassicKeyExchange, "TLS clients offer X25519 only (HAProxy 2.6 on OpenSSL 3.0 has no post-quantum key exchange)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections per path")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "target connect rate per second (0 = as fast as -concurrency allows: the path's full-flow rate)")

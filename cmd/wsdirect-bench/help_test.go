@@ -27,6 +27,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"drill", "haproxy-kill", "-h"}, 0, []string{"usage: wsdirect-bench drill haproxy-kill [flags]", "-haproxy"}},
 		{[]string{"rebalance", "-h"}, 0, []string{"usage: wsdirect-bench rebalance [flags]", "-max-rate", "-goal", "-out"}},
 		{[]string{"rebalance", "-client-ips", "10.0.0.1"}, 1, []string{"not a loopback address"}},
+		{[]string{"idle", "-h"}, 0, []string{"usage: wsdirect-bench idle [flags]", "-node-old-rev", "-marks", "-plot"}},
+		{[]string{"idle", "-marks", "1000,x"}, 2, []string{"-marks"}},
+		{[]string{"idle", "-servers", "centrifugo"}, 1, []string{`unknown server "centrifugo"`}},
 
 		{nil, 2, []string{"usage: wsdirect-bench <command>", "missing command"}},
 		{[]string{"nope"}, 2, []string{"usage: wsdirect-bench <command>", `unknown command "nope"`}},

@@ -8,6 +8,7 @@
 //	wsdirect-bench cluster -bin-dir ./bin -nodes 3
 //	wsdirect-bench rebalance -bin-dir ./bin -clients 12000
 //	wsdirect-bench fleetop -terraform ./bin/terraform -op upgrade -clients 6000
+//	wsdirect-bench idle -node-old-rev 6f7f11d -plot docs/img/idle.png
 //	wsdirect-bench worker   (internal: one worker process of `run -workers N`)
 package main
 
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/compare"
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/idleconn"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/loadtest"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 )
@@ -40,6 +42,7 @@ commands:
   drill   kill|drain|auth-restart|haproxy-kill: scripted failure drills with managed clients
   rebalance  scale-out under held clients: how the old nodes move the new one its share (make bench-rebalance)
   fleetop    rolling upgrade or scale-in through terraform apply under held clients (make bench-upgrade-terraform)
+  idle    idle connections held by wsdirect-node (ws, wss), a bare gorilla and an nbio echo: memory, accept CPU, slab (make bench-idle)
   worker  one worker process of "run -workers N" (config on stdin, report on stdout)
 
 "wsdirect-bench <command> -h" lists a command's flags.
@@ -133,6 +136,12 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return rebalanceCmd(ctx, args[1:], stdout, stderr)
 	case "fleetop":
 		return fleetopCmd(ctx, args[1:], stdout, stderr)
+	case "idle":
+		return idleCmd(ctx, args[1:], stdout, stderr)
+	case idleconn.ClientCommand:
+		return idleconn.RunClient(ctx, stdin, stdout)
+	case idleconn.ServerCommand:
+		return idleconn.RunServer(ctx, args[1:], stdin, stdout)
 	case compare.FleetWorkerCommand:
 		return compare.RunFleetWorker(ctx, stdin, stdout)
 	case loadtest.WorkerCommand:

@@ -22,8 +22,9 @@ type CompareConfig struct {
 	// Env describes the servers; Env.BinDir is required.
 	Env EnvConfig
 	// Paths to run, in order (DefaultCompareConfig: Paths; TLSPaths is the
-	// TLS comparison). Ratios are to the first path, which must be direct
-	// or direct-tls.
+	// TLS comparison; OldPaths put an older build next to the current
+	// one). Ratios are to the first path, which must be direct, direct-tls,
+	// direct-old or direct-tls-old.
 	Paths []string
 	// Conns is the number of connections per path, at least 1.
 	Conns int
@@ -83,12 +84,15 @@ func (c *CompareConfig) validate() error {
 	}
 	for _, p := range c.Paths {
 		if !knownPath(p) {
-			return fmt.Errorf("benchcompare: Paths: unknown path %q (want from %v or %v)", p, Paths, TLSPaths)
+			return fmt.Errorf("benchcompare: Paths: unknown path %q (want from %v, %v or %v)", p, Paths, TLSPaths, OldPaths)
+		}
+		if isOld(p) && c.Env.OldBinDir == "" {
+			return fmt.Errorf("benchcompare: Paths: %s needs Env.OldBinDir", p)
 		}
 	}
 	switch b := c.Paths[0]; {
-	case b != PathDirect && b != PathDirectTLS:
-		return errors.New("benchcompare: Paths: the first path is the baseline of every ratio; make it direct or direct-tls")
+	case !isBaseline(b):
+		return errors.New("benchcompare: Paths: the first path is the baseline of every ratio; make it direct, direct-tls, direct-old or direct-tls-old")
 	case c.Conns < 1:
 		return fmt.Errorf("benchcompare: Conns must be at least 1, got %d", c.Conns)
 	case c.Rate < 0:
@@ -401,10 +405,15 @@ func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond
 // Direct returns the baseline: the first path when it is direct or
 // direct-tls, else nil.
 func (r *CompareResult) Direct() *PathResult {
-	if len(r.Paths) > 0 && (r.Paths[0].Path == PathDirect || r.Paths[0].Path == PathDirectTLS) {
+	if len(r.Paths) > 0 && isBaseline(r.Paths[0].Path) {
 		return &r.Paths[0]
 	}
 	return nil
+}
+
+// isBaseline reports whether p may be the first path, the baseline.
+func isBaseline(p string) bool {
+	return p == PathDirect || p == PathDirectTLS || p == PathDirectOld || p == PathDirectTLSOld
 }
 
 // WriteTable prints one row per figure and, for each path, its value and

@@ -151,6 +151,7 @@ func TestCompareConfigErrors(t *testing.T) {
 		"WorkerExe":    func(c *CompareConfig) { c.Conns, c.Workers = 100, 2 },
 		"2 workers":    func(c *CompareConfig) { c.Conns = 16_000 },
 		"BinDir":       func(c *CompareConfig) { c.Env.BinDir = "" },
+		"OldBinDir":    func(c *CompareConfig) { c.Paths = []string{PathDirectOld, PathDirect} },
 		"MaxConns":     func(c *CompareConfig) { c.Env.MaxConns = 0 },
 	} {
 		cfg := DefaultCompareConfig()

@@ -35,6 +35,12 @@ const (
 	// mode http in front of the same nodes in plain text, with the token
 	// service on https://.
 	PathHAProxyTLS = "haproxy-tls"
+	// PathDirectOld and PathDirectTLSOld are PathDirect and PathDirectTLS
+	// on the binaries of EnvConfig.OldBinDir: an older build of the node
+	// and auth measured in the same run as the current one, e.g.
+	// -paths direct-old,direct.
+	PathDirectOld    = "direct-old"
+	PathDirectTLSOld = "direct-tls-old"
 )
 
 // PoolAudience is the token audience every node accepts on the HAProxy
@@ -48,9 +54,12 @@ var Paths = []string{PathDirect, PathHAProxyHTTP, PathHAProxyTCP}
 // TLSPaths lists the TLS paths, direct-tls first (the baseline).
 var TLSPaths = []string{PathDirectTLS, PathDirectTLSResume, PathHAProxyTLS}
 
-// knownPath reports whether p is one of Paths or TLSPaths.
+// OldPaths are the direct paths on EnvConfig.OldBinDir's binaries.
+var OldPaths = []string{PathDirectOld, PathDirectTLSOld}
+
+// knownPath reports whether p is one of Paths, TLSPaths or OldPaths.
 func knownPath(p string) bool {
-	for _, k := range append(append([]string(nil), Paths...), TLSPaths...) {
+	for _, k := range append(append(append([]string(nil), Paths...), TLSPaths...), OldPaths...) {
 		if p == k {
 			return true
 		}
@@ -60,12 +69,15 @@ func knownPath(p string) bool {
 
 // isDirect reports whether p reaches the nodes without a balancer.
 func isDirect(p string) bool {
-	return p == PathDirect || p == PathDirectTLS || p == PathDirectTLSResume
+	return p == PathDirect || p == PathDirectTLS || p == PathDirectTLSResume || isOld(p)
 }
+
+// isOld reports whether p runs EnvConfig.OldBinDir's binaries.
+func isOld(p string) bool { return p == PathDirectOld || p == PathDirectTLSOld }
 
 // isTLS reports whether clients use https:// and wss:// on p.
 func isTLS(p string) bool {
-	return p == PathDirectTLS || p == PathDirectTLSResume || p == PathHAProxyTLS
+	return p == PathDirectTLS || p == PathDirectTLSResume || p == PathHAProxyTLS || p == PathDirectTLSOld
 }
 
 // Loopback addresses the harness uses besides localcluster's (nodes on
@@ -82,6 +94,9 @@ var (
 type EnvConfig struct {
 	// BinDir holds wsdirect-node and wsdirect-auth. Required.
 	BinDir string
+	// OldBinDir holds an older build of wsdirect-node and wsdirect-auth,
+	// which the paths of OldPaths run; empty when no such path runs.
+	OldBinDir string
 	// HAProxyBinary is haproxy; empty means haproxycfg.FindBinary().
 	HAProxyBinary string
 	// Nodes is the number of node processes, at least 1.
@@ -155,12 +170,17 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	var mode string
 	switch path {
 	case PathDirect, PathDirectTLS, PathDirectTLSResume:
+	case PathDirectOld, PathDirectTLSOld:
+		if cfg.OldBinDir == "" {
+			return nil, fmt.Errorf("benchcompare: path %s needs OldBinDir", path)
+		}
+		cfg.BinDir = cfg.OldBinDir
 	case PathHAProxyHTTP, PathHAProxyTLS:
 		mode = haproxycfg.ModeHTTP
 	case PathHAProxyTCP:
 		mode = haproxycfg.ModeTCP
 	default:
-		return nil, fmt.Errorf("benchcompare: unknown path %q (want one of %v or %v)", path, Paths, TLSPaths)
+		return nil, fmt.Errorf("benchcompare: unknown path %q (want one of %v, %v or %v)", path, Paths, TLSPaths, OldPaths)
 	}
 	if mode != "" && cfg.HAProxyBinary == "" {
 		b, err := haproxycfg.FindBinary()

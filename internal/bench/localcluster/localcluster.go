@@ -80,6 +80,9 @@ type Config struct {
 	// NodeArgs and AuthArgs are appended to every node's / auth's flags.
 	NodeArgs []string
 	AuthArgs []string
+	// NodeEnv is added to every node's environment (KEY=value); empty adds
+	// nothing and the nodes inherit this process's environment.
+	NodeEnv []string
 	// ReadyTimeout bounds Start's wait for readiness. Must be > 0.
 	ReadyTimeout time.Duration
 	// Logf, when set, receives progress lines; nil discards them.
@@ -178,6 +181,7 @@ type Process struct {
 
 	binary string
 	args   []string
+	env    []string // added to the inherited environment
 	tls    []string // -tls flags, kept across restarts
 
 	mu   sync.Mutex
@@ -256,6 +260,9 @@ func (p *Process) start() error {
 	}
 	fmt.Fprintf(f, "==> %s %s\n", p.binary, strings.Join(p.args, " "))
 	cmd := exec.Command(p.binary, p.args...)
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	// Own process group, so Stop can kill whatever the process spawned,
 	// and SIGKILL if the test binary dies first, so nothing outlives it.
@@ -437,6 +444,7 @@ func (c *Cluster) startAll(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		p.env = c.cfg.NodeEnv
 		c.Nodes = append(c.Nodes, p)
 		ip = ip.Next()
 	}
@@ -721,6 +729,7 @@ func (c *Cluster) AddNode(ctx context.Context) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.env = c.cfg.NodeEnv
 	var join []string
 	for _, o := range append(append([]*Process(nil), c.Auths...), c.Nodes...) {
 		if o.Running() {
