@@ -94,9 +94,7 @@ func (c *conn) Pong([]byte) error {
 
 // message is one client message: echoed, or passed to the upstream.
 func (c *conn) message(mt int, r io.Reader) error {
-	now := time.Now()
-	c.lastSeen.Store(now.UnixNano())
-	_ = c.leg.fc.SetReadDeadline(now.Add(c.n.conf.PongWait))
+	c.lastSeen.Store(time.Now().UnixNano())
 	if c.up != nil {
 		err := c.copyMessage(c.up.leg.ws, mt, r)
 		// A fragmented client message can cross the read limit mid-copy;

@@ -104,8 +104,10 @@ func (l *leg) waitLoop() {
 // left in any buffer; without one it returns nil to be called again.
 func (l *leg) read() error {
 	fc := l.fc
+	var set time.Time
 	if l.wait > 0 {
-		_ = fc.SetReadDeadline(time.Now().Add(l.wait))
+		set = time.Now()
+		_ = fc.SetReadDeadline(set.Add(l.wait))
 	}
 	if err := fc.Fill(); err != nil {
 		return err
@@ -141,6 +143,14 @@ func (l *leg) read() error {
 		// of it would sit in gorilla's buffer.
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			return err
+		}
+		// A long stream of messages keeps this read going: move the
+		// deadline on now and then (a timer update per message costs).
+		if l.wait > 0 {
+			if now := time.Now(); now.Sub(set) > l.wait/4 {
+				set = now
+				_ = fc.SetReadDeadline(now.Add(l.wait))
+			}
 		}
 	}
 }

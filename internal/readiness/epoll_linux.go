@@ -2,22 +2,26 @@ package readiness
 
 import (
 	"errors"
+	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
-
-// wakeID marks the event of the eventfd that interrupts wait on Close; real
-// watches start at 1.
-const wakeID = 0
 
 // events are one-shot and level-triggered: one event per Rearm, repeated
 // after Rearm when unread data is still there. RDHUP reports a peer's
 // shutdown even when it sent nothing.
 const events = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
+// sysPoller is an epoll instance that is itself waited on by the Go
+// runtime's netpoller: an epoll descriptor is readable while it has events
+// ready. The loop goroutine therefore parks like any goroutine waiting for
+// a socket, instead of holding a thread in epoll_wait, and the events it
+// hands out are picked up by the scheduler without a thread hand-off each.
 type sysPoller struct {
 	epfd int
-	wfd  int // eventfd
+	file *os.File // epfd, registered with the runtime's netpoller
+	rc   syscall.RawConn
 }
 
 func (s *sysPoller) open() error {
@@ -25,19 +29,19 @@ func (s *sysPoller) open() error {
 	if err != nil {
 		return err
 	}
-	wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	// os.NewFile registers a descriptor with the netpoller only when it
+	// is non-blocking.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return err
+	}
+	s.file = os.NewFile(uintptr(epfd), "readiness-epoll")
+	rc, err := s.file.SyscallConn()
 	if err != nil {
-		unix.Close(epfd)
+		s.file.Close()
 		return err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN}
-	setID(&ev, wakeID)
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(wfd)
-		return err
-	}
-	s.epfd, s.wfd = epfd, wfd
+	s.epfd, s.rc = epfd, rc
 	return nil
 }
 
@@ -67,38 +71,31 @@ func (s *sysPoller) del(fd int) error {
 	return unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 }
 
-func (s *sysPoller) wake() error {
-	_, err := unix.Write(s.wfd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	return err
-}
+// close ends wait: the runtime wakes the parked loop with an error.
+func (s *sysPoller) close() error { return s.file.Close() }
 
-func (s *sysPoller) close() error {
-	return errors.Join(unix.Close(s.epfd), unix.Close(s.wfd))
-}
-
-// wait delivers events until closed reports true after a wake.
-func (s *sysPoller) wait(fire func(id uint64), closed func() bool) {
-	// 256 events per call: under a burst one call hands out many, and the
-	// array lives on this goroutine's stack.
-	var evs [256]unix.EpollEvent
-	for {
-		n, err := unix.EpollWait(s.epfd, evs[:], -1)
-		if err != nil {
+// wait delivers events until close.
+func (s *sysPoller) wait(fire func(id uint64)) {
+	// 256 events per call: under a burst one call hands out many.
+	evs := make([]unix.EpollEvent, 256)
+	_ = s.rc.Read(func(fd uintptr) bool {
+		for {
+			// Without waiting: the netpoller waits. Take every ready event
+			// before reporting none left, because the runtime only
+			// reports a new edge.
+			n, err := unix.EpollWait(int(fd), evs, 0)
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			// EBADF/EINVAL: the descriptor is gone; nothing more can come.
-			return
-		}
-		for i := 0; i < n; i++ {
-			id := getID(&evs[i])
-			if id == wakeID {
-				if closed() {
-					return
-				}
-				continue
+			if err != nil {
+				return true // the descriptor is gone; nothing more can come
 			}
-			fire(id)
+			for i := 0; i < n; i++ {
+				fire(getID(&evs[i]))
+			}
+			if n < len(evs) {
+				return false // park until the epoll descriptor is readable
+			}
 		}
-	}
+	})
 }

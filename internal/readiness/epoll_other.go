@@ -10,10 +10,9 @@ type sysPoller struct{}
 
 var errUnsupported = errors.New("needs Linux (epoll)")
 
-func (s *sysPoller) open() error                    { return errUnsupported }
-func (s *sysPoller) add(int, uint64) error          { return errUnsupported }
-func (s *sysPoller) rearm(int, uint64) error        { return errUnsupported }
-func (s *sysPoller) del(int) error                  { return errUnsupported }
-func (s *sysPoller) wake() error                    { return errUnsupported }
-func (s *sysPoller) close() error                   { return nil }
-func (s *sysPoller) wait(func(uint64), func() bool) {}
+func (s *sysPoller) open() error             { return errUnsupported }
+func (s *sysPoller) add(int, uint64) error   { return errUnsupported }
+func (s *sysPoller) rearm(int, uint64) error { return errUnsupported }
+func (s *sysPoller) del(int) error           { return errUnsupported }
+func (s *sysPoller) close() error            { return nil }
+func (s *sysPoller) wait(func(uint64))       {}

@@ -94,9 +94,9 @@ func (p *Poller) Close() error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	err := p.sys.wake()
+	err := p.sys.close()
 	<-p.done
-	return errors.Join(err, p.sys.close())
+	return err
 }
 
 // rearm is called with w.mu held.
@@ -138,7 +138,7 @@ func (p *Poller) loop() {
 		if w := p.lookup(id); w != nil {
 			w.fire()
 		}
-	}, p.closed.Load)
+	})
 }
 
 // socketFD returns c's descriptor. The number is used only while the
