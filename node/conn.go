@@ -44,6 +44,9 @@ type conn struct {
 	// nanoseconds), 0 otherwise; the rebalance leaves it alone for
 	// RebalanceConfig.Exempt.
 	movedIn int64
+	// writeBy is the write deadline data writes to ws use (lazyDeadline);
+	// only ws's one data writer at a time touches it.
+	writeBy int64
 }
 
 // newConn configures ws (read through fc) and registers it; the
@@ -87,16 +90,16 @@ func (c *conn) Ping(payload []byte) error { return answerPing(c.ws, payload, c.n
 func (c *conn) Pong([]byte) error {
 	now := time.Now()
 	c.lastSeen.Store(now.UnixNano())
-	// A read that has begun gets the same extension gorilla's deadline
-	// did.
-	return c.leg.fc.SetReadDeadline(now.Add(c.n.conf.PongWait))
+	// A read that has begun is extended, as gorilla's deadline was.
+	c.leg.extend(now)
+	return nil
 }
 
 // message is one client message: echoed, or passed to the upstream.
 func (c *conn) message(mt int, r io.Reader) error {
 	c.lastSeen.Store(time.Now().UnixNano())
 	if c.up != nil {
-		err := c.copyMessage(c.up.leg.ws, mt, r)
+		err := c.copyMessage(c.up.leg.ws, &c.up.writeBy, mt, r)
 		// A fragmented client message can cross the read limit mid-copy;
 		// gorilla has already sent 1009 then. Otherwise the upstream broke
 		// mid-write, and its reader will see it too.
@@ -108,7 +111,7 @@ func (c *conn) message(mt int, r io.Reader) error {
 	// The echo is the connection's only data writer, so no writer
 	// goroutine is needed; pings and closes go through WriteControl, which
 	// gorilla allows concurrently with it.
-	err := c.copyMessage(c.ws, mt, r)
+	err := c.copyMessage(c.ws, &c.writeBy, mt, r)
 	if errors.Is(err, websocket.ErrCloseSent) {
 		return nil // closing: keep reading until the peer's close arrives
 	}
@@ -144,20 +147,21 @@ func (c *conn) finish() {
 	n.publish()
 }
 
-// copyMessage streams one message from r to dst as a message of type mt.
-// gorilla's message writer implements io.ReaderFrom, so this copies through
-// the pooled write buffer without another allocation. The write deadline
-// follows the reading: a message that arrives slowly, in pieces, is not
-// cut because its first byte came more than WriteWait before its last.
-func (c *conn) copyMessage(dst *websocket.Conn, mt int, r io.Reader) error {
+// copyMessage streams one message from r to dst as a message of type mt;
+// writeBy is dst's lazy write deadline. gorilla's message writer
+// implements io.ReaderFrom, so this copies through the pooled write
+// buffer without another allocation. The write deadline follows the
+// reading: a message that arrives slowly, in pieces, is not cut because
+// its first byte came more than WriteWait before its last.
+func (c *conn) copyMessage(dst *websocket.Conn, writeBy *int64, mt int, r io.Reader) error {
 	wait := c.n.conf.WriteWait
-	now := time.Now()
-	_ = dst.SetWriteDeadline(now.Add(wait))
+	by, _ := lazyDeadline(writeBy, time.Now(), wait)
+	_ = dst.SetWriteDeadline(by)
 	w, err := dst.NextWriter(mt)
 	if err != nil {
 		return err
 	}
-	src := &deadlineReader{r: r, dst: dst, wait: wait, set: now}
+	src := &deadlineReader{r: r, dst: dst, wait: wait, by: writeBy}
 	if _, err := io.Copy(w, src); err != nil {
 		_ = w.Close()
 		return err
@@ -165,22 +169,37 @@ func (c *conn) copyMessage(dst *websocket.Conn, mt int, r io.Reader) error {
 	return w.Close()
 }
 
-// deadlineReader moves dst's write deadline to WriteWait after each read
-// that comes more than a quarter of WriteWait after it was last set.
+// deadlineReader moves dst's write deadline on as the message it copies
+// arrives (lazyDeadline: only when it comes within WriteWait).
 type deadlineReader struct {
 	r    io.Reader
 	dst  *websocket.Conn
 	wait time.Duration
-	set  time.Time
+	by   *int64
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
-	if now := time.Now(); now.Sub(d.set) > d.wait/4 {
-		_ = d.dst.SetWriteDeadline(now.Add(d.wait))
-		d.set = now
+	if by, moved := lazyDeadline(d.by, time.Now(), d.wait); moved {
+		_ = d.dst.SetWriteDeadline(by)
 	}
 	return n, err
+}
+
+// lazyDeadline returns a deadline for an operation that may take d from
+// now: *at while that is still at least d away, else a new one 1.5 d away,
+// stored in *at (moved reports it). A socket deadline set to a new value
+// costs a timer update, the same value again does not (gorilla sets the
+// write deadline on every frame), so a busy connection updates its timers
+// every d/2 instead of on every message; an operation is bounded by
+// between d and 1.5 d, never less than d.
+func lazyDeadline(at *int64, now time.Time, d time.Duration) (by time.Time, moved bool) {
+	n := now.UnixNano()
+	if *at-n >= int64(d) {
+		return time.Unix(0, *at), false
+	}
+	*at = n + int64(d+d/2)
+	return time.Unix(0, *at), true
 }
 
 // closeWith sends a close frame with code and text, once, and drops the

@@ -45,8 +45,21 @@ type leg struct {
 	own   legOwner
 	watch *readiness.Watch // nil: a goroutine waits in the read instead
 	// wait bounds a read once a frame has begun (0: no bound); the client
-	// side uses PongWait, as gorilla's read deadline did.
-	wait time.Duration
+	// side uses PongWait, as gorilla's read deadline did. readBy is the
+	// read deadline in force (lazyDeadline).
+	wait   time.Duration
+	readBy int64
+}
+
+// extend makes sure a read starting now has at least wait before its
+// deadline; only the leg's reader calls it.
+func (l *leg) extend(now time.Time) {
+	if l.wait <= 0 {
+		return
+	}
+	if by, moved := lazyDeadline(&l.readBy, now, l.wait); moved {
+		_ = l.fc.SetReadDeadline(by)
+	}
 }
 
 // watchLeg registers l with the poller, disarmed, when it can be read on
@@ -104,11 +117,7 @@ func (l *leg) waitLoop() {
 // left in any buffer; without one it returns nil to be called again.
 func (l *leg) read() error {
 	fc := l.fc
-	var set time.Time
-	if l.wait > 0 {
-		set = time.Now()
-		_ = fc.SetReadDeadline(set.Add(l.wait))
-	}
+	l.extend(time.Now())
 	if err := fc.Fill(); err != nil {
 		return err
 	}
@@ -144,14 +153,8 @@ func (l *leg) read() error {
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			return err
 		}
-		// A long stream of messages keeps this read going: move the
-		// deadline on now and then (a timer update per message costs).
-		if l.wait > 0 {
-			if now := time.Now(); now.Sub(set) > l.wait/4 {
-				set = now
-				_ = fc.SetReadDeadline(now.Add(l.wait))
-			}
-		}
+		// A long stream of messages keeps this read going.
+		l.extend(time.Now())
 	}
 }
 

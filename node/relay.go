@@ -78,6 +78,8 @@ type upstream struct {
 	c    *conn
 	leg  leg
 	done chan struct{} // closed when the upstream's reading has ended
+	// writeBy is the lazy write deadline of data writes to the upstream.
+	writeBy int64
 }
 
 // Ping answers the upstream's ping (wsframe.Handler).
@@ -94,7 +96,7 @@ func (u *upstream) message(mt int, r io.Reader) error {
 		return nil // the client is closing: drain and drop
 	}
 	// A failed client write ends the relay through the client's reader.
-	_ = u.c.copyMessage(u.c.ws, mt, r)
+	_ = u.c.copyMessage(u.c.ws, &u.c.writeBy, mt, r)
 	return nil
 }
 

@@ -40,6 +40,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -54,7 +55,20 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
+// gcPercent is the node's GOGC unless the environment sets one. A node's
+// live heap is mostly its idle connections' state, and the collector lets
+// the heap grow by GOGC percent of what is live before it runs again: at
+// Go's default of 100 a node's RSS carries about as much garbage as
+// connection state. 50 halves that headroom; the price is collections
+// twice as often, which cost CPU in proportion to what the node allocates
+// (connects and messages), not to the connections it holds
+// (docs/benchmarks.md, "Idle connections side by side").
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	os.Exit(run(context.Background(), os.Args[1:], sigs, os.Stderr))

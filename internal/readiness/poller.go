@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,7 +26,19 @@ type Poller struct {
 	shards [shards]shard
 	closed atomic.Bool
 	done   chan struct{}
+
+	// work hands a function to an idle worker. A fresh goroutine per
+	// event would start on a small stack and grow it on every message
+	// (gorilla's read and write paths are deep), so workers that finish
+	// wait here for the next one; up to maxIdle of them.
+	work chan func()
+	idle atomic.Int32
 }
+
+// maxIdleWorkers bounds the workers kept waiting, each with its grown
+// stack (about 8 KiB): a few per CPU serve a steady message load, and a
+// burst starts more, which then exit.
+var maxIdleWorkers = int32(4 * runtime.GOMAXPROCS(0))
 
 var (
 	defaultOnce   sync.Once
@@ -43,7 +56,7 @@ func Default() (*Poller, error) {
 
 // New starts a Poller and its event loop goroutine.
 func New() (*Poller, error) {
-	p := &Poller{done: make(chan struct{})}
+	p := &Poller{done: make(chan struct{}), work: make(chan func())}
 	for i := range p.shards {
 		p.shards[i].m = make(map[uint64]*Watch)
 	}
@@ -96,7 +109,40 @@ func (p *Poller) Close() error {
 	}
 	err := p.sys.close()
 	<-p.done
+	// Let the idle workers go. work stays open: a late Stop may still
+	// hand a function over, and then starts a worker of its own.
+	for p.idle.Load() > 0 {
+		select {
+		case p.work <- nil:
+		default:
+			return err
+		}
+	}
 	return err
+}
+
+// run runs f on an idle worker, or on a new one.
+func (p *Poller) run(f func()) {
+	select {
+	case p.work <- f:
+	default:
+		go p.worker(f)
+	}
+}
+
+func (p *Poller) worker(f func()) {
+	for {
+		f()
+		if p.idle.Add(1) > maxIdleWorkers {
+			p.idle.Add(-1)
+			return
+		}
+		f = <-p.work
+		p.idle.Add(-1)
+		if f == nil {
+			return // Poller.Close
+		}
+	}
 }
 
 // rearm is called with w.mu held.

@@ -37,7 +37,7 @@ func (w *Watch) fire() {
 	}
 	w.state = running
 	w.mu.Unlock()
-	go w.f()
+	w.p.run(w.f)
 }
 
 // Rearm asks for the next readiness event. Only the running f calls it,
@@ -75,6 +75,6 @@ func (w *Watch) Stop() {
 	w.p.remove(w)
 	w.mu.Unlock()
 	if prev == armed {
-		go w.f()
+		w.p.run(w.f)
 	}
 }
