@@ -76,6 +76,14 @@ type Config struct {
 	// bytes. A connection holds one only while it writes a message.
 	WriteBufferSize int
 
+	// WaitingReads gives every connection a goroutine waiting in its read,
+	// instead of reading a connection only when the poller says it has data
+	// (docs/design.md section 7). It costs about 6 KB more per idle
+	// connection, and saves CPU per message on a node whose connections
+	// are rarely silent: the poller hands each readable connection to a
+	// worker goroutine, which costs a thread wake-up per message.
+	WaitingReads bool
+
 	// Upstream, when set, is a ws:// URL every client connection is relayed
 	// to, frame for frame, with the user in the wire.UserHeader header. Empty
 	// means the built-in echo application.
@@ -144,6 +152,8 @@ func DefaultConfig() *Config {
 		// less per idle connection than 512 (docs/benchmarks.md). The read
 		// limit, not the buffer, bounds message size.
 		ReadBufferSize: 128,
+		// Idle connections are the usual case: read on demand.
+		WaitingReads: false,
 		// gorilla's floor (a control frame's payload fits); measured 380 B
 		// less per idle wss connection than 512 (docs/benchmarks.md).
 		TLSReadBufferSize: 128,

@@ -395,7 +395,16 @@ func TestFallbackWithoutPoller(t *testing.T) {
 	saved := sharedPoller
 	sharedPoller = func() (*readiness.Poller, error) { return nil, errors.New("test: no poller") }
 	t.Cleanup(func() { sharedPoller = saved })
-	f := newFixture(t, nil)
+	fallback(t, newFixture(t, nil))
+}
+
+// TestWaitingReads: Config.WaitingReads chooses the same fallback on
+// purpose.
+func TestWaitingReads(t *testing.T) {
+	fallback(t, newFixture(t, func(c *Config) { c.WaitingReads = true }))
+}
+
+func fallback(t *testing.T, f *fixture) {
 	if f.node.poller != nil {
 		t.Fatal("the node has a poller")
 	}

@@ -178,11 +178,14 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 	if c.Upstream != "" {
 		n.dialer = newDialer(&c, pool)
 	}
-	if p, err := sharedPoller(); err != nil {
-		// Not Linux: each connection keeps a goroutine waiting in its read.
-		n.log.Info("idle connections keep a waiting goroutine", "err", err)
-	} else {
-		n.poller = p
+	if !c.WaitingReads {
+		if p, err := sharedPoller(); err != nil {
+			// Not Linux: each connection keeps a goroutine waiting in its
+			// read.
+			n.log.Info("idle connections keep a waiting goroutine", "err", err)
+		} else {
+			n.poller = p
+		}
 	}
 	go n.pinger()
 	rctx, stop := context.WithCancel(context.Background())
