@@ -75,10 +75,8 @@ func TestSmallRun(t *testing.T) {
 	if len(res.Servers) != len(cfg.Servers) {
 		t.Fatalf("%d server results, want %d", len(res.Servers), len(cfg.Servers))
 	}
-	byName := map[string]*ServerResult{}
 	for i := range res.Servers {
 		s := &res.Servers[i]
-		byName[s.Server] = s
 		if s.Held != 200 || s.Failed != 0 || s.Dropped != 0 {
 			t.Errorf("%s: held %d, failed %d, dropped %d; want 200, 0, 0 (%s)", s.Server, s.Held, s.Failed, s.Dropped, s.FirstError)
 		}
@@ -93,8 +91,10 @@ func TestSmallRun(t *testing.T) {
 		if raw < 200 || raw > 100<<10 || scav < 200 || scav > 100<<10 {
 			t.Errorf("%s: %.0f B/conn raw, %.0f scavenged; want each in [200 B, 100 KiB]", s.Server, raw, scav)
 		}
-		if isNode(s.Server) || s.Server == ServerGorilla {
-			// A parked goroutine's stack alone is 2 KiB or more.
+		if s.Server == ServerGorilla {
+			// A parked goroutine's stack alone is 2 KiB or more. (The
+			// node parks none: it reads a connection only when it has
+			// data, and holds less.)
 			if scav < 2<<10 {
 				t.Errorf("%s: %.0f B/conn scavenged, below one goroutine stack (2 KiB): the RSS is not the server's", s.Server, scav)
 			}
@@ -109,12 +109,10 @@ func TestSmallRun(t *testing.T) {
 			t.Errorf("%s: RSS before %d", s.Server, s.RSSBefore)
 		}
 	}
-	g, n := byName[ServerGorilla], byName[ServerNbio]
-	if g != nil && n != nil && len(g.Marks) > 0 && len(n.Marks) > 0 {
-		if gs, ns := g.ScavengedPerConn(g.Last()), n.ScavengedPerConn(n.Last()); !(ns < gs) {
-			t.Errorf("nbio holds %.0f B/conn, gorilla %.0f: an epoll server without a goroutine per connection must hold less", ns, gs)
-		}
-	}
+	// Which server holds less is the benchmark's finding at 15,000
+	// connections, not something 200 can show: at this size a server's
+	// own start-up allocations (nbio's buffer pools, a few MiB) outweigh
+	// the connections.
 	var table bytes.Buffer
 	res.WriteTable(&table)
 	for _, s := range cfg.Servers {
