@@ -410,6 +410,11 @@ func CheckNothingLeft(ctx context.Context, c *Cloud) (string, error) {
 		Region:       c.Info.Region,
 		Credentials:  credentials.NewStaticCredentialsProvider(localcloud.AccessKeyID, localcloud.SecretAccessKey, ""),
 		BaseEndpoint: aws.String(c.Info.URL),
+		// More than the SDK's 3 attempts, with its backoff: once, on a
+		// loaded machine, all 3 reads of a DescribeInstances response here
+		// failed with "use of closed network connection" right after a
+		// terraform run (cause not found; not reproduced since).
+		RetryMaxAttempts: 8,
 	})
 	ins, err := cl.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
 	if err != nil {
