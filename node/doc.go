@@ -28,10 +28,14 @@
 // reason.
 //
 // Idle connections are kept cheap, because a node is meant to hold tens of
-// thousands of them: the read loop runs in a fresh goroutine after the
-// hijack (so net/http's per-request buffers and the handler's stack are
-// released), read buffers are small, write buffers come from a shared pool
-// and are held only while a message is being written, there is no writer
-// goroutine per connection, and one shared pinger sends keepalive pings to
-// every connection.
+// thousands of them: no goroutine waits on a silent connection. One epoll
+// loop per process (internal/readiness) starts a connection's read when its
+// socket has data; internal/wsframe, under gorilla, hands gorilla one frame
+// at a time and answers pings itself, so nothing is left in a buffer and
+// nothing waits inside gorilla when the read returns. Read buffers are
+// small, write buffers come from a shared pool and are held only while a
+// message is being written, there is no writer goroutine per connection,
+// and one shared pinger sends keepalive pings and drops silent peers.
+// Config.WaitingReads (and the fallback where epoll is missing) keeps a
+// goroutine waiting in each read instead.
 package node
