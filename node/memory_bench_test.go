@@ -199,24 +199,8 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 type memResult struct{ raw, scavenged float64 }
 
 func idleConnMemory(b *testing.B, useTLS bool) memResult {
-	conns := 2000
-	if v := os.Getenv(envMemConn); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			b.Fatalf("%s=%q: want a positive integer", envMemConn, v)
-		}
-		conns = n
-	}
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
-		if lim.Cur < lim.Max {
-			lim.Cur = lim.Max
-			_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-		}
-		if uint64(conns)+200 > lim.Cur {
-			b.Skipf("%d connections need more than the open-files limit %d", conns, lim.Cur)
-		}
-	}
+	conns := envInt(b, envMemConn, 2000)
+	raiseNoFile(b, conns+200)
 
 	_, priv, err := token.GenerateKey()
 	if err != nil {
