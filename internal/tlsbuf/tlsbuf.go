@@ -1,5 +1,6 @@
-// Package tlsbuf gives back the memory a crypto/tls server connection keeps
-// from its handshake.
+// Package tlsbuf sees what a crypto/tls connection has read but not yet
+// returned (Idle), and gives back the buffers it keeps from its handshake
+// and its records (Release, Idle).
 //
 // A tls.Conn reads the client's hello into two buffers, the raw record
 // buffer and the handshake message buffer, and keeps both at their largest
@@ -7,10 +8,10 @@
 // share makes Chromium's and Go's about 1.8 KB), so an idle connection
 // holds about 3.5 KB it will never use again: on a node holding tens of
 // thousands of idle wss:// connections that is as much as everything else
-// TLS keeps (see docs/benchmarks.md). crypto/tls has no API to drop them,
-// so Release does it by name through reflect, checking each field's name
-// and type first; if a Go release renames or retypes them, Release does
-// nothing and says so, and its test fails.
+// TLS keeps (see docs/benchmarks.md). crypto/tls has no API to see or drop
+// them, so the fields are found once by name through reflect, their types
+// checked; if a Go release renames or retypes them, Release and Idle do
+// nothing and say so, and the tests fail.
 package tlsbuf
 
 import (
@@ -37,11 +38,8 @@ func Release(c net.Conn) bool {
 	if !ok || !tc.ConnectionState().HandshakeComplete {
 		return false
 	}
-	v := reflect.ValueOf(tc).Elem()
-	hand, ok1 := field[bytes.Buffer](v, "hand", bufferType)
-	raw, ok2 := field[bytes.Buffer](v, "rawInput", bufferType)
-	input, ok3 := field[bytes.Reader](v, "input", readerType)
-	if !ok1 || !ok2 || !ok3 {
+	hand, raw, input, ok := buffers(tc)
+	if !ok {
 		return false
 	}
 	released := false
@@ -60,16 +58,7 @@ func Release(c net.Conn) bool {
 	return released
 }
 
-// field returns a pointer to v's field name when it exists with type t.
-func field[T any](v reflect.Value, name string, t reflect.Type) (*T, bool) {
-	f := v.FieldByName(name)
-	if !f.IsValid() || f.Type() != t || !f.CanAddr() {
-		return nil, false
-	}
-	return (*T)(unsafe.Pointer(f.UnsafeAddr())), true
-}
-
-// offsets of the *tls.Conn fields Idle reads, found once; ok is false when
+// offsets of the *tls.Conn fields Release and Idle use, found once; ok is false when
 // crypto/tls has renamed or retyped one of them.
 var offsets = func() (o struct {
 	hand, raw, input uintptr
@@ -103,13 +92,10 @@ func Idle(c net.Conn) (idle, known bool) {
 	if !ok {
 		return true, true
 	}
-	if !offsets.ok {
+	hand, raw, input, ok := buffers(tc)
+	if !ok {
 		return false, false
 	}
-	base := unsafe.Pointer(tc)
-	hand := (*bytes.Buffer)(unsafe.Add(base, offsets.hand))
-	raw := (*bytes.Buffer)(unsafe.Add(base, offsets.raw))
-	input := (*bytes.Reader)(unsafe.Add(base, offsets.input))
 	if raw.Len() > 0 || input.Len() > 0 || hand.Len() > 0 {
 		return false, true
 	}
@@ -131,4 +117,16 @@ func Known(c net.Conn) (tc *tls.Conn, known bool) {
 		return nil, true
 	}
 	return tc, offsets.ok
+}
+
+// buffers returns tc's handshake buffer, raw record buffer and unread
+// decrypted data; ok is false when their fields are not as expected.
+func buffers(tc *tls.Conn) (hand, raw *bytes.Buffer, input *bytes.Reader, ok bool) {
+	if !offsets.ok {
+		return nil, nil, nil, false
+	}
+	base := unsafe.Pointer(tc)
+	return (*bytes.Buffer)(unsafe.Add(base, offsets.hand)),
+		(*bytes.Buffer)(unsafe.Add(base, offsets.raw)),
+		(*bytes.Reader)(unsafe.Add(base, offsets.input)), true
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
 )
@@ -56,6 +57,17 @@ func pair(t *testing.T) (server, client *tls.Conn) {
 	}
 	t.Cleanup(func() { srv.Close(); cl.Close() })
 	return srv, cl
+}
+
+// field returns a pointer to v's field name when it exists with type t:
+// the tests look at the buffers by name, apart from the offsets the package
+// uses.
+func field[T any](v reflect.Value, name string, t reflect.Type) (*T, bool) {
+	f := v.FieldByName(name)
+	if !f.IsValid() || f.Type() != t || !f.CanAddr() {
+		return nil, false
+	}
+	return (*T)(unsafe.Pointer(f.UnsafeAddr())), true
 }
 
 func capacities(t *testing.T, c *tls.Conn) (hand, raw int) {
