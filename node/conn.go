@@ -29,8 +29,7 @@ type connShard struct {
 // poller's watch, and the socket. No goroutine waits on it.
 type conn struct {
 	n     *Node
-	ws    *websocket.Conn
-	leg   leg
+	leg   leg       // the client's WebSocket (leg.ws) and how it is read
 	up    *upstream // the relay's other side; nil for the echo
 	user  string
 	shard uint32
@@ -53,7 +52,7 @@ type conn struct {
 // connection's slot is already reserved. up is the relay's upstream, or
 // nil. Reading starts with start.
 func (n *Node) newConn(ws *websocket.Conn, fc *wsframe.Conn, up *websocket.Conn, user string, movedIn int64) *conn {
-	c := &conn{n: n, ws: ws, user: user, shard: n.nextIdx.Add(1) % connShards, movedIn: movedIn}
+	c := &conn{n: n, user: user, shard: n.nextIdx.Add(1) % connShards, movedIn: movedIn}
 	c.lastSeen.Store(time.Now().UnixNano())
 	c.leg = leg{ws: ws, fc: fc, own: c, wait: n.conf.PongWait}
 	fc.SetHandler(c)
@@ -84,7 +83,7 @@ func (c *conn) start() {
 }
 
 // Ping answers a client's ping (wsframe.Handler).
-func (c *conn) Ping(payload []byte) error { return answerPing(c.ws, payload, c.n.conf.WriteWait) }
+func (c *conn) Ping(payload []byte) error { return answerPing(c.leg.ws, payload, c.n.conf.WriteWait) }
 
 // Pong proves the peer is alive (wsframe.Handler).
 func (c *conn) Pong([]byte) error {
@@ -111,7 +110,7 @@ func (c *conn) message(mt int, r io.Reader) error {
 	// The echo is the connection's only data writer, so no writer
 	// goroutine is needed; pings and closes go through WriteControl, which
 	// gorilla allows concurrently with it.
-	err := c.copyMessage(c.ws, &c.writeBy, mt, r)
+	err := c.copyMessage(c.leg.ws, &c.writeBy, mt, r)
 	if errors.Is(err, websocket.ErrCloseSent) {
 		return nil // closing: keep reading until the peer's close arrives
 	}
@@ -210,7 +209,7 @@ func (c *conn) closeWith(code int, text string) {
 		return
 	}
 	msg := websocket.FormatCloseMessage(code, text)
-	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.n.conf.WriteWait)); err != nil {
+	if err := c.leg.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.n.conf.WriteWait)); err != nil {
 		c.shutdown()
 		return
 	}
@@ -315,7 +314,7 @@ func (n *Node) pingShard(s *connShard) {
 		if c.closing.Load() {
 			continue
 		}
-		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(n.conf.WriteWait)); err != nil {
+		if err := c.leg.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(n.conf.WriteWait)); err != nil {
 			// A peer we cannot even write a ping to is gone; the read side
 			// notices the closed socket and cleans up.
 			c.shutdown()

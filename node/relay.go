@@ -96,7 +96,7 @@ func (u *upstream) message(mt int, r io.Reader) error {
 		return nil // the client is closing: drain and drop
 	}
 	// A failed client write ends the relay through the client's reader.
-	_ = u.c.copyMessage(u.c.ws, &u.c.writeBy, mt, r)
+	_ = u.c.copyMessage(u.c.leg.ws, &u.c.writeBy, mt, r)
 	return nil
 }
 
