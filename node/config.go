@@ -84,6 +84,10 @@ type Config struct {
 	// worker goroutine, which costs a thread wake-up per message.
 	WaitingReads bool
 
+	// ReleaseMemory returns the memory a burst of connects or disconnects
+	// left behind to the OS once the burst has passed (node/memrelease.go).
+	ReleaseMemory ReleaseMemoryConfig
+
 	// Upstream, when set, is a ws:// URL every client connection is relayed
 	// to, frame for frame, with the user in the wire.UserHeader header. Empty
 	// means the built-in echo application.
@@ -168,6 +172,7 @@ func DefaultConfig() *Config {
 		// (docs/design.md section 15).
 		DrainDeadline: 30 * time.Second,
 		Rebalance:     DefaultRebalanceConfig(),
+		ReleaseMemory: DefaultReleaseMemoryConfig(),
 	}
 }
 
@@ -210,6 +215,9 @@ func (c *Config) validate() error {
 		return errors.New("node: Rebalance.Enabled needs a View (the cluster, for the other nodes' counts); disable Rebalance without one")
 	}
 	if err := c.Rebalance.validate(); err != nil {
+		return err
+	}
+	if err := c.ReleaseMemory.validate(); err != nil {
 		return err
 	}
 	if c.Upstream != "" {

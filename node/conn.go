@@ -70,6 +70,7 @@ func (n *Node) newConn(ws *websocket.Conn, fc *wsframe.Conn, up *websocket.Conn,
 	s.m[c] = struct{}{}
 	s.mu.Unlock()
 	n.active.Add(1)
+	n.changes.Add(1)
 	n.publish()
 	return c
 }
@@ -141,6 +142,7 @@ func (c *conn) finish() {
 	delete(s.m, c)
 	s.mu.Unlock()
 	n.active.Add(-1)
+	n.changes.Add(1)
 	n.users.release(c.user)
 	n.release()
 	n.publish()

@@ -50,6 +50,8 @@ type metrics struct {
 	rebalanceMoved   prometheus.Counter
 	rebalanceArrived prometheus.Counter
 	rebalanceLeft    prometheus.Gauge
+
+	memoryReleases prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error) {
@@ -91,6 +93,10 @@ func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error
 			Name: "wsdirect_node_rebalance_to_move",
 			Help: "Clients the current rebalance round has still to move (0 between rounds).",
 		}),
+		memoryReleases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsdirect_node_memory_releases_total",
+			Help: "Times the node returned freed memory to the OS after a burst of connects or disconnects.",
+		}),
 	}
 	// Pre-register every label so dashboards see zeros, not gaps.
 	for _, r := range token.Reasons {
@@ -100,7 +106,7 @@ func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error
 		m.rejects.WithLabelValues(r)
 	}
 	for _, c := range []prometheus.Collector{m.conns, m.accepts, m.rejects, m.drains, m.handshake,
-		m.rebalanceRounds, m.rebalanceMoved, m.rebalanceArrived, m.rebalanceLeft} {
+		m.rebalanceRounds, m.rebalanceMoved, m.rebalanceArrived, m.rebalanceLeft, m.memoryReleases} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -79,6 +79,8 @@ type Node struct {
 	highWater atomic.Int64
 	// active counts open (upgraded, not yet finished) connections.
 	active atomic.Int64
+	// changes counts connections opened and closed, for the releaser.
+	changes atomic.Uint64
 
 	shards  [connShards]connShard
 	nextIdx atomic.Uint32
@@ -188,6 +190,9 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 		}
 	}
 	go n.pinger()
+	if c.ReleaseMemory.After > 0 {
+		go n.releaser()
+	}
 	rctx, stop := context.WithCancel(context.Background())
 	n.stopRebalance = stop
 	if c.Rebalance.Enabled {

@@ -59,11 +59,14 @@ import (
 // live heap is mostly its idle connections' state, and the collector lets
 // the heap grow by GOGC percent of what is live before it runs again: at
 // Go's default of 100 a node's RSS carries about as much garbage as
-// connection state. 50 halves that headroom; the price is collections
-// twice as often, which cost CPU in proportion to what the node allocates
+// connection state, and the garbage of a burst of handshakes is left
+// interleaved with the connections' state in pages that cannot be
+// returned. At 25 an idle wss connection measured 5.9 KB after a burst
+// against 6.2 KB at 50 and 6.8 KB at 100; the price is collections more
+// often, which cost CPU in proportion to what the node allocates
 // (connects and messages), not to the connections it holds
 // (docs/benchmarks.md, "Idle connections side by side").
-const gcPercent = 50
+const gcPercent = 25
 
 func main() {
 	if os.Getenv("GOGC") == "" {
@@ -83,6 +86,7 @@ type options struct {
 	authKeys              gossipcli.ListFlag
 	upstream, zone        string
 	waitingReads          bool
+	releaseMemoryAfter    time.Duration
 	adminTokenFile        string
 	tokenAudience         string
 	drainDeadline         time.Duration
@@ -131,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxConnsPerUser, "max-conns-per-user", def.MaxConnsPerUser, "open connections one user may hold on this node; more get 429 (0: no limit)")
 	fs.Var(&o.authKeys, "auth-keys", "PEM `file`, directory or ssm:///parameter with the auth service's public keys (repeatable or comma list; required)")
 	fs.StringVar(&o.upstream, "upstream", "", "relay each client to this ws:// app on the same host (default: built-in echo)")
+	fs.DurationVar(&o.releaseMemoryAfter, "release-memory-after", def.ReleaseMemory.After, "once this long has passed without a burst of connects or disconnects (at least 1,000 since the last release), collect and return freed memory to the OS; 0 never")
 	fs.BoolVar(&o.waitingReads, "waiting-reads", false, "give every connection a goroutine waiting in its read instead of reading it when it has data: about 6 KB more per idle connection, less CPU per message when connections are rarely silent")
 	fs.StringVar(&o.zone, "zone", "", "placement hint gossiped to auth, e.g. the availability zone")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file or ssm:///parameter` with the bearer token for POST /admin/drain (default: endpoint disabled)")
@@ -164,6 +169,8 @@ func (o *options) check(fs *flag.FlagSet) error {
 		return errors.New("-name is required")
 	case len(o.authKeys) == 0:
 		return errors.New("-auth-keys is required: the auth service's public key file(s)")
+	case o.releaseMemoryAfter < 0:
+		return fmt.Errorf("-release-memory-after must not be negative (0: never), got %s", o.releaseMemoryAfter)
 	case o.maxConns <= 0:
 		return fmt.Errorf("-max-conns must be > 0, got %d", o.maxConns)
 	case o.maxConnsPerUser < 0:
@@ -323,6 +330,7 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	nc.MaxConnsPerUser = o.maxConnsPerUser
 	nc.Upstream = o.upstream
 	nc.WaitingReads = o.waitingReads
+	nc.ReleaseMemory.After = o.releaseMemoryAfter
 	nc.DrainDeadline = o.drainDeadline
 	nc.DrainBatch, nc.DrainInterval = drainSteps(o.drainRate)
 	nc.AdminToken = adminToken
