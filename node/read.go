@@ -18,9 +18,12 @@ import (
 
 // A node reads a connection only while it has data: no goroutine waits on
 // a silent one (docs/design.md, "Idle connections"). The shared poller
-// (internal/readiness) starts a leg's read in a new goroutine when its
-// socket becomes readable; the read takes every message that is there,
-// then rearms the watch and returns. Where the poller is unavailable (not
+// (internal/readiness) runs a leg's read when its socket becomes readable,
+// on the poller's own goroutine when it is the only one (no thread
+// hand-off) or on a worker; the read takes every message that is there,
+// then rearms the watch and returns. On the poller's goroutine anything
+// that would wait (the rest of a frame, the end of a connection) moves to
+// a goroutine of its own. Where the poller is unavailable (not
 // Linux), or crypto/tls's buffers cannot be seen (tlsbuf.Idle), a leg
 // falls back to a goroutine waiting in the read, as before.
 
@@ -34,7 +37,8 @@ type legOwner interface {
 	// message handles one message; an error ends the leg. Whatever of r it
 	// leaves unread is discarded.
 	message(mt int, r io.Reader) error
-	// end is called once, on the reading goroutine, when reading stops.
+	// end is called once, when reading stops, on the reading goroutine or
+	// on one of its own.
 	end(err error)
 }
 
@@ -44,6 +48,9 @@ type leg struct {
 	fc    *wsframe.Conn
 	own   legOwner
 	watch *readiness.Watch // nil: a goroutine waits in the read instead
+	// edge: the watch is edge-triggered (readiness.AddEdge), and the leg
+	// reads the socket without waiting until it is empty.
+	edge bool
 	// wait bounds a read once a frame has begun (0: no bound); the client
 	// side uses PongWait, as gorilla's read deadline did. readBy is the
 	// read deadline in force (lazyDeadline).
@@ -71,9 +78,16 @@ func (n *Node) watchLeg(l *leg) {
 	if _, known := tlsbuf.Known(l.fc.Conn); !known {
 		return
 	}
-	w, err := n.poller.Add(socketOf(l.fc.Conn), l.onReadable)
+	add := n.poller.Add
+	if _, ok := l.fc.Conn.(*tls.Conn); !ok {
+		// A socket read directly tells when it is empty, so it can stay
+		// registered and be rearmed without a system call.
+		add, l.edge = n.poller.AddEdge, true
+	}
+	w, err := add(socketOf(l.fc.Conn), l.onReadable)
 	if err != nil {
 		n.log.Debug("reading with a waiting goroutine", "err", err)
+		l.edge = false
 		return
 	}
 	l.watch = w
@@ -91,13 +105,22 @@ func (n *Node) startLeg(l *leg) {
 	// them, so read at once then. A watch stopped meanwhile is read at
 	// once too, to meet the closed socket and end.
 	if idle, _ := tlsbuf.Idle(l.fc.Conn); !idle || l.watch.Rearm() != nil {
-		go l.onReadable()
+		go l.onReadable(false)
 	}
 }
 
-// onReadable is the watch's callback.
-func (l *leg) onReadable() {
-	if err := l.read(); err != nil {
+// onReadable is the watch's callback. inline is true on the poller's own
+// goroutine: then a read that would wait for more data moves to a
+// goroutine of the leg's own (see read).
+func (l *leg) onReadable(inline bool) {
+	err := l.read(inline)
+	switch {
+	case err == nil:
+	case inline:
+		// Ending can wait: a relay gives its upstream CloseGrace to
+		// answer the close.
+		go l.own.end(err)
+	default:
 		l.own.end(err)
 	}
 }
@@ -105,7 +128,7 @@ func (l *leg) onReadable() {
 // waitLoop is the fallback: a goroutine that lives as long as the leg.
 func (l *leg) waitLoop() {
 	for {
-		if err := l.read(); err != nil {
+		if err := l.read(false); err != nil {
 			l.own.end(err)
 			return
 		}
@@ -113,14 +136,34 @@ func (l *leg) waitLoop() {
 }
 
 // read reads from the socket once, then every message that is complete or
-// has begun. With a watch it rearms it and returns nil once nothing is
-// left in any buffer; without one it returns nil to be called again.
-func (l *leg) read() error {
-	fc := l.fc
+// has begun (messages).
+func (l *leg) read(inline bool) error {
 	l.extend(time.Now())
-	if err := fc.Fill(); err != nil {
-		return err
+	if !l.edge {
+		if err := l.fc.Fill(); err != nil {
+			return err
+		}
 	}
+	// An edge-triggered leg reads without waiting (messages): the event
+	// may be for data an earlier read already took.
+	return l.messages(inline)
+}
+
+// resume goes on with a frame that has begun, off the poller's goroutine.
+func (l *leg) resume() {
+	if err := l.messages(false); err != nil {
+		l.own.end(err)
+	}
+}
+
+// messages reads every message that is complete or has begun. With a watch
+// it rearms it and returns nil once nothing is left in any buffer; without
+// one it returns nil to be called again. inline: see onReadable.
+func (l *leg) messages(inline bool) error {
+	fc := l.fc
+	// mustRead: the socket may hold data no read has seen (an event, or
+	// ErrAgain), and no further event will report it.
+	mustRead := l.edge
 	for {
 		ready, err := fc.Next()
 		if err != nil {
@@ -131,6 +174,12 @@ func (l *leg) read() error {
 			// messages); crypto/tls may still hold decrypted data or
 			// records it read ahead.
 			if idle, _ := tlsbuf.Idle(fc.Conn); !idle {
+				if inline {
+					// Part of a record may be all there is: reading it
+					// would wait for the rest.
+					go l.onReadable(false)
+					return nil
+				}
 				if err := fc.Fill(); err != nil {
 					return err
 				}
@@ -139,7 +188,28 @@ func (l *leg) read() error {
 			if l.watch == nil {
 				return nil
 			}
-			return l.watch.Rearm()
+			if l.edge && (mustRead || !fc.Drained()) {
+				mustRead = false
+				switch err := fc.FillNow(); {
+				case err == nil:
+					continue
+				case !errors.Is(err, wsframe.ErrWouldBlock):
+					return err
+				}
+			}
+			err := l.watch.Rearm()
+			if errors.Is(err, readiness.ErrAgain) {
+				mustRead = true
+				continue
+			}
+			return err
+		}
+		if inline && !fc.Whole() {
+			// The rest of the frame is still on its way; wait for it
+			// elsewhere, not on the goroutine every socket's events
+			// come through.
+			go l.resume()
+			return nil
 		}
 		mt, r, err := l.ws.NextReader()
 		if err != nil {

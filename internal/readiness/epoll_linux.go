@@ -54,9 +54,16 @@ func getID(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
+// edgeEvents are edge-triggered and stay registered: an event for each
+// arrival of data, which the owner reads until the socket is empty.
+const edgeEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
 // add registers fd, armed.
-func (s *sysPoller) add(fd int, id uint64) error {
+func (s *sysPoller) add(fd int, id uint64, edge bool) error {
 	ev := unix.EpollEvent{Events: events}
+	if edge {
+		ev.Events = edgeEvents
+	}
 	setID(&ev, id)
 	return unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 }
@@ -74,28 +81,34 @@ func (s *sysPoller) del(fd int) error {
 // close ends wait: the runtime wakes the parked loop with an error.
 func (s *sysPoller) close() error { return s.file.Close() }
 
-// wait delivers events until close.
-func (s *sysPoller) wait(fire func(id uint64)) {
-	// 256 events per call: under a burst one call hands out many.
-	evs := make([]unix.EpollEvent, 256)
-	_ = s.rc.Read(func(fd uintptr) bool {
+// eventBuf receives one epoll_wait's events: under a burst one call hands
+// out many.
+type eventBuf [256]unix.EpollEvent
+
+// next waits for events and appends their ids to ids. It returns false
+// once the poller is closed.
+func (s *sysPoller) next(buf *eventBuf, ids []uint64) ([]uint64, bool) {
+	closed := false
+	err := s.rc.Read(func(fd uintptr) bool {
 		for {
-			// Without waiting: the netpoller waits. Take every ready event
-			// before reporting none left, because the runtime only
-			// reports a new edge.
-			n, err := unix.EpollWait(int(fd), evs, 0)
+			// Without waiting: the netpoller waits. Park only once no
+			// event is left, because the runtime reports only a new edge.
+			n, err := unix.EpollWait(int(fd), buf[:], 0)
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			if err != nil {
-				return true // the descriptor is gone; nothing more can come
+				closed = true // the descriptor is gone; nothing more can come
+				return true
 			}
-			for i := 0; i < n; i++ {
-				fire(getID(&evs[i]))
-			}
-			if n < len(evs) {
+			if n == 0 {
 				return false // park until the epoll descriptor is readable
 			}
+			for i := 0; i < n; i++ {
+				ids = append(ids, getID(&buf[i]))
+			}
+			return true
 		}
 	})
+	return ids, err == nil && !closed
 }

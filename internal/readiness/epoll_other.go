@@ -10,9 +10,12 @@ type sysPoller struct{}
 
 var errUnsupported = errors.New("needs Linux (epoll)")
 
-func (s *sysPoller) open() error             { return errUnsupported }
-func (s *sysPoller) add(int, uint64) error   { return errUnsupported }
-func (s *sysPoller) rearm(int, uint64) error { return errUnsupported }
-func (s *sysPoller) del(int) error           { return errUnsupported }
-func (s *sysPoller) close() error            { return nil }
-func (s *sysPoller) wait(func(uint64))       {}
+func (s *sysPoller) open() error                 { return errUnsupported }
+func (s *sysPoller) add(int, uint64, bool) error { return errUnsupported }
+func (s *sysPoller) rearm(int, uint64) error     { return errUnsupported }
+func (s *sysPoller) del(int) error               { return errUnsupported }
+func (s *sysPoller) close() error                { return nil }
+
+type eventBuf struct{}
+
+func (s *sysPoller) next(*eventBuf, []uint64) ([]uint64, bool) { return nil, false }

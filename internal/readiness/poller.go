@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // shards splits the registration table so a connect burst does not
@@ -27,13 +28,37 @@ type Poller struct {
 	closed atomic.Bool
 	done   chan struct{}
 
-	// work hands a function to an idle worker. A fresh goroutine per
-	// event would start on a small stack and grow it on every message
-	// (gorilla's read and write paths are deep), so workers that finish
-	// wait here for the next one; up to maxIdle of them.
-	work chan func()
+	// work hands a watch to an idle worker. A fresh goroutine per event
+	// would start on a small stack and grow it on every message (gorilla's
+	// read and write paths are deep), so workers that finish wait here for
+	// the next one; up to maxIdleWorkers of them.
+	work chan *Watch
 	idle atomic.Int32
+
+	// inline counts the event loop's own runs of a callback, begun and
+	// ended: odd while one runs. The watchdog moves it on when one runs
+	// longer than stallAfter, which hands the loop to a new goroutine.
+	inline atomic.Uint64
+	// dog wakes the watchdog, parked (dogParked) while no callback ran
+	// inline for a while.
+	dog       chan struct{}
+	dogParked atomic.Bool
+	// handovers counts the loops the watchdog started.
+	handovers atomic.Uint64
 }
+
+// stallAfter is how long a callback may run on the event loop's goroutine
+// before the watchdog hands the loop to a new goroutine, so that a callback
+// that blocks (a write to a peer that stopped reading, the rest of a TLS
+// record still on its way) holds up the other sockets' events for at most
+// about twice this. Each check wakes a thread, which costs the Go
+// scheduler several context switches: at 5 ms the checks took more CPU
+// than the hand-offs they saved (docs/benchmarks.md, "Under load").
+const stallAfter = 20 * time.Millisecond
+
+// dogQuiet is how many checks without a callback run inline before the
+// watchdog parks, so that an idle process wakes for nothing.
+const dogQuiet = 10
 
 // maxIdleWorkers bounds the workers kept waiting, each with its grown
 // stack (about 8 KiB): a few per CPU serve a steady message load, and a
@@ -56,7 +81,7 @@ func Default() (*Poller, error) {
 
 // New starts a Poller and its event loop goroutine.
 func New() (*Poller, error) {
-	p := &Poller{done: make(chan struct{}), work: make(chan func())}
+	p := &Poller{done: make(chan struct{}), work: make(chan *Watch), dog: make(chan struct{}, 1)}
 	for i := range p.shards {
 		p.shards[i].m = make(map[uint64]*Watch)
 	}
@@ -64,16 +89,36 @@ func New() (*Poller, error) {
 		return nil, fmt.Errorf("readiness: %w", err)
 	}
 	go p.loop()
+	go p.watchdog()
 	return p, nil
 }
 
-// Add prepares a watch on c's socket; f runs, in a new goroutine, when it
-// becomes readable or is hung up. c must be a socket whose descriptor
+// Add prepares a watch on c's socket; f runs when it becomes readable or is
+// hung up. inline is true when f runs on the event loop's own goroutine
+// (no thread hand-off: the common case for a few events at a time): f
+// should then not wait for anything it can avoid waiting for, and hand
+// such work to a goroutine of its own; if it does block, the other
+// sockets' events wait until the watchdog moves the loop on (stallAfter).
+// c must be a socket whose descriptor
 // stays open until Watch.Stop has returned. The watch starts disarmed, as
 // if f were running, and the socket is not registered yet: the owner
 // stores the watch where f can find it, then calls Rearm (or runs f
 // itself), which registers it.
-func (p *Poller) Add(c net.Conn, f func()) (*Watch, error) {
+func (p *Poller) Add(c net.Conn, f func(inline bool)) (*Watch, error) {
+	return p.add(c, f, false)
+}
+
+// AddEdge is Add for an owner that reads the socket itself until it is
+// empty (a read returned less than asked, or would block) before each
+// Rearm. Rearm then costs no system call: the socket stays registered,
+// edge-triggered, and an event that comes while f runs makes Rearm return
+// ErrAgain, to read once more. Not for a socket read through crypto/tls,
+// whose reads do not tell when the socket is empty.
+func (p *Poller) AddEdge(c net.Conn, f func(inline bool)) (*Watch, error) {
+	return p.add(c, f, true)
+}
+
+func (p *Poller) add(c net.Conn, f func(inline bool), edge bool) (*Watch, error) {
 	if p.closed.Load() {
 		return nil, errors.New("readiness: poller closed")
 	}
@@ -81,7 +126,7 @@ func (p *Poller) Add(c net.Conn, f func()) (*Watch, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Watch{p: p, f: f, fd: fd, id: p.nextID.Add(1), state: running}
+	w := &Watch{p: p, f: f, fd: fd, id: p.nextID.Add(1), state: running, edge: edge}
 	s := &p.shards[w.id%shards]
 	s.mu.Lock()
 	s.m[w.id] = w
@@ -121,25 +166,25 @@ func (p *Poller) Close() error {
 	return err
 }
 
-// run runs f on an idle worker, or on a new one.
-func (p *Poller) run(f func()) {
+// run runs w's callback on an idle worker, or on a new one.
+func (p *Poller) run(w *Watch) {
 	select {
-	case p.work <- f:
+	case p.work <- w:
 	default:
-		go p.worker(f)
+		go p.worker(w)
 	}
 }
 
-func (p *Poller) worker(f func()) {
+func (p *Poller) worker(w *Watch) {
 	for {
-		f()
+		w.f(false)
 		if p.idle.Add(1) > maxIdleWorkers {
 			p.idle.Add(-1)
 			return
 		}
-		f = <-p.work
+		w = <-p.work
 		p.idle.Add(-1)
-		if f == nil {
+		if w == nil {
 			return // Poller.Close
 		}
 	}
@@ -148,9 +193,12 @@ func (p *Poller) worker(f func()) {
 // rearm is called with w.mu held.
 func (p *Poller) rearm(w *Watch) error {
 	if w.registered {
+		if w.edge {
+			return nil
+		}
 		return p.sys.rearm(w.fd, w.id)
 	}
-	if err := p.sys.add(w.fd, w.id); err != nil {
+	if err := p.sys.add(w.fd, w.id, w.edge); err != nil {
 		return fmt.Errorf("readiness: register: %w", err)
 	}
 	w.registered = true
@@ -178,13 +226,121 @@ func (p *Poller) lookup(id uint64) *Watch {
 	return w
 }
 
+// loop is the event loop: it takes the ready sockets' events and runs
+// their callbacks, up to inlineBatch on its own goroutine and any more on
+// workers. A thread hand-off costs more than most callbacks (waking a
+// worker on another thread measured 1.2-1.4x the CPU per message of a
+// goroutine per connection), so a few events at a time need none. It
+// returns when the poller is closed, or when the watchdog has handed the
+// loop to a new goroutine while a callback ran here.
 func (p *Poller) loop() {
-	defer close(p.done)
-	p.sys.wait(func(id uint64) {
-		if w := p.lookup(id); w != nil {
-			w.fire()
+	buf := new(eventBuf)
+	ids := make([]uint64, 0, len(buf))
+	var ready []*Watch
+	for {
+		var ok bool
+		ids, ok = p.sys.next(buf, ids[:0])
+		if !ok {
+			close(p.done)
+			return
 		}
-	})
+		ready = ready[:0]
+		for _, id := range ids {
+			if w := p.lookup(id); w != nil && w.claim() {
+				ready = append(ready, w)
+			}
+		}
+		// Beyond inlineBatch the rest go to workers first, so a burst is
+		// spread over the CPUs.
+		if len(ready) > inlineBatch {
+			for _, w := range ready[inlineBatch:] {
+				p.run(w)
+			}
+			ready = ready[:inlineBatch]
+		}
+		for i, w := range ready {
+			if !p.runInline(w) {
+				// This goroutine is no longer the loop: the watches it
+				// claimed but has not run go to workers.
+				for _, w := range ready[i+1:] {
+					p.run(w)
+				}
+				clear(ready)
+				return
+			}
+		}
+		clear(ready)
+	}
+}
+
+// inlineBatch is how many callbacks of one batch of events the loop runs
+// itself, one after the other. A callback typically takes tens of
+// microseconds, about what waking a worker on another thread takes, so a
+// few in a row are no later than with a hand-off and cost less CPU; a
+// burst beyond them is worth the other CPUs.
+const inlineBatch = 8
+
+// runInline runs w's callback on the loop's goroutine. It returns false
+// when the watchdog handed the loop on meanwhile: this goroutine is then
+// no longer the loop.
+func (p *Poller) runInline(w *Watch) bool {
+	v := p.inline.Add(1)
+	if p.dogParked.Load() && p.dogParked.CompareAndSwap(true, false) {
+		p.dog <- struct{}{} // never blocks: one wake-up per park
+	}
+	w.f(true)
+	return p.inline.CompareAndSwap(v, v+1)
+}
+
+// Handovers returns how many times a callback blocked the event loop for
+// longer than stallAfter, so that the watchdog handed the loop to a new
+// goroutine.
+func (p *Poller) Handovers() uint64 { return p.handovers.Load() }
+
+// watchdog starts a new event loop when a callback has run on the loop's
+// goroutine for longer than stallAfter: the callback blocked, and the
+// goroutine it runs on becomes an ordinary one when it returns.
+func (p *Poller) watchdog() {
+	t := time.NewTicker(stallAfter)
+	defer t.Stop()
+	last, quiet := p.inline.Load(), 0
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		v := p.inline.Load()
+		if v&1 == 1 && v == last && p.inline.CompareAndSwap(v, v+1) {
+			p.handovers.Add(1)
+			go p.loop()
+			v++
+		}
+		if v != last {
+			last, quiet = v, 0
+			continue
+		}
+		if quiet++; quiet < dogQuiet {
+			continue
+		}
+		// Nothing ran inline for a while: park until something does. The
+		// loop increments inline before it looks at dogParked, and this
+		// sets dogParked before it looks at inline, so one of the two sees
+		// the other.
+		t.Stop()
+		p.dogParked.Store(true)
+		if p.inline.Load() == v {
+			select {
+			case <-p.dog:
+			case <-p.done:
+				return
+			}
+		} else if !p.dogParked.CompareAndSwap(true, false) {
+			<-p.dog // the loop took the flag: its wake-up is on the way
+		}
+		t.Reset(stallAfter)
+		last, quiet = p.inline.Load(), 0
+	}
 }
 
 // socketFD returns c's descriptor. The number is used only while the

@@ -72,7 +72,7 @@ func TestOneShotLevelTriggered(t *testing.T) {
 	p := newPoller(t)
 	server, client := pair(t)
 	fired := make(chan struct{}, 10)
-	w, err := p.Add(server, func() { fired <- struct{}{} })
+	w, err := p.Add(server, func(bool) { fired <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestStopArmedRunsOnce(t *testing.T) {
 	server, client := pair(t)
 	var runs atomic.Int32
 	fired := make(chan struct{}, 10)
-	w, err := p.Add(server, func() { runs.Add(1); fired <- struct{}{} })
+	w, err := p.Add(server, func(bool) { runs.Add(1); fired <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestStopWhileRunning(t *testing.T) {
 	fired := make(chan struct{}, 10)
 	var w *Watch
 	rearmErr := make(chan error, 1)
-	w, err := p.Add(server, func() {
+	w, err := p.Add(server, func(bool) {
 		w.Stop()
 		rearmErr <- w.Rearm()
 		fired <- struct{}{}
@@ -185,7 +185,7 @@ func TestManySockets(t *testing.T) {
 	for i := 0; i < n; i++ {
 		server, client := pair(t)
 		clients[i] = client
-		w, err := p.Add(server, func() { counts[i].Add(1); done <- struct{}{} })
+		w, err := p.Add(server, func(bool) { counts[i].Add(1); done <- struct{}{} })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,10 +220,68 @@ func TestAddRefusesNonSocket(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if _, err := p.Add(a, func() {}); err == nil {
+	if _, err := p.Add(a, func(bool) {}); err == nil {
 		t.Fatal("Add accepted a net.Pipe")
 	}
 	if p.Len() != 0 {
 		t.Fatalf("Len = %d", p.Len())
+	}
+}
+
+// TestBlockedCallbackHandsLoopOn: a callback run on the event loop's own
+// goroutine that blocks holds up the other sockets' events only until the
+// watchdog starts a new loop; the watchdog parks once nothing runs.
+func TestBlockedCallbackHandsLoopOn(t *testing.T) {
+	p := newPoller(t)
+	s1, c1 := pair(t)
+	s2, c2 := pair(t)
+	release := make(chan struct{})
+	inline := make(chan bool, 10)
+	w1, err := p.Add(s1, func(in bool) { inline <- in; <-release })
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired := make(chan struct{}, 10)
+	w2, err := p.Add(s2, func(bool) { fired <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w1.Stop(); w2.Stop() })
+	defer close(release) // before the cleanup's Stop runs w1's callback once more
+	if err := w1.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case in := <-inline:
+		if !in {
+			t.Fatal("a lone event ran on a worker, not on the loop's goroutine")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for the first socket")
+	}
+	if _, err := c2.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, fired, "event while another callback blocks the loop")
+	if p.handovers.Load() == 0 {
+		t.Error("the second event came with no handover")
+	}
+	// The new loop goes on serving.
+	if err := w2.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, fired, "event after Rearm, data still unread, on the new loop")
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.dogParked.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the watchdog did not park with nothing running")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

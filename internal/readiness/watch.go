@@ -8,6 +8,10 @@ import (
 // ErrStopped is returned by Rearm once the Watch is stopped.
 var ErrStopped = errors.New("readiness: watch stopped")
 
+// ErrAgain is returned by Rearm on an edge-triggered watch (AddEdge) when
+// data arrived while f ran: f reads again, then calls Rearm again.
+var ErrAgain = errors.New("readiness: data arrived meanwhile")
+
 type state uint8
 
 const (
@@ -19,37 +23,49 @@ const (
 // Watch is one registered socket.
 type Watch struct {
 	p  *Poller
-	f  func()
+	f  func(inline bool)
 	fd int
 	id uint64
+
+	edge bool // AddEdge
 
 	mu         sync.Mutex
 	state      state
 	registered bool // with the system poller: from the first Rearm
+	pending    bool // edge: an event came while f ran
 }
 
-// fire starts f if the watch is armed. Called by the poller on an event.
-func (w *Watch) fire() {
+// claim reports whether an event starts f: the watch was armed, and is
+// now running. Called by the event loop.
+func (w *Watch) claim() bool {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.state != armed {
-		w.mu.Unlock()
-		return
+		if w.state == running && w.edge {
+			w.pending = true // edge-triggered: this event comes only once
+		}
+		return false
 	}
 	w.state = running
-	w.mu.Unlock()
-	w.p.run(w.f)
+	return true
 }
 
 // Rearm asks for the next readiness event. Only the running f calls it,
 // when it has read what it wanted; f must then return without touching the
 // socket's read side, since the next event may start f again at once. It
 // returns ErrStopped when the watch was stopped meanwhile: the owner's f
-// then cleans up.
+// then cleans up; and, on an edge-triggered watch, ErrAgain when data
+// arrived while f ran: f is still the reader, reads, and calls Rearm
+// again.
 func (w *Watch) Rearm() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state == stopped {
 		return ErrStopped
+	}
+	if w.pending {
+		w.pending = false
+		return ErrAgain
 	}
 	w.state = armed
 	if err := w.p.rearm(w); err != nil {
@@ -75,6 +91,6 @@ func (w *Watch) Stop() {
 	w.p.remove(w)
 	w.mu.Unlock()
 	if prev == armed {
-		w.p.run(w.f)
+		w.p.run(w)
 	}
 }

@@ -26,8 +26,10 @@ package wsframe
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // bufSize is the read-ahead buffer, borrowed from a pool only while the
@@ -72,7 +74,13 @@ type Conn struct {
 	// left is how much of the current frame gorilla has yet to read; 0 at
 	// a frame boundary.
 	left int64
+	// short is true when the last read from the connection returned less
+	// than the room it was given: the socket had nothing more then.
+	short bool
 }
+
+// ErrWouldBlock is FillNow's answer when the connection has nothing to read.
+var ErrWouldBlock = errors.New("wsframe: nothing to read yet")
 
 // Server wraps c, the server side of an upgraded connection.
 func Server(c net.Conn, h Handler) *Conn { return &Conn{Conn: c, h: h, server: true} }
@@ -89,6 +97,57 @@ func (c *Conn) SetHandler(h Handler) { c.h = h }
 
 // Buffered returns how many bytes Conn holds that gorilla has not read.
 func (c *Conn) Buffered() int { return c.w - c.r }
+
+// Whole reports whether the rest of the current frame is buffered, so that
+// gorilla can read it without waiting for the connection.
+func (c *Conn) Whole() bool { return int64(c.Buffered()) >= c.left }
+
+// Drained reports whether the last read from the connection emptied it: it
+// returned less than it had room for. Only a socket read directly (not
+// through crypto/tls) says so reliably.
+func (c *Conn) Drained() bool { return c.short }
+
+// FillNow reads once from the socket without waiting: ErrWouldBlock when it
+// has nothing. The connection must be the socket itself (a syscall.Conn),
+// not crypto/tls over it.
+func (c *Conn) FillNow() error {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return errors.New("wsframe: FillNow needs a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	b := c.room()
+	var n int
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), b)
+			if rerr != syscall.EINTR {
+				return true // done, whatever the result: never wait
+			}
+		}
+	}); err != nil {
+		c.releaseIfEmpty()
+		return err
+	}
+	switch {
+	case rerr == syscall.EAGAIN:
+		c.releaseIfEmpty()
+		return ErrWouldBlock
+	case rerr != nil:
+		c.releaseIfEmpty()
+		return rerr
+	case n == 0:
+		c.releaseIfEmpty()
+		return io.EOF
+	}
+	c.w += n
+	c.short = n < len(b)
+	return nil
+}
 
 // Fill reads once from the connection into the buffer, waiting (up to the
 // read deadline) for data. Call it when the connection is known to be
@@ -244,7 +303,9 @@ func (c *Conn) ensure(n int) error {
 // errNoProgress guards against a reader that keeps returning nothing.
 var errNoProgress = errors.New("wsframe: connection returned no data")
 
-func (c *Conn) fill() error {
+// room returns the buffer's free space, borrowing the buffer if needed and
+// moving what is unread to its start when it is full.
+func (c *Conn) room() []byte {
 	if c.buf == nil {
 		c.buf = pool.Get().(*[]byte)
 		c.r, c.w = 0, 0
@@ -256,10 +317,16 @@ func (c *Conn) fill() error {
 		c.w = copy(b, b[c.r:c.w])
 		c.r = 0
 	}
+	return b[c.w:]
+}
+
+func (c *Conn) fill() error {
 	for i := 0; i < 100; i++ {
-		n, err := c.Conn.Read(b[c.w:])
+		b := c.room()
+		n, err := c.Conn.Read(b)
 		c.w += n
 		if n > 0 {
+			c.short = n < len(b)
 			return nil
 		}
 		if err != nil {
