@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -447,4 +448,61 @@ func fallback(t *testing.T, f *fixture) {
 	if ce := readClose(t, ws, 10*time.Second); ce.Code != wire.CloseDraining {
 		t.Fatalf("close code %d, want %d", ce.Code, wire.CloseDraining)
 	}
+}
+
+// TestStalledPeerHoldsUpNoOne: a client that keeps sending but stops
+// reading makes the node's echo wait in a write, possibly on the poller's
+// own goroutine; another connection's message still gets through long
+// before that write's deadline (the watchdog hands the loop on).
+func TestStalledPeerHoldsUpNoOne(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.WriteWait = time.Minute
+		c.PingInterval = time.Minute
+		c.PongWait = 2 * time.Minute
+	})
+	stalled := f.rawUpgrade(f.mint("stalled"))
+	other := f.mustDial("other")
+	handovers := f.metric("wsdirect_node_read_loop_handovers_total", "")
+	// 512-byte frames, so that the node's 4 KiB reads hold whole ones and
+	// it echoes them on the poller's goroutine; 20 MB is more than both
+	// ends' socket buffers hold, so the echo and then these writes block.
+	const frames = 40000
+	frame := clientFrame(true, websocket.BinaryMessage, bytes.Repeat([]byte("x"), 512-8))
+	var sent atomic.Int64
+	go func() {
+		for i := 0; i < frames; i++ {
+			_ = stalled.SetWriteDeadline(time.Now().Add(time.Minute))
+			if _, err := stalled.Write(frame); err != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	// Wait, at most 30 s, until the writes have made no progress for 500 ms.
+	deadline := time.Now().Add(30 * time.Second)
+	for last := int64(-1); ; {
+		time.Sleep(500 * time.Millisecond)
+		n := sent.Load()
+		if n == last && n > 0 {
+			break
+		}
+		if n == frames {
+			t.Fatal("20 MB went through a client that reads nothing")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled client's writes still progress after 30 s (%d frames)", n)
+		}
+		last = n
+	}
+	start := time.Now()
+	_ = other.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := other.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := other.ReadMessage(); err != nil || string(msg) != "still here" {
+		t.Fatalf("echo to the other connection: %q, %v (after %s)", msg, err, time.Since(start))
+	}
+	t.Logf("other connection's echo after %s; %d frames sent before the stall; loop handovers %v", time.Since(start), sent.Load(),
+		f.metric("wsdirect_node_read_loop_handovers_total", "")-handovers)
+	stalled.Close()
 }

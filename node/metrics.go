@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/readiness"
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
@@ -124,4 +125,18 @@ func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error
 		}
 	}
 	return m, nil
+}
+
+// registerPollerMetrics exports the shared poller's figures. They are the
+// process's, so nodes sharing a registry share the series.
+func registerPollerMetrics(reg *prometheus.Registry, p *readiness.Poller) error {
+	err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "wsdirect_node_read_loop_handovers_total",
+		Help: "Times a connection's read or write blocked the process's event loop for longer than 20 ms, so that the loop moved on to a new goroutine (a peer that stopped reading, or a message arriving slowly).",
+	}, func() float64 { return float64(p.Handovers()) }))
+	var are prometheus.AlreadyRegisteredError
+	if err != nil && !errors.As(err, &are) {
+		return err
+	}
+	return nil
 }

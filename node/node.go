@@ -187,6 +187,9 @@ func New(conf *Config, v *token.Verifier, pub Publisher) (*Node, error) {
 			n.log.Info("idle connections keep a waiting goroutine", "err", err)
 		} else {
 			n.poller = p
+			if err := registerPollerMetrics(c.Registry, p); err != nil {
+				return nil, err
+			}
 		}
 	}
 	go n.pinger()

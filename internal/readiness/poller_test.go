@@ -1,6 +1,7 @@
 package readiness
 
 import (
+	"errors"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -284,4 +285,64 @@ func TestBlockedCallbackHandsLoopOn(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestEdgeTriggered: an AddEdge watch reports each arrival of data once;
+// data that arrives while f runs makes Rearm answer ErrAgain instead of
+// being lost, and a Rearm with nothing new costs no event.
+func TestEdgeTriggered(t *testing.T) {
+	p := newPoller(t)
+	server, client := pair(t)
+	fired := make(chan struct{}, 10)
+	release := make(chan struct{})
+	w, err := p.AddEdge(server, func(bool) { fired <- struct{}{}; <-release })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if err := w.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	expectNone(t, fired, "event on a silent socket")
+	if _, err := client.Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, fired, "event for data")
+	// While f runs (it waits on release), more data: no second run, but
+	// Rearm must not lose it.
+	if _, err := client.Write([]byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	expectNone(t, fired, "a second run while the first is running")
+	release <- struct{}{}
+	switch err := w.Rearm(); {
+	case errors.Is(err, ErrAgain):
+		// The loop took the event for "two" while f ran.
+	case err == nil:
+		// The loop had not taken it yet: it runs f now instead.
+		expect(t, fired, "event for data that came while f ran")
+		release <- struct{}{}
+	default:
+		t.Fatal(err)
+	}
+	// Read everything; a Rearm now arms the watch, and nothing more comes.
+	buf := make([]byte, 64)
+	_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for n := 0; n < len("onetwo"); {
+		m, err := server.Read(buf[n:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += m
+	}
+	if err := w.Rearm(); err != nil {
+		t.Fatal(err)
+	}
+	expectNone(t, fired, "event after everything was read")
+	// New data after Rearm: one event.
+	if _, err := client.Write([]byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, fired, "event for data after Rearm")
+	close(release)
 }

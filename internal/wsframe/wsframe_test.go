@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 // script is a net.Conn whose reads return the given chunks one by one,
@@ -237,5 +238,81 @@ func TestSplitHeader(t *testing.T) {
 	}
 	if _, err := c.Read(make([]byte, 10)); err != io.EOF {
 		t.Fatalf("Read at the end = %v, want io.EOF", err)
+	}
+}
+
+// TestFillNowAndDrained: FillNow reads a socket without waiting, says when
+// it has nothing and when the peer has gone; Drained tells a read that
+// emptied the socket from one that filled the buffer.
+func TestFillNowAndDrained(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	c := Server(server, &recorder{})
+	if err := c.FillNow(); !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("FillNow on a silent socket: %v, want ErrWouldBlock", err)
+	}
+	if c.buf != nil {
+		t.Error("an empty FillNow kept a buffer")
+	}
+	if _, err := client.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.FillNow()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrWouldBlock) || time.Now().After(deadline) {
+			t.Fatalf("FillNow with data sent: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c.Buffered() != 5 || !c.Drained() {
+		t.Fatalf("buffered %d, drained %v; want 5, true", c.Buffered(), c.Drained())
+	}
+	// More than the buffer holds: the read fills it, and is not drained.
+	big := bytes.Repeat([]byte("x"), 2*bufSize)
+	if _, err := client.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for c.Buffered() < bufSize {
+		if err := c.Fill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Drained() {
+		t.Error("a read that filled the buffer counts as drained")
+	}
+	client.Close()
+	c.r = c.w // as if gorilla had read it all
+	c.releaseIfEmpty()
+	for i := 0; ; i++ {
+		err := c.FillNow()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if i > 1000 || (err != nil && !errors.Is(err, ErrWouldBlock)) {
+			t.Fatalf("FillNow after the peer closed: %v, want io.EOF", err)
+		}
+		c.r = c.w
+		c.releaseIfEmpty()
+		if errors.Is(err, ErrWouldBlock) {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }
