@@ -299,7 +299,11 @@ func (c *chunkConn) flush() error {
 
 // tlsFixture serves f's node over TLS with a test CA and returns the
 // client's TLS config and the address.
-func tlsFixture(t *testing.T, f *fixture) (*tls.Config, string) {
+// With viaListener the TCP listener is wrapped with Listener, as
+// wsdirect-node does, so the node can tell when a read emptied a socket
+// under crypto/tls; without, the node falls back to one-shot
+// registrations re-armed by a system call.
+func tlsFixture(t *testing.T, f *fixture, viaListener bool) (*tls.Config, string) {
 	ca, err := testca.New("idle test CA")
 	if err != nil {
 		t.Fatal(err)
@@ -318,6 +322,9 @@ func tlsFixture(t *testing.T, f *fixture) (*tls.Config, string) {
 	}
 	addr := ln.Addr().String()
 	srv := f.node.HTTPServer(addr)
+	if viaListener {
+		ln = Listener(ln)
+	}
 	go func() { _ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})) }()
 	t.Cleanup(func() {
 		_ = f.node.Close()
@@ -331,8 +338,13 @@ func tlsFixture(t *testing.T, f *fixture) (*tls.Config, string) {
 // in one segment (the second then sits inside crypto/tls, not in the
 // socket) are both read.
 func TestTLSRecordsSplitAndJoined(t *testing.T) {
+	t.Run("Listener", func(t *testing.T) { tlsRecordsSplitAndJoined(t, true) })
+	t.Run("one-shot", func(t *testing.T) { tlsRecordsSplitAndJoined(t, false) })
+}
+
+func tlsRecordsSplitAndJoined(t *testing.T, viaListener bool) {
 	f := newFixture(t, nil)
-	tc, addr := tlsFixture(t, f)
+	tc, addr := tlsFixture(t, f, viaListener)
 	var cc *chunkConn
 	d := websocket.Dialer{
 		HandshakeTimeout: 10 * time.Second,
@@ -373,6 +385,11 @@ func TestTLSRecordsSplitAndJoined(t *testing.T) {
 		t.Fatal(err)
 	}
 	echo(msg)
+	if cs := f.node.snapshot(10); len(cs) != 1 {
+		t.Fatalf("%d connections on the node, want 1", len(cs))
+	} else if l := &cs[0].leg; l.edge != viaListener || (l.sock != nil) != viaListener {
+		t.Fatalf("edge-triggered %v, socket known %v; want %v", l.edge, l.sock != nil, viaListener)
+	}
 
 	cc.mu.Lock()
 	cc.split, cc.hold = false, true

@@ -133,7 +133,7 @@ func runMemChild() int {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
-		serveLn = certs.Listener(ln)
+		serveLn = certs.Listener(Listener(ln))
 	}
 	srv := n.HTTPServer(ln.Addr().String())
 	go func() { _ = srv.Serve(serveLn) }()

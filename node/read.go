@@ -51,6 +51,9 @@ type leg struct {
 	// edge: the watch is edge-triggered (readiness.AddEdge), and the leg
 	// reads the socket without waiting until it is empty.
 	edge bool
+	// sock is the socket under crypto/tls, when it came through Listener:
+	// it tells when a read emptied it. nil for ws:// (wsframe tells).
+	sock *socket
 	// wait bounds a read once a frame has begun (0: no bound); the client
 	// side uses PongWait, as gorilla's read deadline did. readBy is the
 	// read deadline in force (lazyDeadline).
@@ -78,16 +81,20 @@ func (n *Node) watchLeg(l *leg) {
 	if _, known := tlsbuf.Known(l.fc.Conn); !known {
 		return
 	}
-	add := n.poller.Add
-	if _, ok := l.fc.Conn.(*tls.Conn); !ok {
-		// A socket read directly tells when it is empty, so it can stay
-		// registered and be rearmed without a system call.
-		add, l.edge = n.poller.AddEdge, true
+	// A socket that tells when a read emptied it can stay registered and
+	// be rearmed without a system call: one read directly, or one under
+	// crypto/tls that came through Listener.
+	add := n.poller.AddEdge
+	l.edge = true
+	if tc, ok := l.fc.Conn.(*tls.Conn); ok {
+		if l.sock, ok = tc.NetConn().(*socket); !ok {
+			add, l.edge = n.poller.Add, false
+		}
 	}
 	w, err := add(socketOf(l.fc.Conn), l.onReadable)
 	if err != nil {
 		n.log.Debug("reading with a waiting goroutine", "err", err)
-		l.edge = false
+		l.edge, l.sock = false, nil
 		return
 	}
 	l.watch = w
@@ -169,6 +176,30 @@ func (l *leg) messages(inline bool) error {
 		if err != nil {
 			return err
 		}
+		if !ready && l.edge {
+			// Nothing left in wsframe's buffer (gorilla's is empty between
+			// messages). Read on without waiting while crypto/tls holds
+			// anything (decrypted data, records read ahead, part of a
+			// record) or the socket may hold more: no event would say so.
+			idle, _ := tlsbuf.Idle(fc.Conn)
+			if !idle || mustRead || !l.drained() {
+				mustRead = false
+				switch err := l.fillNow(); {
+				case err == nil:
+					continue
+				case !errors.Is(err, wsframe.ErrWouldBlock):
+					return err
+				}
+				// The socket is empty; the rest of a record, if crypto/tls
+				// holds part of one, raises an event when it comes.
+			}
+			err := l.watch.Rearm()
+			if errors.Is(err, readiness.ErrAgain) {
+				mustRead = true
+				continue
+			}
+			return err
+		}
 		if !ready {
 			// Nothing left in wsframe's buffer (gorilla's is empty between
 			// messages); crypto/tls may still hold decrypted data or
@@ -188,21 +219,7 @@ func (l *leg) messages(inline bool) error {
 			if l.watch == nil {
 				return nil
 			}
-			if l.edge && (mustRead || !fc.Drained()) {
-				mustRead = false
-				switch err := fc.FillNow(); {
-				case err == nil:
-					continue
-				case !errors.Is(err, wsframe.ErrWouldBlock):
-					return err
-				}
-			}
-			err := l.watch.Rearm()
-			if errors.Is(err, readiness.ErrAgain) {
-				mustRead = true
-				continue
-			}
-			return err
+			return l.watch.Rearm()
 		}
 		if inline && !fc.Whole() {
 			// The rest of the frame is still on its way; wait for it
@@ -272,4 +289,27 @@ func socketOf(c net.Conn) net.Conn {
 		return tc.NetConn()
 	}
 	return c
+}
+
+// fillNow reads once without waiting (wsframe.ErrWouldBlock when there is
+// nothing), through crypto/tls when the leg has one.
+func (l *leg) fillNow() error {
+	if l.sock == nil {
+		return l.fc.FillNow()
+	}
+	l.sock.nowait = true
+	err := l.fc.Fill()
+	l.sock.nowait = false
+	if errors.Is(err, errWouldBlock) {
+		return wsframe.ErrWouldBlock
+	}
+	return err
+}
+
+// drained reports whether the last read from the socket emptied it.
+func (l *leg) drained() bool {
+	if l.sock != nil {
+		return l.sock.short
+	}
+	return l.fc.Drained()
 }

@@ -357,7 +357,9 @@ func serve(ctx context.Context, o *options, sigs <-chan os.Signal, log *slog.Log
 	})
 	srv := n.HTTPServer(o.bind)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(certs.Listener(ln)) }()
+	// node.Listener lets the node tell when a read emptied a socket under
+	// crypto/tls (docs/design.md section 7).
+	go func() { serveErr <- srv.Serve(certs.Listener(node.Listener(ln))) }()
 	// After the TLS listener serves: it answers tls-alpn-01 challenges.
 	if err := certs.Start(ctx, tlscert.HealthOnly(n.Handler())); err != nil {
 		return err

@@ -446,7 +446,7 @@ func (c *Cluster) startNode(i int) (*Node, error) {
 			ErrorLog:          slog.NewLogLogger(Logger().Handler(), slog.LevelWarn),
 		},
 	}
-	go n.srv.Serve(certs.Listener(tl))
+	go n.srv.Serve(certs.Listener(node.Listener(tl)))
 	if err := certs.Start(context.Background(), tlscert.HealthOnly(srv.Handler())); err != nil {
 		n.close()
 		return nil, err
