@@ -150,8 +150,10 @@ func runMemChild() int {
 		case <-stdinClosed:
 			return 0
 		case <-usr1:
+			start := time.Now()
 			runtime.GC()
 			debug.FreeOSMemory()
+			took := time.Since(start)
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			if path := os.Getenv(envHeapProfile); path != "" {
@@ -160,8 +162,8 @@ func runMemChild() int {
 					f.Close()
 				}
 			}
-			fmt.Fprintf(out, "FREED conns=%d goroutines=%d heap_alloc=%d heap_inuse=%d stack_inuse=%d sys=%d\n",
-				n.Conns(), runtime.NumGoroutine(), ms.HeapAlloc, ms.HeapInuse, ms.StackInuse, ms.Sys)
+			fmt.Fprintf(out, "FREED conns=%d goroutines=%d heap_alloc=%d heap_inuse=%d stack_inuse=%d sys=%d took=%s\n",
+				n.Conns(), runtime.NumGoroutine(), ms.HeapAlloc, ms.HeapInuse, ms.StackInuse, ms.Sys, took)
 			out.Flush()
 		}
 	}

@@ -187,7 +187,7 @@ func (l *leg) messages(inline bool) error {
 				switch err := l.fillNow(); {
 				case err == nil:
 					continue
-				case !errors.Is(err, wsframe.ErrWouldBlock):
+				case !errors.Is(err, readiness.ErrWouldBlock):
 					return err
 				}
 				// The socket is empty; the rest of a record, if crypto/tls
@@ -291,8 +291,9 @@ func socketOf(c net.Conn) net.Conn {
 	return c
 }
 
-// fillNow reads once without waiting (wsframe.ErrWouldBlock when there is
-// nothing), through crypto/tls when the leg has one.
+// fillNow reads once without waiting (readiness.ErrWouldBlock when there is
+// nothing), through crypto/tls when the leg has one: crypto/tls passes the
+// temporary error on and keeps any part of a record it read.
 func (l *leg) fillNow() error {
 	if l.sock == nil {
 		return l.fc.FillNow()
@@ -300,9 +301,6 @@ func (l *leg) fillNow() error {
 	l.sock.nowait = true
 	err := l.fc.Fill()
 	l.sock.nowait = false
-	if errors.Is(err, errWouldBlock) {
-		return wsframe.ErrWouldBlock
-	}
 	return err
 }
 

@@ -1,10 +1,9 @@
 package node
 
 import (
-	"errors"
-	"io"
 	"net"
-	"syscall"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/readiness"
 )
 
 // Listener wraps the TCP listener a node serves wss:// on, under
@@ -34,53 +33,21 @@ type socket struct {
 	// short: the last read returned less than it had room for, so the
 	// socket was empty then.
 	short bool
-	// nowait: reads return errWouldBlock instead of waiting. Set only
+	// nowait: reads return readiness.ErrWouldBlock instead of waiting. Set only
 	// around the leg's own reads, never while gorilla reads: crypto/tls
 	// keeps what it had and reads on later (the error is temporary), but
 	// gorilla would fail the connection.
 	nowait bool
 }
 
-// errWouldBlock is a temporary net.Error, which crypto/tls does not treat
-// as the end of the connection.
-var errWouldBlock error = wouldBlock{}
-
-type wouldBlock struct{}
-
-func (wouldBlock) Error() string   { return "node: nothing to read yet" }
-func (wouldBlock) Timeout() bool   { return true }
-func (wouldBlock) Temporary() bool { return true }
-
 func (s *socket) Read(p []byte) (int, error) {
-	if !s.nowait {
-		n, err := s.TCPConn.Read(p)
-		s.short = n < len(p)
-		return n, err
-	}
-	rc, err := s.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
 	var n int
-	var rerr error
-	if err := rc.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = syscall.Read(int(fd), p)
-			if rerr != syscall.EINTR {
-				return true // never wait
-			}
-		}
-	}); err != nil {
-		return 0, err
-	}
-	switch {
-	case errors.Is(rerr, syscall.EAGAIN):
-		return 0, errWouldBlock
-	case rerr != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: rerr}
-	case n == 0 && len(p) > 0:
-		return 0, io.EOF
+	var err error
+	if s.nowait {
+		n, err = readiness.ReadNow(s.TCPConn, p)
+	} else {
+		n, err = s.TCPConn.Read(p)
 	}
 	s.short = n < len(p)
-	return n, nil
+	return n, err
 }

@@ -3,7 +3,9 @@ package readiness
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -359,4 +361,46 @@ func socketFD(c net.Conn) (int, error) {
 		return 0, fmt.Errorf("readiness: %w", err)
 	}
 	return fd, nil
+}
+
+// ErrWouldBlock is ReadNow's answer when the socket has nothing to read. It
+// is a temporary net.Error, which crypto/tls does not hold against the
+// connection: a read through crypto/tls that meets it can be made again.
+var ErrWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "readiness: nothing to read yet" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+// ReadNow reads c's socket once without waiting: ErrWouldBlock when it
+// has nothing, io.EOF when the peer has closed. It bypasses c's deadlines
+// and buffers, so c must be the socket itself, not crypto/tls over it.
+func ReadNow(c syscall.Conn, p []byte) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), p)
+			if rerr != syscall.EINTR {
+				return true // done, whatever the result: never wait
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	switch {
+	case rerr == syscall.EAGAIN:
+		return 0, ErrWouldBlock
+	case rerr != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", rerr)}
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }

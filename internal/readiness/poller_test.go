@@ -2,6 +2,7 @@ package readiness
 
 import (
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -27,6 +28,15 @@ func pair(t *testing.T) (server, client net.Conn) {
 	}
 	t.Cleanup(func() { server.Close(); client.Close() })
 	return server, client
+}
+
+// readFull reads n bytes from c, failing after 5 s.
+func readFull(t *testing.T, c net.Conn, n int) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newPoller(t *testing.T) *Poller {
@@ -94,16 +104,7 @@ func TestOneShotLevelTriggered(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, fired, "event after Rearm for data still unread")
-	buf := make([]byte, 64)
-	_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n := 0
-	for n < len("hellomore") {
-		m, err := server.Read(buf[n:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += m
-	}
+	readFull(t, server, len("hellomore"))
 	if err := w.Rearm(); err != nil {
 		t.Fatal(err)
 	}
@@ -326,15 +327,7 @@ func TestEdgeTriggered(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Read everything; a Rearm now arms the watch, and nothing more comes.
-	buf := make([]byte, 64)
-	_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for n := 0; n < len("onetwo"); {
-		m, err := server.Read(buf[n:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += m
-	}
+	readFull(t, server, len("onetwo"))
 	if err := w.Rearm(); err != nil {
 		t.Fatal(err)
 	}

@@ -26,10 +26,11 @@ package wsframe
 import (
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"syscall"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/readiness"
 )
 
 // bufSize is the read-ahead buffer, borrowed from a pool only while the
@@ -79,9 +80,6 @@ type Conn struct {
 	short bool
 }
 
-// ErrWouldBlock is FillNow's answer when the connection has nothing to read.
-var ErrWouldBlock = errors.New("wsframe: nothing to read yet")
-
 // Server wraps c, the server side of an upgraded connection.
 func Server(c net.Conn, h Handler) *Conn { return &Conn{Conn: c, h: h, server: true} }
 
@@ -107,42 +105,19 @@ func (c *Conn) Whole() bool { return int64(c.Buffered()) >= c.left }
 // through crypto/tls) says so reliably.
 func (c *Conn) Drained() bool { return c.short }
 
-// FillNow reads once from the socket without waiting: ErrWouldBlock when it
-// has nothing. The connection must be the socket itself (a syscall.Conn),
-// not crypto/tls over it.
+// FillNow reads once from the socket without waiting:
+// readiness.ErrWouldBlock when it has nothing. The connection must be the
+// socket itself (a syscall.Conn), not crypto/tls over it.
 func (c *Conn) FillNow() error {
 	sc, ok := c.Conn.(syscall.Conn)
 	if !ok {
 		return errors.New("wsframe: FillNow needs a socket")
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return err
-	}
 	b := c.room()
-	var n int
-	var rerr error
-	if err := rc.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = syscall.Read(int(fd), b)
-			if rerr != syscall.EINTR {
-				return true // done, whatever the result: never wait
-			}
-		}
-	}); err != nil {
+	n, err := readiness.ReadNow(sc, b)
+	if err != nil {
 		c.releaseIfEmpty()
 		return err
-	}
-	switch {
-	case rerr == syscall.EAGAIN:
-		c.releaseIfEmpty()
-		return ErrWouldBlock
-	case rerr != nil:
-		c.releaseIfEmpty()
-		return rerr
-	case n == 0:
-		c.releaseIfEmpty()
-		return io.EOF
 	}
 	c.w += n
 	c.short = n < len(b)

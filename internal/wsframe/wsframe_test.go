@@ -8,6 +8,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/wsdirect/terraform-provider-wsdirect/internal/readiness"
 )
 
 // script is a net.Conn whose reads return the given chunks one by one,
@@ -261,8 +263,8 @@ func TestFillNowAndDrained(t *testing.T) {
 	}
 	defer server.Close()
 	c := Server(server, &recorder{})
-	if err := c.FillNow(); !errors.Is(err, ErrWouldBlock) {
-		t.Fatalf("FillNow on a silent socket: %v, want ErrWouldBlock", err)
+	if err := c.FillNow(); !errors.Is(err, readiness.ErrWouldBlock) {
+		t.Fatalf("FillNow on a silent socket: %v, want readiness.ErrWouldBlock", err)
 	}
 	if c.buf != nil {
 		t.Error("an empty FillNow kept a buffer")
@@ -276,7 +278,7 @@ func TestFillNowAndDrained(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, ErrWouldBlock) || time.Now().After(deadline) {
+		if !errors.Is(err, readiness.ErrWouldBlock) || time.Now().After(deadline) {
 			t.Fatalf("FillNow with data sent: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -306,12 +308,12 @@ func TestFillNowAndDrained(t *testing.T) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if i > 1000 || (err != nil && !errors.Is(err, ErrWouldBlock)) {
+		if i > 1000 || (err != nil && !errors.Is(err, readiness.ErrWouldBlock)) {
 			t.Fatalf("FillNow after the peer closed: %v, want io.EOF", err)
 		}
 		c.r = c.w
 		c.releaseIfEmpty()
-		if errors.Is(err, ErrWouldBlock) {
+		if errors.Is(err, readiness.ErrWouldBlock) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
