@@ -34,9 +34,9 @@ type ReleaseMemoryConfig struct {
 func DefaultReleaseMemoryConfig() ReleaseMemoryConfig {
 	return ReleaseMemoryConfig{
 		// A reconnect storm comes in seconds; a second without one means
-		// it is over. The release itself is one collection: tens of
-		// milliseconds of CPU for 18,000 connections, about what 100
-		// TLS handshakes cost.
+		// it is over. The release itself is a collection and a scavenge:
+		// about 40-90 ms for 18,000 connections (docs/benchmarks.md),
+		// what 40-80 TLS handshakes cost.
 		After: time.Second,
 		// 1,000 connections' handshakes leave about 40 MB of garbage,
 		// well above the collector's allowance on a small node.
