@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -132,7 +133,7 @@ func newMetrics(reg *prometheus.Registry, conns func() float64) (*metrics, error
 func registerPollerMetrics(reg *prometheus.Registry, p *readiness.Poller) error {
 	err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "wsdirect_node_read_loop_handovers_total",
-		Help: "Times a connection's read or write blocked the process's event loop for longer than 20 ms, so that the loop moved on to a new goroutine (a peer that stopped reading, or a message arriving slowly).",
+		Help: fmt.Sprintf("Times a connection's read or write blocked the process's event loop for longer than %s, so that the loop moved on to a new goroutine (a peer that stopped reading, or a message arriving slowly).", readiness.StallAfter),
 	}, func() float64 { return float64(p.Handovers()) }))
 	var are prometheus.AlreadyRegisteredError
 	if err != nil && !errors.As(err, &are) {

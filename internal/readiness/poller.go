@@ -39,7 +39,7 @@ type Poller struct {
 
 	// inline counts the event loop's own runs of a callback, begun and
 	// ended: odd while one runs. The watchdog moves it on when one runs
-	// longer than stallAfter, which hands the loop to a new goroutine.
+	// longer than StallAfter, which hands the loop to a new goroutine.
 	inline atomic.Uint64
 	// dog wakes the watchdog, parked (dogParked) while no callback ran
 	// inline for a while.
@@ -49,14 +49,14 @@ type Poller struct {
 	handovers atomic.Uint64
 }
 
-// stallAfter is how long a callback may run on the event loop's goroutine
+// StallAfter is how long a callback may run on the event loop's goroutine
 // before the watchdog hands the loop to a new goroutine, so that a callback
 // that blocks (a write to a peer that stopped reading, the rest of a TLS
 // record still on its way) holds up the other sockets' events for at most
 // about twice this. Each check wakes a thread, which costs the Go
 // scheduler several context switches: at 5 ms the checks took more CPU
 // than the hand-offs they saved (docs/benchmarks.md, "Under load").
-const stallAfter = 20 * time.Millisecond
+const StallAfter = 20 * time.Millisecond
 
 // dogQuiet is how many checks without a callback run inline before the
 // watchdog parks, so that an idle process wakes for nothing.
@@ -100,7 +100,7 @@ func New() (*Poller, error) {
 // (no thread hand-off: the common case for a few events at a time): f
 // should then not wait for anything it can avoid waiting for, and hand
 // such work to a goroutine of its own; if it does block, the other
-// sockets' events wait until the watchdog moves the loop on (stallAfter).
+// sockets' events wait until the watchdog moves the loop on (StallAfter).
 // c must be a socket whose descriptor
 // stays open until Watch.Stop has returned. The watch starts disarmed, as
 // if f were running, and the socket is not registered yet: the owner
@@ -295,15 +295,15 @@ func (p *Poller) runInline(w *Watch) bool {
 }
 
 // Handovers returns how many times a callback blocked the event loop for
-// longer than stallAfter, so that the watchdog handed the loop to a new
+// longer than StallAfter, so that the watchdog handed the loop to a new
 // goroutine.
 func (p *Poller) Handovers() uint64 { return p.handovers.Load() }
 
 // watchdog starts a new event loop when a callback has run on the loop's
-// goroutine for longer than stallAfter: the callback blocked, and the
+// goroutine for longer than StallAfter: the callback blocked, and the
 // goroutine it runs on becomes an ordinary one when it returns.
 func (p *Poller) watchdog() {
-	t := time.NewTicker(stallAfter)
+	t := time.NewTicker(StallAfter)
 	defer t.Stop()
 	last, quiet := p.inline.Load(), 0
 	for {
@@ -340,7 +340,7 @@ func (p *Poller) watchdog() {
 		} else if !p.dogParked.CompareAndSwap(true, false) {
 			<-p.dog // the loop took the flag: its wake-up is on the way
 		}
-		t.Reset(stallAfter)
+		t.Reset(StallAfter)
 		last, quiet = p.inline.Load(), 0
 	}
 }
