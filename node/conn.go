@@ -162,13 +162,22 @@ func (c *conn) copyMessage(dst *websocket.Conn, writeBy *int64, mt int, r io.Rea
 	if err != nil {
 		return err
 	}
-	src := &deadlineReader{r: r, dst: dst, wait: wait, by: writeBy}
-	if _, err := io.Copy(w, src); err != nil {
+	src := deadlineReaders.Get().(*deadlineReader)
+	*src = deadlineReader{r: r, dst: dst, wait: wait, by: writeBy}
+	_, err = io.Copy(w, src)
+	*src = deadlineReader{}
+	deadlineReaders.Put(src)
+	if err != nil {
 		_ = w.Close()
 		return err
 	}
 	return w.Close()
 }
+
+// deadlineReaders keeps copyMessage from allocating one per message: on a
+// node's small heap, per-message garbage is what sets how often the
+// collector runs under load.
+var deadlineReaders = sync.Pool{New: func() any { return new(deadlineReader) }}
 
 // deadlineReader moves dst's write deadline on as the message it copies
 // arrives (lazyDeadline: only when it comes within WriteWait).

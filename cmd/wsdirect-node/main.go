@@ -55,22 +55,10 @@ import (
 	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
-// gcPercent is the node's GOGC unless the environment sets one. A node's
-// live heap is mostly its idle connections' state, and the collector lets
-// the heap grow by GOGC percent of what is live before it runs again: at
-// Go's default of 100 a node's RSS carries about as much garbage as
-// connection state, and the garbage of a burst of handshakes is left
-// interleaved with the connections' state in pages that cannot be
-// returned. At 25 an idle wss connection measured 5.9 KB after a burst
-// against 6.2 KB at 50 and 6.8 KB at 100; the price is collections more
-// often, which cost CPU in proportion to what the node allocates
-// (connects and messages), not to the connections it holds
-// (docs/benchmarks.md, "Idle connections side by side").
-const gcPercent = 25
-
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+		go tuneGC(context.Background(), gcPercent, time.Second)
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

@@ -81,34 +81,50 @@ func (s *sysPoller) del(fd int) error {
 // close ends wait: the runtime wakes the parked loop with an error.
 func (s *sysPoller) close() error { return s.file.Close() }
 
-// eventBuf receives one epoll_wait's events: under a burst one call hands
-// out many.
-type eventBuf [256]unix.EpollEvent
+// waiter is one event loop goroutine's state for next: the events one
+// epoll_wait hands out (under a burst, many per call), the ids taken from
+// them, and the func RawConn.Read runs, bound once: a closure per call
+// would be allocated on every batch.
+type waiter struct {
+	s      *sysPoller
+	events [256]unix.EpollEvent
+	ids    []uint64
+	closed bool
+	fn     func(fd uintptr) bool
+}
 
-// next waits for events and appends their ids to ids. It returns false
-// once the poller is closed.
-func (s *sysPoller) next(buf *eventBuf, ids []uint64) ([]uint64, bool) {
-	closed := false
-	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			// Without waiting: the netpoller waits. Park only once no
-			// event is left, because the runtime reports only a new edge.
-			n, err := unix.EpollWait(int(fd), buf[:], 0)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil {
-				closed = true // the descriptor is gone; nothing more can come
-				return true
-			}
-			if n == 0 {
-				return false // park until the epoll descriptor is readable
-			}
-			for i := 0; i < n; i++ {
-				ids = append(ids, getID(&buf[i]))
-			}
+func (s *sysPoller) newWaiter() *waiter {
+	w := &waiter{s: s, ids: make([]uint64, 0, 256)}
+	w.fn = w.take
+	return w
+}
+
+// next waits for events and sets ids to theirs. It returns false once the
+// poller is closed.
+func (w *waiter) next() bool {
+	w.ids = w.ids[:0]
+	err := w.s.rc.Read(w.fn)
+	return err == nil && !w.closed
+}
+
+func (w *waiter) take(fd uintptr) bool {
+	for {
+		// Without waiting: the netpoller waits. Park only once no event
+		// is left, because the runtime reports only a new edge.
+		n, err := unix.EpollWait(int(fd), w.events[:], 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			w.closed = true // the descriptor is gone; nothing more can come
 			return true
 		}
-	})
-	return ids, err == nil && !closed
+		if n == 0 {
+			return false // park until the epoll descriptor is readable
+		}
+		for i := 0; i < n; i++ {
+			w.ids = append(w.ids, getID(&w.events[i]))
+		}
+		return true
+	}
 }

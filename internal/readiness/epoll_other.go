@@ -16,6 +16,7 @@ func (s *sysPoller) rearm(int, uint64) error     { return errUnsupported }
 func (s *sysPoller) del(int) error               { return errUnsupported }
 func (s *sysPoller) close() error                { return nil }
 
-type eventBuf struct{}
+type waiter struct{ ids []uint64 }
 
-func (s *sysPoller) next(*eventBuf, []uint64) ([]uint64, bool) { return nil, false }
+func (s *sysPoller) newWaiter() *waiter { return &waiter{} }
+func (w *waiter) next() bool            { return false }

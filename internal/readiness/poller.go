@@ -13,29 +13,25 @@ import (
 	"time"
 )
 
-// shards splits the registration table so a connect burst does not
-// serialise on one lock with the event loop's lookups.
-const shards = 64
-
-type shard struct {
-	mu sync.Mutex
-	m  map[uint64]*Watch
-}
-
 // Poller waits for readiness on many sockets with one goroutine.
 type Poller struct {
 	sys    sysPoller
-	nextID atomic.Uint64
-	shards [shards]shard
+	table  table
 	closed atomic.Bool
 	done   chan struct{}
 
 	// work hands a watch to an idle worker. A fresh goroutine per event
 	// would start on a small stack and grow it on every message (gorilla's
 	// read and write paths are deep), so workers that finish wait here for
-	// the next one; up to maxIdleWorkers of them.
+	// the next one. The watchdog lets the ones beyond maxIdleWorkers go,
+	// one per check while callbacks run and all of them when it parks: a
+	// worker that left at once when more than maxIdleWorkers waited was
+	// started again at the next batch, and starting and growing workers
+	// took 3% of a node's CPU under load (docs/benchmarks.md).
 	work chan *Watch
 	idle atomic.Int32
+	// workers counts the live workers, idle or not.
+	workers atomic.Int32
 
 	// inline counts the event loop's own runs of a callback, begun and
 	// ended: odd while one runs. The watchdog moves it on when one runs
@@ -62,9 +58,10 @@ const StallAfter = 20 * time.Millisecond
 // watchdog parks, so that an idle process wakes for nothing.
 const dogQuiet = 10
 
-// maxIdleWorkers bounds the workers kept waiting, each with its grown
-// stack (about 8 KiB): a few per CPU serve a steady message load, and a
-// burst starts more, which then exit.
+// maxIdleWorkers is how many workers stay waiting once the event loop is
+// quiet, each with its grown stack (about 8 KiB): a few per CPU serve a
+// steady message load, and a burst starts more, which the watchdog lets
+// go.
 var maxIdleWorkers = int32(4 * runtime.GOMAXPROCS(0))
 
 var (
@@ -84,9 +81,6 @@ func Default() (*Poller, error) {
 // New starts a Poller and its event loop goroutine.
 func New() (*Poller, error) {
 	p := &Poller{done: make(chan struct{}), work: make(chan *Watch), dog: make(chan struct{}, 1)}
-	for i := range p.shards {
-		p.shards[i].m = make(map[uint64]*Watch)
-	}
 	if err := p.sys.open(); err != nil {
 		return nil, fmt.Errorf("readiness: %w", err)
 	}
@@ -128,25 +122,15 @@ func (p *Poller) add(c net.Conn, f func(inline bool), edge bool) (*Watch, error)
 	if err != nil {
 		return nil, err
 	}
-	w := &Watch{p: p, f: f, fd: fd, id: p.nextID.Add(1), state: running, edge: edge}
-	s := &p.shards[w.id%shards]
-	s.mu.Lock()
-	s.m[w.id] = w
-	s.mu.Unlock()
+	w := &Watch{p: p, f: f, fd: fd, state: running, edge: edge}
+	if err := p.table.add(w); err != nil {
+		return nil, err
+	}
 	return w, nil
 }
 
 // Len returns how many sockets are registered.
-func (p *Poller) Len() int {
-	n := 0
-	for i := range p.shards {
-		s := &p.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (p *Poller) Len() int { return p.table.len() }
 
 // Close stops the event loop. Watches still registered get no more events;
 // their owners must have stopped them first.
@@ -173,21 +157,26 @@ func (p *Poller) run(w *Watch) {
 	select {
 	case p.work <- w:
 	default:
+		p.workers.Add(1)
 		go p.worker(w)
 	}
 }
 
 func (p *Poller) worker(w *Watch) {
+	defer p.workers.Add(-1)
 	for {
 		w.f(false)
-		if p.idle.Add(1) > maxIdleWorkers {
+		// With the watchdog parked (no event ran on the loop lately: say
+		// Stop's runs of a mass disconnect), nothing would let a surplus
+		// worker go later, so it leaves now.
+		if p.idle.Add(1) > maxIdleWorkers && p.dogParked.Load() {
 			p.idle.Add(-1)
 			return
 		}
 		w = <-p.work
 		p.idle.Add(-1)
 		if w == nil {
-			return // Poller.Close
+			return // Poller.Close, or one too many (trimWorkers)
 		}
 	}
 }
@@ -214,18 +203,7 @@ func (p *Poller) remove(w *Watch) {
 	if w.registered {
 		_ = p.sys.del(w.fd)
 	}
-	s := &p.shards[w.id%shards]
-	s.mu.Lock()
-	delete(s.m, w.id)
-	s.mu.Unlock()
-}
-
-func (p *Poller) lookup(id uint64) *Watch {
-	s := &p.shards[id%shards]
-	s.mu.Lock()
-	w := s.m[id]
-	s.mu.Unlock()
-	return w
+	p.table.remove(w)
 }
 
 // loop is the event loop: it takes the ready sockets' events and runs
@@ -236,19 +214,16 @@ func (p *Poller) lookup(id uint64) *Watch {
 // returns when the poller is closed, or when the watchdog has handed the
 // loop to a new goroutine while a callback ran here.
 func (p *Poller) loop() {
-	buf := new(eventBuf)
-	ids := make([]uint64, 0, len(buf))
+	wt := p.sys.newWaiter()
 	var ready []*Watch
 	for {
-		var ok bool
-		ids, ok = p.sys.next(buf, ids[:0])
-		if !ok {
+		if !wt.next() {
 			close(p.done)
 			return
 		}
 		ready = ready[:0]
-		for _, id := range ids {
-			if w := p.lookup(id); w != nil && w.claim() {
+		for _, id := range wt.ids {
+			if w := p.table.lookup(id); w != nil && w.claim() {
 				ready = append(ready, w)
 			}
 		}
@@ -294,6 +269,20 @@ func (p *Poller) runInline(w *Watch) bool {
 	return p.inline.CompareAndSwap(v, v+1)
 }
 
+// trimWorkers lets up to n of the idle workers beyond maxIdleWorkers go.
+func (p *Poller) trimWorkers(n int) {
+	// A worker counts itself out of idle only once it has woken, so the
+	// surplus is taken once, not re-read after each send.
+	n = min(n, int(p.idle.Load()-maxIdleWorkers))
+	for ; n > 0; n-- {
+		select {
+		case p.work <- nil:
+		default:
+			return // none waiting: they are all at work
+		}
+	}
+}
+
 // Handovers returns how many times a callback blocked the event loop for
 // longer than StallAfter, so that the watchdog handed the loop to a new
 // goroutine.
@@ -318,6 +307,7 @@ func (p *Poller) watchdog() {
 			go p.loop()
 			v++
 		}
+		p.trimWorkers(1)
 		if v != last {
 			last, quiet = v, 0
 			continue
@@ -325,6 +315,7 @@ func (p *Poller) watchdog() {
 		if quiet++; quiet < dogQuiet {
 			continue
 		}
+		p.trimWorkers(int(p.idle.Load()))
 		// Nothing ran inline for a while: park until something does. The
 		// loop increments inline before it looks at dogParked, and this
 		// sets dogParked before it looks at inline, so one of the two sees
@@ -382,16 +373,13 @@ func ReadNow(c syscall.Conn, p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n int
-	var rerr error
-	if err := rc.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = syscall.Read(int(fd), p)
-			if rerr != syscall.EINTR {
-				return true // done, whatever the result: never wait
-			}
-		}
-	}); err != nil {
+	r := nowReads.Get().(*nowRead)
+	r.p = p
+	err = rc.Read(r.fn)
+	n, rerr := r.n, r.err
+	*r = nowRead{fn: r.fn}
+	nowReads.Put(r)
+	if err != nil {
 		return 0, err
 	}
 	switch {
@@ -403,4 +391,31 @@ func ReadNow(c syscall.Conn, p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// nowRead is one ReadNow's state. RawConn.Read takes a func, and a closure
+// over a read's locals is allocated on every call (some 80 bytes per
+// message, which at GOGC 25 on a node's small heap meant a collection
+// every second or so under load); a pooled one with its method value
+// bound once costs nothing.
+type nowRead struct {
+	fn  func(fd uintptr) bool // read, bound once
+	p   []byte
+	n   int
+	err error
+}
+
+var nowReads = sync.Pool{New: func() any {
+	r := new(nowRead)
+	r.fn = r.read
+	return r
+}}
+
+func (r *nowRead) read(fd uintptr) bool {
+	for {
+		r.n, r.err = syscall.Read(int(fd), r.p)
+		if r.err != syscall.EINTR {
+			return true // done, whatever the result: never wait
+		}
+	}
 }

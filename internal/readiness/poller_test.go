@@ -339,3 +339,76 @@ func TestEdgeTriggered(t *testing.T) {
 	expect(t, fired, "event for data after Rearm")
 	close(release)
 }
+
+// TestIdleWorkersLetGo: a burst that starts more workers than
+// maxIdleWorkers leaves no more than that many waiting afterwards, whether
+// the watchdog was awake (it lets them go) or parked (they leave at once).
+func TestIdleWorkersLetGo(t *testing.T) {
+	for _, awake := range []bool{true, false} {
+		name := "watchdog-parked"
+		if awake {
+			name = "watchdog-awake"
+		}
+		t.Run(name, func(t *testing.T) {
+			p := newPoller(t)
+			if awake {
+				// One event run on the loop wakes the watchdog.
+				server, client := pair(t)
+				ran := make(chan struct{}, 1)
+				w, err := p.Add(server, func(bool) { ran <- struct{}{} })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Rearm(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := client.Write([]byte{1}); err != nil {
+					t.Fatal(err)
+				}
+				expect(t, ran, "event")
+				t.Cleanup(w.Stop)
+			}
+			n := 4 * int(maxIdleWorkers)
+			gate := make(chan struct{})
+			started := make(chan struct{}, n)
+			for i := 0; i < n; i++ {
+				p.run(&Watch{p: p, f: func(bool) { started <- struct{}{}; <-gate }})
+			}
+			for i := 0; i < n; i++ {
+				expect(t, started, "worker")
+			}
+			if got := p.workers.Load(); got != int32(n) {
+				t.Fatalf("%d workers for %d blocked callbacks", got, n)
+			}
+			close(gate)
+			deadline := time.Now().Add(10 * time.Second)
+			for p.workers.Load() > maxIdleWorkers {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d workers (%d idle) still there after 10s, want at most %d", p.workers.Load(), p.idle.Load(), maxIdleWorkers)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			// Those left are used again, not started anew.
+			for p.idle.Load() != p.workers.Load() {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d workers still busy after 10s", p.workers.Load()-p.idle.Load(), p.workers.Load())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			kept := p.workers.Load()
+			gate2 := make(chan struct{})
+			for i := int32(0); i < kept; i++ {
+				p.run(&Watch{p: p, f: func(bool) { started <- struct{}{}; <-gate2 }})
+			}
+			for i := int32(0); i < kept; i++ {
+				expect(t, started, "worker")
+			}
+			// One that counted itself idle but was descheduled before
+			// it waited for work is not handed any: allow a few.
+			if got := p.workers.Load(); got-kept > kept/2 {
+				t.Errorf("%d callbacks with %d workers idle started %d new ones", kept, kept, got-kept)
+			}
+			close(gate2)
+		})
+	}
+}
