@@ -211,6 +211,7 @@ func (l *leg) messages(inline bool) error {
 					go l.onReadable(false)
 					return nil
 				}
+				tlsbuf.Lend(fc.Conn)
 				if err := fc.Fill(); err != nil {
 					return err
 				}
@@ -298,6 +299,7 @@ func (l *leg) fillNow() error {
 	if l.sock == nil {
 		return l.fc.FillNow()
 	}
+	tlsbuf.Lend(l.fc.Conn)
 	l.sock.nowait = true
 	err := l.fc.Fill()
 	l.sock.nowait = false

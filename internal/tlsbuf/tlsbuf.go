@@ -1,6 +1,7 @@
 // Package tlsbuf sees what a crypto/tls connection has read but not yet
-// returned (Idle), and gives back the buffers it keeps from its handshake
-// and its records (Release, Idle).
+// returned (Idle), gives back the buffers it keeps from its handshake
+// and its records (Release, Idle), and lends it a pooled record buffer
+// for a read (Lend).
 //
 // A tls.Conn reads the client's hello into two buffers, the raw record
 // buffer and the handshake message buffer, and keeps both at their largest
@@ -19,6 +20,7 @@ import (
 	"crypto/tls"
 	"net"
 	"reflect"
+	"sync"
 	"unsafe"
 )
 
@@ -51,11 +53,58 @@ func Release(c net.Conn) bool {
 	// from it): both must be empty. input keeps a slice of that array even
 	// when drained, so it is reset too.
 	if raw.Len() == 0 && input.Len() == 0 && raw.Cap() > 0 {
-		input.Reset(nil)
-		*raw = bytes.Buffer{}
+		dropRecordBuf(raw, input)
 		released = true
 	}
 	return released
+}
+
+// recordBufSize is the size of the arrays Lend gives: room for a record of
+// up to 1.5 KiB and the 512 bytes crypto/tls asks for beyond what it needs.
+// A larger record makes crypto/tls grow the buffer itself, as before.
+const recordBufSize = 2048
+
+// recordBufs holds the arrays Lend gives and Idle takes back, as pointers
+// to their first byte (an unsafe.Pointer goes into an interface without an
+// allocation, where a slice would not).
+var recordBufs sync.Pool
+
+// Lend gives c's record buffer a pooled array to read into when it has
+// none. Idle drops the buffer of a connection that holds nothing, so that an
+// idle connection keeps no array; without Lend crypto/tls would then
+// allocate one (576 bytes, for a small record) for every record it reads,
+// which under message load was most of a wss node's garbage. Idle gives the
+// array back. The caller must be c's only reader; a connection that is not
+// a *tls.Conn, or whose buffer is not empty, is left alone.
+func Lend(c net.Conn) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return
+	}
+	_, raw, _, ok := buffers(tc)
+	if !ok || raw.Cap() > 0 {
+		return
+	}
+	var arr *[recordBufSize]byte
+	if p, _ := recordBufs.Get().(unsafe.Pointer); p != nil {
+		arr = (*[recordBufSize]byte)(p)
+	} else {
+		arr = new([recordBufSize]byte)
+	}
+	*raw = *bytes.NewBuffer(arr[:0])
+}
+
+// dropRecordBuf empties the record buffer raw and the reader of its
+// decrypted data, which must both hold nothing, and gives the array back to
+// recordBufs when it is one of Lend's size (crypto/tls's own, grown for a
+// large record, is left to the collector).
+func dropRecordBuf(raw *bytes.Buffer, input *bytes.Reader) {
+	input.Reset(nil) // it may still hold a slice of the array
+	raw.Reset()
+	if raw.Cap() == recordBufSize {
+		recordBufs.Put(unsafe.Pointer(unsafe.SliceData(raw.Bytes())))
+	}
+	*raw = bytes.Buffer{}
 }
 
 // offsets of the *tls.Conn fields Release and Idle use, found once; ok is false when
@@ -100,8 +149,7 @@ func Idle(c net.Conn) (idle, known bool) {
 		return false, true
 	}
 	if raw.Cap() > 0 {
-		input.Reset(nil)
-		*raw = bytes.Buffer{}
+		dropRecordBuf(raw, input)
 	}
 	if hand.Cap() > 0 {
 		*hand = bytes.Buffer{}

@@ -15,7 +15,7 @@ import (
 
 // pair returns a server-side *tls.Conn with its handshake done, and the
 // client end.
-func pair(t *testing.T) (server, client *tls.Conn) {
+func pair(t testing.TB) (server, client *tls.Conn) {
 	t.Helper()
 	ca, err := testca.New("tlsbuf CA")
 	if err != nil {
@@ -201,5 +201,97 @@ func TestIdleOtherConns(t *testing.T) {
 	defer b.Close()
 	if idle, known := Idle(a); !idle || !known {
 		t.Fatalf("Idle(pipe) = %v, %v", idle, known)
+	}
+}
+
+// TestLendAndGiveBack: a read after Lend goes into the lent array, not one
+// crypto/tls allocates; Idle takes the array back and the next Lend gives
+// one from the pool; records larger than the array still read whole.
+func TestLendAndGiveBack(t *testing.T) {
+	srv, cl := pair(t)
+	Idle(srv) // drop what the handshake left
+	if _, rawCap := capacities(t, srv); rawCap != 0 {
+		t.Fatalf("raw buffer of %d bytes after Idle", rawCap)
+	}
+	_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64<<10)
+	echo := func(msg []byte) {
+		t.Helper()
+		Lend(srv)
+		if _, rawCap := capacities(t, srv); rawCap != recordBufSize {
+			t.Fatalf("raw buffer of %d bytes after Lend, want %d", rawCap, recordBufSize)
+		}
+		if _, err := cl.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(srv, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[:len(msg)], msg) {
+			t.Fatalf("read %d bytes that differ from those written", len(msg))
+		}
+		if idle, _ := Idle(srv); !idle {
+			t.Fatal("not idle after reading all that was written")
+		}
+		if _, rawCap := capacities(t, srv); rawCap != 0 {
+			t.Fatalf("raw buffer of %d bytes kept after Idle", rawCap)
+		}
+	}
+	echo([]byte("small message"))
+	// Taken back: in this goroutine's pool (per P, and no collection
+	// between), the next Lend is very likely the same array; what must
+	// hold is that reads still come out right.
+	echo(bytes.Repeat([]byte("x"), 100))
+	echo(bytes.Repeat([]byte("big "), 10_000)) // 40 KB: crypto/tls grows past the array
+	echo([]byte("small again"))
+	// Lend leaves a buffer that already holds data alone.
+	if _, err := cl.Write([]byte("pending")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(srv, buf[:3]); err != nil {
+		t.Fatal(err)
+	}
+	_, before := capacities(t, srv)
+	Lend(srv)
+	if _, after := capacities(t, srv); after != before {
+		t.Fatalf("Lend replaced a buffer holding unread data (%d -> %d bytes)", before, after)
+	}
+	if _, err := io.ReadFull(srv, buf[:4]); err != nil || string(buf[:4]) != "ding" {
+		t.Fatalf("rest of the record %q, %v", buf[:4], err)
+	}
+	// Not a *tls.Conn: nothing happens.
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	Lend(a)
+}
+
+// BenchmarkRecordRead: reading one small record after Idle dropped the
+// buffer, with and without Lend; allocs/op is the point.
+func BenchmarkRecordRead(b *testing.B) {
+	for _, lend := range []bool{false, true} {
+		name := "crypto-tls-allocates"
+		if lend {
+			name = "lent"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv, cl := pair(b)
+			msg := make([]byte, 64)
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if lend {
+					Lend(srv)
+				}
+				if _, err := cl.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(srv, buf); err != nil {
+					b.Fatal(err)
+				}
+				Idle(srv)
+			}
+		})
 	}
 }

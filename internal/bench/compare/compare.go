@@ -502,6 +502,7 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	r.writeRepeats(w)
 	fmt.Fprintln(w, "\nconnections per node (auth's view at the busiest moment):")
 	for _, p := range r.Paths {
 		fmt.Fprintf(w, "  %-13s", p.Path)
@@ -510,6 +511,92 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// writeRepeats summarises paths that ran more than once (for example
+// -paths direct-old,direct,direct,direct-old,...): on a shared machine one
+// run's figures move by 10 % or more from the machine's phases, so a
+// comparison rests on several runs, interleaved, of each. It prints each
+// path's median and mean of the message phase's figures, the ratio of its
+// medians to the first path's, and how often one of its runs is above one
+// of the first path's (over every pair of runs, ties counting half: about
+// 50 % when the two do not differ, the Mann-Whitney U over the pairs).
+func (r *CompareResult) writeRepeats(w io.Writer) {
+	var order []string
+	runs := map[string][]*PathResult{}
+	for i := range r.Paths {
+		p := &r.Paths[i]
+		if _, ok := runs[p.Path]; !ok {
+			order = append(order, p.Path)
+		}
+		runs[p.Path] = append(runs[p.Path], p)
+	}
+	if len(order) == len(r.Paths) {
+		return // nothing ran twice
+	}
+	type fig struct {
+		name string
+		get  func(*PathResult) float64
+		unit string
+	}
+	figs := []fig{
+		{"servers' CPU s / 100k msgs", func(p *PathResult) float64 { return p.ServerCPUPer100k }, "s"},
+		{"message RTT p50", func(p *PathResult) float64 { return p.RTTP50 }, "ms"},
+		{"message RTT p99", func(p *PathResult) float64 { return p.RTTP99 }, "ms"},
+	}
+	fmt.Fprintln(w, "\nrepeated paths: median (mean) over their runs; ratio of medians to "+order[0])
+	for _, f := range figs {
+		fmt.Fprintf(w, "  %s\n", f.name)
+		var base float64
+		var baseVals []float64
+		for i, path := range order {
+			vals := make([]float64, 0, len(runs[path]))
+			for _, p := range runs[path] {
+				vals = append(vals, f.get(p))
+			}
+			med, mean := medianMean(vals)
+			ratio := ""
+			if i == 0 {
+				base, baseVals = med, vals
+			} else if base != 0 {
+				ratio = fmt.Sprintf("  x %.2f, above in %.0f %% of run pairs", med/base, 100*above(vals, baseVals))
+			}
+			fmt.Fprintf(w, "    %-15s %d runs  %s (%s)%s\n", path, len(vals), fmtVal(med, f.unit), fmtVal(mean, f.unit), ratio)
+		}
+	}
+}
+
+// above returns the share of pairs (x from xs, y from ys) with x > y, ties
+// counting half.
+func above(xs, ys []float64) float64 {
+	var u float64
+	for _, x := range xs {
+		for _, y := range ys {
+			switch {
+			case x > y:
+				u++
+			case x == y:
+				u += 0.5
+			}
+		}
+	}
+	return u / float64(len(xs)*len(ys))
+}
+
+// medianMean returns the median and the mean of vs (not empty).
+func medianMean(vs []float64) (median, mean float64) {
+	s := append([]float64(nil), vs...)
+	sort.Float64s(s)
+	for _, v := range s {
+		mean += v
+	}
+	mean /= float64(len(s))
+	if n := len(s); n%2 == 1 {
+		median = s[n/2]
+	} else {
+		median = (s[n/2-1] + s[n/2]) / 2
+	}
+	return median, mean
 }
 
 func fmtVal(v float64, unit string) string {

@@ -188,6 +188,41 @@ func TestWriteTableRatios(t *testing.T) {
 	}
 }
 
+// TestWriteTableRepeats: paths run several times get a summary of their
+// medians and means, with the ratio of medians to the first path; a run
+// without repeats gets none.
+func TestWriteTableRepeats(t *testing.T) {
+	rep := func() *loadtest.Report { r := loadtest.NewReport(); r.Connected = 10; return r }
+	run := func(path string, cpu, p99 float64) PathResult {
+		return PathResult{Path: path, Report: rep(), ServerCPUPer100k: cpu, RTTP50: 0.3, RTTP99: p99}
+	}
+	res := &CompareResult{Conns: 10, MsgRate: 1, Duration: time.Second, Workers: 1, CPUs: 2, Paths: []PathResult{
+		run(PathDirectOld, 5, 2), run(PathDirect, 4, 3), run(PathDirect, 6, 5), run(PathDirectOld, 4, 1),
+		run(PathDirectOld, 9, 2), run(PathDirect, 5, 4),
+	}}
+	var buf bytes.Buffer
+	res.WriteTable(&buf)
+	out := buf.String()
+	for _, want := range []string{
+		"repeated paths: median (mean) over their runs; ratio of medians to direct-old",
+		"direct-old      3 runs  5 s (6 s)\n",                                     // CPU 4, 5, 9
+		"direct          3 runs  5 s (5 s)  x 1.00, above in 44 % of run pairs\n", // 4, 5, 6 against 4, 5, 9: 3 pairs above, 2 ties
+
+		"direct-old      3 runs  2 ms (1.67 ms)\n", // p99 1, 2, 2
+		"direct          3 runs  4 ms (4 ms)  x 2.00, above in 100 % of run pairs\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	res.Paths = res.Paths[:2]
+	buf.Reset()
+	res.WriteTable(&buf)
+	if strings.Contains(buf.String(), "repeated paths") {
+		t.Errorf("a summary of repeats without any:\n%s", buf.String())
+	}
+}
+
 func TestReadProcessCPU(t *testing.T) {
 	end := time.Now().Add(50 * time.Millisecond)
 	for time.Now().Before(end) {
