@@ -24,7 +24,7 @@ type Poller struct {
 	// would start on a small stack and grow it on every message (gorilla's
 	// read and write paths are deep), so workers that finish wait here for
 	// the next one. The watchdog lets the ones beyond maxIdleWorkers go,
-	// one per check while callbacks run and all of them when it parks: a
+	// half per check while callbacks run and all of them when it parks: a
 	// worker that left at once when more than maxIdleWorkers waited was
 	// started again at the next batch, and starting and growing workers
 	// took 3% of a node's CPU under load (docs/benchmarks.md).
@@ -269,11 +269,16 @@ func (p *Poller) runInline(w *Watch) bool {
 	return p.inline.CompareAndSwap(v, v+1)
 }
 
-// trimWorkers lets up to n of the idle workers beyond maxIdleWorkers go.
-func (p *Poller) trimWorkers(n int) {
+// trimWorkers lets idle workers beyond maxIdleWorkers go: all of them, or
+// half (at least one), so that a burst's thousand workers are gone within
+// a dozen checks while a steady load keeps about what it uses.
+func (p *Poller) trimWorkers(all bool) {
 	// A worker counts itself out of idle only once it has woken, so the
 	// surplus is taken once, not re-read after each send.
-	n = min(n, int(p.idle.Load()-maxIdleWorkers))
+	n := int(p.idle.Load() - maxIdleWorkers)
+	if !all {
+		n = (n + 1) / 2
+	}
 	for ; n > 0; n-- {
 		select {
 		case p.work <- nil:
@@ -307,7 +312,7 @@ func (p *Poller) watchdog() {
 			go p.loop()
 			v++
 		}
-		p.trimWorkers(1)
+		p.trimWorkers(false)
 		if v != last {
 			last, quiet = v, 0
 			continue
@@ -315,7 +320,7 @@ func (p *Poller) watchdog() {
 		if quiet++; quiet < dogQuiet {
 			continue
 		}
-		p.trimWorkers(int(p.idle.Load()))
+		p.trimWorkers(true)
 		// Nothing ran inline for a while: park until something does. The
 		// loop increments inline before it looks at dogParked, and this
 		// sets dogParked before it looks at inline, so one of the two sees
