@@ -82,30 +82,33 @@ func (s *sysPoller) del(fd int) error {
 func (s *sysPoller) close() error { return s.file.Close() }
 
 // waiter is one event loop goroutine's state for next: the events one
-// epoll_wait hands out (under a burst, many per call), the ids taken from
-// them, and the func RawConn.Read runs, bound once: a closure per call
+// epoll_wait hands out (under a burst, many per call), how many it handed
+// out, and the func RawConn.Read runs, bound once: a closure per call
 // would be allocated on every batch.
 type waiter struct {
 	s      *sysPoller
 	events [256]unix.EpollEvent
-	ids    []uint64
+	n      int
 	closed bool
 	fn     func(fd uintptr) bool
 }
 
 func (s *sysPoller) newWaiter() *waiter {
-	w := &waiter{s: s, ids: make([]uint64, 0, 256)}
+	w := &waiter{s: s}
 	w.fn = w.take
 	return w
 }
 
-// next waits for events and sets ids to theirs. It returns false once the
-// poller is closed.
+// next waits for events: n of them, id(0) to id(n-1). It returns false
+// once the poller is closed.
 func (w *waiter) next() bool {
-	w.ids = w.ids[:0]
+	w.n = 0
 	err := w.s.rc.Read(w.fn)
 	return err == nil && !w.closed
 }
+
+// id returns the i-th event's watch id.
+func (w *waiter) id(i int) uint64 { return getID(&w.events[i]) }
 
 func (w *waiter) take(fd uintptr) bool {
 	for {
@@ -122,9 +125,7 @@ func (w *waiter) take(fd uintptr) bool {
 		if n == 0 {
 			return false // park until the epoll descriptor is readable
 		}
-		for i := 0; i < n; i++ {
-			w.ids = append(w.ids, getID(&w.events[i]))
-		}
+		w.n = n
 		return true
 	}
 }

@@ -16,7 +16,8 @@ func (s *sysPoller) rearm(int, uint64) error     { return errUnsupported }
 func (s *sysPoller) del(int) error               { return errUnsupported }
 func (s *sysPoller) close() error                { return nil }
 
-type waiter struct{ ids []uint64 }
+type waiter struct{ n int }
 
 func (s *sysPoller) newWaiter() *waiter { return &waiter{} }
 func (w *waiter) next() bool            { return false }
+func (w *waiter) id(int) uint64         { return 0 }

@@ -222,8 +222,8 @@ func (p *Poller) loop() {
 			return
 		}
 		ready = ready[:0]
-		for _, id := range wt.ids {
-			if w := p.table.lookup(id); w != nil && w.claim() {
+		for i := 0; i < wt.n; i++ {
+			if w := p.table.lookup(wt.id(i)); w != nil && w.claim() {
 				ready = append(ready, w)
 			}
 		}

@@ -16,7 +16,6 @@ type table struct {
 	mu     sync.Mutex // add and remove
 	free   []uint32   // slots given back, taken first
 	used   uint32     // slots ever handed out
-	live   int
 	serial uint32
 	chunks [maxChunks]atomic.Pointer[chunk]
 }
@@ -54,7 +53,6 @@ func (t *table) add(w *Watch) error {
 	t.serial++
 	w.id = uint64(t.serial)<<32 | uint64(slot)
 	t.chunks[slot/chunkSize].Load()[slot%chunkSize].Store(w)
-	t.live++
 	return nil
 }
 
@@ -65,7 +63,6 @@ func (t *table) remove(w *Watch) {
 	defer t.mu.Unlock()
 	if t.chunks[slot/chunkSize].Load()[slot%chunkSize].CompareAndSwap(w, nil) {
 		t.free = append(t.free, slot)
-		t.live--
 	}
 }
 
@@ -89,5 +86,5 @@ func (t *table) lookup(id uint64) *Watch {
 func (t *table) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.live
+	return int(t.used) - len(t.free)
 }
