@@ -147,6 +147,12 @@ func (l *leg) waitLoop() {
 func (l *leg) read(inline bool) error {
 	l.extend(time.Now())
 	if !l.edge {
+		if l.watch != nil {
+			// The socket is readable, so the read returns at once and
+			// messages' Idle takes the array back; a waiting goroutine
+			// would hold it for as long as the connection is silent.
+			tlsbuf.Lend(l.fc.Conn)
+		}
 		if err := l.fc.Fill(); err != nil {
 			return err
 		}
@@ -211,7 +217,6 @@ func (l *leg) messages(inline bool) error {
 					go l.onReadable(false)
 					return nil
 				}
-				tlsbuf.Lend(fc.Conn)
 				if err := fc.Fill(); err != nil {
 					return err
 				}

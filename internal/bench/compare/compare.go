@@ -428,13 +428,8 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 		fmt.Fprintln(w, "TLS clients offer classical key shares only (X25519)")
 	}
 	fmt.Fprintln(w)
-	type row struct {
-		name string
-		get  func(*PathResult) float64
-		unit string
-	}
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
-	rows := []row{
+	rows := []figure{
 		{"connected", func(p *PathResult) float64 { return float64(p.Report.Connected) }, ""},
 		{"connect rate", func(p *PathResult) float64 { return p.ConnectRate }, "/s"},
 		{"handshake p50", func(p *PathResult) float64 { return p.HandshakeP50 }, "ms"},
@@ -513,6 +508,14 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 	}
 }
 
+// figure is one row of a table: a name, how to get it from a path's
+// result, and its unit.
+type figure struct {
+	name string
+	get  func(*PathResult) float64
+	unit string
+}
+
 // writeRepeats summarises paths that ran more than once (for example
 // -paths direct-old,direct,direct,direct-old,...): on a shared machine one
 // run's figures move by 10 % or more from the machine's phases, so a
@@ -534,12 +537,7 @@ func (r *CompareResult) writeRepeats(w io.Writer) {
 	if len(order) == len(r.Paths) {
 		return // nothing ran twice
 	}
-	type fig struct {
-		name string
-		get  func(*PathResult) float64
-		unit string
-	}
-	figs := []fig{
+	figs := []figure{
 		{"servers' CPU s / 100k msgs", func(p *PathResult) float64 { return p.ServerCPUPer100k }, "s"},
 		{"message RTT p50", func(p *PathResult) float64 { return p.RTTP50 }, "ms"},
 		{"message RTT p99", func(p *PathResult) float64 { return p.RTTP99 }, "ms"},
