@@ -14,13 +14,16 @@ import (
 )
 
 // connShards splits the connection set so registration during a connect
-// burst does not serialise on one lock, and so the pinger can walk shards
-// in parallel.
+// burst does not serialise on one lock, and so the pinger can ping one
+// shard at a time, spread over the interval.
 const connShards = 32
 
 type connShard struct {
 	mu sync.Mutex
 	m  map[*conn]struct{}
+	// pinging is set while a goroutine pings this shard, so that a shard
+	// whose peers are slow to take a write is not pinged twice at once.
+	pinging atomic.Bool
 }
 
 // conn is one client connection. It is deliberately small: an idle
@@ -253,83 +256,6 @@ func (c *conn) logReadEnd(err error) {
 		c.n.log.Debug("disconnected: message too big", "user", c.user)
 	default:
 		c.n.log.Debug("disconnected", "user", c.user, "err", err)
-	}
-}
-
-// pinger is the one goroutine that keeps every connection alive. Each
-// PingInterval it walks the shards in parallel (so one slow peer delays
-// only its shard, by at most WriteWait) and pings every connection. More
-// often, every PongWait/reapDivisor, it drops the connections whose peer
-// has sent neither a message nor a pong for PongWait: with no read waiting
-// on an idle connection, no read deadline can do it.
-func (n *Node) pinger() {
-	ping := time.NewTicker(n.conf.PingInterval)
-	defer ping.Stop()
-	reap := time.NewTicker(n.conf.PongWait / reapDivisor)
-	defer reap.Stop()
-	for {
-		select {
-		case <-n.done:
-			return
-		case <-reap.C:
-			n.reapDead()
-			continue
-		case <-ping.C:
-		}
-		var wg sync.WaitGroup
-		for i := range n.shards {
-			wg.Add(1)
-			go func(s *connShard) {
-				defer wg.Done()
-				n.pingShard(s)
-			}(&n.shards[i])
-		}
-		wg.Wait()
-	}
-}
-
-// reapDivisor sets how late past PongWait a dead peer may be dropped: at
-// most PongWait/8 (about 9 s by default), for a walk of the connection set
-// that costs microseconds per thousand connections.
-const reapDivisor = 8
-
-// reapDead drops every connection silent for longer than PongWait.
-func (n *Node) reapDead() {
-	cutoff := time.Now().Add(-n.conf.PongWait).UnixNano()
-	var dead []*conn
-	for i := range n.shards {
-		s := &n.shards[i]
-		s.mu.Lock()
-		for c := range s.m {
-			if c.lastSeen.Load() < cutoff {
-				dead = append(dead, c)
-			}
-		}
-		s.mu.Unlock()
-	}
-	for _, c := range dead {
-		n.log.Debug("dropping a silent peer", "user", c.user)
-		c.shutdown()
-	}
-}
-
-func (n *Node) pingShard(s *connShard) {
-	// Snapshot, then write outside the lock so connects are not blocked.
-	s.mu.Lock()
-	batch := make([]*conn, 0, len(s.m))
-	for c := range s.m {
-		batch = append(batch, c)
-	}
-	s.mu.Unlock()
-	for _, c := range batch {
-		if c.closing.Load() {
-			continue
-		}
-		if err := c.leg.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(n.conf.WriteWait)); err != nil {
-			// A peer we cannot even write a ping to is gone; the read side
-			// notices the closed socket and cleans up.
-			c.shutdown()
-		}
 	}
 }
 
