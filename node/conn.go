@@ -26,6 +26,18 @@ type connShard struct {
 	pinging atomic.Bool
 }
 
+// list returns the shard's connections, copied under its lock, so that the
+// caller can write to them outside it without blocking connects.
+func (s *connShard) list() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*conn, 0, len(s.m))
+	for c := range s.m {
+		out = append(out, c)
+	}
+	return out
+}
+
 // conn is one client connection. It is deliberately small: an idle
 // connection is this struct, gorilla's Conn with its small read buffer,
 // wsframe's Conn (which borrows a buffer only while data is waiting), the

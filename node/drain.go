@@ -93,14 +93,7 @@ func (n *Node) Close() error {
 func (n *Node) forceClose(code int) int {
 	left := n.Conns()
 	for i := range n.shards {
-		s := &n.shards[i]
-		s.mu.Lock()
-		batch := make([]*conn, 0, len(s.m))
-		for c := range s.m {
-			batch = append(batch, c)
-		}
-		s.mu.Unlock()
-		for _, c := range batch {
+		for _, c := range n.shards[i].list() {
 			c.closeWith(code, closeText(code))
 			c.shutdown()
 		}

@@ -94,14 +94,7 @@ func (n *Node) reapDead() {
 }
 
 func (n *Node) pingShard(s *connShard) {
-	// Snapshot, then write outside the lock so connects are not blocked.
-	s.mu.Lock()
-	batch := make([]*conn, 0, len(s.m))
-	for c := range s.m {
-		batch = append(batch, c)
-	}
-	s.mu.Unlock()
-	for _, c := range batch {
+	for _, c := range s.list() {
 		if c.closing.Load() {
 			continue
 		}
