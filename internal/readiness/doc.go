@@ -11,7 +11,9 @@
 // wanted and calls Rearm. Readiness is level-triggered, so data that
 // arrived while the owner was busy is reported again right after Rearm.
 //
-// The owner must tell the Watch before it closes the socket (Stop): a
-// closed descriptor's number can be reused at once by a new connection,
-// which must not inherit the old registration.
+// The owner tells the Watch before it closes the socket (Stop), so that
+// its function runs once more and sees the end. A registration is changed
+// only through the socket's RawConn, never by a descriptor number kept
+// from before: a socket closed by someone else gives its number up at
+// once, and a new connection may already have it.
 package readiness

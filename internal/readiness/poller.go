@@ -95,11 +95,11 @@ func New() (*Poller, error) {
 // should then not wait for anything it can avoid waiting for, and hand
 // such work to a goroutine of its own; if it does block, the other
 // sockets' events wait until the watchdog moves the loop on (StallAfter).
-// c must be a socket whose descriptor
-// stays open until Watch.Stop has returned. The watch starts disarmed, as
-// if f were running, and the socket is not registered yet: the owner
-// stores the watch where f can find it, then calls Rearm (or runs f
-// itself), which registers it.
+// c's owner should Stop the watch before it closes c; a socket closed
+// first leaves the epoll set with its descriptor, and f is not told. The
+// watch starts disarmed, as if f were running, and the socket is not
+// registered yet: the owner stores the watch where f can find it, then
+// calls Rearm (or runs f itself), which registers it.
 func (p *Poller) Add(c net.Conn, f func(inline bool)) (*Watch, error) {
 	return p.add(c, f, false)
 }
@@ -118,11 +118,11 @@ func (p *Poller) add(c net.Conn, f func(inline bool), edge bool) (*Watch, error)
 	if p.closed.Load() {
 		return nil, errors.New("readiness: poller closed")
 	}
-	fd, err := socketFD(c)
+	rc, err := rawConn(c)
 	if err != nil {
 		return nil, err
 	}
-	w := &Watch{p: p, f: f, fd: fd, state: running, edge: edge}
+	w := &Watch{p: p, f: f, rc: rc, state: running, edge: edge}
 	if err := p.table.add(w); err != nil {
 		return nil, err
 	}
@@ -187,9 +187,9 @@ func (p *Poller) rearm(w *Watch) error {
 		if w.edge {
 			return nil
 		}
-		return p.sys.rearm(w.fd, w.id)
+		return p.ctl(w, ctlRearm)
 	}
-	if err := p.sys.add(w.fd, w.id, w.edge); err != nil {
+	if err := p.ctl(w, ctlAdd); err != nil {
 		return fmt.Errorf("readiness: register: %w", err)
 	}
 	w.registered = true
@@ -198,12 +198,66 @@ func (p *Poller) rearm(w *Watch) error {
 
 // remove is called with w.mu held.
 func (p *Poller) remove(w *Watch) {
-	// The descriptor is still open (Stop comes before the socket's
-	// Close), so this cannot hit a reused number.
+	// A socket closed already left the epoll set with its descriptor;
+	// ctl then does nothing.
 	if w.registered {
-		_ = p.sys.del(w.fd)
+		_ = p.ctl(w, ctlDel)
 	}
 	p.table.remove(w)
+}
+
+const (
+	ctlAdd = iota
+	ctlRearm
+	ctlDel
+)
+
+// ctl changes w's registration through its socket's RawConn.Control, never
+// by a descriptor number kept from before: the runtime holds the
+// descriptor open while the change runs, and refuses it once the socket is
+// closed. A socket closed by someone other than the watch's owner (a test
+// that resets a crashed server's connections, say) gives its number up at
+// once, and a new connection in the same process may already have it: an
+// EPOLL_CTL_DEL by number then silently unregistered that connection, which
+// never read again.
+func (p *Poller) ctl(w *Watch, op int) error {
+	c := ctls.Get().(*ctlCall)
+	c.s, c.op, c.id, c.edge = &p.sys, op, w.id, w.edge
+	err := w.rc.Control(c.fn)
+	if err == nil {
+		err = c.err
+	}
+	*c = ctlCall{fn: c.fn}
+	ctls.Put(c)
+	return err
+}
+
+// ctlCall is one ctl's state, pooled with its method value bound once, as
+// nowRead is: a closure per call would be allocated on every rearm.
+type ctlCall struct {
+	fn   func(fd uintptr)
+	s    *sysPoller
+	op   int
+	id   uint64
+	edge bool
+	err  error
+}
+
+var ctls = sync.Pool{New: func() any {
+	c := new(ctlCall)
+	c.fn = c.call
+	return c
+}}
+
+func (c *ctlCall) call(fd uintptr) {
+	switch c.op {
+	case ctlAdd:
+		c.err = c.s.add(int(fd), c.id, c.edge)
+	case ctlRearm:
+		c.err = c.s.rearm(int(fd), c.id)
+	default:
+		c.err = c.s.del(int(fd))
+	}
 }
 
 // loop is the event loop: it takes the ready sockets' events and runs
@@ -341,22 +395,17 @@ func (p *Poller) watchdog() {
 	}
 }
 
-// socketFD returns c's descriptor. The number is used only while the
-// socket is open (see Poller.Add), so reading it outside Control is safe.
-func socketFD(c net.Conn) (int, error) {
+// rawConn returns what reaches c's descriptor.
+func rawConn(c net.Conn) (syscall.RawConn, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return 0, fmt.Errorf("readiness: %T has no file descriptor", c)
+		return nil, fmt.Errorf("readiness: %T has no file descriptor", c)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return 0, fmt.Errorf("readiness: %w", err)
+		return nil, fmt.Errorf("readiness: %w", err)
 	}
-	fd := -1
-	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return 0, fmt.Errorf("readiness: %w", err)
-	}
-	return fd, nil
+	return rc, nil
 }
 
 // ErrWouldBlock is ReadNow's answer when the socket has nothing to read. It

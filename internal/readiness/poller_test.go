@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -410,5 +411,105 @@ func TestIdleWorkersLetGo(t *testing.T) {
 			}
 			close(gate2)
 		})
+	}
+}
+
+// fdOf returns c's descriptor number.
+func fdOf(t *testing.T, c net.Conn) int {
+	t.Helper()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// TestStopAfterOutsideClose: a socket closed by someone other than its
+// watch's owner gives its descriptor number up at once. A new connection
+// that gets the number is registered on its own, and the old watch's Stop
+// must leave it alone (it once unregistered it by number, and the new
+// connection never read again), then still run the old f once.
+func TestStopAfterOutsideClose(t *testing.T) {
+	for _, edge := range []bool{false, true} {
+		t.Run(map[bool]string{false: "oneshot", true: "edge"}[edge], func(t *testing.T) {
+			p := newPoller(t)
+			add := p.Add
+			if edge {
+				add = p.AddEdge
+			}
+			oldServer, _ := pair(t)
+			oldFired := make(chan struct{}, 10)
+			old, err := add(oldServer, func(bool) { oldFired <- struct{}{} })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := old.Rearm(); err != nil {
+				t.Fatal(err)
+			}
+			num := fdOf(t, oldServer)
+			oldServer.Close() // not through the watch
+
+			// The lowest free number goes to the next descriptor: open
+			// connections until one has the old number (each pair takes
+			// up to three: listener, client, server).
+			var server, client net.Conn
+			for i := 0; i < 100 && server == nil; i++ {
+				s, c := pair(t)
+				if fdOf(t, s) == num {
+					server, client = s, c
+				} else if fdOf(t, c) == num {
+					server, client = c, s
+				}
+			}
+			if server == nil {
+				t.Skipf("no new connection got descriptor %d", num)
+			}
+			fired := make(chan struct{}, 10)
+			w, err := add(server, func(bool) { fired <- struct{}{} })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Rearm(); err != nil {
+				t.Fatal(err)
+			}
+
+			old.Stop()
+			expect(t, oldFired, "run of the stopped watch's f")
+			if _, err := client.Write([]byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, fired, "event on the connection that reused the number")
+			if err := old.Rearm(); !errors.Is(err, ErrStopped) {
+				t.Fatalf("Rearm of the stopped watch: %v, want ErrStopped", err)
+			}
+			w.Stop()
+		})
+	}
+}
+
+// TestRearmAfterOutsideClose: registering or rearming a watch whose socket
+// was closed under it fails, instead of registering whatever connection
+// has the number now.
+func TestRearmAfterOutsideClose(t *testing.T) {
+	p := newPoller(t)
+	for _, edge := range []bool{false, true} {
+		server, _ := pair(t)
+		add := p.Add
+		if edge {
+			add = p.AddEdge
+		}
+		w, err := add(server, func(bool) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		server.Close()
+		if err := w.Rearm(); err == nil {
+			t.Fatalf("edge %v: Rearm registered a closed socket", edge)
+		}
+		w.Stop()
 	}
 }

@@ -3,6 +3,7 @@ package readiness
 import (
 	"errors"
 	"sync"
+	"syscall"
 )
 
 // ErrStopped is returned by Rearm once the Watch is stopped.
@@ -24,7 +25,7 @@ const (
 type Watch struct {
 	p  *Poller
 	f  func(inline bool)
-	fd int
+	rc syscall.RawConn // the socket's descriptor, only while it is open
 	id uint64
 
 	edge bool // AddEdge
