@@ -89,6 +89,7 @@ type Config struct {
 	Rand *rand.Rand
 	// Picker overrides the node picker. Nil means NewPicker(Rand, token
 	// TTL) with PendingSettle and the number of auth instances in the view.
+	// A *Balancer sends every client to a load balancer instead.
 	Picker NodePicker
 	// PendingSettle is the Picker's settle time (see Picker). 0 retires a
 	// pending assignment as soon as any newer count arrives. Must not be
@@ -205,6 +206,9 @@ func New(conf *Config) (*Server, error) {
 	s.signer.Store(c.Signer)
 	s.admin.Store(&c.AdminToken)
 	s.picker = c.Picker
+	if b, ok := s.picker.(*Balancer); ok {
+		s.tokens.pool = b.Audience()
+	}
 	if s.picker == nil {
 		p := NewPicker(c.Rand, c.Signer.TTL())
 		p.SetSettle(c.PendingSettle)

@@ -35,6 +35,10 @@ const DefaultMaxTrackedUsers = 100_000
 // (node.Config.MaxConnsPerUser); auth would need per-user counts from every
 // node to cap them cluster-wide.
 type userTokens struct {
+	// pool is the name tokens are minted for when a balancer picks the
+	// node (Balancer): such a token may be on any node, so it stops being
+	// outstanding by the latest count heard from any of them.
+	pool    string
 	limit   int
 	ttl     time.Duration
 	settle  time.Duration
@@ -85,7 +89,7 @@ func (u *userTokens) reserve(user string, nodes []cluster.Member, now time.Time)
 		q = &userQueue{}
 		u.users[user] = q
 	}
-	q.prune(nodes, now, u.ttl, u.settle)
+	q.prune(nodes, now, u.ttl, u.settle, u.pool)
 	if len(q.tickets) >= u.limit {
 		oldest := q.tickets[0].at
 		return nil, false, oldest.Add(min(u.ttl, u.settle)).Sub(now)
@@ -134,7 +138,7 @@ func (u *userTokens) sweep(nodes []cluster.Member, now time.Time) {
 	}
 	u.lastSweep = now
 	for name, q := range u.users {
-		if q.prune(nodes, now, u.ttl, u.settle) == 0 {
+		if q.prune(nodes, now, u.ttl, u.settle, u.pool) == 0 {
 			delete(u.users, name)
 		}
 	}
@@ -142,14 +146,14 @@ func (u *userTokens) sweep(nodes []cluster.Member, now time.Time) {
 
 // prune retires tickets per the rule on userTokens and returns how many
 // remain. Slots still being minted (node "") stay.
-func (q *userQueue) prune(nodes []cluster.Member, now time.Time, ttl, settle time.Duration) int {
+func (q *userQueue) prune(nodes []cluster.Member, now time.Time, ttl, settle time.Duration, pool string) int {
 	keep := q.tickets[:0]
 	for _, t := range q.tickets {
 		if t.node != "" {
 			if !t.at.After(now.Add(-ttl)) {
 				continue // expired
 			}
-			if heard, ok := heardAt(nodes, t.node); !ok || (!heard.IsZero() && heard.After(t.at.Add(settle))) {
+			if heard, ok := heardAt(nodes, t.node, pool); !ok || (!heard.IsZero() && heard.After(t.at.Add(settle))) {
 				continue // node gone, or its count already includes it
 			}
 		}
@@ -163,8 +167,18 @@ func (q *userQueue) prune(nodes []cluster.Member, now time.Time, ttl, settle tim
 }
 
 // heardAt is when the view last heard node's count, and whether the node is
-// in the view.
-func heardAt(nodes []cluster.Member, name string) (time.Time, bool) {
+// in the view. For the pool name it is the latest count heard from any
+// node, and whether there is one.
+func heardAt(nodes []cluster.Member, name, pool string) (time.Time, bool) {
+	if name == pool {
+		var latest time.Time
+		for i := range nodes {
+			if nodes[i].UpdatedAt.After(latest) {
+				latest = nodes[i].UpdatedAt
+			}
+		}
+		return latest, len(nodes) > 0
+	}
 	for i := range nodes {
 		if nodes[i].Name == name {
 			return nodes[i].UpdatedAt, true

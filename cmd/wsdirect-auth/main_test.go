@@ -138,6 +138,9 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"-dev", "-signing-key", "k", "-users", "u", "extra"}, "unexpected arguments"},
 		{[]string{"-gossip-key-file", "g", "-signing-key", "k", "-users", "u", "-bind", "0.0.0.0:8443"}, "clear text"},
 		{[]string{"-dev", "-signing-key", "k", "-users", "u", "-tls", "acme"}, "-tls-names"},
+		{[]string{"-dev", "-signing-key", "k", "-users", "u", "-balancer-url", "wss://lb.example.com/ws"}, "go together"},
+		{[]string{"-dev", "-signing-key", "k", "-users", "u", "-balancer-audience", "pool"}, "go together"},
+		{[]string{"-dev", "-signing-key", "k", "-users", "u", "-balancer-url", "https://lb.example.com/ws", "-balancer-audience", "pool"}, "scheme must be ws or wss"},
 	} {
 		code, _, errs := run(t, "", tc.args...)
 		if code == 0 || !strings.Contains(errs, tc.want) {

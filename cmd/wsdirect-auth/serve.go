@@ -42,6 +42,8 @@ type options struct {
 	name                             string
 	callbackTimeout, shutdownTimeout time.Duration
 	tls                              *tlscert.Config
+	balancerURL, balancerAudience    string
+	balancer                         *authsvc.Balancer
 }
 
 // serveFlags defines the serve command's flags on a new flag set whose
@@ -74,6 +76,8 @@ func serveFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.callbackTimeout, "auth-callback-timeout", authsvc.DefaultCallbackTimeout, "timeout of one -auth-callback request")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to let in-flight requests finish on SIGTERM")
 	fs.StringVar(&o.name, "name", "", "unique cluster member name (default auth-<hostname>)")
+	fs.StringVar(&o.balancerURL, "balancer-url", "", "send every client to this load balancer `URL` (ws:// or wss://host[:port]/ws, e.g. HAProxy in front of the nodes) instead of picking a node; needs -balancer-audience")
+	fs.StringVar(&o.balancerAudience, "balancer-audience", "", "token audience the nodes behind -balancer-url accept (their -token-audience)")
 	o.tls.RegisterFlags(fs)
 	return fs
 }
@@ -127,6 +131,16 @@ func (o *options) check(fs *flag.FlagSet) error {
 	}
 	if o.maxUserTokens < 0 {
 		return errors.New("-max-user-tokens must be >= 0 (0: no limit)")
+	}
+	if (o.balancerURL == "") != (o.balancerAudience == "") {
+		return errors.New("-balancer-url and -balancer-audience go together: the nodes behind the balancer accept that audience (their -token-audience)")
+	}
+	if o.balancerURL != "" {
+		b, err := authsvc.NewBalancer(o.balancerURL, o.balancerAudience)
+		if err != nil {
+			return fmt.Errorf("-balancer-url: %w", err)
+		}
+		o.balancer = b
 	}
 	for _, f := range [][2]string{{"-signing-key", o.signingKey}, {"-users", o.users}, {"-admin-token-file", o.adminTokenFile}} {
 		if err := secret.CheckRef(f[0], f[1]); err != nil {
@@ -241,6 +255,10 @@ func serve(ctx context.Context, o *options, stderr io.Writer, ready func(httpAdd
 	conf.MaxUserTokens = o.maxUserTokens
 	conf.TrustForwardedFor = o.trustForwardedFor
 	conf.Logger = log
+	if o.balancer != nil {
+		conf.Picker = o.balancer
+		log.Info("assigning every client to the balancer", "url", o.balancer.URL(), "audience", o.balancer.Audience())
+	}
 	srv, err := authsvc.New(conf)
 	if err != nil {
 		return err

@@ -174,10 +174,10 @@ type PathResult struct {
 // ConnectCPU is CPU microseconds per connect over the connect phase (token
 // request, TLS handshakes where there are some, upgrade). Processes is the
 // sum of the server processes and the client process: the whole flow's
-// cost, the figure to compare across paths (on the HAProxy paths the
-// client process also runs the token service, which does auth's part
-// there). Machine is the whole machine's busy time from /proc/stat
-// (tick-sampled; it also holds whatever else ran).
+// cost. Servers is the nodes, auth and HAProxy: what the operator runs and
+// pays for (the same wsdirect-auth mints the token on every path). Machine
+// is the whole machine's busy time from /proc/stat (tick-sampled; it also
+// holds whatever else ran).
 type ConnectCPU struct {
 	Nodes     float64 `json:"nodes"`
 	Auth      float64 `json:"auth"`
@@ -435,6 +435,7 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 		{"handshake p50", func(p *PathResult) float64 { return p.HandshakeP50 }, "ms"},
 		{"handshake p99", func(p *PathResult) float64 { return p.HandshakeP99 }, "ms"},
 		{"CPU us / connect", func(p *PathResult) float64 { return p.ConnectCPU.Processes }, "us"},
+		{"  servers (nodes + auth + haproxy)", func(p *PathResult) float64 { return p.ConnectCPU.Servers }, "us"},
 		{"  nodes", func(p *PathResult) float64 { return p.ConnectCPU.Nodes }, "us"},
 		{"  auth", func(p *PathResult) float64 { return p.ConnectCPU.Auth }, "us"},
 		{"  haproxy", func(p *PathResult) float64 { return p.ConnectCPU.HAProxy }, "us"},

@@ -67,8 +67,8 @@ func TestCompareSmoke(t *testing.T) {
 			if p.HAProxyPeakRSS <= 0 {
 				t.Errorf("%s: no haproxy RSS", p.Path)
 			}
-			// HAProxy's clients all get the token service's answer.
-			if p.Report.Nodes["haproxy"] != 200 {
+			// Auth sends every client to HAProxy.
+			if p.Report.Nodes[PoolAudience] != 200 {
 				t.Errorf("%s: clients were answered %v, want all via haproxy", p.Path, p.Report.Nodes)
 			}
 		} else if p.HAProxyPeakRSS != 0 {
@@ -130,7 +130,7 @@ func TestCompareTLSSmoke(t *testing.T) {
 				t.Errorf("%s: only %d of 150 node handshakes resumed", p.Path, p.Report.NodeTLSResumed)
 			}
 		case PathHAProxyTLS:
-			if cc.HAProxy <= 0 || p.Report.Nodes["haproxy"] != 150 {
+			if cc.HAProxy <= 0 || cc.Auth <= 0 || p.Report.Nodes[PoolAudience] != 150 {
 				t.Errorf("%s: connect CPU %+v, answered %v", p.Path, cc, p.Report.Nodes)
 			}
 		}

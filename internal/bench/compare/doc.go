@@ -15,12 +15,13 @@
 //   - haproxy-tcp: haproxy in "mode tcp", standing in for an L4 balancer
 //     such as an NLB.
 //
-// Behind HAProxy the client cannot know which node it will land on, so a
-// TokenService (the HAProxy paths' stand-in for auth) checks the credentials
-// with auth's own users-file backend and mints a connection token whose audience lists every node.
-// The nodes verify it exactly as they verify auth's tokens (Ed25519
-// signature, expiry, single-use jti), so the per-connection work on the
-// nodes is the same on every path and no node had to be relaxed.
+// Behind HAProxy the client cannot know which node it will land on, so
+// the same wsdirect-auth runs with -balancer-url: it checks the
+// credentials as on the direct path, mints the token for the audience
+// every node behind HAProxy accepts (-token-audience), and sends the
+// client to HAProxy. The nodes verify it exactly as they verify a token
+// for their own name (Ed25519 signature, expiry, single-use jti), so the
+// per-connection work on auth and on the nodes is the same on every path.
 //
 // The drills (Drill) run managed clients (client.Managed: they go back
 // through auth with jittered backoff when they lose their node) in this

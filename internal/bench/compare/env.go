@@ -2,7 +2,6 @@ package compare
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,13 +9,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/wsdirect/terraform-provider-wsdirect/authsvc"
 	"github.com/wsdirect/terraform-provider-wsdirect/client"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/bench/localcluster"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/haproxycfg"
 	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/probe"
-	"github.com/wsdirect/terraform-provider-wsdirect/internal/testing/testca"
-	"github.com/wsdirect/terraform-provider-wsdirect/token"
 )
 
 // The paths clients can take to the nodes.
@@ -83,8 +79,7 @@ func isTLS(p string) bool {
 // Loopback addresses the harness uses besides localcluster's (nodes on
 // 127.0.0.11+, auth on 127.0.1.10+).
 var (
-	tokenServiceIP = netip.MustParseAddr("127.0.1.20")
-	haproxyIP      = netip.MustParseAddr("127.0.1.30")
+	haproxyIP = netip.MustParseAddr("127.0.1.30")
 	// DefaultSourceIPs are the article's HAProxy "source" addresses.
 	DefaultSourceIPs = []string{"127.0.1.1", "127.0.1.2", "127.0.1.3"}
 )
@@ -147,19 +142,18 @@ func (c *EnvConfig) validate() error {
 }
 
 // Env is one path's running servers: the cluster and, on the HAProxy paths,
-// haproxy and the token service.
+// haproxy in front of its nodes.
 type Env struct {
 	Path    string
 	Cluster *localcluster.Cluster
 	HAProxy *HAProxy
-	Tokens  *TokenService
 	dir     string
 	caFile  string
 }
 
 // StartEnv starts a fresh cluster (fresh processes, so that every path's
 // peak RSS is its own) and, for the HAProxy paths, haproxy in front of its
-// nodes plus the token service, and checks one connection end to end.
+// nodes, and checks one connection end to end.
 func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -197,13 +191,32 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 	lc := localcluster.DefaultConfig()
 	lc.BinDir, lc.Nodes, lc.MaxConns, lc.LogLevel, lc.Logf = cfg.BinDir, cfg.Nodes, cfg.MaxConns, "warn", cfg.Logf
 	lc.NodeArgs = append([]string(nil), cfg.NodeArgs...)
-	// On the direct TLS paths the nodes and auth terminate TLS; behind
-	// HAProxy they stay plain on loopback, HAProxy terminates it.
-	lc.TLS = isDirect(path) && isTLS(path)
+	// Auth serves https:// on every TLS path. The nodes terminate wss
+	// themselves on the direct paths; behind HAProxy they stay plain on
+	// loopback and HAProxy terminates it.
+	lc.TLS, lc.NodesPlain = isTLS(path), !isDirect(path)
+	var hcfg haproxycfg.Config
 	if mode != "" {
-		// HAProxy, not auth, picks the node: every node accepts the token
-		// service's tokens for the shared audience.
+		hcfg = haproxycfg.DefaultConfig()
+		hcfg.Mode, hcfg.MaxConn = mode, cfg.HAProxyMaxConn
+		hcfg.HealthCheckInterval, hcfg.HealthCheckRise = time.Second, 1
+		if mode == haproxycfg.ModeHTTP {
+			hcfg.SourceIPs = cfg.SourceIPs
+		}
+		if hcfg.Bind, err = freeAddr(haproxyIP); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		wsURL := "ws://" + hcfg.Bind + "/ws"
+		if isTLS(path) {
+			wsURL = "wss://" + hcfg.Bind + "/ws"
+		}
+		// HAProxy, not auth, picks the node: the same wsdirect-auth as on
+		// the direct paths checks the credentials and mints the token,
+		// for the audience every node behind HAProxy accepts, and sends
+		// the client to HAProxy (-balancer-url).
 		lc.NodeArgs = append(lc.NodeArgs, "-token-audience", PoolAudience)
+		lc.AuthArgs = append(lc.AuthArgs, "-balancer-url", wsURL, "-balancer-audience", PoolAudience)
 	}
 	cl, err := localcluster.Start(ctx, lc)
 	if err != nil {
@@ -216,12 +229,6 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		return e, nil
 	}
 
-	hcfg := haproxycfg.DefaultConfig()
-	hcfg.Mode, hcfg.MaxConn = mode, cfg.HAProxyMaxConn
-	hcfg.HealthCheckInterval, hcfg.HealthCheckRise = time.Second, 1
-	if mode == haproxycfg.ModeHTTP {
-		hcfg.SourceIPs = cfg.SourceIPs
-	}
 	for _, p := range cl.Nodes {
 		ap, err := netip.ParseAddrPort(p.HTTPAddr)
 		if err != nil {
@@ -230,47 +237,25 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		}
 		hcfg.Backends = append(hcfg.Backends, haproxycfg.Backend{Name: p.Name, Address: ap.Addr().String(), Port: int(ap.Port())})
 	}
-	if hcfg.Bind, err = freeAddr(haproxyIP); err != nil {
-		e.Stop()
-		return nil, err
-	}
-	var tsTLS *tls.Config
-	wsURL := "ws://" + hcfg.Bind + "/ws"
 	if isTLS(path) {
-		if hcfg.TLSCertFile, tsTLS, err = e.balancerCerts(); err != nil {
+		// HAProxy's certificate comes from the run's CA, which the
+		// clients trust for auth too.
+		leaf, err := cl.Issue(haproxyIP.String())
+		if err != nil {
 			e.Stop()
 			return nil, err
 		}
-		wsURL = "wss://" + hcfg.Bind + "/ws"
+		hcfg.TLSCertFile = filepath.Join(e.dir, "haproxy.pem")
+		if err := os.WriteFile(hcfg.TLSCertFile, append(append([]byte(nil), leaf.CertPEM...), leaf.KeyPEM...), 0o600); err != nil {
+			e.Stop()
+			return nil, err
+		}
 	}
 	if e.HAProxy, err = StartHAProxy(ctx, cfg.HAProxyBinary, hcfg, dir); err != nil {
 		e.Stop()
 		return nil, err
 	}
-	key, err := token.LoadPrivateKey(filepath.Join(cl.Dir(), "signing.key"))
-	if err != nil {
-		e.Stop()
-		return nil, err
-	}
-	users, err := authsvc.NewUsersFile(filepath.Join(cl.Dir(), "users"))
-	if err != nil {
-		e.Stop()
-		return nil, err
-	}
-	tsAddr, err := freeAddr(tokenServiceIP)
-	if err != nil {
-		e.Stop()
-		return nil, err
-	}
-	tc := DefaultTokenServiceConfig()
-	tc.SigningKey, tc.Audience, tc.Authenticator = key, PoolAudience, users
-	tc.WSURL, tc.TLS = wsURL, tsTLS
-	e.Tokens, err = StartTokenService(tsAddr, tc)
-	if err != nil {
-		e.Stop()
-		return nil, err
-	}
-	// One connection end to end: token service, haproxy, a node.
+	// One connection end to end: auth, haproxy, a node.
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var trust []client.Option
@@ -293,53 +278,18 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 		e.Stop()
 		return nil, fmt.Errorf("benchcompare: %w\n%s", err, e.HAProxy.Output())
 	}
-	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes, token service on %s", mode, e.HAProxy.Bind, len(cl.Nodes), e.Tokens.URL())
+	cfg.Logf("haproxy (mode %s) on %s in front of %d nodes; auth sends clients to it", mode, e.HAProxy.Bind, len(cl.Nodes))
 	return e, nil
-}
-
-// balancerCerts makes a test CA in the Env's directory (its root is the
-// Env's CAFile) and issues HAProxy's certificate (written as HAProxy's crt
-// file: chain and key in one PEM) and the token service's.
-func (e *Env) balancerCerts() (haproxyCrt string, tokenTLS *tls.Config, err error) {
-	ca, err := testca.New("wsdirect benchcompare CA (this run only)")
-	if err != nil {
-		return "", nil, err
-	}
-	e.caFile = filepath.Join(e.dir, "ca.pem")
-	if err := ca.WriteRoot(e.caFile); err != nil {
-		return "", nil, err
-	}
-	hl, err := ca.Issue([]string{haproxyIP.String()}, time.Time{}, time.Time{})
-	if err != nil {
-		return "", nil, err
-	}
-	haproxyCrt = filepath.Join(e.dir, "haproxy.pem")
-	if err := os.WriteFile(haproxyCrt, append(append([]byte(nil), hl.CertPEM...), hl.KeyPEM...), 0o600); err != nil {
-		return "", nil, err
-	}
-	tl, err := ca.Issue([]string{tokenServiceIP.String()}, time.Time{}, time.Time{})
-	if err != nil {
-		return "", nil, err
-	}
-	cert, err := tl.TLSCertificate()
-	if err != nil {
-		return "", nil, err
-	}
-	return haproxyCrt, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // CAFile is the root clients of this path must trust, or "" on plain
 // paths.
 func (e *Env) CAFile() string { return e.caFile }
 
-// AuthURL is where clients of this path ask for a token: wsdirect-auth on
-// the direct path, the token service behind HAProxy.
-func (e *Env) AuthURL() string {
-	if e.Tokens != nil {
-		return e.Tokens.URL()
-	}
-	return e.Cluster.AuthURL()
-}
+// AuthURL is where clients of this path ask for a token: wsdirect-auth,
+// which sends them to a node on the direct paths and to HAProxy on the
+// others.
+func (e *Env) AuthURL() string { return e.Cluster.AuthURL() }
 
 // Credentials of the bench user.
 func (e *Env) Credentials() client.Credentials {
@@ -371,9 +321,6 @@ func (e *Env) PeakRSS() []ProcMem {
 
 // Stop stops everything the Env started.
 func (e *Env) Stop() {
-	if e.Tokens != nil {
-		_ = e.Tokens.Close()
-	}
 	if e.HAProxy != nil {
 		_ = e.HAProxy.Kill()
 	}

@@ -77,6 +77,10 @@ type Config struct {
 	// CAFile() in Dir, trusted by nothing but the run's own clients.
 	// false: plain http:// and ws:// on loopback.
 	TLS bool
+	// NodesPlain keeps the nodes on plain ws:// with TLS on: TLS is
+	// terminated in front of them (HAProxy's bind ... ssl), auth still
+	// serves https://.
+	NodesPlain bool
 	// NodeArgs and AuthArgs are appended to every node's / auth's flags.
 	NodeArgs []string
 	AuthArgs []string
@@ -402,10 +406,21 @@ func (c *Cluster) ClientTLS() *tls.Config {
 	return &tls.Config{RootCAs: pool}
 }
 
-// tlsArgs issues p a certificate for its address and returns the flags
-// that serve it, or nothing without Config.TLS.
-func (c *Cluster) tlsArgs(p *Process) ([]string, error) {
+// Issue issues a certificate for hosts from the run's test CA (a balancer
+// in front of the nodes, say), which the run's clients trust; an error
+// without Config.TLS.
+func (c *Cluster) Issue(hosts ...string) (*testca.Leaf, error) {
 	if c.ca == nil {
+		return nil, errors.New("localcluster: no test CA without Config.TLS")
+	}
+	return c.ca.Issue(hosts, time.Time{}, time.Time{})
+}
+
+// tlsArgs issues p a certificate for its address and returns the flags
+// that serve it, or nothing without Config.TLS (or for a node with
+// Config.NodesPlain).
+func (c *Cluster) tlsArgs(p *Process) ([]string, error) {
+	if c.ca == nil || (c.cfg.NodesPlain && p.binary == filepath.Join(c.cfg.BinDir, NodeBinary)) {
 		return nil, nil
 	}
 	host, _, _ := net.SplitHostPort(p.HTTPAddr)
@@ -696,7 +711,11 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 }
 
 func (c *Cluster) waitHTTP(ctx context.Context, p *Process, path string) error {
-	url := c.scheme() + "://" + p.HTTPAddr + path
+	scheme := "http"
+	if len(p.tls) > 0 {
+		scheme = "https"
+	}
+	url := scheme + "://" + p.HTTPAddr + path
 	err := probe.Poll(ctx, waitLimit, waitPoll, p.Name+" to answer 200 at "+url, func() error {
 		if !p.Running() {
 			return probe.Stop(fmt.Errorf("%s exited: %v", p.Name, p.Wait(ctx)))
@@ -730,6 +749,9 @@ func (c *Cluster) AddNode(ctx context.Context) (*Process, error) {
 		return nil, err
 	}
 	p.env = c.cfg.NodeEnv
+	if p.tls, err = c.tlsArgs(p); err != nil {
+		return nil, err
+	}
 	var join []string
 	for _, o := range append(append([]*Process(nil), c.Auths...), c.Nodes...) {
 		if o.Running() {
