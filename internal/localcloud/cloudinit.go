@@ -162,32 +162,11 @@ func (in *instance) runCloudInit(ctx context.Context, userData []byte) error {
 		return err
 	}
 	for _, f := range files {
-		data, err := f.content()
+		n, mode, err := writeUserFile(in.root, f)
 		if err != nil {
 			return fmt.Errorf("write_files %s: %w", f.Path, err)
 		}
-		mode, err := f.mode()
-		if err != nil {
-			return fmt.Errorf("write_files %s: %w", f.Path, err)
-		}
-		p := rootPath(in.root, f.Path)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-		if f.Append {
-			flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
-		}
-		fh, err := os.OpenFile(p, flags, mode)
-		if err != nil {
-			return fmt.Errorf("write_files %s: %w", f.Path, err)
-		}
-		_, werr := fh.Write(data)
-		cerr := fh.Close()
-		if err := errors.Join(werr, cerr, os.Chmod(p, mode)); err != nil {
-			return fmt.Errorf("write_files %s: %w", f.Path, err)
-		}
-		in.con.printf(cloudInitSource, "write_files: %s (%d bytes, mode %04o)", f.Path, len(data), mode)
+		in.con.printf(cloudInitSource, "write_files: %s (%d bytes, mode %04o)", f.Path, n, mode)
 	}
 	var failed []string
 	for i, c := range cmds {
@@ -214,6 +193,49 @@ func (in *instance) runCloudInit(ctx context.Context, userData []byte) error {
 	}
 	in.con.printf(cloudInitSource, "Cloud-init (local cloud) finished")
 	return nil
+}
+
+// writeUserFile carries out one write_files entry in the instance's root and returns the bytes
+// written and the mode.
+//
+// The file is open for writing only while syscall.ForkLock is held for reading, so no child
+// this process forks meanwhile (another instance's runcmd, a unit's start) inherits the
+// descriptor. Such a child holds the file open for writing until its own exec closes it
+// (close-on-exec), and an exec of the file in that window fails with ETXTBSY, "text file busy"
+// (go.dev/issue/22315). runcmd runs the installer microseconds after write_files wrote it, so
+// with instances booting together an installer failed so now and then (a few boots in 200 with
+// 40 instances at once), and the unit it was to install then restarted forever with 203/EXEC.
+// Nothing inside the window takes ForkLock itself, and a write of user data is short.
+func writeUserFile(root string, f writeFileEntry) (int, os.FileMode, error) {
+	data, err := f.content()
+	if err != nil {
+		return 0, 0, err
+	}
+	mode, err := f.mode()
+	if err != nil {
+		return 0, 0, err
+	}
+	p := rootPath(root, f.Path)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return 0, 0, err
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if f.Append {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	syscall.ForkLock.RLock()
+	fh, err := os.OpenFile(p, flags, mode)
+	if err != nil {
+		syscall.ForkLock.RUnlock()
+		return 0, 0, err
+	}
+	_, werr := fh.Write(data)
+	cerr := fh.Close()
+	syscall.ForkLock.RUnlock()
+	if err := errors.Join(werr, cerr, os.Chmod(p, mode)); err != nil {
+		return 0, 0, err
+	}
+	return len(data), mode, nil
 }
 
 // runcmdArgv accepts the list form of a runcmd entry. The string form is a shell command line,

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -105,4 +111,71 @@ func TestRendererOutputParses(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(raw), &doc); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWriteFileThenExecWhileForking: runcmd runs a script write_files has just written while
+// other instances fork their own processes. A child forked while the script was open for
+// writing kept it open until its exec, and the script's exec then failed with ETXTBSY ("text
+// file busy"): the installer did not run and its unit restarted forever with 203/EXEC (the
+// likely cause of a CI failure of TestClusterModuleOnLocalCloud). writeUserFile keeps the
+// descriptor from every child. The loops are bounded in count and time; without the lock, 3
+// to 13 of about 375 execs failed here on a 2-core machine.
+func TestWriteFileThenExecWhileForking(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip(err)
+	}
+	root := t.TempDir()
+	stop := make(chan struct{})
+	var forks sync.WaitGroup
+	for range 2 {
+		forks.Add(1)
+		go func() {
+			defer forks.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = exec.Command(sh, "-c", ":").Run()
+			}
+		}()
+	}
+	const perWriter, writers = 300, 2
+	deadline := time.Now().Add(3 * time.Second)
+	var mu sync.Mutex
+	var busy, runs int
+	var other []error
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWriter && time.Now().Before(deadline); i++ {
+				f := writeFileEntry{Path: fmt.Sprintf("/usr/local/lib/x/install-%d-%d.sh", w, i), Content: "#!/bin/sh\nexit 0\n", Permissions: "0755"}
+				if _, _, err := writeUserFile(root, f); err != nil {
+					t.Error(err)
+					return
+				}
+				err := exec.Command(rootPath(root, f.Path)).Run()
+				mu.Lock()
+				runs++
+				switch {
+				case errors.Is(err, syscall.ETXTBSY):
+					busy++
+				case err != nil:
+					other = append(other, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	forks.Wait()
+	if busy > 0 || len(other) > 0 {
+		t.Fatalf("%d of %d execs of a just-written file failed with ETXTBSY; other errors: %v", busy, runs, other)
+	}
+	t.Logf("%d execs of just-written files, none busy", runs)
 }

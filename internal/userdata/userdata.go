@@ -749,6 +749,16 @@ func shellQuote(s string) string {
 // region. DESTDIR
 // lets tests run it against a scratch root; with DESTDIR set it skips the
 // steps that need root or EC2 (user, ownership, IMDS).
+//
+// The download is tried up to 3 times, 3 s apart, each try being curl with
+// its own retries: curl's --retry covers timeouts, refused connections and
+// HTTP 408, 429 and 5xx, but not a connection reset, a transfer cut short or
+// an empty reply, and --retry-all-errors is missing from curl before 7.71
+// (Ubuntu 20.04, RHEL 8), which would fail on the unknown option. An HTTP
+// error left after curl's retries (curl exit 22: a 404, a 403) is final.
+// Every try is bounded (10 s to connect, 300 s a transfer, no retry of
+// curl's own started after 120 s): a try ends within about 7 minutes and
+// the download within about 22.
 func installScript(c Config) string {
 	bin := c.binary()
 	return fmt.Sprintf(`#!/bin/sh
@@ -761,7 +771,19 @@ sha256=%[3]s
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-curl -fsSL --retry 10 --retry-delay 3 --retry-connrefused -o "$tmp/download" "$url"
+# --retry skips a reset (curl exit 56), a cut transfer (18), an empty reply (52), and
+# --retry-all-errors needs curl 7.71: 3 attempts; an HTTP error (22) is final.
+attempt=1
+until curl -fsSL --connect-timeout 10 --max-time 300 --retry 10 --retry-delay 3 --retry-max-time 120 --retry-connrefused -o "$tmp/download" "$url"; do
+  rc=$?
+  if [ "$rc" -eq 22 ] || [ "$attempt" -ge 3 ]; then
+    echo "$name: downloading $url failed (curl exit $rc, attempt $attempt of 3)" >&2
+    exit 1
+  fi
+  echo "$name: downloading $url failed (curl exit $rc, attempt $attempt of 3); trying again in 3s" >&2
+  attempt=$((attempt + 1))
+  sleep 3
+done
 if [ -n "$sha256" ]; then
   if ! echo "$sha256  $tmp/download" | sha256sum -c - >/dev/null 2>&1; then
     echo "$name: SHA-256 of $url does not match $sha256" >&2

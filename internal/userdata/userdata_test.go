@@ -6,12 +6,14 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -529,10 +531,30 @@ func TestInstallScript(t *testing.T) {
 	if err := gz.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// reset cuts a connection as a peer that crashes does: an RST before any response, which
+	// curl's --retry does not retry (curl exit 56).
+	reset := func(w http.ResponseWriter) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+	}
+	var resetOnce atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/wsdirect-node":
 			_, _ = w.Write(payload)
+		case "/reset-once/wsdirect-node":
+			if resetOnce.CompareAndSwap(false, true) {
+				reset(w)
+				return
+			}
+			_, _ = w.Write(payload)
+		case "/reset-always/wsdirect-node":
+			reset(w)
 		case "/wsdirect-node_1.0.0_linux_amd64.tar.gz":
 			_, _ = w.Write(tgz.Bytes())
 		default:
@@ -545,12 +567,17 @@ func TestInstallScript(t *testing.T) {
 	cases := []struct {
 		name, path, sha string
 		ok              bool
+		wantOut         string // in the script's output
 	}{
-		{"raw binary, no checksum", "/wsdirect-node", "", true},
-		{"raw binary, checksum", "/wsdirect-node", sum(payload), true},
-		{"tarball, checksum", "/wsdirect-node_1.0.0_linux_amd64.tar.gz", sum(tgz.Bytes()), true},
-		{"wrong checksum", "/wsdirect-node", sum([]byte("other")), false},
-		{"not found", "/missing", "", false},
+		{"raw binary, no checksum", "/wsdirect-node", "", true, ""},
+		{"raw binary, checksum", "/wsdirect-node", sum(payload), true, ""},
+		{"tarball, checksum", "/wsdirect-node_1.0.0_linux_amd64.tar.gz", sum(tgz.Bytes()), true, ""},
+		{"wrong checksum", "/wsdirect-node", sum([]byte("other")), false, "does not match"},
+		// An HTTP error is final: one try.
+		{"not found", "/missing", "", false, "(curl exit 22, attempt 1 of 3)"},
+		// A reset connection is tried again, by the script since curl does not.
+		{"connection reset once", "/reset-once/wsdirect-node", sum(payload), true, "(curl exit 56, attempt 1 of 3); trying again"},
+		{"connection reset every time", "/reset-always/wsdirect-node", "", false, "(curl exit 56, attempt 3 of 3)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -572,6 +599,9 @@ func TestInstallScript(t *testing.T) {
 			cmd.Env = append(os.Environ(), "DESTDIR="+root)
 			outb, err := cmd.CombinedOutput()
 			installed, readErr := os.ReadFile(filepath.Join(root, "usr/local/bin/wsdirect-node"))
+			if tc.wantOut != "" && !strings.Contains(string(outb), tc.wantOut) {
+				t.Errorf("output lacks %q:\n%s", tc.wantOut, outb)
+			}
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("install failed: %v\n%s", err, outb)
@@ -589,9 +619,6 @@ func TestInstallScript(t *testing.T) {
 			}
 			if readErr == nil {
 				t.Fatal("a binary was installed despite the failure")
-			}
-			if tc.sha != "" && !strings.Contains(string(outb), "does not match") {
-				t.Errorf("checksum failure not explained: %s", outb)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,6 +118,12 @@ func TestClusterModuleOnLocalCloud(t *testing.T) {
 		logs, _ := filepath.Glob(filepath.Join(cfg.WorkDir, "localcloud", "instances", "*", "console.log"))
 		for _, l := range logs {
 			raw, _ := os.ReadFile(l)
+			// The boot in full: what the installer printed and each runcmd's result are the
+			// cause when a unit then fails (a binary never installed restarts forever with
+			// 203/EXEC and fills the tail).
+			if boot := consoleSources(string(raw), "local-cloud", "cloud-init"); boot != "" {
+				t.Logf("%s (every local-cloud and cloud-init line):\n%s", l, boot)
+			}
 			t.Logf("%s (end):\n%s", l, lastLines(string(raw), 30))
 		}
 		t.Fatal(err)
@@ -138,10 +145,38 @@ func TestClusterModuleOnLocalCloud(t *testing.T) {
 	}
 }
 
+// consoleSources returns the lines of a console log ("<time> <source>: <text>") whose source
+// is one of sources.
+func consoleSources(log string, sources ...string) string {
+	var out []string
+	for _, line := range strings.Split(strings.TrimRight(log, "\n"), "\n") {
+		_, rest, _ := strings.Cut(line, " ")
+		source, _, ok := strings.Cut(rest, ": ")
+		if ok && slices.Contains(sources, source) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+func TestConsoleSources(t *testing.T) {
+	log := `2026-12-01T03:30:33.100Z local-cloud: booted i-1 (c6i.large) at 127.32.1.19
+2026-12-01T03:30:33.101Z cloud-init: runcmd: /usr/local/lib/wsdirect/install-wsdirect-node.sh
+2026-12-01T03:30:33.200Z cloud-init: runcmd[0] /usr/local/lib/wsdirect/install-wsdirect-node.sh: fork/exec /x: text file busy
+2026-12-01T03:30:33.300Z wsdirect-node.service: Failed to execute /x/root/usr/local/bin/wsdirect-node: cloud-init: no
+2026-12-01T03:30:33.400Z systemd: cloud-init: not this one either
+`
+	got := consoleSources(log, "local-cloud", "cloud-init")
+	want := strings.Join(strings.Split(log, "\n")[:3], "\n")
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
 }
