@@ -31,6 +31,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&sourceIPs, "source-ips", strings.Join(cfg.Env.SourceIPs, ","), "HAProxy mode http \"source\" addresses (comma list)")
 	fs.IntVar(&cfg.Env.HAProxyMaxConn, "haproxy-maxconn", cfg.Env.HAProxyMaxConn, "HAProxy maxconn (2 descriptors per connection; the hard limit is 20,000 files)")
 	fs.StringVar(&paths, "paths", strings.Join(cfg.Paths, ","), "paths to run, the baseline first: "+strings.Join(compare.Paths, ",")+" or "+strings.Join(compare.TLSPaths, ",")+"; "+strings.Join(compare.OldPaths, ",")+" run -old-bin-dir")
+	fs.BoolVar(&cfg.Warmup, "warmup", cfg.Warmup, "run the first path once, unmeasured, before the measured runs, so that it does not alone pay for growing this process")
 	fs.BoolVar(&cfg.ClassicKeyExchange, "classic-kex", cfg.ClassicKeyExchange, "TLS clients offer X25519 only (HAProxy 2.6 on OpenSSL 3.0 has no post-quantum key exchange)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections per path")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "target connect rate per second (0 = as fast as -concurrency allows: the path's full-flow rate)")

@@ -290,3 +290,25 @@ func TestCPUBetweenSkipsUnreadEnds(t *testing.T) {
 		t.Fatalf("cpu %v wall %v each %v; want 1s 1s [0 500ms]", cpu, wall, each)
 	}
 }
+
+// TestCPUBetweenShortWindow: a window between two samples, too short to
+// hold one, is read between the samples around it, not refused; a window
+// past the last sample still is.
+func TestCPUBetweenShortWindow(t *testing.T) {
+	t0 := time.Now()
+	s := &cpuSampler{samples: []cpuSample{
+		{at: t0, busy: 10 * time.Second},
+		{at: t0.Add(100 * time.Millisecond), busy: 10100 * time.Millisecond},
+		{at: t0.Add(200 * time.Millisecond), busy: 10300 * time.Millisecond},
+	}}
+	cpu, _, wall, err := s.Between(t0.Add(120*time.Millisecond), t0.Add(170*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cpu != 200*time.Millisecond || wall != 100*time.Millisecond {
+		t.Fatalf("cpu %v over %v, want 200ms over the 100ms around the window", cpu, wall)
+	}
+	if _, _, _, err := s.Between(t0.Add(150*time.Millisecond), t0.Add(250*time.Millisecond)); err == nil {
+		t.Fatal("a window ending past the last sample was read")
+	}
+}

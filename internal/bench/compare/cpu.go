@@ -150,14 +150,21 @@ func (s *cpuSampler) Stop() {
 // Between returns the machine's busy CPU time and each watched process's
 // CPU time (in the order of the pids given to startCPUSampler) between the
 // samples nearest to from and to (the first sample at or after from, the
-// last at or before to), and the wall time those samples span.
+// last at or before to), and the wall time those samples span. A window
+// too short to hold two samples (a small run's connect phase on an idle
+// machine) is read between the samples around it instead: the last at or
+// before from and the first at or after to.
 func (s *cpuSampler) Between(from, to time.Time) (cpu time.Duration, each []time.Duration, wall time.Duration, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := sort.Search(len(s.samples), func(i int) bool { return !s.samples[i].at.Before(from) })
 	j := sort.Search(len(s.samples), func(i int) bool { return s.samples[i].at.After(to) }) - 1
 	if i >= len(s.samples) || j < 0 || j <= i {
-		return 0, nil, 0, fmt.Errorf("benchcompare: no CPU samples inside %s..%s", from.Format(time.StampMilli), to.Format(time.StampMilli))
+		i = sort.Search(len(s.samples), func(i int) bool { return s.samples[i].at.After(from) }) - 1
+		j = sort.Search(len(s.samples), func(i int) bool { return !s.samples[i].at.Before(to) })
+		if i < 0 || j >= len(s.samples) || j <= i {
+			return 0, nil, 0, fmt.Errorf("benchcompare: no CPU samples around %s..%s", from.Format(time.StampMilli), to.Format(time.StampMilli))
+		}
 	}
 	a, b := s.samples[i], s.samples[j]
 	// Per process, and only where both ends were read: a process missing
