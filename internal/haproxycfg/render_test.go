@@ -458,7 +458,7 @@ func TestRenderTLSFrontend(t *testing.T) {
 		t.Fatal(err)
 	}
 	pemFile := filepath.Join(t.TempDir(), "haproxy.pem")
-	if err := os.WriteFile(pemFile, append(append([]byte{}, leaf.CertPEM...), leaf.KeyPEM...), 0o600); err != nil {
+	if err := leaf.WriteBundle(pemFile); err != nil {
 		t.Fatal(err)
 	}
 	c := configs()["default_http"]

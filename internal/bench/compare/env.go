@@ -246,7 +246,7 @@ func StartEnv(ctx context.Context, path string, cfg EnvConfig) (*Env, error) {
 			return nil, err
 		}
 		hcfg.TLSCertFile = filepath.Join(e.dir, "haproxy.pem")
-		if err := os.WriteFile(hcfg.TLSCertFile, append(append([]byte(nil), leaf.CertPEM...), leaf.KeyPEM...), 0o600); err != nil {
+		if err := leaf.WriteBundle(hcfg.TLSCertFile); err != nil {
 			e.Stop()
 			return nil, err
 		}

@@ -416,11 +416,18 @@ func (c *Cluster) Issue(hosts ...string) (*testca.Leaf, error) {
 	return c.ca.Issue(hosts, time.Time{}, time.Time{})
 }
 
+// nodeTLSArgs is tlsArgs for a node: nothing with Config.NodesPlain.
+func (c *Cluster) nodeTLSArgs(p *Process) ([]string, error) {
+	if c.cfg.NodesPlain {
+		return nil, nil
+	}
+	return c.tlsArgs(p)
+}
+
 // tlsArgs issues p a certificate for its address and returns the flags
-// that serve it, or nothing without Config.TLS (or for a node with
-// Config.NodesPlain).
+// that serve it, or nothing without Config.TLS.
 func (c *Cluster) tlsArgs(p *Process) ([]string, error) {
-	if c.ca == nil || (c.cfg.NodesPlain && p.binary == filepath.Join(c.cfg.BinDir, NodeBinary)) {
+	if c.ca == nil {
 		return nil, nil
 	}
 	host, _, _ := net.SplitHostPort(p.HTTPAddr)
@@ -491,7 +498,7 @@ func (c *Cluster) startAll(ctx context.Context) error {
 	}
 	for _, p := range c.Nodes {
 		var err error
-		if p.tls, err = c.tlsArgs(p); err != nil {
+		if p.tls, err = c.nodeTLSArgs(p); err != nil {
 			return err
 		}
 		p.args = c.nodeArgs(p, []string{seed})
@@ -749,7 +756,7 @@ func (c *Cluster) AddNode(ctx context.Context) (*Process, error) {
 		return nil, err
 	}
 	p.env = c.cfg.NodeEnv
-	if p.tls, err = c.tlsArgs(p); err != nil {
+	if p.tls, err = c.nodeTLSArgs(p); err != nil {
 		return nil, err
 	}
 	var join []string

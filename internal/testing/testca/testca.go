@@ -155,5 +155,11 @@ func (l *Leaf) WriteFiles(dir, base string) (certFile, keyFile string, err error
 	return certFile, keyFile, nil
 }
 
+// WriteBundle writes the certificate followed by its key to path (0600),
+// the one-file form HAProxy's crt takes.
+func (l *Leaf) WriteBundle(path string) error {
+	return os.WriteFile(path, append(append([]byte(nil), l.CertPEM...), l.KeyPEM...), 0o600)
+}
+
 // WriteRoot writes the CA certificate to path.
 func (ca *CA) WriteRoot(path string) error { return os.WriteFile(path, ca.PEM, 0o644) }
