@@ -33,6 +33,9 @@ func (n *Node) pinger() {
 			return
 		case <-reap.C:
 			n.reapDead()
+			// The replay cache sweeps as tokens come; after a burst and
+			// then none, this is what lets it go.
+			n.verifier.Sweep()
 			continue
 		case <-ping.C:
 		}

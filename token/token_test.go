@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -359,5 +361,76 @@ func TestRejectIssuedBefore(t *testing.T) {
 	wantReason(t, err, ReasonBeforeStart)
 	if _, err := v.Verify(same); err != nil {
 		t.Fatalf("a token minted after the start, in its millisecond: %v", err)
+	}
+}
+
+// TestReplayCacheSweepShrinks: Sweep forgets expired jtis with no Add after
+// them, a shard left mostly empty by a burst is made anew at its size, and
+// a jti still in force is refused again after all that.
+func TestReplayCacheSweepShrinks(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := NewReplayCache()
+	c.now = func() time.Time { return now }
+	const burst = replayShards * replayShrinkFloor * 4
+	for i := 0; i < burst; i++ {
+		if !c.Add(fmt.Sprintf("%032x", i), now.Add(time.Second)) {
+			t.Fatalf("jti %d refused on first use", i)
+		}
+	}
+	keep := fmt.Sprintf("%032x", burst)
+	c.Add(keep, now.Add(time.Hour))
+	peak := 0
+	for i := range c.shards {
+		peak = max(peak, c.shards[i].peak)
+	}
+	if peak < replayShrinkFloor {
+		t.Fatalf("largest shard peaked at %d, want at least %d for the test to mean anything", peak, replayShrinkFloor)
+	}
+	now = now.Add(2 * time.Second)
+	c.Sweep()
+	if n := c.Len(); n != 1 {
+		t.Fatalf("Len = %d after the burst expired and Sweep, want 1", n)
+	}
+	for i := range c.shards {
+		if s := &c.shards[i]; s.peak != len(s.seen) {
+			t.Fatalf("shard %d: peak %d with %d entries: its map was not made anew", i, s.peak, len(s.seen))
+		}
+	}
+	if c.Add(keep, now.Add(time.Hour)) {
+		t.Fatal("a jti in force was accepted again after the shrink")
+	}
+	if !c.Add(fmt.Sprintf("%032x", 0), now.Add(time.Second)) {
+		t.Fatal("an expired jti is still refused")
+	}
+}
+
+// TestReplayKeys: a jti of 32 lowercase hex digits is kept as its bytes,
+// anything else by a hash, and no two different strings share a key.
+func TestReplayKeys(t *testing.T) {
+	hexID := "0123456789abcdef0123456789abcdef"
+	keys := map[replayKey]string{}
+	for _, jti := range []string{
+		hexID,
+		strings.ToUpper(hexID),
+		hexID[:31],
+		hexID + "0",
+		"",
+		"not hex at all, and quite long",
+	} {
+		k := keyOf(jti)
+		if other, dup := keys[k]; dup {
+			t.Fatalf("%q and %q share a key", jti, other)
+		}
+		keys[k] = jti
+	}
+	if k := keyOf(hexID); hex.EncodeToString(k[:]) != hexID {
+		t.Fatalf("keyOf(%q) = %x, want its bytes", hexID, k)
+	}
+	c := NewReplayCache()
+	exp := time.Now().Add(time.Minute)
+	for jti := range keys {
+		if !c.Add(keys[jti], exp) || c.Add(keys[jti], exp) {
+			t.Fatalf("%q: want accepted once, then refused", keys[jti])
+		}
 	}
 }
